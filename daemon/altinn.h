@@ -1,0 +1,142 @@
+/* altinn.h - the platform, as fs/ sees it: plain structs and calls.
+ *
+ * This is the one header fs/ includes from daemon/. Nothing here mentions
+ * HTTP, curl or JSON: every call returns 0 or a negative errno, mapped from
+ * the platform's answer by one table (docs/errors.md):
+ *   404 -> -ENOENT, 401/403 -> -EACCES, 409 -> -EBUSY, 413 -> -EFBIG,
+ *   400 -> -EINVAL, 5xx/429 after retries -> -EIO, connection failure -> -EIO,
+ *   stalled past the configured timeout -> -ETIMEDOUT.
+ * Output parameters (ret_*) are untouched on failure.
+ *
+ * Thread safety: every function may be called from any thread at once. */
+#ifndef ALTINNFS_ALTINN_H
+#define ALTINNFS_ALTINN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct config;
+struct altinn; /* the client: settings, connections, token, health */
+
+struct alt_data_type {
+	char *id;
+	char **allowed_content_types; /* NULL-terminated; empty = any */
+	int64_t max_size_mb;          /* <= 0: no limit */
+	int max_count;                /* <= 0: unbounded */
+	int min_count;
+	char *task_id;    /* NULL when absent */
+	bool has_app_logic; /* structured form data, not an attachment */
+};
+
+struct alt_app {
+	char *id; /* "org/app" */
+	char *org;
+	char *app;
+	char *doc; /* the metadata document, pretty-printed JSON + "\n" */
+	size_t doc_len;
+	struct timespec created;
+	struct timespec last_changed;
+	struct alt_data_type *types;
+	size_t n_types;
+};
+
+struct alt_data_element {
+	char *id; /* data guid */
+	char *data_type;
+	char *filename;     /* NULL when the platform has none */
+	char *content_type; /* NULL when absent */
+	uint64_t size;
+	struct timespec created;
+	struct timespec last_changed;
+	bool locked;
+};
+
+/* Refcounted: the listing cache and open files may share one. Immutable
+ * after creation, so readers need no lock. */
+struct alt_instance {
+	int refcount; /* atomic */
+	char *id;       /* "<partyId>/<instanceGuid>" as the platform sent it */
+	char *party_id; /* digits */
+	char *guid;     /* lowercase instance guid */
+	char *doc;      /* the instance document, pretty-printed JSON + "\n" */
+	size_t doc_len;
+	struct timespec created;
+	struct timespec last_changed;
+	bool is_complete;       /* process.ended present */
+	struct timespec ended;  /* process.ended, zero when not ended */
+	struct alt_data_element *data;
+	size_t n_data;
+};
+
+struct alt_instance *alt_instance_ref(struct alt_instance *inst);
+void alt_instance_unref(struct alt_instance *inst); /* NULL is fine */
+void alt_app_free(struct alt_app *app);             /* NULL is fine */
+
+/* An instance query (Storage GET /instances). Fields left NULL/-1 are not sent. */
+struct alt_query {
+	const char *org;
+	const char *app;
+	const char *party_id;             /* instanceOwner.partyId */
+	int is_complete;                  /* process.isComplete: -1 unset, 0, 1 */
+	const char *exclude_confirmed_by; /* org short name */
+	const char *last_changed_gt;      /* ISO-8601, sent as lastChanged=gt:... */
+	bool ascending;                   /* order=asc:lastChanged (default desc) */
+};
+
+/* Called once per instance, in platform order; the callback owns one
+ * reference. A non-zero return stops the listing and is returned. */
+typedef int (*alt_instance_cb)(struct alt_instance *inst, void *ctx);
+
+int altinn_new(const struct config *cfg, struct altinn **ret);
+void altinn_free(struct altinn *a);
+
+/* Storage GET /applications/{org}/{app} */
+int altinn_get_app(struct altinn *a, const char *org, const char *app, struct alt_app **ret);
+
+/* Every page of the query, following `next` links (one request per page
+ * of cfg->page_size instances). Returns 0 when all pages were delivered. */
+int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_instance_cb cb, void *ctx);
+
+/* Storage GET /instances/{partyId}/{instanceGuid} */
+int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid,
+			struct alt_instance **ret);
+
+/* Reading one data element's bytes with HTTP range requests.
+ * A reader belongs to one open file; reads may come from several threads
+ * at once. Sequential reads are served from a bounded read-ahead stream
+ * (ALT_STREAM_WINDOW); random reads become single range requests. */
+struct alt_reader;
+int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
+		       const char *data_guid, uint64_t size, struct alt_reader **ret);
+/* Reads up to len bytes at off into buf; returns the count (0 at or past
+ * the end) or a negative errno. Short only at the end of the element. */
+ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf);
+void altinn_reader_close(struct alt_reader *r); /* NULL is fine */
+
+/* Health and token facts for status.json. */
+struct alt_health {
+	bool checked;          /* any request made yet */
+	bool reachable;        /* the last request got an HTTP answer */
+	char last_error[256];  /* "" when the last request succeeded */
+	struct timespec checked_at;
+	char token_source[32]; /* "token_file", "maskinporten", "none" */
+	char token_subject[128];
+	struct timespec token_expires_at; /* zero when unknown */
+	uint64_t requests;     /* HTTP requests made since start */
+};
+void altinn_health(struct altinn *a, struct alt_health *ret);
+
+/* status.json, rendered from what the daemon knows (no request is made).
+ * Returns a malloc'd NUL-terminated document ending in "\n". */
+struct alt_status_app {
+	const char *id; /* org/app */
+	bool metadata_loaded;
+	uint64_t instances_listed;
+	struct timespec listed_at;
+};
+char *altinn_status_render(struct altinn *a, const char *mountpoint,
+			   const struct alt_status_app *apps, size_t n_apps);
+
+#endif

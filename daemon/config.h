@@ -1,0 +1,54 @@
+/* config.h - the daemon's settings, from a config file and -o options.
+ *
+ * Every key in docs/configuration.md can appear in the config file
+ * ("key = value" lines, '#' comments) and as -o key=value; -o wins.
+ * Unknown keys are an error, never ignored. */
+#ifndef ALTINNFS_CONFIG_H
+#define ALTINNFS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config_app {
+	char *org;
+	char *app;
+};
+
+struct config {
+	char *platform;          /* base URL, no trailing slash */
+	char *apps_url;          /* may contain {org}; no trailing slash */
+	struct config_app *apps; /* from "apps": org/app ... */
+	size_t n_apps;
+	char *token_file;
+	char *state_dir;
+	int cache_ttl;      /* seconds a listing/attribute is trusted */
+	int timeout;        /* seconds a request may stall */
+	int page_size;      /* instances per query page */
+	int poll_interval;  /* seconds between event polls */
+	char *events_start; /* now | all | ISO-8601 */
+	char *webhook_listen;
+	char *webhook_url;
+	char *maskinporten_client_id;
+	char *maskinporten_key_file;
+	char *maskinporten_kid;
+	char *maskinporten_scope;
+	char *maskinporten_audience;
+	char *maskinporten_token_url;
+	char *subscription_key_file;
+	bool allow_other;
+	bool debug;
+};
+
+/* fills defaults */
+void config_init(struct config *cfg);
+/* sets one key; returns 0, or -EINVAL with *ret_err set to a message */
+int config_set(struct config *cfg, const char *key, const char *value, char **ret_err);
+/* reads "key = value" lines; returns 0 or -errno with *ret_err set */
+int config_load_file(struct config *cfg, const char *path, char **ret_err);
+/* checks the whole: required keys, readable token file; 0 or -errno with *ret_err */
+int config_check(const struct config *cfg, char **ret_err);
+/* the app API base for org: apps_url with {org} replaced (caller frees) */
+char *config_app_base(const struct config *cfg, const char *org);
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,39 @@
+/* limits.h - every hard cap on what the network can make us hold, with why.
+ *
+ * A buffer filled from the platform never grows past these; a response
+ * that would is an error (EFBIG/EIO), not an allocation. */
+#ifndef ALTINNFS_LIMITS_H
+#define ALTINNFS_LIMITS_H
+
+/* A JSON response (query page, instance, metadata). A page of 1,000
+ * instances with a few data elements each is ~3 MiB; 64 MiB is far above
+ * anything real and far below the memory of the machines we run on. */
+#define ALT_MAX_JSON_BODY (64u << 20)
+
+/* An error body we keep for messages (ProblemDetails or a bare string). */
+#define ALT_MAX_ERROR_BODY (16u << 10)
+
+/* A token file or a bearer token. JWTs from Altinn are ~1-2 KiB. */
+#define ALT_MAX_TOKEN (64u << 10)
+
+/* Instances per query page we ask for (the platform's default is 100). */
+#define ALT_MAX_PAGE_SIZE 1000
+
+/* Pages followed for one listing before we stop and log: a loop in `next`
+ * links must not spin forever. 100,000 pages x 1,000 = 10^8 instances. */
+#define ALT_MAX_PAGES 100000
+
+/* Data elements shown per instance; Altinn apps have far fewer. */
+#define ALT_MAX_DATA_ELEMENTS 10000
+
+/* Read-ahead window of a sequential data stream, per open file. The
+ * daemon's RSS must not grow with file size: this bounds it. */
+#define ALT_STREAM_WINDOW (8u << 20)
+
+/* Open sequential streams at once; further readers use plain range GETs. */
+#define ALT_MAX_STREAMS 16
+
+/* A name in a directory (Linux NAME_MAX). */
+#define ALT_NAME_MAX 255
+
+#endif
