@@ -1,1 +1,272 @@
-/* placeholder: being written */
+/* config.c - settings from a config file (inih) and -o key=value options.
+ *
+ * One table lists every key with its type and where it lands in struct
+ * config, so the file parser, -o and --help can never disagree about
+ * which keys exist. Unknown keys and bad values are errors that name the
+ * key: a typo must not silently fall back to a default. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xalloc.h"
+
+enum key_kind { KEY_STRING, KEY_URL, KEY_INT, KEY_APPS, KEY_FLAG };
+
+struct key_def {
+	const char *name;
+	enum key_kind kind;
+	size_t offset;
+	int min, max; /* KEY_INT */
+};
+
+#define STR(k) { #k, KEY_STRING, offsetof(struct config, k), 0, 0 }
+#define URL(k) { #k, KEY_URL, offsetof(struct config, k), 0, 0 }
+#define INT(k, lo, hi) { #k, KEY_INT, offsetof(struct config, k), lo, hi }
+
+static const struct key_def keys[] = {
+	URL(platform),
+	URL(apps_url),
+	{ "apps", KEY_APPS, 0, 0, 0 },
+	STR(token_file),
+	STR(state_dir),
+	INT(cache_ttl, 0, 86400),
+	INT(timeout, 1, 3600),
+	INT(page_size, 1, 1000),
+	INT(poll_interval, 1, 86400),
+	STR(events_start),
+	STR(webhook_listen),
+	URL(webhook_url),
+	STR(maskinporten_client_id),
+	STR(maskinporten_key_file),
+	STR(maskinporten_kid),
+	STR(maskinporten_scope),
+	URL(maskinporten_audience),
+	URL(maskinporten_token_url),
+	STR(subscription_key_file),
+	{ "allow_other", KEY_FLAG, offsetof(struct config, allow_other), 0, 0 },
+};
+
+void config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cache_ttl = 10;
+	cfg->timeout = 30;
+	cfg->page_size = 100;
+	cfg->poll_interval = 10;
+	cfg->events_start = xstrdup("now");
+}
+
+static const struct key_def *find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool valid_app_part(const char *s, size_t len)
+{
+	if (len == 0 || len > 100)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static void free_apps(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_apps; i++) {
+		free(cfg->apps[i].org);
+		free(cfg->apps[i].app);
+	}
+	free(cfg->apps);
+	cfg->apps = NULL;
+	cfg->n_apps = 0;
+}
+
+static int set_apps(struct config *cfg, const char *value, char **ret_err)
+{
+	const char *p = value;
+
+	free_apps(cfg);
+	while (*p) {
+		size_t len = strcspn(p, " \t,");
+		const char *slash = memchr(p, '/', len);
+
+		if (len == 0) {
+			p++;
+			continue;
+		}
+		if (!slash || !valid_app_part(p, (size_t)(slash - p)) ||
+		    !valid_app_part(slash + 1, len - (size_t)(slash - p) - 1)) {
+			*ret_err = xasprintf("invalid app \"%.*s\" in \"apps\": want org/app", (int)len, p);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < cfg->n_apps; i++)
+			if (strlen(cfg->apps[i].org) == (size_t)(slash - p) &&
+			    strncmp(cfg->apps[i].org, p, (size_t)(slash - p)) == 0 &&
+			    strlen(cfg->apps[i].app) == len - (size_t)(slash - p) - 1 &&
+			    strncmp(cfg->apps[i].app, slash + 1, len - (size_t)(slash - p) - 1) == 0)
+				goto next; /* listed twice: once is enough */
+		cfg->apps = xrealloc(cfg->apps, (cfg->n_apps + 1) * sizeof(*cfg->apps));
+		cfg->apps[cfg->n_apps].org = xstrndup(p, (size_t)(slash - p));
+		cfg->apps[cfg->n_apps].app = xstrndup(slash + 1, len - (size_t)(slash - p) - 1);
+		cfg->n_apps++;
+next:
+		p += len;
+	}
+	return 0;
+}
+
+int config_set(struct config *cfg, const char *key, const char *value, char **ret_err)
+{
+	const struct key_def *k = find_key(key);
+	char **sp;
+	char *end;
+	long v;
+
+	if (!k) {
+		*ret_err = xasprintf("unknown option \"%s\" (see --help for the keys)", key);
+		return -EINVAL;
+	}
+	switch (k->kind) {
+	case KEY_APPS:
+		return set_apps(cfg, value, ret_err);
+	case KEY_FLAG:
+		*(bool *)((char *)cfg + k->offset) =
+			!value || !*value || strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
+			strcmp(value, "yes") == 0;
+		return 0;
+	case KEY_INT:
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < k->min || v > k->max) {
+			*ret_err = xasprintf("invalid value \"%s\" for \"%s\": want a whole number from %d to %d",
+					     value, key, k->min, k->max);
+			return -EINVAL;
+		}
+		*(int *)((char *)cfg + k->offset) = (int)v;
+		return 0;
+	case KEY_URL:
+		if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
+			*ret_err = xasprintf("invalid value \"%s\" for \"%s\": want an http:// or https:// URL",
+					     value, key);
+			return -EINVAL;
+		}
+		/* fall through */
+	case KEY_STRING:
+		sp = (char **)((char *)cfg + k->offset);
+		free(*sp);
+		*sp = xstrdup(value);
+		if (k->kind == KEY_URL && strcmp(key, "maskinporten_audience") != 0) {
+			size_t len = strlen(*sp);
+
+			while (len > 8 && (*sp)[len - 1] == '/')
+				(*sp)[--len] = '\0';
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+struct file_ctx {
+	struct config *cfg;
+	char *err;
+};
+
+static int file_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_ctx *ctx = user;
+
+	if (ctx->err)
+		return 0;
+	if (section && *section && strcmp(section, "altinnfs") != 0) {
+		ctx->err = xasprintf("unknown section \"[%s]\"", section);
+		return 0;
+	}
+	if (config_set(ctx->cfg, name, value, &ctx->err) < 0)
+		return 0;
+	return 1;
+}
+
+int config_load_file(struct config *cfg, const char *path, char **ret_err)
+{
+	struct file_ctx ctx = { cfg, NULL };
+	int line = ini_parse(path, file_handler, &ctx);
+
+	if (line == -1) {
+		*ret_err = xasprintf("cannot read config file \"%s\": %s", path, strerror(errno));
+		return -ENOENT;
+	}
+	if (line != 0) {
+		char *why = ctx.err;
+
+		*ret_err = xasprintf("config file \"%s\" line %d: %s", path, line,
+				     why ? why : "not a \"key = value\" line");
+		free(why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_check(const struct config *cfg, char **ret_err)
+{
+	if (!cfg->platform) {
+		*ret_err = xstrdup("no \"platform\" given (the platform's base URL)");
+		return -EINVAL;
+	}
+	if (cfg->n_apps == 0) {
+		*ret_err = xstrdup("no \"apps\" given (a space-separated list of org/app)");
+		return -EINVAL;
+	}
+	if (!cfg->token_file && !cfg->maskinporten_client_id) {
+		*ret_err = xstrdup("no token source: give \"token_file\" or the maskinporten_* keys");
+		return -EINVAL;
+	}
+	if (cfg->token_file && access(cfg->token_file, R_OK) < 0) {
+		*ret_err = xasprintf("cannot read token file \"%s\": %s", cfg->token_file, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+char *config_app_base(const struct config *cfg, const char *org)
+{
+	const char *base = cfg->apps_url ? cfg->apps_url : cfg->platform;
+	const char *mark = strstr(base, "{org}");
+
+	if (!mark)
+		return xstrdup(base);
+	return xasprintf("%.*s%s%s", (int)(mark - base), base, org, mark + 5);
+}
+
+void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].kind == KEY_STRING || keys[i].kind == KEY_URL) {
+			char **sp = (char **)((char *)cfg + keys[i].offset);
+
+			free(*sp);
+			*sp = NULL;
+		}
+	free_apps(cfg);
+}
+
+void config_print_keys(FILE *out)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		fprintf(out, "%s%s", i ? ", " : "", keys[i].name);
+	fputc('\n', out);
+}

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct config_app {
 	char *org;
@@ -50,5 +51,7 @@ int config_check(const struct config *cfg, char **ret_err);
 /* the app API base for org: apps_url with {org} replaced (caller frees) */
 char *config_app_base(const struct config *cfg, const char *org);
 void config_free(struct config *cfg);
+/* the known keys, comma-separated, for --help */
+void config_print_keys(FILE *out);
 
 #endif

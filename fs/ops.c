@@ -1,1 +1,588 @@
-/* placeholder: being written */
+/* ops.c - the FUSE low-level operations.
+ *
+ * Each operation resolves its inode to a node, asks tree.c what is
+ * there, and replies exactly once with data or an errno. Directory
+ * handles hold a snapshot of the listing taken at opendir, so a listing
+ * that changes on the platform mid-readdir never repeats or skips
+ * entries. Writes are refused with EROFS until the write side lands. */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "altinn.h"
+#include "config.h"
+#include "log.h"
+#include "tree.h"
+#include "view.h"
+#include "xalloc.h"
+
+enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR };
+
+struct handle {
+	enum handle_kind kind;
+	char *buf; /* HANDLE_BUFFER: a snapshot of a generated document */
+	size_t len;
+	struct alt_reader *reader; /* HANDLE_DATA */
+	struct entry *entries;     /* HANDLE_DIR */
+	size_t n_entries;
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static double ttl(struct fs *fs)
+{
+	return (double)fs->cfg->cache_ttl;
+}
+
+static struct node *get_node(struct fs *fs, fuse_ino_t ino)
+{
+	return node_get(fs->nodes, ino);
+}
+
+static void handle_free(struct handle *h)
+{
+	if (!h)
+		return;
+	free(h->buf);
+	altinn_reader_close(h->reader);
+	entries_free(h->entries, h->n_entries);
+	free(h);
+}
+
+/* ----- lifecycle ----- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* a changed mtime or size seen by getattr drops stale cached pages */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	log_info("mounted (FUSE protocol %u.%u)", conn->proto_major, conn->proto_minor);
+}
+
+/* ----- names and attributes ----- */
+
+static void reply_entry(fuse_req_t req, struct fs *fs, struct node *n, const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = n->ino;
+	e.attr = *st;
+	e.attr.st_ino = n->ino;
+	/* status.json changes all the time; everything else for the TTL */
+	e.attr_timeout = n->kind == NODE_STATUS ? 0 : ttl(fs);
+	e.entry_timeout = ttl(fs);
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		node_forget(fs->nodes, n->ino, 1); /* the caller was interrupted */
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct node *dir = get_node(fs, parent), *n;
+	struct node_key key;
+	struct entry e;
+	int r;
+
+	if (!dir) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	r = tree_lookup(fs, dir, name, &e);
+	if (r == -ENOENT && dir->kind >= NODE_INSTANCES) {
+		/* a negative entry: the kernel remembers the miss for the TTL */
+		struct fuse_entry_param neg = { .ino = 0, .entry_timeout = ttl(fs) };
+
+		fuse_reply_entry(req, &neg);
+		return;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	key = entry_key(&e);
+	n = node_lookup_add(fs->nodes, dir, e.name, e.kind, &key);
+	reply_entry(req, fs, n, &e.st);
+	entry_clear(&e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(req_fs(req)->nodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(req_fs(req)->nodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct node *n = get_node(fs, ino);
+	struct stat st;
+	int r;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	r = tree_getattr(fs, n, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, n->kind == NODE_STATUS ? 0 : ttl(fs));
+}
+
+/* ----- directories ----- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct node *n = get_node(fs, ino);
+	struct handle *h;
+	int r;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->kind = HANDLE_DIR;
+	r = tree_list(fs, n, &h->entries, &h->n_entries);
+	if (r < 0) {
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(h);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct node *dir = get_node(fs, ino);
+	char *buf = xmalloc(size);
+	size_t used = 0;
+
+	if (!dir) {
+		free(buf);
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	for (size_t i = (size_t)off; i < h->n_entries; i++) {
+		struct entry *e = &h->entries[i];
+		size_t need;
+
+		if (plus) {
+			struct node_key key = entry_key(e);
+			struct node *n = node_lookup_add(fs->nodes, dir, e->name, e->kind, &key);
+			struct fuse_entry_param ep;
+
+			memset(&ep, 0, sizeof(ep));
+			ep.ino = n->ino;
+			ep.attr = e->st;
+			ep.attr.st_ino = n->ino;
+			ep.attr_timeout = e->kind == NODE_STATUS ? 0 : ttl(fs);
+			ep.entry_timeout = ttl(fs);
+			need = fuse_add_direntry_plus(req, buf + used, size - used, e->name, &ep,
+						      (off_t)i + 1);
+			if (need > size - used) {
+				node_forget(fs->nodes, n->ino, 1); /* not handed out */
+				break;
+			}
+		} else {
+			struct stat st = e->st;
+
+			st.st_ino = 0xffffffff; /* unknown here: the lookup assigns it */
+			need = fuse_add_direntry(req, buf + used, size - used, e->name, &st,
+						 (off_t)i + 1);
+			if (need > size - used)
+				break;
+		}
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	handle_free((struct handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ----- files ----- */
+
+/* A snapshot of a generated or document file. */
+static int open_document(struct fs *fs, struct node *n, struct handle *h)
+{
+	struct alt_instance *inst;
+	struct timespec mtime, ctime;
+
+	switch (n->kind) {
+	case NODE_README:
+		h->buf = tree_readme(fs, &h->len);
+		return 0;
+	case NODE_STATUS:
+		h->buf = tree_status(fs, &h->len);
+		return 0;
+	case NODE_APP_JSON:
+		return view_app_doc(n->key.app, &h->buf, &h->len, &mtime, &ctime);
+	case NODE_INSTANCE_JSON: {
+		int r = view_instance(n->key.app, n->key.party, n->key.guid, &inst);
+
+		if (r < 0)
+			return r;
+		h->buf = xmalloc(inst->doc_len + 1);
+		memcpy(h->buf, inst->doc, inst->doc_len + 1);
+		h->len = inst->doc_len;
+		alt_instance_unref(inst);
+		return 0;
+	}
+	default:
+		return -EISDIR;
+	}
+}
+
+static int open_data(struct fs *fs, struct node *n, struct handle *h, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = tree_getattr(fs, n, &st);
+
+	if (r < 0)
+		return r;
+	r = altinn_reader_open(fs->a, n->key.party, n->key.guid, n->key.data_guid,
+			       (uint64_t)st.st_size, &h->reader);
+	if (r < 0)
+		return r;
+	/* unchanged on the platform since the kernel last cached it: keep
+	 * the cached pages and make no request at all */
+	fi->keep_cache = node_swap_cached_mtime(fs->nodes, n, st.st_mtim);
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct node *n = get_node(fs, ino);
+	struct handle *h;
+	int r;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	if (n->kind == NODE_DATA_FILE) {
+		h->kind = HANDLE_DATA;
+		r = open_data(fs, n, h, fi);
+	} else {
+		h->kind = HANDLE_BUFFER;
+		r = open_document(fs, n, h);
+		/* the size in a cached stat may be older than this snapshot */
+		fi->direct_io = n->kind == NODE_STATUS;
+	}
+	if (r < 0) {
+		handle_free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(h);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	ssize_t got;
+	char *buf;
+
+	if (h->kind == HANDLE_BUFFER) {
+		if ((size_t)off >= h->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->buf + off,
+				       size < h->len - (size_t)off ? size : h->len - (size_t)off);
+		return;
+	}
+	buf = xmalloc(size ? size : 1);
+	got = altinn_reader_read(h->reader, (uint64_t)off, size, buf);
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	handle_free((struct handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ----- extended attributes ----- */
+
+/* The value of a user.altinn.* attribute of n, or -ENODATA. */
+static int xattr_value(struct fs *fs, struct node *n, const char *name, char **ret)
+{
+	struct alt_instance *inst;
+	const struct alt_data_element *el = NULL;
+	const char *v = NULL;
+	int r;
+
+	if (n->kind != NODE_INSTANCE && n->kind != NODE_DATA_FILE)
+		return -ENODATA;
+	r = view_instance(n->key.app, n->key.party, n->key.guid, &inst);
+	if (r < 0)
+		return r;
+	if (n->kind == NODE_DATA_FILE)
+		for (size_t i = 0; i < inst->n_data && !el; i++)
+			if (strcmp(inst->data[i].id, n->key.data_guid) == 0)
+				el = &inst->data[i];
+	if (strcmp(name, "user.altinn.id") == 0)
+		v = n->kind == NODE_INSTANCE ? inst->id : el ? el->id : NULL;
+	else if (el && strcmp(name, "user.altinn.data_type") == 0)
+		v = el->data_type;
+	else if (el && strcmp(name, "user.altinn.content_type") == 0)
+		v = el->content_type;
+	else if (el && strcmp(name, "user.altinn.filename") == 0)
+		v = el->filename;
+	r = v ? 0 : -ENODATA;
+	if (v)
+		*ret = xstrdup(v);
+	alt_instance_unref(inst);
+	return r;
+}
+
+static void reply_xattr_value(fuse_req_t req, const char *v, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = req_fs(req);
+	struct node *n;
+	char *v;
+	int r;
+
+	/* the kernel asks for security.* on every write: answer at once */
+	if (strncmp(name, "user.altinn.", 12) != 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	n = get_node(fs, ino);
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	r = xattr_value(fs, n, name, &v);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	reply_xattr_value(req, v, strlen(v), size);
+	free(v);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	static const char *const names[] = { "user.altinn.id", "user.altinn.data_type",
+					     "user.altinn.content_type", "user.altinn.filename" };
+	struct fs *fs = req_fs(req);
+	struct node *n = get_node(fs, ino);
+	char list[256];
+	size_t len = 0;
+
+	if (!n) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *v;
+
+		if (xattr_value(fs, n, names[i], &v) < 0)
+			continue;
+		free(v);
+		memcpy(list + len, names[i], strlen(names[i]) + 1);
+		len += strlen(names[i]) + 1;
+	}
+	reply_xattr_value(req, list, len, size);
+}
+
+/* ----- everything that would change the tree ----- */
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = 4096;
+	st.f_frsize = 4096;
+	st.f_files = node_count(req_fs(req)->nodes);
+	st.f_namemax = 255;
+	st.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+	fuse_reply_statfs(req, &st);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.access = op_access,
+	.create = op_create,
+};
+
+const struct fuse_lowlevel_ops *fs_ops(void)
+{
+	return &ops;
+}
+
+struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountpoint)
+{
+	struct fs *fs = xcalloc(1, sizeof(*fs));
+
+	fs->a = a;
+	fs->cfg = cfg;
+	fs->view = view_new(a, cfg);
+	fs->nodes = node_table_new();
+	fs->mountpoint = xstrdup(mountpoint);
+	clock_gettime(CLOCK_REALTIME, &fs->started);
+	fs->uid = getuid();
+	fs->gid = getgid();
+	return fs;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	view_free(fs->view);
+	node_table_free(fs->nodes);
+	free(fs->mountpoint);
+	free(fs);
+}

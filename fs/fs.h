@@ -1,0 +1,18 @@
+/* fs.h - the filesystem: FUSE low-level operations over the tree.
+ *
+ * fs_new() builds the state the operations share; fs_ops() is the table
+ * handed to fuse_session_new() with that state as userdata. */
+#ifndef ALTINNFS_FS_H
+#define ALTINNFS_FS_H
+
+#include <fuse_lowlevel.h>
+
+struct altinn;
+struct config;
+struct fs;
+
+struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountpoint);
+void fs_free(struct fs *fs);
+const struct fuse_lowlevel_ops *fs_ops(void);
+
+#endif

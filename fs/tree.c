@@ -1,0 +1,384 @@
+/* tree.c - names, kinds and attributes of every place in the tree.
+ *
+ * The fixed part (README.txt, status.json, apps/<org>/<app>/...) comes
+ * from the configuration; below instances/ everything comes from the
+ * cached views, so a stat never costs a request of its own. Times are
+ * the documents' own: mtime = lastChanged, ctime = created. */
+#include "tree.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "altinn.h"
+#include "config.h"
+#include "layout.h"
+#include "view.h"
+#include "xalloc.h"
+
+#define DIR_MODE (S_IFDIR | 0555)
+#define FILE_MODE (S_IFREG | 0444)
+
+void entry_clear(struct entry *e)
+{
+	free(e->name);
+	free(e->org);
+	free(e->party);
+	free(e->guid);
+	free(e->data_type);
+	free(e->data_guid);
+	memset(e, 0, sizeof(*e));
+}
+
+void entries_free(struct entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		entry_clear(&e[i]);
+	free(e);
+}
+
+struct node_key entry_key(const struct entry *e)
+{
+	return (struct node_key){
+		.org = e->org, .app = e->app, .party = e->party, .guid = e->guid,
+		.data_type = e->data_type, .data_guid = e->data_guid,
+	};
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size,
+		      struct timespec mtime, struct timespec ctime)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = mode;
+	st->st_nlink = 1; /* unknown subfolder count: find must not guess */
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = size;
+	st->st_blksize = 128 * 1024;
+	st->st_blocks = (size + 511) / 512;
+	if (mtime.tv_sec == 0 && mtime.tv_nsec == 0)
+		mtime = fs->started;
+	if (ctime.tv_sec == 0 && ctime.tv_nsec == 0)
+		ctime = mtime;
+	st->st_mtim = mtime;
+	st->st_atim = mtime;
+	st->st_ctim = ctime;
+}
+
+/* An entry that inherits dir's keys, with its own name and kind. */
+static void entry_init(struct entry *e, struct node *dir, const char *name, enum node_kind kind)
+{
+	memset(e, 0, sizeof(*e));
+	e->name = xstrdup(name);
+	e->kind = kind;
+	e->app = dir->key.app;
+	e->org = dup_or_null(dir->key.org);
+	e->party = dup_or_null(dir->key.party);
+	e->guid = dup_or_null(dir->key.guid);
+	e->data_type = dup_or_null(dir->key.data_type);
+}
+
+static bool is_digits(const char *s)
+{
+	if (!*s || strlen(s) > 20)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static bool is_guid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/* ----- the fixed part ----- */
+
+static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	struct timespec zero = { 0, 0 };
+	struct entry *e = NULL;
+	size_t n = 0, cap = 4 + view_n_apps(fs->view);
+	size_t len;
+	char *doc;
+
+	e = xcalloc(cap, sizeof(*e));
+	switch (dir->kind) {
+	case NODE_ROOT:
+		entry_init(&e[n], dir, "README.txt", NODE_README);
+		doc = tree_readme(fs, &len);
+		free(doc);
+		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)len, fs->started, fs->started);
+		entry_init(&e[n], dir, "status.json", NODE_STATUS);
+		doc = tree_status(fs, &len);
+		free(doc);
+		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)len, zero, fs->started);
+		entry_init(&e[n], dir, "apps", NODE_APPS);
+		fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		break;
+	case NODE_APPS:
+		for (size_t i = 0; i < view_n_apps(fs->view); i++) {
+			const char *org = view_app_org(view_app_at(fs->view, i));
+			bool seen = false;
+
+			for (size_t j = 0; j < n && !seen; j++)
+				seen = strcmp(e[j].name, org) == 0;
+			if (seen)
+				continue;
+			entry_init(&e[n], dir, org, NODE_ORG);
+			e[n].org = xstrdup(org);
+			fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		}
+		break;
+	case NODE_ORG:
+		for (size_t i = 0; i < view_n_apps(fs->view); i++) {
+			struct view_app *va = view_app_at(fs->view, i);
+
+			if (strcmp(view_app_org(va), dir->key.org) != 0)
+				continue;
+			entry_init(&e[n], dir, view_app_name(va), NODE_APP);
+			e[n].app = va;
+			fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		}
+		break;
+	case NODE_APP: {
+		struct timespec mtime, ctime;
+		int r = view_app_doc(dir->key.app, &doc, &len, &mtime, &ctime);
+
+		/* the folder lists even when the platform is down; only
+		 * reading application.json then fails */
+		entry_init(&e[n], dir, "application.json", NODE_APP_JSON);
+		if (r == 0)
+			free(doc);
+		fill_stat(fs, &e[n++].st, FILE_MODE, r == 0 ? (off_t)len : 0,
+			  r == 0 ? mtime : zero, r == 0 ? ctime : zero);
+		entry_init(&e[n], dir, "instances", NODE_INSTANCES);
+		fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		break;
+	}
+	default:
+		free(e);
+		return -ENOTDIR;
+	}
+	*ret = e;
+	*ret_n = n;
+	return 0;
+}
+
+/* ----- parties and instances ----- */
+
+static void instance_entry(struct fs *fs, struct entry *e, struct node *dir,
+			   const struct alt_instance *inst)
+{
+	entry_init(e, dir, inst->guid, NODE_INSTANCE);
+	free(e->guid);
+	e->guid = xstrdup(inst->guid);
+	fill_stat(fs, &e->st, DIR_MODE, 0, inst->last_changed, inst->created);
+}
+
+static int list_parties(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	struct view_party *p;
+	struct entry *e;
+	size_t n;
+	int r = view_parties(dir->key.app, &p, &n);
+
+	if (r < 0)
+		return r;
+	e = xcalloc(n ? n : 1, sizeof(*e));
+	for (size_t i = 0; i < n; i++) {
+		entry_init(&e[i], dir, p[i].party_id, NODE_PARTY);
+		e[i].party = xstrdup(p[i].party_id);
+		fill_stat(fs, &e[i].st, DIR_MODE, 0, p[i].mtime, p[i].ctime);
+	}
+	view_parties_free(p, n);
+	*ret = e;
+	*ret_n = n;
+	return 0;
+}
+
+static int list_instances(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	struct alt_instance **list;
+	struct entry *e;
+	size_t n;
+	int r = view_party_instances(dir->key.app, dir->key.party, &list, &n);
+
+	if (r < 0)
+		return r;
+	e = xcalloc(n ? n : 1, sizeof(*e));
+	for (size_t i = 0; i < n; i++)
+		instance_entry(fs, &e[i], dir, list[i]);
+	view_instances_free(list, n);
+	*ret = e;
+	*ret_n = n;
+	return 0;
+}
+
+/* ----- inside one instance ----- */
+
+static int list_instance(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	struct alt_instance *inst;
+	struct layout l;
+	struct entry *e;
+	size_t n = 0;
+	int r = view_instance(dir->key.app, dir->key.party, dir->key.guid, &inst);
+
+	if (r < 0)
+		return r;
+	if (dir->kind == NODE_INSTANCE) {
+		e = xcalloc(2, sizeof(*e));
+		entry_init(&e[n], dir, "instance.json", NODE_INSTANCE_JSON);
+		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)inst->doc_len, inst->last_changed,
+			  inst->created);
+		entry_init(&e[n], dir, "data", NODE_DATA);
+		fill_stat(fs, &e[n++].st, DIR_MODE, 0, inst->last_changed, inst->created);
+		goto out;
+	}
+	layout_build(inst, &l);
+	if (dir->kind == NODE_DATA) {
+		e = xcalloc(l.n_types ? l.n_types : 1, sizeof(*e));
+		for (size_t i = 0; i < l.n_types; i++) {
+			entry_init(&e[n], dir, l.types[i].name, NODE_DATA_TYPE);
+			e[n].data_type = xstrdup(l.types[i].name);
+			fill_stat(fs, &e[n++].st, DIR_MODE, 0, l.types[i].mtime, l.types[i].ctime);
+		}
+	} else {
+		const struct layout_type *t = layout_find_type(&l, dir->key.data_type);
+
+		e = xcalloc(t && t->n_files ? t->n_files : 1, sizeof(*e));
+		for (size_t i = 0; t && i < t->n_files; i++) {
+			const struct alt_data_element *el = t->files[i].el;
+
+			entry_init(&e[n], dir, t->files[i].name, NODE_DATA_FILE);
+			e[n].data_guid = xstrdup(el->id);
+			fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)el->size, el->last_changed,
+				  el->created);
+		}
+		if (!t) {
+			free(e);
+			layout_free(&l);
+			alt_instance_unref(inst);
+			return -ENOENT;
+		}
+	}
+	layout_free(&l);
+out:
+	alt_instance_unref(inst);
+	*ret = e;
+	*ret_n = n;
+	return 0;
+}
+
+int tree_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	switch (dir->kind) {
+	case NODE_INSTANCES:
+		return list_parties(fs, dir, ret, ret_n);
+	case NODE_PARTY:
+		return list_instances(fs, dir, ret, ret_n);
+	case NODE_INSTANCE:
+	case NODE_DATA:
+	case NODE_DATA_TYPE:
+		return list_instance(fs, dir, ret, ret_n);
+	default:
+		return list_fixed(fs, dir, ret, ret_n);
+	}
+}
+
+static int find_in_list(struct fs *fs, struct node *dir, const char *name, struct entry *ret)
+{
+	struct entry *e;
+	size_t n;
+	int r = tree_list(fs, dir, &e, &n);
+
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(e[i].name, name) == 0) {
+			*ret = e[i];
+			memset(&e[i], 0, sizeof(e[i]));
+			r = 0;
+			break;
+		}
+	entries_free(e, n);
+	return r;
+}
+
+int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry *ret)
+{
+	struct view_party p;
+	struct alt_instance *inst;
+	int r;
+
+	switch (dir->kind) {
+	case NODE_INSTANCES:
+		/* one party: no whole listing needed */
+		if (!is_digits(name))
+			return -ENOENT;
+		r = view_party(dir->key.app, name, &p);
+		if (r < 0)
+			return r;
+		entry_init(ret, dir, name, NODE_PARTY);
+		ret->party = xstrdup(name);
+		fill_stat(fs, &ret->st, DIR_MODE, 0, p.mtime, p.ctime);
+		free(p.party_id);
+		return 0;
+	case NODE_PARTY:
+		if (!is_guid(name))
+			return -ENOENT;
+		r = view_instance(dir->key.app, dir->key.party, name, &inst);
+		if (r < 0)
+			return r;
+		instance_entry(fs, ret, dir, inst);
+		alt_instance_unref(inst);
+		return 0;
+	case NODE_README:
+	case NODE_STATUS:
+	case NODE_APP_JSON:
+	case NODE_INSTANCE_JSON:
+	case NODE_DATA_FILE:
+		return -ENOTDIR;
+	default:
+		return find_in_list(fs, dir, name, ret);
+	}
+}
+
+int tree_getattr(struct fs *fs, struct node *n, struct stat *ret)
+{
+	struct entry e;
+	int r;
+
+	if (n->kind == NODE_ROOT) {
+		fill_stat(fs, ret, DIR_MODE, 0, fs->started, fs->started);
+		return 0;
+	}
+	if (!n->name[0])
+		return -ENOENT; /* replaced by a newer file of the same name */
+	r = tree_lookup(fs, n->parent, n->name, &e);
+	if (r < 0)
+		return r;
+	if (e.kind != n->kind ||
+	    (n->key.data_guid && (!e.data_guid || strcmp(e.data_guid, n->key.data_guid) != 0)))
+		r = -ENOENT;
+	else
+		*ret = e.st;
+	entry_clear(&e);
+	return r;
+}

@@ -1,0 +1,66 @@
+/* view.h - what the tree shows of each app, cached for cache_ttl.
+ *
+ * The directory views over the platform's documents: an app's parties,
+ * a party's instances, one instance. Everything a stat needs comes from
+ * the query results, so walking the tree costs one query page per
+ * page_size instances and no request per entry.
+ *
+ * A fresh whole-app listing answers everything; when it is stale, a
+ * party folder is answered by one query for that party, and a single
+ * instance by one GET. Concurrent callers wanting the same whole listing
+ * wait for one fetch instead of making their own. */
+#ifndef ALTINNFS_VIEW_H
+#define ALTINNFS_VIEW_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "altinn.h"
+
+struct config;
+struct view;
+struct view_app;
+
+struct view_party {
+	char *party_id;
+	struct timespec mtime; /* newest lastChanged of its instances */
+	struct timespec ctime; /* oldest created */
+	size_t n_instances;
+};
+
+struct view *view_new(struct altinn *a, const struct config *cfg);
+void view_free(struct view *v);
+
+size_t view_n_apps(struct view *v);
+struct view_app *view_app_at(struct view *v, size_t i);
+const char *view_app_org(struct view_app *va);
+const char *view_app_name(struct view_app *va);
+
+/* The metadata document (a copy the caller frees) and its times. */
+int view_app_doc(struct view_app *va, char **ret_doc, size_t *ret_len,
+		 struct timespec *ret_mtime, struct timespec *ret_ctime);
+
+/* Every party with instances, sorted by party id (numerically). */
+int view_parties(struct view_app *va, struct view_party **ret, size_t *ret_n);
+void view_parties_free(struct view_party *p, size_t n);
+
+/* One party's folder facts; -ENOENT when it has no instances. */
+int view_party(struct view_app *va, const char *party, struct view_party *ret);
+
+/* A party's instances (references the caller drops with
+ * view_instances_free), sorted by guid. */
+int view_party_instances(struct view_app *va, const char *party,
+			 struct alt_instance ***ret, size_t *ret_n);
+void view_instances_free(struct alt_instance **list, size_t n);
+
+/* One instance (a reference); -ENOENT when the platform has none. */
+int view_instance(struct view_app *va, const char *party, const char *guid,
+		  struct alt_instance **ret);
+
+/* Facts for status.json. */
+void view_app_status(struct view_app *va, struct alt_status_app *ret);
+
+/* Forget cached listings so the next look asks the platform. */
+void view_app_invalidate(struct view_app *va);
+
+#endif
