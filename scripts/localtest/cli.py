@@ -1,0 +1,102 @@
+"""Command line: parse options, seed the store, listen, print the URL, serve until a signal."""
+
+import argparse
+import signal
+import sys
+import threading
+
+from . import VERSION, seed, server
+
+DESCRIPTION = """\
+A local stand-in for the Altinn 3 platform, for altinnfs's demo, tests and benchmarks.
+One server answers every API on one host:port, with the real paths, JSON shapes, paging and
+status codes (see /work/shared/altinn-api.md), plus test tokens, a request log and fault
+injection. Once listening it prints exactly one line to stdout:
+  altinn-localtest listening on http://HOST:PORT
+"""
+
+EPILOG = """\
+endpoints (all but the anonymous ones need "Authorization: Bearer <token from /Home/...>"):
+  GET  /Home/GetTestOrgToken/{org}?orgNumber=&scopes=     org token (text/plain JWT)
+  GET  /Home/GetTestUserToken/{userId}?partyId=&authLevel= user token
+  GET  /storage/api/v1/instances?org=|appId=&...           query (filters, order, size,
+                                                           continuationToken; next link)
+  GET  /storage/api/v1/instances/{partyId}/{guid}          one instance
+  GET  /storage/api/v1/instances/{partyId}/{guid}/dataelements
+  GET  /storage/api/v1/instances/{partyId}/{guid}/data/{dataGuid}   bytes, Range support
+  POST /storage/api/v1/instances/{partyId}/{guid}/complete         confirm as the org
+  GET  /storage/api/v1/applications/{org}[/{app}]          app metadata (anonymous)
+  GET  /{org}/{app}/api/v1/applicationmetadata             app metadata (anonymous)
+
+admin API (no auth, not logged, not faulted):
+  GET    /_localtest/requests[?since=SEQ]   request log (seq, time, method, path, query,
+                                            range, status, bytes, auth); DELETE clears it
+  POST   /_localtest/faults                 {"path","method","count", one of "status"
+                                            (+"retry_after"), "delay_ms", "drop",
+                                            "truncate"}; GET lists, DELETE clears
+  POST   /_localtest/apps                   add/replace application metadata
+  POST   /_localtest/instances              add an instance with data (JSON)
+  DELETE /_localtest/instances/{partyId}/{guid}
+  PUT    /_localtest/instances/{partyId}/{guid}/data/{dataGuid}   replace bytes (raw body)
+  POST   /_localtest/tokens/expire-all      invalidate every token issued so far
+
+seed "demo": ttd/soknad (1,200 instances, 300 parties) and ttd/tilskudd (fixed test
+instances 50001/5a1e0000-0000-4000-8000-000000000001 with awkward file names and
+50002/b16f0000-0000-4000-8000-000000000002 with a 256 MiB element). Details in
+scripts/localtest/README.md.
+"""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="altinn-localtest", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=0,
+                   help="port to listen on; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--seed", choices=sorted(seed.SEEDS), default="demo",
+                   help="initial data: 'demo' (org ttd with apps soknad and tilskudd) or "
+                        "'none' (no apps or instances) (default: %(default)s)")
+    p.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS",
+                   help="lifetime of issued tokens, the exp claim (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no per-request log lines on stderr")
+    p.add_argument("--no-ranges", action="store_true",
+                   help="ignore Range on data downloads (always 200 with the whole body, no "
+                        "Accept-Ranges), as Storage's DataController does; default: honour a "
+                        "single byte range with 206/416")
+    p.add_argument("--version", action="version", version="altinn-localtest " + VERSION)
+    args = p.parse_args(argv)
+    if args.token_lifetime < 1:
+        p.error("--token-lifetime must be at least 1 second")
+    if not 0 <= args.port <= 65535:
+        p.error("--port must be 0..65535")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    options = server.Options(token_lifetime=args.token_lifetime, quiet=args.quiet,
+                             ranges=not args.no_ranges)
+    platform = server.LocalPlatform(options)
+    seed.SEEDS[args.seed](platform.store)
+    try:
+        httpd = server.Server((args.host, args.port), platform)
+    except OSError as e:
+        sys.stderr.write("altinn-localtest: cannot listen on %s:%d: %s\n" %
+                         (args.host, args.port, e.strerror or e))
+        return 1
+
+    def stop(signum, frame):
+        # shutdown() waits for serve_forever to return, so it must run on another thread.
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sys.stdout.write("altinn-localtest listening on %s\n" % httpd.url)
+    sys.stdout.flush()
+    try:
+        httpd.serve_forever(poll_interval=0.2)
+    finally:
+        httpd.server_close()
+    return 0

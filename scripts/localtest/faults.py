@@ -1,0 +1,107 @@
+"""Fault injection: rules that make matching requests fail in a chosen way.
+
+A rule matches by path prefix (and optionally method) and applies to `count` requests (-1:
+until cleared). Rules are tried in the order they were added; the first that matches is used
+and loses one count, and is removed when it reaches zero. Actions:
+
+  status    answer with that status and a ProblemDetails body (optional Retry-After)
+  delay_ms  sleep, then answer normally
+  drop      close the connection without answering
+  truncate  send the headers and half the body, then close the connection
+"""
+
+import threading
+
+ACTIONS = ("status", "delay_ms", "drop", "truncate")
+
+
+class FaultRule:
+    def __init__(self, rule_id, spec):
+        if not isinstance(spec, dict):
+            raise ValueError("a fault rule is a JSON object")
+        unknown = set(spec) - {"path", "method", "count", "retry_after"} - set(ACTIONS)
+        if unknown:
+            raise ValueError("unknown fault field(s): %s" % ", ".join(sorted(unknown)))
+        actions = [a for a in ACTIONS if a in spec and spec[a] not in (None, False)]
+        if len(actions) != 1:
+            raise ValueError("give exactly one of: status, delay_ms, drop, truncate")
+        self.id = rule_id
+        self.action = actions[0]
+        self.path = spec.get("path") or "/"
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
+            raise ValueError("path must be a string starting with /")
+        method = spec.get("method")
+        self.method = method.upper() if isinstance(method, str) and method else None
+        self.count = spec.get("count", 1)
+        if not isinstance(self.count, int) or isinstance(self.count, bool) or \
+                (self.count < 1 and self.count != -1):
+            raise ValueError("count must be a positive integer or -1")
+        self.status = None
+        self.retry_after = None
+        self.delay_ms = None
+        if self.action == "status":
+            self.status = spec["status"]
+            if not isinstance(self.status, int) or not 100 <= self.status <= 599:
+                raise ValueError("status must be an HTTP status code")
+            if spec.get("retry_after") is not None:
+                self.retry_after = spec["retry_after"]
+                if not isinstance(self.retry_after, (int, str)) or isinstance(self.retry_after, bool):
+                    raise ValueError("retry_after must be seconds or an HTTP date")
+        elif self.action == "delay_ms":
+            self.delay_ms = spec["delay_ms"]
+            if not isinstance(self.delay_ms, (int, float)) or self.delay_ms < 0:
+                raise ValueError("delay_ms must be a non-negative number")
+        elif spec[self.action] is not True:
+            raise ValueError("%s must be true" % self.action)
+
+    def matches(self, method, path):
+        return path.startswith(self.path) and (self.method is None or self.method == method)
+
+    def to_json(self):
+        out = {"id": self.id, "path": self.path, "count": self.count}
+        if self.method:
+            out["method"] = self.method
+        if self.action == "status":
+            out["status"] = self.status
+            if self.retry_after is not None:
+                out["retry_after"] = self.retry_after
+        elif self.action == "delay_ms":
+            out["delay_ms"] = self.delay_ms
+        else:
+            out[self.action] = True
+        return out
+
+
+class Faults:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rules = []
+        self._next_id = 1
+
+    def add(self, spec):
+        """Validate and append a rule; raises ValueError with a message for the client."""
+        with self._lock:
+            rule = FaultRule(self._next_id, spec)
+            self._next_id += 1
+            self._rules.append(rule)
+            return rule
+
+    def take(self, method, path):
+        """The first rule matching this request, with one count consumed; else None."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(method, path):
+                    if rule.count > 0:
+                        rule.count -= 1
+                        if rule.count == 0:
+                            self._rules.remove(rule)
+                    return rule
+            return None
+
+    def list(self):
+        with self._lock:
+            return [r.to_json() for r in self._rules]
+
+    def clear(self):
+        with self._lock:
+            self._rules = []

@@ -1,0 +1,45 @@
+"""The request log: one entry per non-admin request, in arrival order, for tests to assert on
+("listing 1,200 instances took 13 requests", "this read used a Range").
+
+An entry is added when the request arrives and completed as it is answered: `status` is set
+before the first byte goes out and `bytes` grows before each body chunk is written, so by the
+time a client has the whole response its entry is final. Sequence numbers keep growing across
+`clear()`, so `since=` stays meaningful.
+"""
+
+import threading
+
+from . import dates
+
+
+class RequestLog:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = []
+        self._next_seq = 1
+
+    def start(self, method, path, query, range_header, has_auth):
+        entry = {
+            "seq": 0,
+            "time": dates.format_ticks(dates.now_ticks()),
+            "method": method,
+            "path": path,
+            "query": query,
+            "range": range_header,
+            "status": None,
+            "bytes": 0,
+            "auth": has_auth,
+        }
+        with self._lock:
+            entry["seq"] = self._next_seq
+            self._next_seq += 1
+            self._entries.append(entry)
+        return entry
+
+    def entries(self, since=0):
+        with self._lock:
+            return [dict(e) for e in self._entries if e["seq"] > since]
+
+    def clear(self):
+        with self._lock:
+            self._entries = []
