@@ -45,7 +45,8 @@ class FaultRule:
                 raise ValueError("status must be an HTTP status code")
             if spec.get("retry_after") is not None:
                 self.retry_after = spec["retry_after"]
-                if not isinstance(self.retry_after, (int, str)) or isinstance(self.retry_after, bool):
+                retry = self.retry_after
+                if not isinstance(retry, (int, str)) or isinstance(retry, bool):
                     raise ValueError("retry_after must be seconds or an HTTP date")
         elif self.action == "delay_ms":
             self.delay_ms = spec["delay_ms"]

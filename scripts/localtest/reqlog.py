@@ -4,12 +4,15 @@
 An entry is added when the request arrives and completed as it is answered: `status` is set
 before the first byte goes out and `bytes` grows before each body chunk is written, so by the
 time a client has the whole response its entry is final. Sequence numbers keep growing across
-`clear()`, so `since=` stays meaningful.
+`clear()`, so `since=` stays meaningful. Only the newest MAX_ENTRIES are kept, so a long
+benchmark cannot grow the server without bound.
 """
 
 import threading
 
 from . import dates
+
+MAX_ENTRIES = 200_000
 
 
 class RequestLog:
@@ -34,6 +37,8 @@ class RequestLog:
             entry["seq"] = self._next_seq
             self._next_seq += 1
             self._entries.append(entry)
+            if len(self._entries) > MAX_ENTRIES:
+                del self._entries[:len(self._entries) - MAX_ENTRIES]
         return entry
 
     def entries(self, since=0):

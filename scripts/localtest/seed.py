@@ -107,18 +107,19 @@ _NAMES = ["Kari Nordmann", "Ola Nordmann", "Åse Ødegård", "Per Hansen", "Nina
           "Lars Ødven", "Ingrid Aas", "Bjørn Dæhli"]
 
 
-def form_xml(guid, root="Soknad"):
+def form_xml(guid, root="Soknad", instance_guid=None):
     rng = random.Random("form:" + guid)
     name = rng.choice(_NAMES)
     amount = rng.randrange(1000, 500000)
     return ("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
             "<%s xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n"
+            "  <Instans>%s</Instans>\n"
             "  <Referanse>%s</Referanse>\n"
             "  <Soker>\n    <Navn>%s</Navn>\n    <Epost>soker%d@example.no</Epost>\n  </Soker>\n"
             "  <Belop>%d</Belop>\n"
             "  <Begrunnelse>Søknaden gjelder prosjekt %s.</Begrunnelse>\n"
-            "</%s>\n" % (root, guid, name, rng.randrange(1000), amount, guid[:8], root)
-            ).encode("utf-8")
+            "</%s>\n" % (root, instance_guid or guid, guid, name, rng.randrange(1000), amount,
+                          guid[:8], root)).encode("utf-8")
 
 
 def pdf_bytes(guid, title="Vedlegg"):
@@ -227,7 +228,7 @@ def _ordinary_instances(rng, app_id, parties, per_party, form_type, attachment_t
         form_guid = _guid(rng)
         root = "Soknad" if form_type == "model" else "Tilskudd"
         inst.data.append(_element(form_guid, form_type, "application/xml",
-                                  form_xml(form_guid, root), None, created + SECOND,
+                                  form_xml(form_guid, root, inst.guid), None, created + SECOND,
                                   rng.randrange(created + SECOND, end), party))
         if rng.random() < 0.5:
             for _ in range(rng.randrange(1, 3)):
@@ -271,7 +272,7 @@ def special_instance():
     for n, (data_type, filename, content_type) in enumerate(files, start=1):
         guid = "da7a0000-0000-4000-8000-0000000000%02d" % n
         if data_type == "skjema":
-            data = form_xml(guid, "Tilskudd")
+            data = form_xml(guid, "Tilskudd", SPECIAL_GUID)
         elif content_type == "application/pdf":
             data = pdf_bytes(guid, "Vedlegg %d" % n)
         elif content_type == "image/png":
@@ -292,9 +293,9 @@ def big_instance():
                           created=created, created_by=BIG_PARTY, last_changed=last_changed,
                           last_changed_by=BIG_PARTY)
     inst.start_process(created)
-    inst.data.append(_element(BIG_FORM_GUID, "skjema", "application/xml",
-                              form_xml(BIG_FORM_GUID, "Tilskudd"), None, created + SECOND,
-                              created + SECOND, BIG_PARTY))
+    form = form_xml(BIG_FORM_GUID, "Tilskudd", BIG_GUID)
+    inst.data.append(_element(BIG_FORM_GUID, "skjema", "application/xml", form, None,
+                              created + SECOND, created + SECOND, BIG_PARTY))
     at = created + 120 * SECOND + 7
     inst.data.append(model.DataElement(BIG_DATA_GUID, "vedlegg", "application/octet-stream",
                                        content.PatternContent(BIG_SIZE), filename="stor-fil.bin",
