@@ -259,7 +259,9 @@ class Store:
 
     def subscribe(self, callback):
         """callback(kind, instance, detail) after every change; kind is one of
-        "instance.created", "instance.deleted", "instance.changed", "data.changed"."""
+        "instance.created", "instance.deleted", "instance.changed", "data.changed".
+        Callbacks run with the store lock held: record what happened and return (do network
+        work such as webhook delivery on another thread)."""
         with self.lock:
             self._listeners.append(callback)
 
