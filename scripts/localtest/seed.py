@@ -270,7 +270,7 @@ def special_instance():
         ("vedlegg", None, "image/png"),
     ]
     for n, (data_type, filename, content_type) in enumerate(files, start=1):
-        guid = "da7a0000-0000-4000-8000-0000000000%02d" % n
+        guid = "d%07d-0000-4000-8000-%012d" % (n, n)
         if data_type == "skjema":
             data = form_xml(guid, "Tilskudd", SPECIAL_GUID)
         elif content_type == "application/pdf":
