@@ -19,6 +19,7 @@
 #include "altinn.h"
 #include "config.h"
 #include "fs.h"
+#include "http.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -274,6 +275,9 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 		goto out_signals;
 	}
 	fuse_daemonize(foreground);
+	r = fs_start(fs);
+	if (r < 0)
+		goto out_unmount;
 	log_info("serving %zu app(s) from \"%s\" at \"%s\"", cfg->n_apps, cfg->platform, mountpoint);
 	loop = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop, 32);
@@ -281,6 +285,7 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 	fuse_loop_cfg_destroy(loop);
 	if (fuse_session_exited(se))
 		r = 0; /* unmounted or told to stop */
+out_unmount:
 	log_info("unmounting \"%s\"", mountpoint);
 	fuse_session_unmount(se);
 out_signals:
@@ -312,7 +317,14 @@ int main(int argc, char **argv)
 	}
 	free(cl.opts);
 	log_setup(cl.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, !cl.foreground);
+	/* before any thread: curl's global state and jansson's hash seed */
+	r = http_global_init();
+	if (r < 0) {
+		log_errno(r, "cannot initialise libcurl");
+		return 1;
+	}
 	r = serve(&cfg, mountpoint, cl.foreground);
+	http_global_cleanup();
 	free(mountpoint);
 	config_free(&cfg);
 	return r < 0 ? 1 : 0;

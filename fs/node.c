@@ -88,6 +88,7 @@ static struct node *node_new(struct node_table *t, struct node *parent, const ch
 		n->key.guid = dup_or_null(key->guid);
 		n->key.data_type = dup_or_null(key->data_type);
 		n->key.data_guid = dup_or_null(key->data_guid);
+		n->key.area = key->area;
 	}
 	if (parent)
 		parent->nchildren++;
@@ -152,6 +153,22 @@ static struct node *find_child(struct node_table *t, struct node *parent, const 
 	return NULL;
 }
 
+/* With the lock held: takes n out of the name table. */
+static void unhash_name(struct node_table *t, struct node *n)
+{
+	struct node **pp;
+
+	if (!n->parent || !n->name[0])
+		return;
+	for (pp = &t->by_name[hash_name(n->parent->ino, n->name) & (t->buckets - 1)]; *pp;
+	     pp = &(*pp)->hash_next)
+		if (*pp == n) {
+			*pp = n->hash_next;
+			break;
+		}
+	n->name[0] = '\0';
+}
+
 struct node *node_lookup_add(struct node_table *t, struct node *parent, const char *name,
 			     enum node_kind kind, const struct node_key *key)
 {
@@ -164,19 +181,22 @@ struct node *node_lookup_add(struct node_table *t, struct node *parent, const ch
 	 * by renaming it out of the name table's reach. */
 	if (n && (n->kind != kind || (key && key->data_guid && n->key.data_guid &&
 				      strcmp(key->data_guid, n->key.data_guid) != 0))) {
-		size_t b = hash_name(parent->ino, name) & (t->buckets - 1);
-
-		for (struct node **pp = &t->by_name[b]; *pp; pp = &(*pp)->hash_next)
-			if (*pp == n) {
-				*pp = n->hash_next;
-				break;
-			}
-		n->name[0] = '\0'; /* unreachable by name; still valid by ino */
+		unhash_name(t, n); /* unreachable by name; still valid by ino */
 		n = NULL;
 	}
 	if (!n)
 		n = node_new(t, parent, name, kind, key);
 	n->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct node *node_find(struct node_table *t, struct node *parent, const char *name)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_child(t, parent, name);
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -198,14 +218,7 @@ static void unlink_node(struct node_table *t, struct node *n)
 	size_t m = t->buckets - 1;
 	struct node **pp;
 
-	if (n->parent && n->name[0]) {
-		for (pp = &t->by_name[hash_name(n->parent->ino, n->name) & m]; *pp;
-		     pp = &(*pp)->hash_next)
-			if (*pp == n) {
-				*pp = n->hash_next;
-				break;
-			}
-	}
+	unhash_name(t, n);
 	for (pp = &t->by_ino[hash_ino(n->ino) & m]; *pp; pp = &(*pp)->ino_next)
 		if (*pp == n) {
 			*pp = n->ino_next;
@@ -248,6 +261,73 @@ bool node_swap_cached_mtime(struct node_table *t, struct node *n, struct timespe
 	n->cached_mtime = mtime;
 	pthread_mutex_unlock(&t->lock);
 	return same;
+}
+
+void node_rename(struct node_table *t, struct node *n, struct node *parent, const char *name)
+{
+	struct node *old;
+	size_t b;
+
+	pthread_mutex_lock(&t->lock);
+	old = find_child(t, parent, name);
+	if (old && old != n)
+		unhash_name(t, old);
+	unhash_name(t, n);
+	free(n->name);
+	n->name = xstrdup(name);
+	if (n->parent != parent) {
+		n->parent->nchildren--;
+		parent->nchildren++;
+		/* the old parent may now be free to go, but the kernel still
+		 * holds it if it has a lookup; forget will collect it */
+		n->parent = parent;
+	}
+	b = hash_name(parent->ino, name) & (t->buckets - 1);
+	n->hash_next = t->by_name[b];
+	t->by_name[b] = n;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void node_unlink(struct node_table *t, struct node *parent, const char *name)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_child(t, parent, name);
+	if (n)
+		unhash_name(t, n);
+	pthread_mutex_unlock(&t->lock);
+}
+
+char *node_path_below(struct node_table *t, struct node *n, enum node_kind stop)
+{
+	size_t len = 0;
+	char *out, *p;
+	struct node *m;
+
+	pthread_mutex_lock(&t->lock);
+	for (m = n; m && m->kind != stop; m = m->parent)
+		len += strlen(m->name) + 1;
+	if (!m) {
+		pthread_mutex_unlock(&t->lock);
+		return NULL;
+	}
+	out = xmalloc(len + 1);
+	p = out + len;
+	*p = '\0';
+	for (m = n; m->kind != stop; m = m->parent) {
+		size_t l = strlen(m->name);
+
+		if (p != out + len)
+			*--p = '/';
+		p -= l;
+		memcpy(p, m->name, l);
+	}
+	pthread_mutex_unlock(&t->lock);
+	/* the first part was written at out + (slack of one '/') */
+	if (p != out)
+		memmove(out, p, strlen(p) + 1);
+	return out;
 }
 
 uint64_t node_count(struct node_table *t)

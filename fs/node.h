@@ -32,6 +32,8 @@ enum node_kind {
 	NODE_DATA,        /* .../<guid>/data/ */
 	NODE_DATA_TYPE,   /* .../data/<dataType>/ */
 	NODE_DATA_FILE,   /* .../data/<dataType>/<name> */
+	NODE_AREA,        /* apps/<org>/<app>/{events,outbox,sent,failed}/ */
+	NODE_LOCAL,       /* a file or folder below an area, kept on local disk */
 };
 
 struct view_app;
@@ -44,6 +46,7 @@ struct node_key {
 	const char *guid;          /* NODE_INSTANCE and below */
 	const char *data_type;     /* NODE_DATA_TYPE: the folder's name */
 	const char *data_guid;     /* NODE_DATA_FILE */
+	int area;                  /* NODE_AREA and NODE_LOCAL: enum local_area */
 };
 
 struct node {
@@ -73,6 +76,9 @@ struct node *node_root(struct node_table *t);
 struct node *node_lookup_add(struct node_table *t, struct node *parent, const char *name,
 			     enum node_kind kind, const struct node_key *key);
 
+/* The child (parent, name) if the table has it, without counting a lookup. */
+struct node *node_find(struct node_table *t, struct node *parent, const char *name);
+
 /* The node for a kernel inode number, or NULL when it is gone. The
  * pointer stays valid until the kernel forgets the inode, which it does
  * not do while a request on it is running. */
@@ -84,6 +90,19 @@ void node_forget(struct node_table *t, uint64_t ino, uint64_t n);
 /* Reads and sets cached_mtime under the table lock; returns true when
  * the old value equals mtime (the kernel's cached pages are still good). */
 bool node_swap_cached_mtime(struct node_table *t, struct node *n, struct timespec mtime);
+
+/* Moves n to (parent, name), replacing whatever node had that name
+ * (it stays valid by inode number for handles still open). */
+void node_rename(struct node_table *t, struct node *n, struct node *parent, const char *name);
+
+/* Makes the node called (parent, name), if any, unreachable by name: the
+ * file it stood for was removed. */
+void node_unlink(struct node_table *t, struct node *parent, const char *name);
+
+/* The path of n below its ancestor of kind stop ("a/b/c"; "" for the
+ * ancestor itself), read consistently under the table lock. Returns a
+ * new string, or NULL when n is not below such an ancestor. */
+char *node_path_below(struct node_table *t, struct node *n, enum node_kind stop);
 
 /* Number of live nodes, for status and tests. */
 uint64_t node_count(struct node_table *t);

@@ -7,19 +7,25 @@
  * entries. Writes are refused with EROFS until the write side lands. */
 #include "fs.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "altinn.h"
 #include "config.h"
+#include "local_i.h"
 #include "log.h"
 #include "tree.h"
 #include "view.h"
 #include "xalloc.h"
 
-enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR };
+enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR, HANDLE_FD };
 
 struct handle {
 	enum handle_kind kind;
@@ -28,6 +34,9 @@ struct handle {
 	struct alt_reader *reader; /* HANDLE_DATA */
 	struct entry *entries;     /* HANDLE_DIR */
 	size_t n_entries;
+	int fd;       /* HANDLE_FD: a file in a local area */
+	bool written; /* HANDLE_FD: written to since open */
+	bool self;    /* opened by one of our own threads */
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -40,6 +49,29 @@ static double ttl(struct fs *fs)
 	return (double)fs->cfg->cache_ttl;
 }
 
+/* How long the kernel may trust what it knows of n. Local areas change
+ * only through the mount, but the owning modules also act on their own
+ * clock, so their names and attributes are trusted for a second. */
+static double ttl_for(struct fs *fs, enum node_kind kind)
+{
+	if (kind == NODE_STATUS)
+		return 0;
+	if (kind == NODE_AREA || kind == NODE_LOCAL)
+		return 1.0;
+	return ttl(fs);
+}
+
+/* Is the caller one of the daemon's own threads? fuse_req_ctx() gives
+ * the calling thread's id, so look for it among our tasks. */
+static bool req_is_self(fuse_req_t req)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)fuse_req_ctx(req)->pid);
+	return stat(path, &st) == 0;
+}
+
 static struct node *get_node(struct fs *fs, fuse_ino_t ino)
 {
 	return node_get(fs->nodes, ino);
@@ -50,6 +82,8 @@ static void handle_free(struct handle *h)
 	if (!h)
 		return;
 	free(h->buf);
+	if (h->kind == HANDLE_FD && h->fd >= 0)
+		close(h->fd);
 	altinn_reader_close(h->reader);
 	entries_free(h->entries, h->n_entries);
 	free(h);
@@ -79,9 +113,8 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct node *n, const str
 	e.ino = n->ino;
 	e.attr = *st;
 	e.attr.st_ino = n->ino;
-	/* status.json changes all the time; everything else for the TTL */
-	e.attr_timeout = n->kind == NODE_STATUS ? 0 : ttl(fs);
-	e.entry_timeout = ttl(fs);
+	e.attr_timeout = ttl_for(fs, n->kind);
+	e.entry_timeout = ttl_for(fs, n->kind);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		node_forget(fs->nodes, n->ino, 1); /* the caller was interrupted */
 }
@@ -101,7 +134,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	r = tree_lookup(fs, dir, name, &e);
 	if (r == -ENOENT && dir->kind >= NODE_INSTANCES) {
 		/* a negative entry: the kernel remembers the miss for the TTL */
-		struct fuse_entry_param neg = { .ino = 0, .entry_timeout = ttl(fs) };
+		struct fuse_entry_param neg = { .ino = 0, .entry_timeout = ttl_for(fs, dir->kind) };
 
 		fuse_reply_entry(req, &neg);
 		return;
@@ -146,7 +179,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	st.st_ino = ino;
-	fuse_reply_attr(req, &st, n->kind == NODE_STATUS ? 0 : ttl(fs));
+	fuse_reply_attr(req, &st, ttl_for(fs, n->kind));
 }
 
 /* ----- directories ----- */
@@ -202,8 +235,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			ep.ino = n->ino;
 			ep.attr = e->st;
 			ep.attr.st_ino = n->ino;
-			ep.attr_timeout = e->kind == NODE_STATUS ? 0 : ttl(fs);
-			ep.entry_timeout = ttl(fs);
+			ep.attr_timeout = ttl_for(fs, e->kind);
+			ep.entry_timeout = ttl_for(fs, e->kind);
 			need = fuse_add_direntry_plus(req, buf + used, size - used, e->name, &ep,
 						      (off_t)i + 1);
 			if (need > size - used) {
@@ -304,12 +337,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	h = xcalloc(1, sizeof(*h));
-	if (n->kind == NODE_DATA_FILE) {
+	h->fd = -1;
+	if (local_is_local(n)) {
+		h->kind = HANDLE_FD;
+		h->self = req_is_self(req);
+		r = local_open(fs, n, fi->flags, h->self, &h->fd);
+		h->written = r == 0 && (fi->flags & O_TRUNC);
+	} else if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		r = -EROFS;
+	} else if (n->kind == NODE_DATA_FILE) {
 		h->kind = HANDLE_DATA;
 		r = open_data(fs, n, h, fi);
 	} else {
@@ -335,6 +372,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t got;
 	char *buf;
 
+	if (h->kind == HANDLE_FD) {
+		buf = xmalloc(size ? size : 1);
+		got = pread(h->fd, buf, size, off);
+		if (got < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_buf(req, buf, (size_t)got);
+		free(buf);
+		return;
+	}
 	if (h->kind == HANDLE_BUFFER) {
 		if ((size_t)off >= h->len)
 			fuse_reply_buf(req, NULL, 0);
@@ -352,9 +399,62 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	ssize_t n;
+
+	if (h->kind != HANDLE_FD) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	n = pwrite(h->fd, buf, size, off);
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	h->written = true;
+	fuse_reply_write(req, (size_t)n);
+}
+
+/* close(2) waits for flush, not for release: what must be durable when
+ * close returns is made durable here, and its failure (ENOSPC, EIO)
+ * reaches the caller. */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct node *n = get_node(fs, ino);
+	int r = 0;
+
+	if (h->kind == HANDLE_FD && h->written && n)
+		r = local_flush(fs, n, h->fd);
+	fuse_reply_err(req, -r);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int r = 0;
+
+	if (h->kind == HANDLE_FD && (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0)
+		r = errno;
+	fuse_reply_err(req, r);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	handle_free((struct handle *)(uintptr_t)fi->fh);
+	struct fs *fs = req_fs(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct node *n = get_node(fs, ino);
+
+	if (h->kind == HANDLE_FD && h->written && n) {
+		close(h->fd);
+		h->fd = -1;
+		local_closed(fs, n, h->self);
+	}
+	handle_free(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -419,7 +519,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	r = xattr_value(fs, n, name, &v);
+	r = local_is_local(n) ? local_xattr(fs, n, name, &v) : xattr_value(fs, n, name, &v);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -431,7 +531,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	static const char *const names[] = { "user.altinn.id", "user.altinn.data_type",
-					     "user.altinn.content_type", "user.altinn.filename" };
+					     "user.altinn.content_type", "user.altinn.filename",
+					     "user.altinn.state", "user.altinn.last_error" };
 	struct fs *fs = req_fs(req);
 	struct node *n = get_node(fs, ino);
 	char list[256];
@@ -444,7 +545,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char *v;
 
-		if (xattr_value(fs, n, names[i], &v) < 0)
+		if ((local_is_local(n) ? local_xattr(fs, n, names[i], &v)
+				       : xattr_value(fs, n, names[i], &v)) < 0)
 			continue;
 		free(v);
 		memcpy(list + len, names[i], strlen(names[i]) + 1);
@@ -454,64 +556,205 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 }
 
 /* ----- everything that would change the tree ----- */
+/* Only local areas change; everywhere else the platform is read-only
+ * through this mount, and says so with EROFS. */
+
+static struct node *local_dir(fuse_req_t req, fuse_ino_t ino, int *ret_err)
+{
+	struct node *n = get_node(req_fs(req), ino);
+
+	*ret_err = !n ? ESTALE : !local_is_local(n) ? EROFS : 0;
+	return *ret_err ? NULL : n;
+}
+
+static void reply_new_entry(fuse_req_t req, struct node *dir, const char *name,
+			    const struct stat *st, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct node_key key = dir->key;
+	struct node *n;
+	struct fuse_entry_param e;
+
+	key.data_guid = NULL;
+	n = node_lookup_add(fs->nodes, dir, name, NODE_LOCAL, &key);
+	memset(&e, 0, sizeof(e));
+	e.ino = n->ino;
+	e.attr = *st;
+	e.attr.st_ino = n->ino;
+	e.attr_timeout = e.entry_timeout = ttl_for(fs, NODE_LOCAL);
+	if ((fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e)) == -ENOENT)
+		node_forget(fs->nodes, n->ino, 1);
+}
 
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
-	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+	struct node *n = get_node(req_fs(req), ino);
+
+	/* local areas answer writes case by case, at the write */
+	fuse_reply_err(req, (mask & W_OK) && !(n && local_is_local(n)) ? EROFS : 0);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
-}
+	struct fs *fs = req_fs(req);
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct stat st;
+	struct node *n;
+	int err, r;
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-	fuse_reply_err(req, EROFS);
+	n = local_dir(req, ino, &err);
+	if (!n) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	r = local_setattr(fs, n, h && h->kind == HANDLE_FD ? h->fd : -1, attr, to_set,
+			  req_is_self(req), &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (h && h->kind == HANDLE_FD && (to_set & FUSE_SET_ATTR_SIZE))
+		h->written = true;
+	st.st_ino = ino;
+	fuse_reply_attr(req, &st, ttl_for(fs, n->kind));
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
+	struct fs *fs = req_fs(req);
+	struct handle *h;
+	struct node *dir;
+	struct stat st;
+	int err, r;
+
+	dir = local_dir(req, parent, &err);
+	if (!dir) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->kind = HANDLE_FD;
+	h->self = req_is_self(req);
+	r = local_create(fs, dir, name, mode, fi->flags, h->self, &h->fd, &st);
+	if (r < 0) {
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h->written = true; /* a new file, even an empty one, is a change */
+	fi->fh = (uintptr_t)h;
+	reply_new_entry(req, dir, name, &st, fi);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct fs *fs = req_fs(req);
+	struct node *dir;
+	struct stat st;
+	int err, fd, r;
+
+	dir = local_dir(req, parent, &err);
+	if (!dir || !S_ISREG(mode)) {
+		fuse_reply_err(req, dir ? EPERM : err);
+		return;
+	}
+	r = local_create(fs, dir, name, mode, O_WRONLY | O_EXCL, req_is_self(req), &fd, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	close(fd);
+	reply_new_entry(req, dir, name, &st, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = req_fs(req);
+	struct node *dir;
+	struct stat st;
+	int err, r;
+
+	dir = local_dir(req, parent, &err);
+	if (!dir) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	r = local_mkdir(fs, dir, name, mode, req_is_self(req), &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_new_entry(req, dir, name, &st, NULL);
+}
+
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
+{
+	struct node *dir;
+	int err;
+
+	dir = local_dir(req, parent, &err);
+	if (!dir) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	fuse_reply_err(req, -local_remove(req_fs(req), dir, name, is_dir, req_is_self(req)));
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, false);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, true);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct node *dir, *newdir;
+	int err;
+
+	dir = local_dir(req, parent, &err);
+	newdir = dir ? local_dir(req, newparent, &err) : NULL;
+	if (!dir || !newdir) {
+		/* into or out of the platform's part: not a rename here */
+		fuse_reply_err(req, err == EROFS && (dir || newdir) ? EXDEV : err);
+		return;
+	}
+	fuse_reply_err(req, -local_rename(fs, dir, name, newdir, newname, flags, req_is_self(req)));
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct node *n = get_node(req_fs(req), parent);
+
+	fuse_reply_err(req, n && local_is_local(n) ? EPERM : EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct node *n = get_node(req_fs(req), newparent);
+
+	fuse_reply_err(req, n && local_is_local(n) ? EPERM : EROFS);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, EROFS);
+	struct node *n = get_node(req_fs(req), ino);
+
+	fuse_reply_err(req, n && local_is_local(n) ? ENOTSUP : EROFS);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, EROFS);
+	struct node *n = get_node(req_fs(req), ino);
+
+	fuse_reply_err(req, n && local_is_local(n) ? ENODATA : EROFS);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -523,7 +766,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_frsize = 4096;
 	st.f_files = node_count(req_fs(req)->nodes);
 	st.f_namemax = 255;
-	st.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+	st.f_flag = ST_NOSUID | ST_NODEV;
 	fuse_reply_statfs(req, &st);
 }
 
@@ -537,12 +780,15 @@ static const struct fuse_lowlevel_ops ops = {
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
-	.rmdir = op_unlink,
+	.rmdir = op_rmdir,
 	.symlink = op_symlink,
 	.rename = op_rename,
 	.link = op_link,
 	.open = op_open,
 	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
 	.release = op_release,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
@@ -577,10 +823,53 @@ struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountp
 	return fs;
 }
 
+/* Asks the platform for each app's metadata once at start, off the FUSE
+ * threads: status.json then tells at once whether the platform answers,
+ * and the first `ls` finds the metadata cached. */
+static void *warm_up(void *arg)
+{
+	struct fs *fs = arg;
+
+	for (size_t i = 0; i < view_n_apps(fs->view); i++) {
+		struct view_app *va = view_app_at(fs->view, i);
+		struct timespec mtime, ctime;
+		size_t len;
+		char *doc;
+		int r = view_app_doc(va, &doc, &len, &mtime, &ctime);
+
+		if (r < 0) {
+			log_warn("cannot read the metadata of \"%s/%s\": %s", view_app_org(va),
+				 view_app_name(va), strerror(-r));
+			continue;
+		}
+		free(doc);
+	}
+	return NULL;
+}
+
+void fs_set_area(struct fs *fs, enum local_area area, const struct local_hooks *hooks)
+{
+	local_set_hooks(fs, area, hooks);
+}
+
+int fs_start(struct fs *fs)
+{
+	int r = local_open_dirs(fs);
+
+	if (r < 0)
+		return r;
+	if (pthread_create(&fs->warm_thread, NULL, warm_up, fs) == 0)
+		fs->warm_started = true;
+	return 0;
+}
+
 void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	if (fs->warm_started)
+		pthread_join(fs->warm_thread, NULL);
+	local_close_dirs(fs);
 	view_free(fs->view);
 	node_table_free(fs->nodes);
 	free(fs->mountpoint);

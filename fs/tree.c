@@ -13,6 +13,7 @@
 #include "altinn.h"
 #include "config.h"
 #include "layout.h"
+#include "local_i.h"
 #include "view.h"
 #include "xalloc.h"
 
@@ -41,7 +42,7 @@ struct node_key entry_key(const struct entry *e)
 {
 	return (struct node_key){
 		.org = e->org, .app = e->app, .party = e->party, .guid = e->guid,
-		.data_type = e->data_type, .data_guid = e->data_guid,
+		.data_type = e->data_type, .data_guid = e->data_guid, .area = e->area,
 	};
 }
 
@@ -81,6 +82,7 @@ static void entry_init(struct entry *e, struct node *dir, const char *name, enum
 	e->party = dup_or_null(dir->key.party);
 	e->guid = dup_or_null(dir->key.guid);
 	e->data_type = dup_or_null(dir->key.data_type);
+	e->area = dir->key.area;
 }
 
 static bool is_digits(const char *s)
@@ -115,8 +117,9 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 	size_t n = 0, cap = 4 + view_n_apps(fs->view);
 	size_t len;
 	char *doc;
+	int r;
 
-	e = xcalloc(cap, sizeof(*e));
+	e = xcalloc(cap + AREA_COUNT, sizeof(*e));
 	switch (dir->kind) {
 	case NODE_ROOT:
 		entry_init(&e[n], dir, "README.txt", NODE_README);
@@ -157,7 +160,8 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 		break;
 	case NODE_APP: {
 		struct timespec mtime, ctime;
-		int r = view_app_doc(dir->key.app, &doc, &len, &mtime, &ctime);
+
+		r = view_app_doc(dir->key.app, &doc, &len, &mtime, &ctime);
 
 		/* the folder lists even when the platform is down; only
 		 * reading application.json then fails */
@@ -168,6 +172,13 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 			  r == 0 ? mtime : zero, r == 0 ? ctime : zero);
 		entry_init(&e[n], dir, "instances", NODE_INSTANCES);
 		fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		for (int a = AREA_NONE + 1; a < AREA_COUNT; a++) {
+			if (!local_enabled(fs, (enum local_area)a))
+				continue;
+			r = tree_lookup(fs, dir, local_area_name((enum local_area)a), &e[n]);
+			if (r == 0)
+				n++;
+		}
 		break;
 	}
 	default:
@@ -296,6 +307,9 @@ int tree_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n
 	case NODE_DATA:
 	case NODE_DATA_TYPE:
 		return list_instance(fs, dir, ret, ret_n);
+	case NODE_AREA:
+	case NODE_LOCAL:
+		return local_list(fs, dir, ret, ret_n);
 	default:
 		return list_fixed(fs, dir, ret, ret_n);
 	}
@@ -349,6 +363,41 @@ int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry 
 		instance_entry(fs, ret, dir, inst);
 		alt_instance_unref(inst);
 		return 0;
+	case NODE_AREA:
+	case NODE_LOCAL: {
+		struct stat st;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			return -ENOENT;
+		r = local_stat(fs, dir, name, &st);
+		if (r < 0)
+			return r;
+		entry_init(ret, dir, name, NODE_LOCAL);
+		ret->st = st;
+		return 0;
+	}
+	case NODE_APP:
+		for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
+			if (local_enabled(fs, (enum local_area)a) &&
+			    strcmp(name, local_area_name((enum local_area)a)) == 0) {
+				struct stat st;
+
+				entry_init(ret, dir, name, NODE_AREA);
+				ret->area = a;
+				{
+					struct node tmp = { .kind = NODE_AREA, .parent = dir,
+							    .name = ret->name, .key = entry_key(ret) };
+
+					r = local_stat(fs, &tmp, NULL, &st);
+				}
+				if (r < 0) {
+					entry_clear(ret);
+					return r;
+				}
+				ret->st = st;
+				return 0;
+			}
+		return find_in_list(fs, dir, name, ret);
 	case NODE_README:
 	case NODE_STATUS:
 	case NODE_APP_JSON:

@@ -7,10 +7,12 @@
 #define ALTINNFS_TREE_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "local.h"
 #include "node.h"
 
 struct altinn;
@@ -28,6 +30,12 @@ struct fs {
 	struct timespec started;
 	uid_t uid;
 	gid_t gid;
+	pthread_t warm_thread;
+	bool warm_started;
+	/* local areas: set before fs_start, then read-only */
+	struct local_hooks hooks[AREA_COUNT];
+	bool area_enabled[AREA_COUNT];
+	int *area_fds; /* [app index * AREA_COUNT + area], -1 when off */
 };
 
 /* One folder entry: name, kind, keys (owned copies) and attributes. */
@@ -36,6 +44,7 @@ struct entry {
 	enum node_kind kind;
 	struct view_app *app;
 	char *org, *party, *guid, *data_type, *data_guid;
+	int area;
 	struct stat st;
 };
 

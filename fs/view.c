@@ -149,6 +149,11 @@ struct view_app *view_app_at(struct view *v, size_t i)
 	return i < v->n_apps ? &v->apps[i] : NULL;
 }
 
+size_t view_app_index(struct view *v, struct view_app *va)
+{
+	return (size_t)(va - v->apps);
+}
+
 const char *view_app_org(struct view_app *va)
 {
 	return va->org;

@@ -33,6 +33,7 @@ void view_free(struct view *v);
 
 size_t view_n_apps(struct view *v);
 struct view_app *view_app_at(struct view *v, size_t i);
+size_t view_app_index(struct view *v, struct view_app *va);
 const char *view_app_org(struct view_app *va);
 const char *view_app_name(struct view_app *va);
 

@@ -1,0 +1,535 @@
+/* local.c - areas of the tree kept on local disk (see local.h).
+ *
+ * Every path below an area is resolved relative to the area's folder
+ * with the *at() calls and O_NOFOLLOW, from names the kernel hands us
+ * one component at a time, so nothing here can reach outside state_dir.
+ * The owning module's hooks decide what is allowed; this file only does
+ * the file system work, durably where it matters: a file written here
+ * is fsynced, with its folder, before close() returns. */
+#include "local_i.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "tree.h"
+#include "view.h"
+#include "xalloc.h"
+
+static const char *const area_names[AREA_COUNT] = {
+	[AREA_EVENTS] = "events", [AREA_OUTBOX] = "outbox",
+	[AREA_SENT] = "sent",     [AREA_FAILED] = "failed",
+};
+
+const char *local_area_name(enum local_area area)
+{
+	return area > AREA_NONE && area < AREA_COUNT ? area_names[area] : NULL;
+}
+
+void local_set_hooks(struct fs *fs, enum local_area area, const struct local_hooks *hooks)
+{
+	fs->hooks[area] = *hooks;
+	fs->area_enabled[area] = true;
+}
+
+bool local_enabled(struct fs *fs, enum local_area area)
+{
+	return area > AREA_NONE && area < AREA_COUNT && fs->area_enabled[area];
+}
+
+bool local_is_local(const struct node *n)
+{
+	return n->kind == NODE_AREA || n->kind == NODE_LOCAL;
+}
+
+static int mkdir_p_at(int dirfd, const char *path)
+{
+	char *p = xstrdup(path);
+	int r = 0;
+
+	for (char *s = p;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (*p && mkdirat(dirfd, p, 0700) < 0 && errno != EEXIST)
+			r = -errno;
+		*s = c;
+		if (r < 0 || c == '\0')
+			break;
+	}
+	free(p);
+	return r;
+}
+
+int local_open_dirs(struct fs *fs)
+{
+	size_t n = view_n_apps(fs->view);
+	int state = open(fs->cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (state < 0)
+		return log_errno(-errno, "cannot open state_dir \"%s\"", fs->cfg->state_dir);
+	fs->area_fds = xcalloc(n * AREA_COUNT, sizeof(*fs->area_fds));
+	for (size_t i = 0; i < n * AREA_COUNT; i++)
+		fs->area_fds[i] = -1;
+	for (size_t i = 0; i < n; i++) {
+		struct view_app *va = view_app_at(fs->view, i);
+
+		for (int a = AREA_NONE + 1; a < AREA_COUNT; a++) {
+			char *path;
+			int r, fd;
+
+			if (!fs->area_enabled[a])
+				continue;
+			path = xasprintf("apps/%s/%s/%s", view_app_org(va), view_app_name(va),
+					 area_names[a]);
+			r = mkdir_p_at(state, path);
+			fd = r < 0 ? -1 : openat(state, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0) {
+				r = log_errno(r < 0 ? r : -errno, "cannot create \"%s/%s\"",
+					      fs->cfg->state_dir, path);
+				free(path);
+				close(state);
+				return r;
+			}
+			fs->area_fds[i * AREA_COUNT + (size_t)a] = fd;
+			free(path);
+		}
+	}
+	close(state);
+	return 0;
+}
+
+void local_close_dirs(struct fs *fs)
+{
+	size_t n = view_n_apps(fs->view) * AREA_COUNT;
+
+	for (size_t i = 0; fs->area_fds && i < n; i++)
+		if (fs->area_fds[i] >= 0)
+			close(fs->area_fds[i]);
+	free(fs->area_fds);
+	fs->area_fds = NULL;
+}
+
+/* The area's folder fd for n, and n's path below it ("" for the area). */
+static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
+{
+	size_t i = view_app_index(fs->view, n->key.app);
+	char *rel;
+
+	if (!fs->area_fds || n->key.area <= AREA_NONE || n->key.area >= AREA_COUNT)
+		return -ENOENT;
+	rel = node_path_below(fs->nodes, n, NODE_APP);
+	if (!rel)
+		return -ENOENT;
+	/* drop the area's own name: "outbox/org-1/a" -> "org-1/a" */
+	{
+		const char *slash = strchr(rel, '/');
+
+		memmove(rel, slash ? slash + 1 : rel + strlen(rel), strlen(slash ? slash + 1 : "") + 1);
+	}
+	*ret_fd = fs->area_fds[i * AREA_COUNT + (size_t)n->key.area];
+	*ret_rel = rel;
+	return 0;
+}
+
+/* "dir/name", or name when dir is "" (or ".": the area itself). */
+static char *join(const char *dir, const char *name)
+{
+	if (!name)
+		return xstrdup(*dir ? dir : ".");
+	return *dir ? xasprintf("%s/%s", dir, name) : xstrdup(name);
+}
+
+static void call_init(struct fs *fs, struct node *n, struct local_call *c, enum local_op op,
+		      int dirfd, const char *rel, bool is_dir, bool self)
+{
+	memset(c, 0, sizeof(*c));
+	c->org = view_app_org(n->key.app);
+	c->app = view_app_name(n->key.app);
+	c->area = (enum local_area)n->key.area;
+	c->op = op;
+	c->rel = rel;
+	c->is_dir = is_dir;
+	c->self = self;
+	c->dirfd = dirfd;
+}
+
+static int hook_check(struct fs *fs, const struct local_call *c)
+{
+	const struct local_hooks *h = &fs->hooks[c->area];
+
+	return h->check ? h->check(h->ctx, c) : -EROFS;
+}
+
+static void hook_done(struct fs *fs, const struct local_call *c)
+{
+	const struct local_hooks *h = &fs->hooks[c->area];
+
+	if (h->done)
+		h->done(h->ctx, c);
+}
+
+static void fix_stat(struct fs *fs, struct stat *st)
+{
+	st->st_nlink = S_ISDIR(st->st_mode) ? 1 : st->st_nlink;
+	(void)fs;
+}
+
+int local_stat(struct fs *fs, struct node *dir, const char *name, struct stat *ret)
+{
+	char *rel, *path;
+	int fd, r;
+
+	r = area_of(fs, dir, &fd, &rel);
+	if (r < 0)
+		return r;
+	path = join(rel, name);
+	r = fstatat(fd, path, ret, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	if (r == 0 && !S_ISREG(ret->st_mode) && !S_ISDIR(ret->st_mode))
+		r = -ENOENT; /* nothing else belongs here */
+	if (r == 0)
+		fix_stat(fs, ret);
+	free(path);
+	free(rel);
+	return r;
+}
+
+int local_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	struct entry *e = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	char *rel;
+	DIR *d;
+	int fd, dfd, r;
+
+	r = area_of(fs, dir, &fd, &rel);
+	if (r < 0)
+		return r;
+	dfd = openat(fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	free(rel);
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			e = xrealloc(e, cap * sizeof(*e));
+		}
+		memset(&e[n], 0, sizeof(e[n]));
+		e[n].name = xstrdup(de->d_name);
+		e[n].kind = NODE_LOCAL;
+		e[n].app = dir->key.app;
+		e[n].area = dir->key.area;
+		fix_stat(fs, &st);
+		e[n].st = st;
+		n++;
+	}
+	closedir(d);
+	*ret = e ? e : xcalloc(1, sizeof(*e));
+	*ret_n = n;
+	return 0;
+}
+
+/* fsync of the folder holding path, so a new or renamed name survives a
+ * crash as surely as the bytes do */
+static int sync_parent(int fd, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+	int dfd = openat(fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (dfd < 0 || fsync(dfd) < 0)
+		r = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	return r;
+}
+
+int local_create(struct fs *fs, struct node *dir, const char *name, mode_t mode, int flags,
+		 bool self, int *ret_fd, struct stat *ret_st)
+{
+	struct local_call c;
+	char *rel, *path;
+	int fd, afd, r;
+
+	r = area_of(fs, dir, &afd, &rel);
+	if (r < 0)
+		return r;
+	path = join(rel, name);
+	call_init(fs, dir, &c, LOCAL_CREATE, afd, path, false, self);
+	r = hook_check(fs, &c);
+	if (r < 0)
+		goto out;
+	fd = openat(afd, path, (flags & ~O_NOFOLLOW) | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    mode & 0777);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (fstat(fd, ret_st) < 0) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	fix_stat(fs, ret_st);
+	*ret_fd = fd;
+	hook_done(fs, &c);
+out:
+	free(path);
+	free(rel);
+	return r;
+}
+
+int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
+{
+	struct local_call c;
+	char *rel;
+	int fd, afd, r;
+
+	r = area_of(fs, n, &afd, &rel);
+	if (r < 0)
+		return r;
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+		r = hook_check(fs, &c);
+		if (r < 0)
+			goto out;
+	}
+	fd = openat(afd, rel, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		r = -errno;
+	else
+		*ret_fd = fd;
+out:
+	free(rel);
+	return r;
+}
+
+int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, bool self,
+		struct stat *ret_st)
+{
+	struct local_call c;
+	char *rel, *path;
+	int afd, r;
+
+	r = area_of(fs, dir, &afd, &rel);
+	if (r < 0)
+		return r;
+	path = join(rel, name);
+	call_init(fs, dir, &c, LOCAL_MKDIR, afd, path, true, self);
+	r = hook_check(fs, &c);
+	if (r == 0 && mkdirat(afd, path, mode & 0777) < 0)
+		r = -errno;
+	if (r == 0 && fstatat(afd, path, ret_st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	if (r == 0) {
+		sync_parent(afd, path);
+		fix_stat(fs, ret_st);
+		hook_done(fs, &c);
+	}
+	free(path);
+	free(rel);
+	return r;
+}
+
+int local_remove(struct fs *fs, struct node *dir, const char *name, bool is_dir, bool self)
+{
+	struct local_call c;
+	char *rel, *path;
+	int afd, r;
+
+	r = area_of(fs, dir, &afd, &rel);
+	if (r < 0)
+		return r;
+	path = join(rel, name);
+	call_init(fs, dir, &c, LOCAL_REMOVE, afd, path, is_dir, self);
+	r = hook_check(fs, &c);
+	if (r == 0 && unlinkat(afd, path, is_dir ? AT_REMOVEDIR : 0) < 0)
+		r = -errno;
+	if (r == 0) {
+		sync_parent(afd, path);
+		node_unlink(fs->nodes, dir, name);
+		hook_done(fs, &c);
+	}
+	free(path);
+	free(rel);
+	return r;
+}
+
+int local_rename(struct fs *fs, struct node *dir, const char *name, struct node *newdir,
+		 const char *newname, unsigned int flags, bool self)
+{
+	char *rel = NULL, *newrel = NULL, *path = NULL, *newpath = NULL;
+	struct local_call c;
+	struct stat st;
+	int afd, nafd, r;
+
+	if (!local_is_local(newdir) || newdir->key.app != dir->key.app ||
+	    newdir->key.area != dir->key.area)
+		return -EXDEV; /* mv falls back to copy and remove */
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL;
+	r = area_of(fs, dir, &afd, &rel);
+	if (r == 0)
+		r = area_of(fs, newdir, &nafd, &newrel);
+	if (r < 0)
+		goto out;
+	path = join(rel, name);
+	newpath = join(newrel, newname);
+	if (fstatat(afd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto out;
+	}
+	call_init(fs, newdir, &c, LOCAL_RENAME, afd, newpath, S_ISDIR(st.st_mode), self);
+	c.old_rel = path;
+	r = hook_check(fs, &c);
+	if (r == 0 && renameat2(afd, path, nafd, newpath, flags) < 0)
+		r = -errno;
+	if (r == 0) {
+		struct node *n;
+
+		sync_parent(afd, newpath);
+		if (strchr(path, '/') != strrchr(newpath, '/') || dir != newdir)
+			sync_parent(afd, path);
+		/* keep the kernel's idea and ours the same */
+		node_unlink(fs->nodes, newdir, newname);
+		n = node_find(fs->nodes, dir, name);
+		if (n)
+			node_rename(fs->nodes, n, newdir, newname);
+		hook_done(fs, &c);
+	}
+out:
+	free(path);
+	free(newpath);
+	free(rel);
+	free(newrel);
+	return r;
+}
+
+int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr, int to_set,
+		  bool self, struct stat *ret_st)
+{
+	struct local_call c;
+	char *rel;
+	int afd, r;
+
+	r = area_of(fs, n, &afd, &rel);
+	if (r < 0)
+		return r;
+	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	r = hook_check(fs, &c);
+	if (r < 0)
+		goto out;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		int tfd = fd >= 0 ? fd : openat(afd, rel, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (tfd < 0 || ftruncate(tfd, attr->st_size) < 0)
+			r = -errno;
+		if (fd < 0 && tfd >= 0)
+			close(tfd);
+		if (r < 0)
+			goto out;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		if (fchmodat(afd, *rel ? rel : ".", attr->st_mode & 07777, 0) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (utimensat(afd, *rel ? rel : ".", ts, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	/* owners are ours: chown is accepted and changes nothing */
+	if (fstatat(afd, *rel ? rel : ".", ret_st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	else
+		fix_stat(fs, ret_st);
+out:
+	free(rel);
+	return r;
+}
+
+int local_flush(struct fs *fs, struct node *n, int fd)
+{
+	char *rel;
+	int afd, r;
+
+	if (fsync(fd) < 0)
+		return -errno;
+	r = area_of(fs, n, &afd, &rel);
+	if (r < 0)
+		return r;
+	r = sync_parent(afd, rel);
+	free(rel);
+	return r;
+}
+
+void local_closed(struct fs *fs, struct node *n, bool self)
+{
+	struct local_call c;
+	char *rel;
+	int afd;
+
+	if (area_of(fs, n, &afd, &rel) < 0)
+		return;
+	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	hook_done(fs, &c);
+	free(rel);
+}
+
+int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret)
+{
+	const struct local_hooks *h;
+	struct local_call c;
+	char *rel;
+	int afd, r;
+
+	if (n->key.area <= AREA_NONE || n->key.area >= AREA_COUNT)
+		return -ENODATA;
+	h = &fs->hooks[n->key.area];
+	if (!h->xattr)
+		return -ENODATA;
+	r = area_of(fs, n, &afd, &rel);
+	if (r < 0)
+		return r;
+	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, n->kind == NODE_AREA, false);
+	r = h->xattr(h->ctx, &c, name, ret);
+	free(rel);
+	return r;
+}

@@ -1,0 +1,43 @@
+/* local_i.h - the operations on local areas, private to fs/ (see local.h). */
+#ifndef ALTINNFS_LOCAL_I_H
+#define ALTINNFS_LOCAL_I_H
+
+#include "local.h"
+#include <sys/stat.h>
+
+struct fs;
+struct node;
+struct entry;
+struct view_app;
+
+/* Registers an area for every app; before fs_start. */
+void local_set_hooks(struct fs *fs, enum local_area area, const struct local_hooks *hooks);
+/* Creates and opens the areas' folders; 0 or -errno (logged). */
+int local_open_dirs(struct fs *fs);
+void local_close_dirs(struct fs *fs);
+bool local_enabled(struct fs *fs, enum local_area area);
+
+/* n is NODE_AREA or NODE_LOCAL */
+bool local_is_local(const struct node *n);
+/* Attributes of name in local folder dir (name NULL: dir itself). */
+int local_stat(struct fs *fs, struct node *dir, const char *name, struct stat *ret);
+int local_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n);
+
+/* The changes. Each checks with the area's hook first and reports to it
+ * after; self says the caller is one of our own threads. */
+int local_create(struct fs *fs, struct node *dir, const char *name, mode_t mode, int flags,
+		 bool self, int *ret_fd, struct stat *ret_st);
+int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd);
+int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, bool self,
+		struct stat *ret_st);
+int local_remove(struct fs *fs, struct node *dir, const char *name, bool is_dir, bool self);
+int local_rename(struct fs *fs, struct node *dir, const char *name, struct node *newdir,
+		 const char *newname, unsigned int flags, bool self);
+int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr, int to_set,
+		  bool self, struct stat *ret_st);
+/* A file opened for writing is closed: make it durable, then tell the hook. */
+int local_flush(struct fs *fs, struct node *n, int fd);
+void local_closed(struct fs *fs, struct node *n, bool self);
+int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret);
+
+#endif
