@@ -1,1 +1,726 @@
-/* placeholder: being written */
+/* http.c - every request the daemon makes, made the same careful way.
+ *
+ * The only file that includes curl. A request borrows an easy handle from
+ * a small pool and gives it back, so one handle is used by one thread at a
+ * time and keeps its open connection for the next request, whichever
+ * thread makes it; DNS answers and TLS sessions are shared between all
+ * handles through a share object with a lock per kind of data.
+ *
+ * No request can hang: connecting and stalling (under 1 byte/s) are both
+ * bounded by cfg->timeout, signals are off (CURLOPT_NOSIGNAL) so threads
+ * are safe, and retries stop when the total would pass cfg->timeout. Only
+ * failures that may pass are retried - 5xx, 429 and dropped connections,
+ * at most twice, honouring a short Retry-After. A refused connection fails
+ * at once: the platform is down and the user should hear so now. A 401
+ * gets one token refresh and one more try, never a loop.
+ *
+ * Redirects are not followed and only http(s) is spoken, so a link from
+ * the platform can never carry the token somewhere else. The token goes
+ * into one header list that is wiped after the request; curl's verbose
+ * output, which would print it, is never enabled. */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "config.h"
+#include "limits.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* Idle handles (each with its open connection) kept for reuse; more than
+ * the FUSE worker threads plus streams that may run at once is waste. */
+#define HTTP_POOL_MAX 32
+#define HTTP_MAX_RETRIES 2
+#define HTTP_BACKOFF_MS 200
+/* A Retry-After longer than this is not waited for: a FUSE caller is
+ * blocked meanwhile, and the outer layers retry later anyway. */
+#define HTTP_RETRY_AFTER_MAX_MS 5000
+#define HTTP_BULK_BUFFER (512 * 1024)
+
+struct http {
+	const struct config *cfg;
+	struct auth *auth;
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t pool_lock;
+	CURL *pool[HTTP_POOL_MAX]; /* protected by pool_lock */
+	size_t n_pool;             /* protected by pool_lock */
+
+	pthread_mutex_t health_lock;
+	struct alt_health health; /* protected by health_lock */
+};
+
+/* What one attempt saw. */
+struct attempt {
+	const struct http_request *req;
+	struct http_head head;
+	char reason[64];
+	bool head_done;     /* headers of the final answer are complete */
+	bool body_begun;    /* on_data has been called */
+	bool stopped;       /* on_data asked to stop early */
+	int cb_err;         /* a -errno from a callback */
+	long retry_after_ms; /* -1: none */
+	char *err_body;     /* the start of a non-2xx body, for the log */
+	size_t err_len;
+	CURLcode cc;
+	long os_errno;
+};
+
+int http_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+void http_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+/* ---- the errno table */
+
+int http_errno(int curl_code, long status)
+{
+	switch ((CURLcode)curl_code) {
+	case CURLE_OK:
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
+	case CURLE_FILESIZE_EXCEEDED:
+		return -EFBIG;
+	default: /* refused, reset, unresolvable, TLS: the platform is unusable */
+		return -EIO;
+	}
+	if (status >= 200 && status < 300)
+		return 0;
+	switch (status) {
+	case 400:
+		return -EINVAL;
+	case 401:
+	case 403:
+		return -EACCES;
+	case 404:
+	case 410:
+		return -ENOENT;
+	case 409:
+	case 412:
+		return -EBUSY;
+	case 413:
+		return -EFBIG;
+	case 416:
+		return -ERANGE; /* a read past the end; the reader turns it into EOF */
+	default: /* 5xx, 429 and anything we do not expect */
+		return -EIO;
+	}
+}
+
+/* ---- handles */
+
+static void share_lock(CURL *easy, curl_lock_data data, curl_lock_access access, void *ctx)
+{
+	struct http *h = ctx;
+	pthread_mutex_lock(&h->share_locks[data]);
+}
+
+static void share_unlock(CURL *easy, curl_lock_data data, void *ctx)
+{
+	struct http *h = ctx;
+	pthread_mutex_unlock(&h->share_locks[data]);
+}
+
+static CURL *pool_get(struct http *h)
+{
+	CURL *easy = NULL;
+
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->n_pool)
+		easy = h->pool[--h->n_pool];
+	pthread_mutex_unlock(&h->pool_lock);
+	if (!easy)
+		easy = curl_easy_init();
+	if (!easy)
+		abort(); /* curl_easy_init fails only without memory */
+	return easy;
+}
+
+static void pool_put(struct http *h, CURL *easy)
+{
+	curl_easy_reset(easy);
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->n_pool < HTTP_POOL_MAX) {
+		h->pool[h->n_pool++] = easy;
+		easy = NULL;
+	}
+	pthread_mutex_unlock(&h->pool_lock);
+	if (easy)
+		curl_easy_cleanup(easy);
+}
+
+int http_new(const struct config *cfg, struct auth *auth, struct http **ret)
+{
+	struct http *h = xcalloc(1, sizeof(*h));
+
+	h->cfg = cfg;
+	h->auth = auth;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&h->share_locks[i], NULL);
+	pthread_mutex_init(&h->pool_lock, NULL);
+	pthread_mutex_init(&h->health_lock, NULL);
+	h->share = curl_share_init();
+	if (!h->share ||
+	    curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	    curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	    curl_share_setopt(h->share, CURLSHOPT_USERDATA, h) != CURLSHE_OK ||
+	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+		http_free(h);
+		return log_errno(-EIO, "cannot set up the http client");
+	}
+	*ret = h;
+	return 0;
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->n_pool; i++)
+		curl_easy_cleanup(h->pool[i]);
+	if (h->share)
+		curl_share_cleanup(h->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&h->share_locks[i]);
+	pthread_mutex_destroy(&h->pool_lock);
+	pthread_mutex_destroy(&h->health_lock);
+	free(h);
+}
+
+/* ---- callbacks */
+
+/* The value of header `name` in line (NUL-terminated, CRLF cut), or NULL. */
+static const char *header_value(char *line, const char *name)
+{
+	size_t k = strlen(name);
+	char *v;
+
+	if (strncasecmp(line, name, k) != 0 || line[k] != ':')
+		return NULL;
+	v = line + k + 1;
+	v += strspn(v, " \t");
+	v[strcspn(v, "\r\n")] = '\0';
+	return v;
+}
+
+/* "HTTP/1.1 503 Service Unavailable": a new answer begins (after a 1xx,
+ * the final one), so what was parsed before is forgotten. */
+static void parse_status_line(struct attempt *at, const char *line)
+{
+	const char *sp = strchr(line, ' ');
+	char *end;
+	size_t i;
+
+	memset(&at->head, 0, sizeof(at->head));
+	at->reason[0] = '\0';
+	at->retry_after_ms = -1;
+	if (!sp)
+		return;
+	at->head.status = strtol(sp + 1, &end, 10);
+	end += strspn(end, " ");
+	for (i = 0; end[i] && end[i] != '\r' && end[i] != '\n' && i < sizeof(at->reason) - 1; i++)
+		at->reason[i] = (end[i] >= 0x20 && end[i] < 0x7f) ? end[i] : '?';
+	at->reason[i] = '\0';
+}
+
+/* "bytes 0-99/1000", or "bytes 0-99/" and a star */
+static void parse_content_range(struct attempt *at, const char *v)
+{
+	unsigned long long first, last, total;
+	char star;
+
+	if (sscanf(v, "bytes %llu-%llu/%llu", &first, &last, &total) == 3) {
+		at->head.range_total = total;
+	} else if (sscanf(v, "bytes %llu-%llu/%c", &first, &last, &star) == 3 && star == '*') {
+		at->head.range_total = UINT64_MAX;
+	} else {
+		return;
+	}
+	at->head.has_range = true;
+	at->head.range_first = first;
+	at->head.range_last = last;
+}
+
+static void parse_retry_after(struct attempt *at, const char *v)
+{
+	char *end;
+	long s = strtol(v, &end, 10);
+	time_t when;
+
+	if (end != v && *end == '\0') {
+		at->retry_after_ms = s < 0 ? 0 : s > 3600 ? 3600000 : s * 1000;
+		return;
+	}
+	when = curl_getdate(v, NULL);
+	if (when > 0)
+		at->retry_after_ms = when > time(NULL) ? (long)(when - time(NULL)) * 1000 : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
+{
+	struct attempt *at = ctx;
+	size_t n = size * nitems;
+	char line[512]; /* curl's line is not NUL-terminated; longer lines are not ours */
+	const char *v;
+
+	snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) ? n : sizeof(line) - 1), data);
+	if (strncmp(line, "HTTP/", 5) == 0) {
+		parse_status_line(at, line);
+	} else if (line[0] == '\r' || line[0] == '\n') {
+		if (at->head.status < 200) /* 1xx: the real answer follows */
+			return n;
+		at->head_done = true;
+		if (at->head.status < 300 && at->req->on_head) {
+			int r = at->req->on_head(at->req->ctx, &at->head);
+			if (r) {
+				at->cb_err = r < 0 ? r : -EIO;
+				return 0;
+			}
+		}
+	} else if ((v = header_value(line, "Content-Range"))) {
+		parse_content_range(at, v);
+	} else if ((v = header_value(line, "Retry-After"))) {
+		parse_retry_after(at, v);
+	}
+	return n;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
+{
+	struct attempt *at = ctx;
+	size_t n = size * nmemb;
+	int r;
+
+	if (at->head.status < 200 || at->head.status >= 300) {
+		size_t room = ALT_MAX_ERROR_BODY - at->err_len;
+		if (!at->err_body)
+			at->err_body = xmalloc(ALT_MAX_ERROR_BODY + 1);
+		if (n < room)
+			room = n;
+		memcpy(at->err_body + at->err_len, p, room);
+		at->err_len += room;
+		return n; /* read the rest too, so the connection stays usable */
+	}
+	at->body_begun = true;
+	r = at->req->on_data(at->req->ctx, p, n);
+	if (r == 0)
+		return n;
+	if (r > 0)
+		at->stopped = true;
+	else
+		at->cb_err = r;
+	return 0; /* curl aborts the transfer */
+}
+
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct attempt *at = ctx;
+	return at->req->cancel && atomic_load(at->req->cancel);
+}
+
+/* ---- one attempt */
+
+static struct curl_slist *build_headers(struct http *h, const struct http_request *req,
+					const char *token)
+{
+	struct curl_slist *list = NULL;
+	char buf[128];
+	char *line;
+
+	snprintf(buf, sizeof(buf), "Accept: %s", req->accept ? req->accept : "application/json");
+	list = curl_slist_append(list, buf);
+	if (token) {
+		line = xasprintf("Authorization: Bearer %s", token);
+		list = curl_slist_append(list, line);
+		auth_token_free(line);
+	}
+	line = auth_subscription_key(h->auth);
+	if (line) {
+		char *hdr = xasprintf("Ocp-Apim-Subscription-Key: %s", line);
+		list = curl_slist_append(list, hdr);
+		auth_token_free(hdr);
+		auth_token_free(line);
+	}
+	if (req->has_range) {
+		if (req->range_last == UINT64_MAX)
+			snprintf(buf, sizeof(buf), "Range: bytes=%llu-",
+				 (unsigned long long)req->range_first);
+		else
+			snprintf(buf, sizeof(buf), "Range: bytes=%llu-%llu",
+				 (unsigned long long)req->range_first,
+				 (unsigned long long)req->range_last);
+		list = curl_slist_append(list, buf);
+	}
+	if (!list)
+		abort(); /* curl_slist_append fails only without memory */
+	return list;
+}
+
+/* Wipes the header list's copy of the token before freeing it. */
+static void free_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *l = list; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(list);
+}
+
+static void setup_handle(struct http *h, CURL *easy, struct attempt *at,
+			 struct curl_slist *headers)
+{
+	long timeout = h->cfg->timeout > 0 ? h->cfg->timeout : 30;
+
+	curl_easy_setopt(easy, CURLOPT_URL, at->req->url);
+	curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_SHARE, h->share);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, timeout);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, timeout);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "altinnfs/" ALTINNFS_VERSION);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, at);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, at);
+	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, at);
+	if (at->req->bulk)
+		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)HTTP_BULK_BUFFER);
+}
+
+/* Performs one attempt; 0 or -errno, with what happened in *at. */
+static int attempt_once(struct http *h, struct attempt *at, const char *token)
+{
+	struct curl_slist *headers = build_headers(h, at->req, token);
+	CURL *easy = pool_get(h);
+	int r;
+
+	setup_handle(h, easy, at, headers);
+	at->cc = curl_easy_perform(easy);
+	curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &at->os_errno);
+	pool_put(h, easy);
+	free_headers(headers);
+
+	if (at->cb_err)
+		return at->cb_err;
+	if (at->stopped)
+		return 0;
+	r = http_errno(at->cc, at->head.status);
+	if (r == 0 && !at->head_done)
+		r = -EIO; /* "OK" without a complete answer: never trust it */
+	return r;
+}
+
+/* ---- health */
+
+/* "/storage/api/v1/instances" from a URL: the part worth showing. */
+static void url_path(const char *url, char *buf, size_t size)
+{
+	const char *p = strstr(url, "://");
+
+	p = p ? strchr(p + 3, '/') : NULL;
+	if (!p)
+		p = "/";
+	snprintf(buf, size, "%.*s", (int)strcspn(p, "?#"), p);
+}
+
+static void url_host_port(const char *url, char *buf, size_t size)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL;
+
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		snprintf(buf, size, "%s:%s", host, port);
+	else
+		snprintf(buf, size, "the platform");
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
+/* Answers that are the platform working as it should, not trouble. */
+static bool answer_is_normal(long status)
+{
+	return (status >= 200 && status < 400) || status == 404 || status == 409 ||
+	       status == 410 || status == 412 || status == 416;
+}
+
+static void describe(const struct http *h, const struct attempt *at, int r, char *buf,
+		     size_t size)
+{
+	char path[160], where[160];
+
+	url_path(at->req->url, path, sizeof(path));
+	if (at->cc == CURLE_COULDNT_CONNECT) {
+		url_host_port(at->req->url, where, sizeof(where));
+		snprintf(buf, size, "connect to %s: %s", where,
+			 at->os_errno ? strerror((int)at->os_errno) : "cannot connect");
+	} else if (at->cc == CURLE_COULDNT_RESOLVE_HOST) {
+		url_host_port(at->req->url, where, sizeof(where));
+		snprintf(buf, size, "resolve %s: host not found", where);
+	} else if (at->cc == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(buf, size, "GET %s: no progress within %d s", path, h->cfg->timeout);
+	} else if (at->cc != CURLE_OK && at->cc != CURLE_WRITE_ERROR) {
+		snprintf(buf, size, "GET %s: %s", path, curl_easy_strerror(at->cc));
+	} else if (at->head.status && !answer_is_normal(at->head.status)) {
+		snprintf(buf, size, "GET %s: %ld%s%s", path, at->head.status,
+			 at->reason[0] ? " " : "", at->reason);
+	} else {
+		snprintf(buf, size, "GET %s: %s", path, strerror(-r));
+	}
+}
+
+/* Every attempt counts; the last one decides reachable and last_error. */
+static void record(struct http *h, const struct attempt *at, int r)
+{
+	bool ok = r == 0 || (r < 0 && at->head.status &&
+						answer_is_normal(at->head.status) && !at->cb_err);
+	char msg[sizeof(h->health.last_error)] = "";
+
+	if (!ok)
+		describe(h, at, r, msg, sizeof(msg));
+	pthread_mutex_lock(&h->health_lock);
+	h->health.requests++;
+	if (r != -ECANCELED) { /* we stopped it: says nothing about the platform */
+		h->health.checked = true;
+		clock_gettime(CLOCK_REALTIME, &h->health.checked_at);
+		h->health.reachable = at->head.status != 0;
+		memcpy(h->health.last_error, msg, sizeof(msg));
+	}
+	pthread_mutex_unlock(&h->health_lock);
+}
+
+void http_health(struct http *h, struct alt_health *ret)
+{
+	pthread_mutex_lock(&h->health_lock);
+	ret->checked = h->health.checked;
+	ret->reachable = h->health.reachable;
+	memcpy(ret->last_error, h->health.last_error, sizeof(ret->last_error));
+	ret->checked_at = h->health.checked_at;
+	ret->requests = h->health.requests;
+	pthread_mutex_unlock(&h->health_lock);
+}
+
+/* ---- retries */
+
+static bool retryable(const struct attempt *at)
+{
+	switch (at->cc) {
+	case CURLE_OK:
+	case CURLE_WRITE_ERROR: /* our callback stopped it: decided by cb_err */
+		break;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true; /* the connection dropped: a new one may work */
+	default:
+		return false; /* refused, timed out, TLS, cancelled: retrying won't help */
+	}
+	if (at->cb_err)
+		return false;
+	return at->head.status == 429 || at->head.status == 500 || at->head.status == 502 ||
+	       at->head.status == 503 || at->head.status == 504;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Exponential backoff with jitter (so many waiting threads do not return
+ * together), or the server's Retry-After when it gave one. */
+static long backoff_ms(const struct attempt *at, int retry)
+{
+	static _Thread_local unsigned int seed;
+	long base = HTTP_BACKOFF_MS << retry;
+
+	if (!seed)
+		seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&seed;
+	if (at->retry_after_ms >= 0)
+		return at->retry_after_ms < HTTP_RETRY_AFTER_MAX_MS ? at->retry_after_ms
+								  : HTTP_RETRY_AFTER_MAX_MS;
+	return base / 2 + (long)(rand_r(&seed) % (unsigned int)base);
+}
+
+/* Sleeps, waking early when the request is cancelled. */
+static bool sleep_ms(const struct http_request *req, long ms)
+{
+	while (ms > 0) {
+		long step = ms < 50 ? ms : 50;
+		struct timespec ts = { 0, step * 1000000L };
+
+		if (req->cancel && atomic_load(req->cancel))
+			return false;
+		nanosleep(&ts, NULL);
+		ms -= step;
+	}
+	return true;
+}
+
+static void log_failure(const struct http *h, struct attempt *at, int r)
+{
+	char msg[256];
+
+	describe(h, at, r, msg, sizeof(msg));
+	if (r == -ENOENT || r == -ECANCELED || r == -ERANGE)
+		log_debug("%s", msg);
+	else
+		log_warn("%s", msg);
+	if (at->err_len && log_enabled(LOG_LVL_DEBUG)) {
+		size_t n = at->err_len < 300 ? at->err_len : 300;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)at->err_body[i] < 0x20 || (unsigned char)at->err_body[i] >= 0x7f)
+				at->err_body[i] = ' ';
+		log_debug("platform said: %.*s", (int)n, at->err_body);
+	}
+}
+
+int http_request(struct http *h, const struct http_request *req)
+{
+	long budget_ms = (h->cfg->timeout > 0 ? h->cfg->timeout : 30) * 1000L;
+	bool refreshed = false;
+	struct timespec start;
+	int retries = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct attempt at = { .req = req, .retry_after_ms = -1 };
+		uint64_t gen;
+		char *token;
+		long delay;
+		int r;
+
+		r = auth_token(h->auth, &token, &gen);
+		if (r < 0)
+			return r;
+		r = attempt_once(h, &at, token);
+		auth_token_free(token);
+		record(h, &at, r);
+		if (r == 0) {
+			free(at.err_body);
+			return 0;
+		}
+		if (at.head.status == 401 && !refreshed && at.cc == CURLE_OK) {
+			refreshed = true;
+			if (auth_refresh(h->auth, gen) == 0) {
+				free(at.err_body);
+				continue;
+			}
+		}
+		delay = backoff_ms(&at, retries);
+		if (retries >= HTTP_MAX_RETRIES || !retryable(&at) ||
+		    (at.body_begun && !req->restartable) ||
+		    elapsed_ms(&start) + delay >= budget_ms) {
+			log_failure(h, &at, r);
+			free(at.err_body);
+			return r;
+		}
+		log_debug("retrying in %ld ms after attempt %d failed", delay, retries + 1);
+		free(at.err_body);
+		retries++;
+		if (!sleep_ms(req, delay))
+			return -ECANCELED;
+	}
+}
+
+/* ---- whole bodies */
+
+struct body {
+	char *data;
+	size_t len, cap, max;
+};
+
+static int body_head(void *ctx, const struct http_head *head)
+{
+	struct body *b = ctx;
+	b->len = 0; /* a retried attempt starts over */
+	return 0;
+}
+
+static int body_data(void *ctx, const char *p, size_t n)
+{
+	struct body *b = ctx;
+
+	if (n > b->max - b->len)
+		return -EFBIG;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->data = xrealloc(b->data, cap);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+int http_get(struct http *h, const char *url, size_t max, char **ret_body, size_t *ret_len)
+{
+	struct body b = { .max = max };
+	struct http_request req = {
+		.url = url,
+		.on_head = body_head,
+		.on_data = body_data,
+		.ctx = &b,
+		.restartable = true,
+	};
+	int r;
+
+	r = http_request(h, &req);
+	if (r < 0) {
+		if (r == -EFBIG)
+			log_warn("answer to \"%s\" is larger than %zu bytes", url, max);
+		free(b.data);
+		return r;
+	}
+	if (!b.data)
+		b.data = xmalloc(1);
+	b.data[b.len] = '\0';
+	*ret_body = b.data;
+	*ret_len = b.len;
+	return 0;
+}
+
+char *http_escape(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0);
+	char *copy;
+
+	if (!e)
+		abort(); /* only allocation failure */
+	copy = xstrdup(e);
+	curl_free(e);
+	return copy;
+}

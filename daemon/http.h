@@ -1,0 +1,88 @@
+/* http.h - GET requests to the platform, with the rules every call shares.
+ *
+ * http.c is the only file that includes curl. Every request here gets the
+ * same treatment: the bearer token from auth (and one token refresh plus
+ * one retry after a 401), Accept: application/json unless told otherwise,
+ * a connect timeout and a stall timeout of cfg->timeout seconds, at most
+ * two retries with jittered backoff for answers that may succeed on a
+ * second try (5xx, 429, a dropped connection), and connections reused
+ * across requests and threads. Each request's outcome is recorded for
+ * status.json. Errors come back as -errno from one table, http_errno();
+ * no HTTP status or curl code leaves daemon/.
+ *
+ * Every function may be called from any thread at once. */
+#ifndef ALTINNFS_HTTP_H
+#define ALTINNFS_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "altinn.h"
+
+struct auth;
+struct config;
+struct http;
+
+/* Once in main before any thread starts, and once at exit. */
+int http_global_init(void);
+void http_global_cleanup(void);
+
+/* cfg and auth must outlive the client. */
+int http_new(const struct config *cfg, struct auth *auth, struct http **ret);
+void http_free(struct http *h); /* NULL is fine */
+
+/* The platform's answer, before its body. */
+struct http_head {
+	long status;
+	bool has_range;       /* a "Content-Range: bytes first-last/total" came */
+	uint64_t range_first;
+	uint64_t range_last;
+	uint64_t range_total; /* UINT64_MAX when the server wrote "*" */
+};
+
+/* A GET whose body goes to callbacks. */
+struct http_request {
+	const char *url;
+	const char *accept; /* NULL: application/json */
+	/* Range: bytes=range_first-range_last; range_last UINT64_MAX leaves it
+	 * open ("bytes=first-"). */
+	bool has_range;
+	uint64_t range_first;
+	uint64_t range_last;
+	/* Large transfers get a larger receive buffer. */
+	bool bulk;
+	/* Called once per attempt with a 2xx head, before any body byte (also
+	 * for an empty body). Nonzero aborts the request with that -errno. */
+	int (*on_head)(void *ctx, const struct http_head *head);
+	/* Body bytes of the 2xx answer. Return 0 for more, 1 to stop early
+	 * with success, or a -errno to abort with that error. May block. */
+	int (*on_data)(void *ctx, const char *p, size_t n);
+	void *ctx;
+	/* May an attempt whose body had begun be retried? Then on_head is
+	 * called again and must forget the partial body. */
+	bool restartable;
+	/* Another thread sets it to abort the transfer within about a second;
+	 * an aborted request returns -ECANCELED. NULL: never. */
+	const atomic_bool *cancel;
+};
+int http_request(struct http *h, const struct http_request *req);
+
+/* GET url into a NUL-terminated malloc'd body of at most max bytes
+ * (-EFBIG beyond). */
+int http_get(struct http *h, const char *url, size_t max, char **ret_body, size_t *ret_len);
+
+/* Percent-encodes s for a query value or a path segment (malloc'd). */
+char *http_escape(const char *s);
+
+/* Fills the platform fields of ret (checked, reachable, last_error,
+ * checked_at, requests); leaves the token fields alone. */
+void http_health(struct http *h, struct alt_health *ret);
+
+/* The one table from a platform answer to an errno (see altinn.h):
+ * curl_code is a CURLcode (0 when the transfer worked), status the HTTP
+ * status (0 when none came). Returns 0 for success or a -errno. */
+int http_errno(int curl_code, long status);
+
+#endif
