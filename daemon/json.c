@@ -1,1 +1,682 @@
-/* placeholder: being written */
+/* json.c - the platform's JSON documents, parsed into altinn.h structs.
+ *
+ * This is the only file that includes jansson. The platform is treated as
+ * untrusted input: every field may be null, absent or of the wrong type
+ * (Storage omits nulls today, older versions and the docs' samples send
+ * them), ids are checked before they become path names, guids are
+ * lowercased so one element has one name, and counts are capped from
+ * limits.h. A bad instance inside a page is skipped with a warning so one
+ * hostile record cannot hide the others.
+ *
+ * Each instance and app keeps its document re-serialized with two-space
+ * indentation in the order received (jansson keeps insertion order), so
+ * instance.json shows what the platform said, readably.
+ *
+ * The small JWT decoder and status.json live here too because both are
+ * JSON in or out and nothing else may touch jansson. */
+#include "json.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define DUMP_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
+
+/* ---- small accessors: absent, null and wrong-typed all read as "none" */
+
+static const char *get_str(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static char *dup_str(json_t *obj, const char *key)
+{
+	const char *s = get_str(obj, key);
+	return s ? xstrdup(s) : NULL;
+}
+
+static bool get_bool(json_t *obj, const char *key)
+{
+	return json_is_true(json_object_get(obj, key));
+}
+
+static int64_t get_int(json_t *obj, const char *key, int64_t dflt)
+{
+	json_t *v = json_object_get(obj, key);
+	if (json_is_integer(v))
+		return (int64_t)json_integer_value(v);
+	if (json_is_real(v))
+		return (int64_t)json_real_value(v);
+	return dflt;
+}
+
+static void get_time(json_t *obj, const char *key, struct timespec *ret)
+{
+	const char *s = get_str(obj, key);
+	struct timespec ts = { 0, 0 };
+
+	if (s && json_parse_time(s, &ts) < 0)
+		log_debug("unparsable time %s \"%.40s\"", key, s);
+	*ret = ts;
+}
+
+/* The document as received, for instance.json/application.json. */
+static char *dump_doc(json_t *obj, size_t *ret_len)
+{
+	char *s = json_dumps(obj, DUMP_FLAGS);
+	size_t n;
+	char *doc;
+
+	if (!s)
+		abort(); /* jansson fails here only on allocation failure */
+	n = strlen(s);
+	doc = xmalloc(n + 2);
+	memcpy(doc, s, n);
+	doc[n] = '\n';
+	doc[n + 1] = '\0';
+	free(s);
+	*ret_len = n + 1;
+	return doc;
+}
+
+static json_t *load(const char *text, size_t len, const char *what)
+{
+	json_error_t err;
+	json_t *root = json_loadb(text, len, 0, &err);
+
+	if (!root) {
+		log_warn("cannot parse %s: %s at line %d", what, err.text, err.line);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		log_warn("cannot parse %s: not a JSON object", what);
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* ---- times */
+
+static int parse_digits(const char **p, int n, int *ret)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return -EINVAL;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*ret = v;
+	return 0;
+}
+
+static int parse_zone(const char *p, int *ret_offset)
+{
+	int sign, hh, mm;
+
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+		*ret_offset = 0;
+		return 0;
+	}
+	if (*p == '\0') { /* Newtonsoft writes unspecified-kind times bare */
+		*ret_offset = 0;
+		return 0;
+	}
+	if (*p != '+' && *p != '-')
+		return -EINVAL;
+	sign = *p++ == '-' ? -1 : 1;
+	if (parse_digits(&p, 2, &hh) < 0)
+		return -EINVAL;
+	if (*p == ':')
+		p++;
+	if (parse_digits(&p, 2, &mm) < 0 || *p != '\0' || hh > 23 || mm > 59)
+		return -EINVAL;
+	*ret_offset = sign * (hh * 3600 + mm * 60);
+	return 0;
+}
+
+int json_parse_time(const char *s, struct timespec *ret)
+{
+	const char *p = s;
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec, offset;
+	long nsec = 0;
+	time_t t;
+
+	if (parse_digits(&p, 4, &y) < 0 || *p++ != '-' || parse_digits(&p, 2, &mo) < 0 ||
+	    *p++ != '-' || parse_digits(&p, 2, &d) < 0 || (*p != 'T' && *p != 't'))
+		return -EINVAL;
+	p++;
+	if (parse_digits(&p, 2, &h) < 0 || *p++ != ':' || parse_digits(&p, 2, &mi) < 0 ||
+	    *p++ != ':' || parse_digits(&p, 2, &sec) < 0)
+		return -EINVAL;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	if (*p == '.') {
+		long scale = 100000000;
+		int n = 0;
+
+		for (p++; isdigit((unsigned char)*p); p++, n++) {
+			nsec += (*p - '0') * scale; /* digits past 9 add nothing */
+			scale /= 10;
+		}
+		if (n == 0)
+			return -EINVAL;
+	}
+	if (parse_zone(p, &offset) < 0)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -EINVAL;
+	ret->tv_sec = t - offset;
+	ret->tv_nsec = nsec;
+	return 0;
+}
+
+void json_format_time(const struct timespec *ts, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t t = ts->tv_sec;
+
+	if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "1970-01-01T00:00:00Z");
+}
+
+/* ---- ids */
+
+bool json_is_guid(const char *s)
+{
+	static const int groups[] = { 8, 4, 4, 4, 12 };
+
+	for (size_t g = 0; g < 5; g++) {
+		for (int i = 0; i < groups[g]; i++, s++)
+			if (!isxdigit((unsigned char)*s))
+				return false;
+		if (g < 4 && *s++ != '-')
+			return false;
+	}
+	return *s == '\0';
+}
+
+bool json_is_party_id(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+	return n > 0 && n <= 19 && s[n] == '\0';
+}
+
+static char *lower_dup(const char *s)
+{
+	char *d = xstrdup(s);
+	for (char *p = d; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+/* ---- data elements */
+
+static int parse_element(json_t *obj, struct alt_data_element *el)
+{
+	const char *id = get_str(obj, "id");
+	const char *type = get_str(obj, "dataType");
+	int64_t size = get_int(obj, "size", 0);
+
+	if (!id || !json_is_guid(id)) {
+		log_warn("data element with malformed id \"%.40s\" skipped", id ? id : "");
+		return -EINVAL;
+	}
+	if (!type || !*type) {
+		log_warn("data element \"%s\" without dataType skipped", id);
+		return -EINVAL;
+	}
+	el->id = lower_dup(id);
+	el->data_type = xstrdup(type);
+	el->filename = dup_str(obj, "filename");
+	el->content_type = dup_str(obj, "contentType");
+	el->size = size > 0 ? (uint64_t)size : 0;
+	get_time(obj, "created", &el->created);
+	get_time(obj, "lastChanged", &el->last_changed);
+	el->locked = get_bool(obj, "locked");
+	return 0;
+}
+
+static void element_clear(struct alt_data_element *el)
+{
+	free(el->id);
+	free(el->data_type);
+	free(el->filename);
+	free(el->content_type);
+}
+
+/* by guid, then by position, so the first of equal guids is the earliest */
+static int cmp_element_id(const void *a, const void *b)
+{
+	const struct alt_data_element *const *x = a, *const *y = b;
+	int c = strcmp((*x)->id, (*y)->id);
+
+	if (c)
+		return c;
+	return *x < *y ? -1 : *x > *y;
+}
+
+/* Two elements with one guid would be one file with two meanings: keep
+ * the first in platform order and drop the others. */
+static void drop_duplicate_elements(struct alt_instance *inst)
+{
+	struct alt_data_element **sorted;
+	size_t kept = 0;
+
+	if (inst->n_data < 2)
+		return;
+	sorted = xmalloc(inst->n_data * sizeof(*sorted));
+	for (size_t i = 0; i < inst->n_data; i++)
+		sorted[i] = &inst->data[i];
+	qsort(sorted, inst->n_data, sizeof(*sorted), cmp_element_id);
+	for (size_t i = 1, first = 0; i < inst->n_data; i++) {
+		if (strcmp(sorted[i]->id, sorted[first]->id) != 0) {
+			first = i;
+			continue;
+		}
+		log_warn("instance \"%s\": duplicate data element \"%s\" skipped", inst->id,
+			 sorted[i]->id);
+		element_clear(sorted[i]);
+		sorted[i]->id = NULL;
+	}
+	free(sorted);
+	for (size_t i = 0; i < inst->n_data; i++)
+		if (inst->data[i].id)
+			inst->data[kept++] = inst->data[i];
+	inst->n_data = kept;
+}
+
+static void parse_elements(json_t *arr, struct alt_instance *inst)
+{
+	size_t n = json_array_size(arr), i;
+	json_t *item;
+
+	if (n > ALT_MAX_DATA_ELEMENTS) {
+		log_warn("instance \"%s\" has %zu data elements; showing the first %u", inst->id, n,
+			 ALT_MAX_DATA_ELEMENTS);
+		n = ALT_MAX_DATA_ELEMENTS;
+	}
+	inst->data = xcalloc(n ? n : 1, sizeof(*inst->data));
+	json_array_foreach(arr, i, item) {
+		if (i >= n)
+			break;
+		if (json_is_object(item) && parse_element(item, &inst->data[inst->n_data]) == 0)
+			inst->n_data++;
+	}
+	drop_duplicate_elements(inst);
+}
+
+/* ---- instances */
+
+/* `id` is "<partyId>/<guid>" and, when instanceOwner.partyId is given, the
+ * two agree: the id becomes two directory names, so it must be exact. */
+static int check_instance_id(json_t *obj, const char *id, char **ret_party, char **ret_guid)
+{
+	const char *slash = id ? strchr(id, '/') : NULL;
+	json_t *owner_party = json_object_get(json_object_get(obj, "instanceOwner"), "partyId");
+	char *party;
+
+	if (!slash)
+		return -EINVAL;
+	party = xstrndup(id, (size_t)(slash - id));
+	if (!json_is_party_id(party) || !json_is_guid(slash + 1))
+		goto fail;
+	if (json_is_string(owner_party) && strcmp(json_string_value(owner_party), party) != 0)
+		goto fail;
+	if (json_is_integer(owner_party) && json_integer_value(owner_party) != strtoll(party, NULL, 10))
+		goto fail;
+	*ret_party = party;
+	*ret_guid = lower_dup(slash + 1);
+	return 0;
+fail:
+	free(party);
+	return -EINVAL;
+}
+
+static int instance_from_json(json_t *obj, struct alt_instance **ret)
+{
+	const char *id = get_str(obj, "id");
+	json_t *process = json_object_get(obj, "process");
+	struct alt_instance *inst;
+	char *party, *guid;
+
+	if (check_instance_id(obj, id, &party, &guid) < 0) {
+		log_warn("instance with malformed id \"%.60s\" skipped", id ? id : "");
+		return -EINVAL;
+	}
+	inst = xcalloc(1, sizeof(*inst));
+	inst->refcount = 1;
+	inst->id = xstrdup(id);
+	inst->party_id = party;
+	inst->guid = guid;
+	get_time(obj, "created", &inst->created);
+	get_time(obj, "lastChanged", &inst->last_changed);
+	if (get_str(process, "ended")) {
+		inst->is_complete = true;
+		get_time(process, "ended", &inst->ended);
+	}
+	parse_elements(json_object_get(obj, "data"), inst);
+	inst->doc = dump_doc(obj, &inst->doc_len);
+	*ret = inst;
+	return 0;
+}
+
+int json_parse_instance(const char *text, size_t len, struct alt_instance **ret)
+{
+	json_t *root = load(text, len, "instance");
+	int r;
+
+	if (!root)
+		return -EIO;
+	r = instance_from_json(root, ret);
+	json_decref(root);
+	return r < 0 ? -EIO : 0;
+}
+
+int json_parse_page(const char *text, size_t len, struct json_page *ret)
+{
+	json_t *root = load(text, len, "instance query page");
+	struct json_page page = { .count = -1 };
+	json_t *arr, *item;
+	size_t i;
+
+	if (!root)
+		return -EIO;
+	arr = json_object_get(root, "instances");
+	if (!json_is_array(arr) && !json_is_null(arr) && arr) {
+		log_warn("cannot parse instance query page: \"instances\" is not a list");
+		json_decref(root);
+		return -EIO;
+	}
+	page.instances = xcalloc(json_array_size(arr) + 1, sizeof(*page.instances));
+	json_array_foreach(arr, i, item) {
+		if (json_is_object(item) &&
+		    instance_from_json(item, &page.instances[page.n_instances]) == 0)
+			page.n_instances++;
+	}
+	page.next = dup_str(root, "next");
+	if (page.next && !*page.next) {
+		free(page.next);
+		page.next = NULL;
+	}
+	page.count = get_int(root, "count", -1);
+	json_decref(root);
+	*ret = page;
+	return 0;
+}
+
+void json_page_clear(struct json_page *page)
+{
+	for (size_t i = 0; i < page->n_instances; i++)
+		alt_instance_unref(page->instances[i]);
+	free(page->instances);
+	free(page->next);
+	memset(page, 0, sizeof(*page));
+}
+
+/* ---- application metadata */
+
+static char **string_list(json_t *arr)
+{
+	char **list = xcalloc(json_array_size(arr) + 1, sizeof(*list));
+	size_t i, n = 0;
+	json_t *item;
+
+	json_array_foreach(arr, i, item)
+		if (json_is_string(item))
+			list[n++] = xstrdup(json_string_value(item));
+	return list;
+}
+
+static int parse_data_type(json_t *obj, struct alt_data_type *dt)
+{
+	const char *id = get_str(obj, "id");
+	json_t *logic = json_object_get(obj, "appLogic");
+
+	if (!id || !*id)
+		return -EINVAL;
+	dt->id = xstrdup(id);
+	dt->allowed_content_types = string_list(json_object_get(obj, "allowedContentTypes"));
+	dt->max_size_mb = get_int(obj, "maxSize", 0);
+	/* the platform's model defaults maxCount to 1 and minCount to 0 */
+	dt->max_count = (int)get_int(obj, "maxCount", 1);
+	dt->min_count = (int)get_int(obj, "minCount", 0);
+	dt->task_id = dup_str(obj, "taskId");
+	dt->has_app_logic = json_is_object(logic);
+	return 0;
+}
+
+/* "org/app" with names that are safe as one directory each. */
+static bool split_app_id(const char *id, char **ret_org, char **ret_app)
+{
+	const char *ok = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
+	size_t n_org = id ? strspn(id, ok) : 0;
+	const char *app = id ? id + n_org + 1 : NULL;
+	size_t n_app;
+
+	if (n_org == 0 || id[n_org] != '/')
+		return false;
+	n_app = strspn(app, ok);
+	if (n_app == 0 || app[n_app] != '\0' || n_org > ALT_NAME_MAX || n_app > ALT_NAME_MAX)
+		return false;
+	if (strcmp(app, ".") == 0 || strcmp(app, "..") == 0 || strncmp(id, "./", 2) == 0 ||
+	    strncmp(id, "../", 3) == 0)
+		return false;
+	*ret_org = xstrndup(id, n_org);
+	*ret_app = xstrdup(app);
+	return true;
+}
+
+int json_parse_app(const char *text, size_t len, struct alt_app **ret)
+{
+	json_t *root = load(text, len, "application metadata");
+	const char *id;
+	struct alt_app *app;
+	json_t *types, *item;
+	size_t i;
+
+	if (!root)
+		return -EIO;
+	id = get_str(root, "id");
+	app = xcalloc(1, sizeof(*app));
+	if (!split_app_id(id, &app->org, &app->app)) {
+		log_warn("application metadata with malformed id \"%.60s\"", id ? id : "");
+		free(app);
+		json_decref(root);
+		return -EIO;
+	}
+	app->id = xstrdup(id);
+	get_time(root, "created", &app->created);
+	get_time(root, "lastChanged", &app->last_changed);
+	types = json_object_get(root, "dataTypes");
+	app->types = xcalloc(json_array_size(types) + 1, sizeof(*app->types));
+	json_array_foreach(types, i, item) {
+		if (json_is_object(item) && parse_data_type(item, &app->types[app->n_types]) == 0)
+			app->n_types++;
+	}
+	app->doc = dump_doc(root, &app->doc_len);
+	json_decref(root);
+	*ret = app;
+	return 0;
+}
+
+/* ---- JWT payload */
+
+static int b64url_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-' || c == '+')
+		return 62;
+	if (c == '_' || c == '/')
+		return 63;
+	return -1;
+}
+
+/* base64url without padding (RFC 7515 section 2), '=' tolerated */
+static int b64url_decode(const char *s, size_t n, char **ret, size_t *ret_len)
+{
+	char *out = xmalloc(n / 4 * 3 + 4);
+	uint32_t acc = 0;
+	size_t len = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < n && s[i] != '='; i++) {
+		int v = b64url_value((unsigned char)s[i]);
+		if (v < 0) {
+			free(out);
+			return -EINVAL;
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[len++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	*ret = out;
+	*ret_len = len;
+	return 0;
+}
+
+int json_jwt_claims(const char *token, struct jwt_claims *ret)
+{
+	const char *dot1 = strchr(token, '.'), *dot2;
+	struct jwt_claims c = { .subject = "" };
+	const char *subject;
+	char *payload;
+	size_t len;
+	json_t *root;
+
+	dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	if (!dot2 || (size_t)(dot2 - dot1) > ALT_MAX_TOKEN)
+		return -EINVAL;
+	if (b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload, &len) < 0)
+		return -EINVAL;
+	root = json_loadb(payload, len, 0, NULL);
+	free(payload);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -EINVAL;
+	}
+	subject = get_str(root, "urn:altinn:org");
+	if (!subject)
+		subject = get_str(root, "client_id");
+	if (!subject)
+		subject = get_str(root, "sub");
+	if (subject)
+		snprintf(c.subject, sizeof(c.subject), "%s", subject);
+	c.exp.tv_sec = (time_t)get_int(root, "exp", 0);
+	json_decref(root);
+	*ret = c;
+	return 0;
+}
+
+/* ---- status.json */
+
+static json_t *time_or_null(const struct timespec *ts)
+{
+	char buf[32];
+
+	if (ts->tv_sec == 0 && ts->tv_nsec == 0)
+		return json_null();
+	json_format_time(ts, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+/* status.json must always parse: text that is not UTF-8 (a reason phrase
+ * from the network, a mount path) is shown with '?' for the odd bytes. */
+static char *utf8_safe(const char *s)
+{
+	json_t *v = json_string(s);
+	char *copy = xstrdup(s);
+
+	if (!v)
+		for (char *p = copy; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+	json_decref(v);
+	return copy;
+}
+
+static json_t *str_or_null(const char *s)
+{
+	json_t *v;
+	char *safe;
+
+	if (!s || !*s)
+		return json_null();
+	safe = utf8_safe(s);
+	v = json_string(safe);
+	free(safe);
+	return v;
+}
+
+static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool events)
+{
+	json_t *obj = json_object();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *v;
+		if (events) /* the event poller is a later issue: nothing yet */
+			v = json_pack("{s:n, s:n, s:i}", "cursor", "last_poll_at", "pending_files", 0);
+		else
+			v = json_pack("{s:b, s:I, s:o}", "metadata_loaded", apps[i].metadata_loaded,
+				      "instances_listed", (json_int_t)apps[i].instances_listed,
+				      "listed_at", time_or_null(&apps[i].listed_at));
+		char *key = utf8_safe(apps[i].id ? apps[i].id : "");
+		json_object_set_new(obj, key, v);
+		free(key);
+	}
+	return obj;
+}
+
+char *json_status_render(const struct alt_health *h, const char *platform_url,
+			 const char *mountpoint, const struct alt_status_app *apps,
+			 size_t n_apps)
+{
+	struct timespec zero = { 0, 0 };
+	json_t *root;
+	size_t len;
+	char *doc;
+
+	root = json_pack("{s:{s:o, s:b, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:i, s:n, s:i, s:i}}",
+			 "platform", "url", str_or_null(platform_url), "reachable",
+			 h->checked && h->reachable, "last_error", str_or_null(h->last_error),
+			 "checked_at", time_or_null(h->checked ? &h->checked_at : &zero),
+			 "token", "source", str_or_null(h->token_source[0] ? h->token_source : "none"),
+			 "subject", str_or_null(h->token_subject), "expires_at",
+			 time_or_null(&h->token_expires_at),
+			 "outbox", "pending", 0, "oldest_pending_at", "retries", 0, "failed", 0);
+	if (!root)
+		abort(); /* only allocation failure or a format bug gets here */
+	json_object_set_new(root, "events", status_apps(apps, n_apps, true));
+	json_object_set_new(root, "apps", status_apps(apps, n_apps, false));
+	json_object_set_new(root, "mountpoint", str_or_null(mountpoint));
+	json_object_set_new(root, "version", json_string(ALTINNFS_VERSION));
+	json_object_set_new(root, "requests", json_integer((json_int_t)h->requests));
+	doc = dump_doc(root, &len);
+	json_decref(root);
+	return doc;
+}

@@ -1,0 +1,63 @@
+/* json.h - platform JSON in, plain structs out; status.json out.
+ *
+ * json.c is the only file that includes jansson. Parsers take the raw
+ * response body and return the structs of altinn.h; anything the platform
+ * sends that would confuse the tree (a malformed id, a duplicate data guid)
+ * is skipped with a warning rather than passed on. All functions return 0 or
+ * a negative errno (-EIO for a document we cannot use) and leave ret_*
+ * untouched on failure. */
+#ifndef ALTINNFS_JSON_H
+#define ALTINNFS_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "altinn.h"
+
+/* One instance document (Storage GET /instances/{party}/{guid}). The
+ * returned instance holds one reference. */
+int json_parse_instance(const char *text, size_t len, struct alt_instance **ret);
+
+/* Application metadata (Storage GET /applications/{org}/{app}). */
+int json_parse_app(const char *text, size_t len, struct alt_app **ret);
+
+/* One page of an instance query (QueryResponse). Instances with a
+ * malformed id are left out; `next` is NULL on the last page. */
+struct json_page {
+	struct alt_instance **instances; /* each holds one reference */
+	size_t n_instances;
+	char *next;    /* the `next` link verbatim, or NULL */
+	int64_t count; /* the platform's `count`, -1 when absent */
+};
+int json_parse_page(const char *text, size_t len, struct json_page *ret);
+/* drops the references and frees; a zeroed page is fine */
+void json_page_clear(struct json_page *page);
+
+/* ISO-8601 as the platform writes it: "2020-11-18T15:56:41.5662973Z",
+ * 0-9 fractional digits, "Z", "+hh:mm", "+hhmm" or no zone (UTC). */
+int json_parse_time(const char *s, struct timespec *ret);
+/* "2020-11-18T15:56:41Z" into buf (at least 21 bytes) */
+void json_format_time(const struct timespec *ts, char *buf, size_t size);
+
+/* "8a8a01ae-9533-4aa9-b914-8ab0fae6ea0d" in any case */
+bool json_is_guid(const char *s);
+/* 1-19 decimal digits: a party id */
+bool json_is_party_id(const char *s);
+
+/* What status.json shows about a token, from its JWT payload. The
+ * signature is not checked: these facts are for display and for
+ * refreshing early, never for trust. */
+struct jwt_claims {
+	char subject[128];  /* urn:altinn:org, else client_id, else sub; "" */
+	struct timespec exp; /* zero when absent */
+};
+int json_jwt_claims(const char *token, struct jwt_claims *ret);
+
+/* status.json (see DESIGN.md): always a complete JSON object + "\n". */
+char *json_status_render(const struct alt_health *h, const char *platform_url,
+			 const char *mountpoint, const struct alt_status_app *apps,
+			 size_t n_apps);
+
+#endif
