@@ -1,1 +1,327 @@
-/* placeholder: being written */
+/* api.c - the platform's endpoints as the plain calls of altinn.h.
+ *
+ * Each call builds one Storage URL, lets http.c fetch it and json.c parse
+ * it, and checks that the answer is about what was asked (an instance
+ * lookup must return that instance). Listings follow the platform's `next`
+ * links as given, but only on the configured platform: a link to another
+ * host is rebased onto ours so the token never travels elsewhere, and a
+ * link that repeats, or a listing past ALT_MAX_PAGES pages, ends the
+ * listing with a warning instead of looping.
+ *
+ * Nothing here keeps state between calls apart from the client itself;
+ * caching belongs to fs/. */
+#include "altinn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "altinn_i.h"
+#include "auth.h"
+#include "config.h"
+#include "http.h"
+#include "json.h"
+#include "limits.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* ---- objects */
+
+struct alt_instance *alt_instance_ref(struct alt_instance *inst)
+{
+	__atomic_add_fetch(&inst->refcount, 1, __ATOMIC_RELAXED);
+	return inst;
+}
+
+void alt_instance_unref(struct alt_instance *inst)
+{
+	if (!inst || __atomic_sub_fetch(&inst->refcount, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	for (size_t i = 0; i < inst->n_data; i++) {
+		free(inst->data[i].id);
+		free(inst->data[i].data_type);
+		free(inst->data[i].filename);
+		free(inst->data[i].content_type);
+	}
+	free(inst->data);
+	free(inst->id);
+	free(inst->party_id);
+	free(inst->guid);
+	free(inst->doc);
+	free(inst);
+}
+
+void alt_app_free(struct alt_app *app)
+{
+	if (!app)
+		return;
+	for (size_t i = 0; i < app->n_types; i++) {
+		struct alt_data_type *t = &app->types[i];
+		for (char **c = t->allowed_content_types; c && *c; c++)
+			free(*c);
+		free(t->allowed_content_types);
+		free(t->id);
+		free(t->task_id);
+	}
+	free(app->types);
+	free(app->id);
+	free(app->org);
+	free(app->app);
+	free(app->doc);
+	free(app);
+}
+
+/* ---- the client */
+
+int altinn_new(const struct config *cfg, struct altinn **ret)
+{
+	struct altinn *a;
+	int r;
+
+	if (!cfg->platform || !*cfg->platform)
+		return log_errno(-EINVAL, "no platform URL configured");
+	a = xcalloc(1, sizeof(*a));
+	a->cfg = cfg;
+	a->storage = xasprintf("%s/storage/api/v1", cfg->platform);
+	atomic_init(&a->n_streams, 0);
+	r = auth_new(cfg, &a->auth);
+	if (r < 0)
+		goto out_free;
+	r = http_new(cfg, a->auth, &a->http);
+	if (r < 0)
+		goto out_free;
+	*ret = a;
+	return 0;
+out_free:
+	altinn_free(a);
+	return r;
+}
+
+void altinn_free(struct altinn *a)
+{
+	if (!a)
+		return;
+	http_free(a->http);
+	auth_free(a->auth);
+	free(a->storage);
+	free(a);
+}
+
+/* An org or app name as one URL path segment: the characters Altinn
+ * allows, so nothing needs guessing about escaping. */
+static bool valid_name(const char *s)
+{
+	size_t n = s ? strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") : 0;
+	return n > 0 && n <= ALT_NAME_MAX && s[n] == '\0';
+}
+
+int altinn_get_app(struct altinn *a, const char *org, const char *app, struct alt_app **ret)
+{
+	struct alt_app *parsed;
+	char *url, *body;
+	size_t len;
+	int r;
+
+	if (!valid_name(org) || !valid_name(app))
+		return -ENOENT;
+	url = xasprintf("%s/applications/%s/%s", a->storage, org, app);
+	r = http_get(a->http, url, ALT_MAX_JSON_BODY, &body, &len);
+	if (r < 0)
+		goto out_free_url;
+	r = json_parse_app(body, len, &parsed);
+	free(body);
+	if (r < 0)
+		goto out_free_url;
+	if (strcasecmp(parsed->org, org) != 0 || strcasecmp(parsed->app, app) != 0) {
+		log_warn("asked for \"%s/%s\", the platform answered with \"%s\"", org, app,
+			 parsed->id);
+		alt_app_free(parsed);
+		r = -EIO;
+		goto out_free_url;
+	}
+	*ret = parsed;
+out_free_url:
+	free(url);
+	return r;
+}
+
+int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid,
+			struct alt_instance **ret)
+{
+	struct alt_instance *inst;
+	char *url, *body;
+	size_t len;
+	int r;
+
+	if (!party_id || !guid || !json_is_party_id(party_id) || !json_is_guid(guid))
+		return -ENOENT;
+	url = xasprintf("%s/instances/%s/%s", a->storage, party_id, guid);
+	r = http_get(a->http, url, ALT_MAX_JSON_BODY, &body, &len);
+	if (r < 0)
+		goto out_free_url;
+	r = json_parse_instance(body, len, &inst);
+	free(body);
+	if (r < 0)
+		goto out_free_url;
+	if (strcmp(inst->party_id, party_id) != 0 || strcasecmp(inst->guid, guid) != 0) {
+		log_warn("asked for instance \"%s/%s\", the platform answered with \"%s\"", party_id,
+			 guid, inst->id);
+		alt_instance_unref(inst);
+		r = -EIO;
+		goto out_free_url;
+	}
+	*ret = inst;
+out_free_url:
+	free(url);
+	return r;
+}
+
+/* ---- listings */
+
+static void add_param(char **url, const char *key, const char *value)
+{
+	char *esc = http_escape(value);
+	char *next = xasprintf("%s%s%s=%s", *url, strchr(*url, '?') ? "&" : "?", key, esc);
+
+	free(esc);
+	free(*url);
+	*url = next;
+}
+
+static int query_url(struct altinn *a, const struct alt_query *q, char **ret)
+{
+	char size[16], *url, *app_id;
+
+	if (!q->org || !valid_name(q->org) || (q->app && !valid_name(q->app)))
+		return -EINVAL;
+	url = xasprintf("%s/instances", a->storage);
+	if (q->app) {
+		app_id = xasprintf("%s/%s", q->org, q->app);
+		add_param(&url, "appId", app_id);
+		free(app_id);
+	} else {
+		add_param(&url, "org", q->org);
+	}
+	if (q->party_id)
+		add_param(&url, "instanceOwner.partyId", q->party_id);
+	if (q->is_complete >= 0)
+		add_param(&url, "process.isComplete", q->is_complete ? "true" : "false");
+	if (q->exclude_confirmed_by)
+		add_param(&url, "excludeConfirmedBy", q->exclude_confirmed_by);
+	if (q->last_changed_gt) {
+		char *v = xasprintf("gt:%s", q->last_changed_gt);
+		add_param(&url, "lastChanged", v);
+		free(v);
+	}
+	if (q->ascending)
+		add_param(&url, "order", "asc:lastChanged");
+	snprintf(size, sizeof(size), "%d",
+		 a->cfg->page_size > 0 && a->cfg->page_size <= ALT_MAX_PAGE_SIZE ? a->cfg->page_size
+										 : 100);
+	add_param(&url, "size", size);
+	*ret = url;
+	return 0;
+}
+
+/* The `next` link, kept on our platform: verbatim when it points there,
+ * else its path and query on our platform's origin. */
+static char *next_url(struct altinn *a, const char *next)
+{
+	const char *platform = a->cfg->platform, *p, *origin_end;
+	size_t n = strlen(platform);
+
+	if (strncasecmp(next, platform, n) == 0 && (next[n] == '/' || next[n] == '?'))
+		return xstrdup(next);
+	p = strstr(next, "://");
+	p = p ? strchr(p + 3, '/') : NULL;
+	origin_end = strstr(platform, "://");
+	origin_end = origin_end ? strchr(origin_end + 3, '/') : NULL;
+	if (!p)
+		return NULL;
+	log_debug("next link points off the platform; following its path on \"%s\"", platform);
+	return xasprintf("%.*s%s", (int)(origin_end ? origin_end - platform : (long)n), platform, p);
+}
+
+/* Hands a page's instances to cb; returns cb's first non-zero answer. */
+static int deliver(struct json_page *page, alt_instance_cb cb, void *ctx)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < page->n_instances; i++) {
+		struct alt_instance *inst = page->instances[i];
+		page->instances[i] = NULL;
+		if (r == 0)
+			r = cb(inst, ctx);
+		else
+			alt_instance_unref(inst);
+	}
+	page->n_instances = 0;
+	return r;
+}
+
+int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_instance_cb cb,
+			  void *ctx)
+{
+	char *url, *body;
+	int r, pages = 0;
+	size_t len;
+
+	r = query_url(a, q, &url);
+	if (r < 0)
+		return r;
+	for (;;) {
+		struct json_page page;
+		char *next;
+
+		r = http_get(a->http, url, ALT_MAX_JSON_BODY, &body, &len);
+		if (r < 0)
+			break;
+		r = json_parse_page(body, len, &page);
+		free(body);
+		if (r < 0)
+			break;
+		r = deliver(&page, cb, ctx);
+		next = page.next ? next_url(a, page.next) : NULL;
+		json_page_clear(&page);
+		if (r != 0 || !next) {
+			free(next);
+			break;
+		}
+		if (strcmp(next, url) == 0 || ++pages >= ALT_MAX_PAGES) {
+			log_warn("listing of \"%s%s%s\" stopped: %s", q->org, q->app ? "/" : "",
+				 q->app ? q->app : "",
+				 pages >= ALT_MAX_PAGES ? "too many pages" : "the next link repeats");
+			free(next);
+			break;
+		}
+		free(url);
+		url = next;
+	}
+	free(url);
+	return r;
+}
+
+/* ---- health */
+
+void altinn_health(struct altinn *a, struct alt_health *ret)
+{
+	struct alt_health h;
+	struct auth_info info;
+
+	memset(&h, 0, sizeof(h));
+	http_health(a->http, &h);
+	auth_get_info(a->auth, &info);
+	snprintf(h.token_source, sizeof(h.token_source), "%s", info.source);
+	snprintf(h.token_subject, sizeof(h.token_subject), "%s", info.subject);
+	h.token_expires_at = info.expires_at;
+	*ret = h;
+}
+
+char *altinn_status_render(struct altinn *a, const char *mountpoint,
+			   const struct alt_status_app *apps, size_t n_apps)
+{
+	struct alt_health h;
+
+	altinn_health(a, &h);
+	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps);
+}
