@@ -1,1 +1,645 @@
-/* placeholder: being written */
+/* reader.c - a data element's bytes, read with HTTP ranges.
+ *
+ * Reading must cost what is read: the first 4 KiB of a 256 MiB element is
+ * one small range request, never the whole element. Sequential reading
+ * must run near the speed of one plain download, which many small range
+ * requests cannot (each is a round trip). So a reader starts with bounded
+ * range requests (RD_RANGE_MIN at least; the surplus is kept for the next
+ * small read), and when a read starts where the previous one ended it opens
+ * a stream: one GET of "bytes=off-" on a thread of its own, whose bytes go
+ * into a ring of ALT_STREAM_WINDOW bytes. The thread blocks when the ring
+ * is full, so memory stays bounded whatever the element's size, and TCP
+ * flow control holds the server back meanwhile.
+ *
+ * The kernel sends reads from several FUSE threads, slightly out of order
+ * and slightly ahead, so the ring keeps RD_KEEP bytes already handed out
+ * and lets a read wait for bytes up to RD_AHEAD past what has arrived. A
+ * read far from the stream (a seek) stops it and becomes a range request;
+ * if reading goes on sequentially from there, a new stream starts. A
+ * stream no one reads for RD_IDLE_S seconds gives up its connection and
+ * ring. At most ALT_MAX_STREAMS streams exist at once; readers beyond
+ * that use range requests only.
+ *
+ * Answers are checked: a 206 must carry the Content-Range we asked for,
+ * and a server that ignores Range and answers 200 is handled by skipping
+ * to the offset. Reads are short only at the end of the element. */
+#include "altinn.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "altinn_i.h"
+#include "config.h"
+#include "http.h"
+#include "json.h"
+#include "limits.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define RD_RANGE_MIN (128u << 10) /* smallest range request */
+#define RD_KEEP (1u << 20)        /* consumed bytes kept for late readers */
+#define RD_AHEAD (4u << 20)       /* how far past the arrived bytes a read may wait */
+#define RD_IDLE_S 30              /* a stream no one reads stops after this */
+#define RD_FALLBACK 1             /* "the stream cannot serve this read" */
+
+/* A reader waiting for [off, ...) keeps those bytes in the ring until it
+ * has copied them, however far other readers have got. */
+struct rd_pin {
+	uint64_t off;
+	struct rd_pin *next;
+};
+
+struct rd_stream {
+	struct http *http;
+	char *url;
+	atomic_int refs;    /* the reader's pointer + reads in progress */
+	atomic_bool cancel; /* set once by whoever stops the stream */
+	pthread_t thread;
+	struct altinn *a;   /* for the stream slot count */
+
+	pthread_mutex_t lock;
+	pthread_cond_t more; /* bytes arrived or the stream ended */
+	pthread_cond_t room; /* a reader consumed bytes */
+	/* protected by lock: */
+	char *ring;          /* NULL once given back (idle, or all consumed) */
+	uint64_t origin;     /* offset the GET started at */
+	uint64_t start;      /* lowest offset still in the ring */
+	uint64_t end;        /* offset after the last byte received */
+	uint64_t hi;         /* furthest offset handed to a reader */
+	uint64_t skip;       /* bytes to drop first (a 200 answer to our range) */
+	struct rd_pin *pins; /* readers inside stream_read, each holding its offset */
+	bool done;           /* the transfer is over */
+	bool idle;           /* ... because no one was reading */
+	int err;             /* its result, 0 or -errno */
+	bool writer_waiting; /* the thread waits on room */
+	time_t progress_at;  /* CLOCK_MONOTONIC seconds of the last bytes in */
+	time_t consumed_at;  /* ... and of the last bytes out */
+};
+
+struct alt_reader {
+	struct altinn *a;
+	char *url;
+	uint64_t size;
+
+	pthread_mutex_t lock;
+	/* protected by lock: */
+	struct rd_stream *stream; /* NULL when not streaming */
+	bool have_read;
+	uint64_t last_end;        /* where the latest read ended */
+	char *cache;              /* the surplus of the last small range read */
+	uint64_t cache_off;
+	size_t cache_len;
+};
+
+static time_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static uint64_t min_u64(uint64_t x, uint64_t y)
+{
+	return x < y ? x : y;
+}
+
+/* ---- stream slots: ALT_MAX_STREAMS rings at most */
+
+static bool slot_take(struct altinn *a)
+{
+	int n = atomic_load(&a->n_streams);
+
+	while (n < ALT_MAX_STREAMS)
+		if (atomic_compare_exchange_weak(&a->n_streams, &n, n + 1))
+			return true;
+	return false;
+}
+
+/* Gives the ring back; locked. */
+static void stream_release_ring(struct rd_stream *s)
+{
+	if (!s->ring)
+		return;
+	free(s->ring);
+	s->ring = NULL;
+	atomic_fetch_sub(&s->a->n_streams, 1);
+}
+
+static void stream_unref(struct rd_stream *s)
+{
+	if (atomic_fetch_sub(&s->refs, 1) > 1)
+		return;
+	stream_release_ring(s);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->more);
+	pthread_cond_destroy(&s->room);
+	free(s->url);
+	free(s);
+}
+
+/* ---- the stream thread */
+
+static int stream_head(void *ctx, const struct http_head *head)
+{
+	struct rd_stream *s = ctx;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (head->status == 200) {
+		s->skip = s->origin; /* the server ignored Range */
+	} else if (head->status != 206 || !head->has_range || head->range_first != s->origin) {
+		log_warn("stream of \"%s\" from %llu: the platform answered another range", s->url,
+			 (unsigned long long)s->origin);
+		r = -EIO;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* The lowest offset the ring must still hold: RD_KEEP behind the furthest
+ * read, or lower for a reader still waiting; locked. */
+static uint64_t stream_floor(struct rd_stream *s)
+{
+	uint64_t floor = s->hi > RD_KEEP ? s->hi - RD_KEEP : 0;
+
+	for (struct rd_pin *p = s->pins; p; p = p->next)
+		if (p->off < floor)
+			floor = p->off;
+	if (floor < s->start)
+		floor = s->start;
+	return min_u64(floor, s->end);
+}
+
+/* Copies n bytes in at s->end, waiting for room; locked. */
+static int stream_put(struct rd_stream *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t space, at, k;
+
+		if (atomic_load(&s->cancel))
+			return -ECANCELED;
+		s->start = stream_floor(s);
+		space = ALT_STREAM_WINDOW - (size_t)(s->end - s->start);
+		if (space == 0) {
+			struct timespec until;
+
+			if (mono_s() - s->consumed_at >= RD_IDLE_S) {
+				s->idle = true;
+				return -ECANCELED;
+			}
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			s->writer_waiting = true;
+			pthread_cond_timedwait(&s->room, &s->lock, &until);
+			s->writer_waiting = false;
+			continue;
+		}
+		at = (size_t)(s->end % ALT_STREAM_WINDOW);
+		k = n < space ? n : space;
+		if (k > ALT_STREAM_WINDOW - at)
+			k = ALT_STREAM_WINDOW - at; /* up to the wrap; the rest next turn */
+		/* copy unlocked so readers copy out meanwhile: this is room
+		 * past s->end, which no reader may touch */
+		pthread_mutex_unlock(&s->lock);
+		memcpy(s->ring + at, p, k);
+		pthread_mutex_lock(&s->lock);
+		s->end += k;
+		p += k;
+		n -= k;
+		s->progress_at = mono_s();
+		if (s->pins)
+			pthread_cond_broadcast(&s->more);
+	}
+	return 0;
+}
+
+static int stream_data(void *ctx, const char *p, size_t n)
+{
+	struct rd_stream *s = ctx;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->skip) {
+		size_t k = n < s->skip ? n : (size_t)s->skip;
+		s->skip -= k;
+		p += k;
+		n -= k;
+	}
+	if (!s->ring)
+		r = -ECANCELED;
+	else if (n)
+		r = stream_put(s, p, n);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static void *stream_main(void *arg)
+{
+	struct rd_stream *s = arg;
+	struct http_request req = {
+		.url = s->url,
+		.accept = "*/*",
+		.has_range = true,
+		.range_first = s->origin,
+		.range_last = UINT64_MAX,
+		.bulk = true,
+		.on_head = stream_head,
+		.on_data = stream_data,
+		.ctx = s,
+		.cancel = &s->cancel,
+	};
+	int r = http_request(s->http, &req);
+
+	pthread_mutex_lock(&s->lock);
+	s->done = true;
+	s->err = r;
+	if (s->idle) {
+		log_debug("stream of \"%s\" idle at %llu; stopped", s->url,
+			  (unsigned long long)s->end);
+		stream_release_ring(s);
+	}
+	pthread_cond_broadcast(&s->more);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static struct rd_stream *stream_start(struct alt_reader *r, uint64_t off)
+{
+	struct rd_stream *s;
+
+	if (!slot_take(r->a))
+		return NULL;
+	s = xcalloc(1, sizeof(*s));
+	s->a = r->a;
+	s->http = r->a->http;
+	s->url = xstrdup(r->url);
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->cancel, false);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->more, NULL);
+	pthread_cond_init(&s->room, NULL);
+	s->ring = xmalloc(ALT_STREAM_WINDOW);
+	s->origin = s->start = s->end = s->hi = off;
+	s->progress_at = s->consumed_at = mono_s();
+	if (pthread_create(&s->thread, NULL, stream_main, s) != 0) {
+		log_warn("cannot start a stream thread; reading with ranges");
+		stream_unref(s);
+		return NULL;
+	}
+	log_debug("stream of \"%s\" from %llu", r->url, (unsigned long long)off);
+	return s;
+}
+
+/* Ends the transfer, waits for the thread and drops the reader's reference.
+ * Called by whoever took the stream out of r->stream, never locked. */
+static void stream_stop(struct rd_stream *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->cancel, true);
+	pthread_mutex_lock(&s->lock);
+	pthread_cond_broadcast(&s->more);
+	pthread_cond_broadcast(&s->room);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	stream_unref(s);
+}
+
+/* ---- reading from a stream */
+
+/* Could the stream serve [off, off+len) now or soon? s locked. */
+static bool stream_covers(struct rd_stream *s, uint64_t off, size_t len)
+{
+	uint64_t floor = stream_floor(s);
+
+	if (!s->ring || atomic_load(&s->cancel) || off < s->start)
+		return false;
+	if (s->done)
+		return s->err == 0 || off + len <= s->end;
+	return off <= s->end + RD_AHEAD && off + len <= floor + ALT_STREAM_WINDOW;
+}
+
+/* Is the stream worth keeping for reads around off? s locked. A read
+ * just behind it (late from another thread) does not stop it. */
+static bool stream_near(struct rd_stream *s, uint64_t off, size_t len)
+{
+	if (!s->ring || (s->done && s->err != 0))
+		return false;
+	return off + len + RD_KEEP >= s->start && off <= s->end + RD_AHEAD;
+}
+
+static void copy_out(struct rd_stream *s, uint64_t off, size_t len, char *buf)
+{
+	size_t at = (size_t)(off % ALT_STREAM_WINDOW);
+	size_t first = len < ALT_STREAM_WINDOW - at ? len : ALT_STREAM_WINDOW - at;
+
+	memcpy(buf, s->ring + at, first);
+	memcpy(buf + first, s->ring, len - first);
+}
+
+static void unpin(struct rd_stream *s, struct rd_pin *pin)
+{
+	for (struct rd_pin **p = &s->pins; *p; p = &(*p)->next)
+		if (*p == pin) {
+			*p = pin->next;
+			return;
+		}
+}
+
+/* 0 with *ret_n bytes copied, RD_FALLBACK, or -errno. */
+static int stream_read(struct rd_stream *s, uint64_t off, size_t len, char *buf, size_t *ret_n,
+		       int timeout)
+{
+	struct rd_pin pin = { .off = off };
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (!stream_covers(s, off, len)) {
+		pthread_mutex_unlock(&s->lock);
+		return RD_FALLBACK;
+	}
+	pin.next = s->pins;
+	s->pins = &pin;
+	for (;;) {
+		struct timespec until;
+
+		if (!stream_covers(s, off, len)) {
+			r = RD_FALLBACK;
+			break;
+		}
+		if (s->end >= off + len || (s->done && s->err == 0)) {
+			size_t n = s->end > off ? (size_t)min_u64(len, s->end - off) : 0;
+			/* unlocked: the pin keeps the writer off these bytes */
+			pthread_mutex_unlock(&s->lock);
+			copy_out(s, off, n, buf);
+			pthread_mutex_lock(&s->lock);
+			if (off + n > s->hi)
+				s->hi = off + n;
+			s->consumed_at = mono_s();
+			if (s->writer_waiting)
+				pthread_cond_signal(&s->room);
+			*ret_n = n;
+			r = 0;
+			break;
+		}
+		if (s->done) {
+			/* a stall is the platform's fault: say so, rather than
+			 * waiting the same timeout again on a range request */
+			r = s->err == -ETIMEDOUT ? -ETIMEDOUT : RD_FALLBACK;
+			break;
+		}
+		if (mono_s() - s->progress_at > timeout + 5) {
+			r = -ETIMEDOUT; /* curl's stall timeout should have fired */
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&s->more, &s->lock, &until);
+	}
+	unpin(s, &pin);
+	if (s->done && s->err == 0 && s->hi >= s->end && !s->pins)
+		stream_release_ring(s); /* all handed out */
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- range requests */
+
+struct range_sink {
+	uint64_t off;
+	size_t want;
+	char *buf;
+	size_t got;
+	uint64_t skip;
+	bool whole;         /* a 200: the body is the whole element */
+	uint64_t total;     /* from Content-Range; UINT64_MAX unknown */
+	const char *url;
+};
+
+static int range_head(void *ctx, const struct http_head *head)
+{
+	struct range_sink *k = ctx;
+
+	k->got = 0;
+	k->skip = 0;
+	k->whole = false;
+	k->total = UINT64_MAX;
+	if (head->status == 200) {
+		k->whole = true;
+		k->skip = k->off;
+		return 0;
+	}
+	if (head->status == 206 && head->has_range && head->range_first == k->off &&
+	    head->range_last >= head->range_first && head->range_last - k->off < k->want) {
+		k->total = head->range_total;
+		return 0;
+	}
+	log_warn("range %llu+%zu of \"%s\": the platform answered another range",
+		 (unsigned long long)k->off, k->want, k->url);
+	return -EIO;
+}
+
+static int range_data(void *ctx, const char *p, size_t n)
+{
+	struct range_sink *k = ctx;
+	size_t take;
+
+	if (k->skip) {
+		size_t d = n < k->skip ? n : (size_t)k->skip;
+		k->skip -= d;
+		p += d;
+		n -= d;
+	}
+	take = n < k->want - k->got ? n : k->want - k->got;
+	memcpy(k->buf + k->got, p, take);
+	k->got += take;
+	/* a 200 would go on to the end of the element: stop it here */
+	return k->whole && k->got == k->want && n > take ? 1 : 0;
+}
+
+/* [off, off+want) into buf; *ret_n short only at the element's end. */
+static int range_get(struct alt_reader *r, uint64_t off, size_t want, char *buf, size_t *ret_n)
+{
+	struct range_sink k = { .off = off, .want = want, .buf = buf, .url = r->url };
+	struct http_request req = {
+		.url = r->url,
+		.accept = "*/*",
+		.has_range = true,
+		.range_first = off,
+		.range_last = off + want - 1,
+		.on_head = range_head,
+		.on_data = range_data,
+		.ctx = &k,
+		.restartable = true,
+	};
+	int ret = http_request(r->a->http, &req);
+
+	if (ret == -ERANGE) { /* 416: nothing there, the element is shorter */
+		*ret_n = 0;
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	if (k.got < want && !k.whole && k.total != off + k.got) {
+		log_warn("range %llu+%zu of \"%s\": %zu bytes came", (unsigned long long)off, want,
+			 r->url, k.got);
+		return -EIO;
+	}
+	*ret_n = k.got;
+	return 0;
+}
+
+/* ---- the reader */
+
+int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
+		       const char *data_guid, uint64_t size, struct alt_reader **ret)
+{
+	struct alt_reader *r;
+
+	if (!party_id || !instance_guid || !data_guid || !json_is_party_id(party_id) ||
+	    !json_is_guid(instance_guid) || !json_is_guid(data_guid))
+		return -ENOENT;
+	r = xcalloc(1, sizeof(*r));
+	r->a = a;
+	r->size = size;
+	r->url = xasprintf("%s/instances/%s/%s/data/%s", a->storage, party_id, instance_guid,
+			   data_guid);
+	pthread_mutex_init(&r->lock, NULL);
+	*ret = r;
+	return 0;
+}
+
+void altinn_reader_close(struct alt_reader *r)
+{
+	if (!r)
+		return;
+	stream_stop(r->stream);
+	free(r->cache);
+	free(r->url);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static bool sequential(struct alt_reader *r, uint64_t off)
+{
+	return r->have_read && off + RD_KEEP >= r->last_end && off <= r->last_end + RD_KEEP;
+}
+
+/* A small read fetches RD_RANGE_MIN and keeps the rest for the next one. */
+static int range_read(struct alt_reader *r, uint64_t off, size_t len, char *buf, size_t *ret_n)
+{
+	size_t want = (size_t)min_u64(len > RD_RANGE_MIN ? len : RD_RANGE_MIN, r->size - off);
+	char *tmp;
+	size_t n;
+	int ret;
+
+	if (want <= len)
+		return range_get(r, off, len, buf, ret_n);
+	tmp = xmalloc(want);
+	ret = range_get(r, off, want, tmp, &n);
+	if (ret < 0) {
+		free(tmp);
+		return ret;
+	}
+	memcpy(buf, tmp, n < len ? n : len);
+	*ret_n = n < len ? n : len;
+	pthread_mutex_lock(&r->lock);
+	free(r->cache);
+	r->cache = tmp;
+	r->cache_off = off;
+	r->cache_len = n;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* A stream that will serve no read again. A read it merely could not
+ * serve (too far behind) leaves it running for the others. */
+static bool stream_broken(struct rd_stream *s)
+{
+	bool broken;
+
+	pthread_mutex_lock(&s->lock);
+	broken = !s->ring || atomic_load(&s->cancel) || (s->done && s->err != 0);
+	pthread_mutex_unlock(&s->lock);
+	return broken;
+}
+
+/* Serves from the stream if it covers the read: 0, RD_FALLBACK or -errno.
+ * Called locked; returns unlocked unless RD_FALLBACK. */
+static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, size_t len,
+		      char *buf, size_t *ret_n, struct rd_stream **ret_dead)
+{
+	int ret;
+
+	atomic_fetch_add(&s->refs, 1);
+	pthread_mutex_unlock(&r->lock);
+	ret = stream_read(s, off, len, buf, ret_n, r->a->cfg->timeout);
+	pthread_mutex_lock(&r->lock);
+	if (ret == RD_FALLBACK && r->stream == s && stream_broken(s)) {
+		r->stream = NULL;
+		*ret_dead = s;
+	}
+	if (ret != RD_FALLBACK)
+		pthread_mutex_unlock(&r->lock);
+	stream_unref(s);
+	return ret;
+}
+
+ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf)
+{
+	struct rd_stream *s, *dead[2] = { NULL, NULL };
+	size_t n = 0;
+	bool seq;
+	int ret;
+
+	if (off >= r->size || len == 0)
+		return 0;
+	len = (size_t)min_u64(len, r->size - off);
+
+	pthread_mutex_lock(&r->lock);
+	seq = sequential(r, off);
+	r->have_read = true;
+	r->last_end = off + len;
+	s = r->stream;
+	if (s) {
+		bool covers, near;
+		pthread_mutex_lock(&s->lock);
+		covers = stream_covers(s, off, len);
+		near = stream_near(s, off, len);
+		pthread_mutex_unlock(&s->lock);
+		if (covers) {
+			ret = try_stream(r, s, off, len, buf, &n, &dead[0]);
+			if (ret != RD_FALLBACK)
+				goto out_stop;
+		} else if (!near) { /* a seek: this stream's bytes are no use */
+			r->stream = NULL;
+			dead[0] = s;
+		}
+	}
+	if (r->cache && off >= r->cache_off && off + len <= r->cache_off + r->cache_len) {
+		memcpy(buf, r->cache + (off - r->cache_off), len);
+		n = len;
+		ret = 0;
+		pthread_mutex_unlock(&r->lock);
+		goto out_stop;
+	}
+	s = NULL;
+	if (!r->stream && seq && off + len < r->size)
+		s = r->stream = stream_start(r, off);
+	if (s) {
+		ret = try_stream(r, s, off, len, buf, &n, &dead[1]);
+		if (ret != RD_FALLBACK)
+			goto out_stop;
+	}
+	pthread_mutex_unlock(&r->lock);
+	ret = range_read(r, off, len, buf, &n);
+out_stop:
+	stream_stop(dead[0]);
+	stream_stop(dead[1]);
+	return ret < 0 ? ret : (ssize_t)n;
+}
