@@ -142,6 +142,20 @@ static void set_problem(struct auth *a, const char *msg)
 		log_warn("%s", msg);
 }
 
+/* The token is still sent (the platform decides), but an admin reading
+ * the log should learn why requests fail with EACCES. Locked. */
+static void warn_if_expired(struct auth *a)
+{
+	char msg[sizeof(a->problem)], when[32];
+
+	if (!a->claims.exp.tv_sec || time(NULL) < a->claims.exp.tv_sec)
+		return;
+	json_format_time(&a->claims.exp, when, sizeof(when));
+	snprintf(msg, sizeof(msg), "the token in \"%s\" expired at %s; replace it", a->path,
+		 when);
+	set_problem(a, msg);
+}
+
 static void set_token(struct auth *a, char *token)
 {
 	bool same = token && a->token && strcmp(token, a->token) == 0;
@@ -283,6 +297,7 @@ int auth_token(struct auth *a, char **ret_token, uint64_t *ret_gen)
 		r = -EACCES;
 		goto out_unlock;
 	}
+	warn_if_expired(a);
 	*ret_token = xstrdup(a->token);
 	*ret_gen = a->gen;
 out_unlock:

@@ -678,6 +678,8 @@ static int body_data(void *ctx, const char *p, size_t n)
 		size_t cap = b->cap ? b->cap : 16384;
 		while (cap < b->len + n + 1)
 			cap *= 2;
+		if (cap > b->max + 1)
+			cap = b->max + 1;
 		b->data = xrealloc(b->data, cap);
 		b->cap = cap;
 	}

@@ -41,7 +41,7 @@
 #include "xalloc.h"
 
 #define RD_RANGE_MIN (128u << 10) /* smallest range request */
-#define RD_KEEP (1u << 20)        /* consumed bytes kept for late readers */
+#define RD_KEEP (2u << 20)        /* consumed bytes kept for late readers */
 #define RD_AHEAD (4u << 20)       /* how far past the arrived bytes a read may wait */
 #define RD_IDLE_S 30              /* a stream no one reads stops after this */
 #define RD_FALLBACK 1             /* "the stream cannot serve this read" */
@@ -368,7 +368,7 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, char *buf,
 	for (;;) {
 		struct timespec until;
 
-		if (!stream_covers(s, off, len)) {
+		if (!s->ring || atomic_load(&s->cancel) || off < s->start) {
 			r = RD_FALLBACK;
 			break;
 		}
@@ -391,6 +391,10 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, char *buf,
 			/* a stall is the platform's fault: say so, rather than
 			 * waiting the same timeout again on a range request */
 			r = s->err == -ETIMEDOUT ? -ETIMEDOUT : RD_FALLBACK;
+			break;
+		}
+		if (!stream_covers(s, off, len)) {
+			r = RD_FALLBACK;
 			break;
 		}
 		if (mono_s() - s->progress_at > timeout + 5) {
