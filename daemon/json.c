@@ -28,6 +28,11 @@
 
 #define DUMP_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
 
+void json_global_init(void)
+{
+	json_object_seed(0);
+}
+
 /* ---- small accessors: absent, null and wrong-typed all read as "none" */
 
 static const char *get_str(json_t *obj, const char *key)

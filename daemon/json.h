@@ -16,6 +16,11 @@
 
 #include "altinn.h"
 
+/* Once in main before any thread starts: seeds jansson's hash function
+ * (jansson would seed itself on first use; doing it here keeps that out
+ * of the FUSE threads' way). */
+void json_global_init(void);
+
 /* One instance document (Storage GET /instances/{party}/{guid}). The
  * returned instance holds one reference. */
 int json_parse_instance(const char *text, size_t len, struct alt_instance **ret);
