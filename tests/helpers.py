@@ -313,8 +313,16 @@ class Platform:
             r = conn.getresponse()
             data = r.read()
             return Response(r.status, r.getheaders(), data)
+        except ConnectionRefusedError:
+            self._check_alive()
+            raise
         finally:
             conn.close()
+
+    def _check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"altinn-localtest has exited ({self.proc.returncode}):\n"
+                                 f"{self.log_tail()}")
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

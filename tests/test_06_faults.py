@@ -1,0 +1,188 @@
+"""A dead platform, 5xx answers, dropped connections, truncated bodies,
+stalls past `timeout`, and tokens that stop working. Nothing may hang; a
+single hiccup is retried; a lasting failure is an errno, and the mount
+recovers when the platform does."""
+
+import errno
+import json
+import os
+import time
+
+import pytest
+
+from helpers import STORAGE, free_port, query_pages, read_bytes, run_bounded
+
+FAIL = (errno.EIO, errno.ETIMEDOUT)
+INSTANCES = STORAGE + "/instances"
+
+
+@pytest.fixture
+def plat(own_platform):
+    own_platform.clear_faults()
+    yield own_platform
+    own_platform.clear_faults()
+
+
+@pytest.fixture(scope="module")
+def parties(own_platform):
+    return sorted({i["instanceOwner"]["partyId"] for i in own_platform.instances("ttd/soknad")[0]})
+
+
+def expect_error(fn, limit, errnos=FAIL):
+    elapsed, result, exc = run_bounded(fn, limit)
+    assert exc is not None, f"expected an error, got {result!r:.200}"
+    assert isinstance(exc, OSError) and exc.errno in errnos, repr(exc)
+    return elapsed, exc
+
+
+def test_dead_platform(mount, tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    token = tmp_path / "token"
+    token.write_text("not-a-real-token\n")
+    m = mount(localtest=False, platform=dead, apps_url=dead, token_file=str(token), timeout=2)
+    _, _, exc = run_bounded(lambda: read_bytes(m / "README.txt"), 10)
+    assert exc is None, exc
+    _, raw, exc = run_bounded(lambda: read_bytes(m / "status.json"), 10)
+    assert exc is None, exc
+    json.loads(raw)
+    expect_error(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 2 + 5)
+    _, raw, exc = run_bounded(lambda: read_bytes(m / "status.json"), 10)
+    assert exc is None, exc
+    doc = json.loads(raw)
+    assert doc["platform"]["reachable"] is False
+    assert doc["platform"]["url"].rstrip("/") == dead
+    assert doc["platform"]["last_error"]
+    # again: an error is not a hang the second time either
+    expect_error(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 2 + 5)
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 503},
+    {"status": 503, "retry_after": 1},
+    {"status": 500},
+    {"drop": True},
+], ids=["503", "503-retry-after", "500", "drop"])
+def test_one_hiccup_is_retried(plat, mount, parties, fault):
+    m = mount(localtest=plat, cache_ttl=60, timeout=5)
+    mark = plat.mark()
+    plat.fault(INSTANCES, count=1, **fault)
+    _, got, exc = run_bounded(lambda: sorted(os.listdir(m / "apps/ttd/soknad/instances")), 60)
+    assert exc is None, exc
+    assert got == parties
+    pages = query_pages(plat.since(mark), "ttd/soknad")
+    if "status" in fault:
+        assert [e["status"] for e in pages][:2] == [fault["status"], 200]
+
+
+def test_truncated_listing_is_never_partial(plat, mount, parties):
+    m = mount(localtest=plat, cache_ttl=60, timeout=5)
+    plat.fault(INSTANCES, count=1, truncate=True)
+    _, got, exc = run_bounded(lambda: sorted(os.listdir(m / "apps/ttd/soknad/instances")), 60)
+    if exc is not None:
+        assert isinstance(exc, OSError) and exc.errno == errno.EIO, repr(exc)
+    else:
+        assert got == parties
+
+
+def test_lasting_503_is_eio_and_recovers(plat, mount, parties):
+    m = mount(localtest=plat, cache_ttl=1, timeout=5)
+    plat.fault(INSTANCES, count=-1, status=503)
+    _, exc = expect_error(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 30, (errno.EIO,))
+    doc = json.loads(read_bytes(m / "status.json"))
+    assert doc["platform"]["last_error"]
+    plat.clear_faults()
+    time.sleep(2.5)
+    _, got, exc = run_bounded(lambda: sorted(os.listdir(m / "apps/ttd/soknad/instances")), 60)
+    assert exc is None, exc
+    assert got == parties
+    doc = json.loads(read_bytes(m / "status.json"))
+    assert doc["platform"]["reachable"] is True
+
+
+def test_stall_longer_than_timeout(plat, mount):
+    timeout = 2
+    m = mount(localtest=plat, cache_ttl=1, timeout=timeout)
+    plat.fault(INSTANCES, count=-1, delay_ms=8000)
+    expect_error(lambda: os.listdir(m / "apps/ttd/soknad/instances"), timeout + 5)
+    # meanwhile the rest of the tree answers
+    _, _, exc = run_bounded(lambda: read_bytes(m / "status.json"), 5)
+    assert exc is None, exc
+
+
+@pytest.fixture(scope="module")
+def small_element(own_platform):
+    party, guid = "50001", "5a1e0000-0000-4000-8000-000000000001"
+    doc = own_platform.instance(party, guid)
+    el = next(d for d in doc["data"] if d.get("filename") == "Søknad om støtte – æøå.pdf")
+    rel = f"apps/ttd/tilskudd/instances/{party}/{guid}/data/vedlegg/{el['filename']}"
+    return party, guid, el, rel, own_platform.data(party, guid, el["id"])
+
+
+@pytest.mark.parametrize("fault", [{"status": 503}, {"drop": True}], ids=["503", "drop"])
+def test_data_read_hiccup_is_retried(plat, mount, small_element, fault):
+    party, guid, el, rel, want = small_element
+    m = mount(localtest=plat, cache_ttl=60, timeout=5)
+    os.stat(m / rel)
+    plat.fault(plat.data_path(party, guid, el["id"]), count=1, **fault)
+    _, got, exc = run_bounded(lambda: read_bytes(m / rel), 60)
+    assert exc is None, exc
+    assert got == want
+
+
+def test_data_read_truncated_is_never_wrong(plat, mount, small_element):
+    party, guid, el, rel, want = small_element
+    m = mount(localtest=plat, cache_ttl=60, timeout=5)
+    os.stat(m / rel)
+    plat.fault(plat.data_path(party, guid, el["id"]), count=1, truncate=True)
+    _, got, exc = run_bounded(lambda: read_bytes(m / rel), 60)
+    if exc is not None:
+        assert isinstance(exc, OSError) and exc.errno == errno.EIO, repr(exc)
+    else:
+        assert got == want
+
+
+def test_data_read_lasting_503_is_eio(plat, mount, small_element):
+    party, guid, el, rel, want = small_element
+    m = mount(localtest=plat, cache_ttl=60, timeout=5)
+    os.stat(m / rel)
+    plat.fault(plat.data_path(party, guid, el["id"]), count=-1, status=503)
+    expect_error(lambda: read_bytes(m / rel), 30, (errno.EIO,))
+    plat.clear_faults()
+    _, got, exc = run_bounded(lambda: read_bytes(m / rel), 60)
+    assert exc is None, exc
+    assert got == want
+
+
+def test_data_read_stall(plat, mount, small_element):
+    party, guid, el, rel, want = small_element
+    timeout = 2
+    m = mount(localtest=plat, cache_ttl=60, timeout=timeout)
+    os.stat(m / rel)
+    plat.fault(plat.data_path(party, guid, el["id"]), count=-1, delay_ms=8000)
+    expect_error(lambda: read_bytes(m / rel), timeout + 5)
+
+
+def test_rejected_token_is_eacces_until_the_file_changes(plat, mount, tmp_path, parties):
+    token = tmp_path / "token"
+    token.write_text("not-a-valid-token\n")
+    m = mount(localtest=plat, cache_ttl=1, timeout=5, token_file=str(token))
+    expect_error(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 30, (errno.EACCES,))
+    time.sleep(1.1)  # a new mtime even at one-second resolution
+    token.write_text(plat.token() + "\n")
+    time.sleep(2.5)
+    _, got, exc = run_bounded(lambda: sorted(os.listdir(m / "apps/ttd/soknad/instances")), 60)
+    assert exc is None, exc
+    assert got == parties
+
+
+def test_expired_token_is_replaced_from_file(platform_factory, mount, tmp_path):
+    p = platform_factory(token_lifetime=3)
+    token = tmp_path / "token"
+    token.write_text(p.token() + "\n")
+    m = mount(localtest=p, cache_ttl=1, timeout=5, token_file=str(token))
+    assert "50001" in os.listdir(m / "apps/ttd/tilskudd/instances")
+    time.sleep(4)
+    token.write_text(p.new_token() + "\n")
+    _, got, exc = run_bounded(lambda: os.listdir(m / "apps/ttd/tilskudd/instances"), 60)
+    assert exc is None, exc
+    assert "50001" in got
