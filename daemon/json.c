@@ -57,8 +57,8 @@ static int64_t get_int(json_t *obj, const char *key, int64_t dflt)
 	json_t *v = json_object_get(obj, key);
 	if (json_is_integer(v))
 		return (int64_t)json_integer_value(v);
-	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
+	if (json_is_real(v) && json_real_value(v) > -9e18 && json_real_value(v) < 9e18)
+		return (int64_t)json_real_value(v); /* a converting cast out of range is undefined */
 	return dflt;
 }
 
@@ -450,6 +450,11 @@ static char **string_list(json_t *arr)
 	return list;
 }
 
+static int clamp_int(int64_t v)
+{
+	return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int)v;
+}
+
 static int parse_data_type(json_t *obj, struct alt_data_type *dt)
 {
 	const char *id = get_str(obj, "id");
@@ -461,8 +466,8 @@ static int parse_data_type(json_t *obj, struct alt_data_type *dt)
 	dt->allowed_content_types = string_list(json_object_get(obj, "allowedContentTypes"));
 	dt->max_size_mb = get_int(obj, "maxSize", 0);
 	/* the platform's model defaults maxCount to 1 and minCount to 0 */
-	dt->max_count = (int)get_int(obj, "maxCount", 1);
-	dt->min_count = (int)get_int(obj, "minCount", 0);
+	dt->max_count = clamp_int(get_int(obj, "maxCount", 1));
+	dt->min_count = clamp_int(get_int(obj, "minCount", 0));
 	dt->task_id = dup_str(obj, "taskId");
 	dt->has_app_logic = json_is_object(logic);
 	return 0;

@@ -173,14 +173,18 @@ static void test_bad_elements(void)
 		"7,"
 		"{\"id\":\"B16F0000-0000-4000-8000-0000000000BB\",\"dataType\":\"dup\"},"
 		"{\"id\":\"b16f0000-0000-4000-8000-0000000000cc\",\"dataType\":\"x\","
-		"\"size\":\"12\",\"filename\":17}]}";
+		"\"size\":\"12\",\"filename\":17},"
+		"{\"id\":\"b16f0000-0000-4000-8000-0000000000dd\",\"dataType\":\"x\",\"size\":1e300},"
+		"{\"id\":\"b16f0000-0000-4000-8000-0000000000ee\",\"dataType\":\"x\",\"size\":12.0}]}";
 
 	CHECK(parse_instance(doc, &inst) == 0, "instance with bad elements parses");
 	if (!inst)
 		return;
-	CHECK(inst->n_data == 2, "bad, typeless and duplicate elements dropped, got %zu",
+	CHECK(inst->n_data == 4, "bad, typeless and duplicate elements dropped, got %zu",
 	      inst->n_data);
-	if (inst->n_data == 2) {
+	if (inst->n_data == 4) {
+		CHECK(inst->data[2].size == 0, "out-of-range real size reads as absent");
+		CHECK(inst->data[3].size == 12, "real size 12.0 reads as 12");
 		CHECK(strcmp(inst->data[0].data_type, "first") == 0,
 		      "first of two equal guids kept");
 		CHECK(inst->data[0].size == 0, "negative size reads as 0");
@@ -327,7 +331,8 @@ static void test_app(void)
 		"{\"id\":\"model\",\"allowedContentTypes\":[\"application/xml\"],\"appLogic\":{"
 		"\"autoCreate\":true,\"classRef\":\"Altinn.App.Models.model\"},\"taskId\":\"Task_1\","
 		"\"maxCount\":1,\"minCount\":1},"
-		"{\"id\":\"bare\"},{\"noid\":true},{\"id\":\"nulllogic\",\"appLogic\":null}],"
+		"{\"id\":\"bare\"},{\"noid\":true},{\"id\":\"nulllogic\",\"appLogic\":null,"
+		"\"maxCount\":99999999999}],"
 		"\"partyTypesAllowed\":{\"person\":false},"
 		"\"created\":\"2024-05-15T12:17:03.656228Z\",\"lastChanged\":\"2024-05-15T12:17:03.65623Z\"}";
 	struct alt_app *app = NULL;
@@ -362,6 +367,8 @@ static void test_app(void)
 			      t->max_size_mb == 0 && t->max_count == 1 && t->min_count == 0,
 		      "defaults: any type, no size limit, maxCount 1");
 		CHECK(!app->types[4].has_app_logic, "null appLogic is no app logic");
+		CHECK(app->types[4].max_count == 2147483647, "huge maxCount clamped, got %d",
+		      app->types[4].max_count);
 	}
 	CHECK(app->doc[app->doc_len - 1] == '\n' && strstr(app->doc, "\"dataTypes\": ["),
 	      "doc pretty-printed");
