@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import REPO, Mount, mounted
+from helpers import REPO, SANITIZER_MARKS, Mount, mounted
 
 
 def run(bin_path, *args, timeout=10):
@@ -40,7 +40,10 @@ def test_help(bin_path):
 
 def _one_error_line(r):
     assert r.returncode != 0, r
-    lines = r.stderr.decode().strip().splitlines()
+    err = r.stderr.decode(errors="replace")
+    found = [m for m in SANITIZER_MARKS if m in err]
+    assert not found, f"sanitizer report ({', '.join(found)}) on stderr:\n{err[:3000]}"
+    lines = err.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got: {lines!r}"
     assert lines[0].startswith("altinnfs: "), lines[0]
     return lines[0]
