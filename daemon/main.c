@@ -20,6 +20,7 @@
 #include "config.h"
 #include "fs.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -318,6 +319,7 @@ int main(int argc, char **argv)
 	free(cl.opts);
 	log_setup(cl.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, !cl.foreground);
 	/* before any thread: curl's global state and jansson's hash seed */
+	json_global_init();
 	r = http_global_init();
 	if (r < 0) {
 		log_errno(r, "cannot initialise libcurl");

@@ -383,11 +383,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (h->kind == HANDLE_BUFFER) {
-		if ((size_t)off >= h->len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, h->buf + off,
-				       size < h->len - (size_t)off ? size : h->len - (size_t)off);
+		size_t n = (size_t)off >= h->len ? 0 : h->len - (size_t)off;
+
+		/* reply from a copy: a release on another thread may free the
+		 * snapshot while this reply is still being written */
+		n = n < size ? n : size;
+		buf = xmalloc(n ? n : 1);
+		memcpy(buf, h->buf + (n ? off : 0), n);
+		fuse_reply_buf(req, buf, n);
+		free(buf);
 		return;
 	}
 	buf = xmalloc(size ? size : 1);
