@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import REPO, SANITIZER_MARKS, Mount, mounted
+from helpers import REPO, SANITIZER_MARKS, Mount, altinnfs_bin, mounted
 
 
 def run(bin_path, *args, timeout=10):
@@ -116,7 +116,7 @@ def test_options_without_config_file(platform, tmp_path):
     opts = ",".join([f"platform={platform.url}", f"apps_url={platform.url}",
                      f"token_file={platform.token_file}", f"state_dir={m.state_dir}",
                      "cache_ttl=5", "timeout=10", "page_size=50", "poll_interval=3600"])
-    cmd = [os.environ.get("ALTINNFS_BIN", str(REPO / "build" / "altinnfs")), "-f",
+    cmd = [altinnfs_bin(), "-f",
            "-o", opts, "-o", "apps=ttd/tilskudd", str(m.path)]
     # apps has a space in multi-app form; one app keeps -o parsing simple.
     with open(m.log_path, "wb") as log:
