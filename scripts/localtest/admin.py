@@ -91,7 +91,8 @@ def build_instance(store, doc):
         inst.data.append(model.DataElement(
             data_guid, item["dataType"], item.get("contentType") or "application/octet-stream",
             _data_content(item, index), filename=item.get("filename"),
-            created=created, created_by=by, last_changed=last_changed, last_changed_by=by))
+            created=created, created_by=by, last_changed=last_changed, last_changed_by=by,
+            locked=bool(item.get("locked"))))
     return inst
 
 

@@ -27,14 +27,28 @@ endpoints (all but the anonymous ones need "Authorization: Bearer <token from /H
   POST /storage/api/v1/instances/{partyId}/{guid}/complete         confirm as the org
   GET  /storage/api/v1/applications/{org}[/{app}]          app metadata (anonymous)
   GET  /{org}/{app}/api/v1/applicationmetadata             app metadata (anonymous)
+  POST /{org}/{app}/instances[?instanceOwnerPartyId=]      create: JSON template or multipart
+                                                           (part "instance" + data parts)
+  GET|DELETE /{org}/{app}/instances/{partyId}/{guid}       InstanceResponse / soft|hard delete
+  POST /{org}/{app}/instances/{partyId}/{guid}/data?dataType=   upload (app-lib's rules)
+  GET|PUT|DELETE .../instances/{partyId}/{guid}/data/{dataGuid} read / replace / delete
+  GET  .../process; PUT .../process/next, .../process/completeProcess
+  POST .../complete; PUT .../substatus                     owner operations (org token)
 
 admin API (no auth, not logged, not faulted):
   GET    /_localtest/requests[?since=SEQ]   request log (seq, time, method, path, query,
                                             range, status, bytes, auth); DELETE clears it
   POST   /_localtest/faults                 {"path","method","count", one of "status"
                                             (+"retry_after"), "delay_ms", "drop",
-                                            "truncate"}; GET lists, DELETE clears
+                                            "truncate"; "after": true = do the work,
+                                            then fault}; path: prefix, "*" = one
+                                            segment, final "$" = exact; GET lists,
+                                            DELETE clears
   POST   /_localtest/apps                   add/replace application metadata
+                                            (+"_process": [{"id","altinnTaskType"}])
+  GET    /_localtest/instances[?appId=&partyId=]   full instance documents
+  GET    /_localtest/data/{dataGuid}        stored bytes of a data element
+  POST   /_localtest/parties                register a party; GET lists the register
   POST   /_localtest/instances              add an instance with data (JSON)
   DELETE /_localtest/instances/{partyId}/{guid}
   PUT    /_localtest/instances/{partyId}/{guid}/data/{dataGuid}   replace bytes (raw body)

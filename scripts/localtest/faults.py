@@ -1,15 +1,22 @@
 """Fault injection: rules that make matching requests fail in a chosen way.
 
 A rule matches by path prefix (and optionally method) and applies to `count` requests (-1:
-until cleared). Rules are tried in the order they were added; the first that matches is used
-and loses one count, and is removed when it reaches zero. Actions:
+until cleared); a `*` in the path matches within one segment and a final `$` asks for the
+whole path, so `/ttd/app/instances/*/*/data` catches every upload and `/ttd/app/instances$`
+only instance creation. Rules are tried in the order they were added; the first that matches
+is used and loses one count, and is removed when it reaches zero. Actions:
 
   status    answer with that status and a ProblemDetails body (optional Retry-After)
   delay_ms  sleep, then answer normally
   drop      close the connection without answering
   truncate  send the headers and half the body, then close the connection
+
+With `"after": true` the request is first handled as usual (an instance is created, a body
+stored) and only then is the answer replaced by the status, delayed, or dropped: the crash
+window where the platform did the work but the client never heard of it.
 """
 
+import re
 import threading
 
 ACTIONS = ("status", "delay_ms", "drop", "truncate")
@@ -19,7 +26,7 @@ class FaultRule:
     def __init__(self, rule_id, spec):
         if not isinstance(spec, dict):
             raise ValueError("a fault rule is a JSON object")
-        unknown = set(spec) - {"path", "method", "count", "retry_after"} - set(ACTIONS)
+        unknown = set(spec) - {"path", "method", "count", "retry_after", "after"} - set(ACTIONS)
         if unknown:
             raise ValueError("unknown fault field(s): %s" % ", ".join(sorted(unknown)))
         actions = [a for a in ACTIONS if a in spec and spec[a] not in (None, False)]
@@ -30,6 +37,12 @@ class FaultRule:
         self.path = spec.get("path") or "/"
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ValueError("path must be a string starting with /")
+        exact = self.path.endswith("$")
+        pattern = "[^/]*".join(re.escape(p) for p in self.path.rstrip("$").split("*"))
+        self._regex = re.compile(pattern + ("$" if exact else ""))
+        self.after = spec.get("after", False)
+        if not isinstance(self.after, bool):
+            raise ValueError("after must be true or false")
         method = spec.get("method")
         self.method = method.upper() if isinstance(method, str) and method else None
         self.count = spec.get("count", 1)
@@ -56,12 +69,15 @@ class FaultRule:
             raise ValueError("%s must be true" % self.action)
 
     def matches(self, method, path):
-        return path.startswith(self.path) and (self.method is None or self.method == method)
+        return (self._regex.match(path) is not None
+                and (self.method is None or self.method == method))
 
     def to_json(self):
         out = {"id": self.id, "path": self.path, "count": self.count}
         if self.method:
             out["method"] = self.method
+        if self.after:
+            out["after"] = True
         if self.action == "status":
             out["status"] = self.status
             if self.retry_after is not None:

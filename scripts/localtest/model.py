@@ -133,7 +133,9 @@ class Instance:
         self.is_archived = False
         self.archived = None
         self.is_soft_deleted = False
+        self.soft_deleted = None
         self.is_hard_deleted = False
+        self.hard_deleted = None
         self.read_status = "Read"
         self.substatus = None          # {"label": ..., "description": ...}
         self.confirmations = []        # [(stakeholderId, ticks)]
@@ -193,9 +195,13 @@ class Instance:
         status = {"isArchived": self.is_archived}
         if self.archived is not None:
             status["archived"] = dates.format_ticks(self.archived)
-        status.update({"isSoftDeleted": self.is_soft_deleted,
-                       "isHardDeleted": self.is_hard_deleted,
-                       "readStatus": self.read_status})
+        status["isSoftDeleted"] = self.is_soft_deleted
+        if self.soft_deleted is not None:
+            status["softDeleted"] = dates.format_ticks(self.soft_deleted)
+        status["isHardDeleted"] = self.is_hard_deleted
+        if self.hard_deleted is not None:
+            status["hardDeleted"] = dates.format_ticks(self.hard_deleted)
+        status["readStatus"] = self.read_status
         if self.substatus is not None:
             status["substatus"] = dict(self.substatus)
         out["status"] = status
@@ -213,13 +219,38 @@ class Instance:
         return out
 
 
+# An app's process when it names none: one data task, then the end event.
+DEFAULT_PROCESS = [{"id": "Task_1", "name": "Utfylling", "altinnTaskType": "data"}]
+
+
+def _process_tasks(tasks):
+    if not isinstance(tasks, list) or not tasks:
+        raise ValueError("_process must be a non-empty list of tasks")
+    out = []
+    for task in tasks:
+        if not isinstance(task, dict) or not isinstance(task.get("id"), str) or \
+                not isinstance(task.get("altinnTaskType"), str):
+            raise ValueError("each _process task needs a string id and altinnTaskType")
+        out.append({"id": task["id"], "name": str(task.get("name") or task["id"]),
+                    "altinnTaskType": task["altinnTaskType"]})
+    if len({t["id"] for t in out}) != len(out):
+        raise ValueError("_process task ids must be unique")
+    return out
+
+
 class Application:
-    """Application metadata as a document (the platform returns what the app deployed)."""
+    """Application metadata as a document (the platform returns what the app deployed).
+
+    `process` is the app's process (BPMN) as its tasks in order, each {"id", "name",
+    "altinnTaskType"}, followed by the end event. It is not part of the metadata document:
+    it comes from the non-standard key "_process", which is taken out of the document.
+    """
 
     def __init__(self, doc):
         if not isinstance(doc.get("id"), str) or doc["id"].count("/") != 1:
             raise ValueError("application id must be 'org/app'")
         self.doc = dict(doc)
+        self.process = _process_tasks(self.doc.pop("_process", DEFAULT_PROCESS))
         self.doc.setdefault("org", self.id.split("/")[0])
         self.doc.setdefault("dataTypes", [])
 
@@ -259,7 +290,11 @@ class Store:
 
     def subscribe(self, callback):
         """callback(kind, instance, detail) after every change; kind is one of
-        "instance.created", "instance.deleted", "instance.changed", "data.changed".
+        "instance.created", "instance.deleted", "instance.changed", "data.changed", or
+        "app.event": the App API did something after which an app registers an event with
+        Events (altinn-api.md 4.2); detail is the CloudEvent type ("app.instance.created",
+        "app.instance.process.movedTo.Task_2", "app.instance.process.completed",
+        "app.instance.substatus.changed") and the instance is as it is after the change.
         Callbacks run with the store lock held: record what happened and return (do network
         work such as webhook delivery on another thread)."""
         with self.lock:
@@ -267,8 +302,16 @@ class Store:
 
     def _changed(self, kind, instance, detail=None):
         self.version += 1
+        self._notify(kind, instance, detail)
+
+    def _notify(self, kind, instance, detail):
         for callback in list(self._listeners):
             callback(kind, instance, detail)
+
+    def app_event(self, event_type, instance):
+        """Tell listeners that the app would now register `event_type` for `instance`."""
+        with self.lock:
+            self._notify("app.event", instance, event_type)
 
     # -- applications --------------------------------------------------------------------
 

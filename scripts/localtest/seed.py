@@ -82,23 +82,32 @@ def application_doc(app_id, title, data_types):
     }
 
 
+# The apps' processes (model.Application.process): soknad has a confirmation step.
+FILL_IN = {"id": "Task_1", "name": "Utfylling", "altinnTaskType": "data"}
+CONFIRM = {"id": "Task_2", "name": "Bekreftelse", "altinnTaskType": "confirmation"}
+
+
 def soknad_app():
-    return model.Application(application_doc(SOKNAD, {"nb": "Søknad", "en": "Application"}, [
+    doc = application_doc(SOKNAD, {"nb": "Søknad", "en": "Application"}, [
         _receipt_type(),
         _form_type("model", "Altinn.App.Models.Soknad"),
         _data_type("attachment", ["application/pdf", "image/png", "image/jpeg", "text/plain"],
                    maxSize=25, maxCount=10, minCount=0, taskId="Task_1"),
-    ]))
+    ])
+    doc["_process"] = [FILL_IN, CONFIRM]
+    return model.Application(doc)
 
 
 def tilskudd_app():
-    return model.Application(application_doc(TILSKUDD, {"nb": "Tilskudd", "en": "Grant"}, [
+    doc = application_doc(TILSKUDD, {"nb": "Tilskudd", "en": "Grant"}, [
         _receipt_type(),
         _form_type("skjema", "Altinn.App.Models.Tilskudd"),
         _data_type("vedlegg", ["application/pdf", "image/png", "image/jpeg", "text/plain",
                                "application/octet-stream"],
                    maxSize=300, maxCount=20, minCount=0, taskId="Task_1"),
-    ]))
+    ])
+    doc["_process"] = [FILL_IN]
+    return model.Application(doc)
 
 
 # -- small generated files ----------------------------------------------------------------

@@ -18,7 +18,7 @@ import time
 import traceback
 import urllib.parse
 
-from . import admin, apps, auth, faults, model, reqlog, storage, web
+from . import admin, appapi, apps, auth, faults, model, parties, reqlog, storage, web
 
 ADMIN_PREFIX = "/_localtest"
 _SMALL_BODY = 64 << 10
@@ -39,12 +39,14 @@ class LocalPlatform:
         self.tokens = auth.TokenService(options.token_lifetime)
         self.log = reqlog.RequestLog()
         self.faults = faults.Faults()
+        self.parties = parties.PartyRegister(self.store)
         self.router = web.Router()
         self.admin_router = web.Router()
         # Order matters only where templates overlap: fixed prefixes before /{org}/{app}.
         auth.register(self.router, self)
         storage.register(self.router, self)
         apps.register(self.router, self)
+        appapi.register(self.router, self)
         admin.register(self.admin_router, self)
 
 
@@ -105,6 +107,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                        self.headers.get("Range"),
                                        self.headers.get("Authorization") is not None)
             rule = platform.faults.take(self.command, raw_path)
+            response = None
+            if rule is not None and rule.after:
+                # Do the work first: the client loses the answer, not the change.
+                response = self._route(platform.router, req, check_auth=True)
             if rule is not None and rule.action == "drop":
                 entry["status"] = status = 0
                 self.close_connection = True
@@ -118,7 +124,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 title = self.responses.get(rule.status, ("Error",))[0]
                 response = web.problem(rule.status, title, "Injected by altinn-localtest",
                                        raw_path, headers)
-            else:
+            elif response is None:
                 response = self._route(platform.router, req, check_auth=True)
             truncate = rule is not None and rule.action == "truncate"
             status = self._finish(req, response, entry, truncate)
