@@ -91,6 +91,9 @@ struct alt_query {
 typedef int (*alt_instance_cb)(struct alt_instance *inst, void *ctx);
 
 int altinn_new(const struct config *cfg, struct altinn **ret);
+/* Ends every request under way (-ECANCELED) and fails new ones: called
+ * at shutdown so background threads can be joined at once. */
+void altinn_stop(struct altinn *a);
 void altinn_free(struct altinn *a);
 
 /* Storage GET /applications/{org}/{app} */

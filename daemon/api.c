@@ -97,6 +97,11 @@ out_free:
 	return r;
 }
 
+void altinn_stop(struct altinn *a)
+{
+	http_stop(a->http);
+}
+
 void altinn_free(struct altinn *a)
 {
 	if (!a)

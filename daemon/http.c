@@ -57,10 +57,12 @@ struct http {
 
 	pthread_mutex_t health_lock;
 	struct alt_health health; /* protected by health_lock */
+	atomic_bool stopping;     /* set once at shutdown: every request ends */
 };
 
 /* What one attempt saw. */
 struct attempt {
+	const struct http *h;
 	const struct http_request *req;
 	struct http_head head;
 	char reason[64];
@@ -334,7 +336,7 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 		       curl_off_t ulnow)
 {
 	struct attempt *at = ctx;
-	return at->req->cancel && atomic_load(at->req->cancel);
+	return atomic_load(&at->h->stopping) || (at->req->cancel && atomic_load(at->req->cancel));
 }
 
 /* ---- one attempt */
@@ -574,13 +576,13 @@ static long backoff_ms(const struct attempt *at, int retry)
 }
 
 /* Sleeps, waking early when the request is cancelled. */
-static bool sleep_ms(const struct http_request *req, long ms)
+static bool sleep_ms(const struct http *h, const struct http_request *req, long ms)
 {
 	while (ms > 0) {
 		long step = ms < 50 ? ms : 50;
 		struct timespec ts = { 0, step * 1000000L };
 
-		if (req->cancel && atomic_load(req->cancel))
+		if (atomic_load(&h->stopping) || (req->cancel && atomic_load(req->cancel)))
 			return false;
 		nanosleep(&ts, NULL);
 		ms -= step;
@@ -606,6 +608,11 @@ static void log_failure(const struct http *h, struct attempt *at, int r)
 	}
 }
 
+void http_stop(struct http *h)
+{
+	atomic_store(&h->stopping, true);
+}
+
 int http_request(struct http *h, const struct http_request *req)
 {
 	long budget_ms = (h->cfg->timeout > 0 ? h->cfg->timeout : 30) * 1000L;
@@ -614,8 +621,10 @@ int http_request(struct http *h, const struct http_request *req)
 	int retries = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (atomic_load(&h->stopping))
+		return -ECANCELED;
 	for (;;) {
-		struct attempt at = { .req = req, .retry_after_ms = -1 };
+		struct attempt at = { .h = h, .req = req, .retry_after_ms = -1 };
 		uint64_t gen;
 		char *token;
 		long delay;
@@ -649,7 +658,7 @@ int http_request(struct http *h, const struct http_request *req)
 		log_debug("retrying in %ld ms after attempt %d failed", delay, retries + 1);
 		free(at.err_body);
 		retries++;
-		if (!sleep_ms(req, delay))
+		if (!sleep_ms(h, req, delay))
 			return -ECANCELED;
 	}
 }

@@ -69,6 +69,10 @@ struct http_request {
 };
 int http_request(struct http *h, const struct http_request *req);
 
+/* Ends every request under way within about a second (-ECANCELED) and
+ * fails new ones at once: for shutdown, so no thread waits out a timeout. */
+void http_stop(struct http *h);
+
 /* GET url into a NUL-terminated malloc'd body of at most max bytes
  * (-EFBIG beyond). */
 int http_get(struct http *h, const char *url, size_t max, char **ret_body, size_t *ret_len);

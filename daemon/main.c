@@ -288,6 +288,7 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 		r = 0; /* unmounted or told to stop */
 out_unmount:
 	log_info("unmounting \"%s\"", mountpoint);
+	altinn_stop(a);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

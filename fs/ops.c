@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -827,12 +828,39 @@ struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountp
 	return fs;
 }
 
+/* The kernel reads ahead 128 KiB at a time on a FUSE mount; 1 MiB
+ * windows let one sequential reader keep a read-ahead stream busy (cat
+ * of a 256 MiB file: 0.20 s -> 0.165 s here; 4 MiB was slower again).
+ * Best effort: only root may write the knob, and a failure costs only
+ * speed. Must run off the FUSE threads, since stat(mountpoint) asks us. */
+static void tune_read_ahead(struct fs *fs)
+{
+	char path[96];
+	struct stat st;
+	FILE *f;
+
+	if (stat(fs->mountpoint, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	f = fopen(path, "w");
+	if (!f) {
+		log_debug("cannot tune read-ahead at \"%s\": %s", path, strerror(errno));
+		return;
+	}
+	fputs("1024\n", f);
+	if (fclose(f) != 0)
+		log_debug("cannot tune read-ahead at \"%s\": %s", path, strerror(errno));
+}
+
 /* Asks the platform for each app's metadata once at start, off the FUSE
  * threads: status.json then tells at once whether the platform answers,
  * and the first `ls` finds the metadata cached. */
 static void *warm_up(void *arg)
 {
 	struct fs *fs = arg;
+
+	tune_read_ahead(fs);
 
 	for (size_t i = 0; i < view_n_apps(fs->view); i++) {
 		struct view_app *va = view_app_at(fs->view, i);
