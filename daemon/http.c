@@ -73,6 +73,11 @@ struct attempt {
 	long retry_after_ms; /* -1: none */
 	char *err_body;     /* the start of a non-2xx body, for the log */
 	size_t err_len;
+	char *ok_body;      /* a 2xx body, when the request has no on_data */
+	size_t ok_len;
+	char *location;     /* Location header */
+	char *content_type; /* Content-Type header */
+	uint64_t upload_pos; /* next body byte to send */
 	CURLcode cc;
 	long os_errno;
 };
@@ -301,6 +306,12 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
 		parse_content_range(at, v);
 	} else if ((v = header_value(line, "Retry-After"))) {
 		parse_retry_after(at, v);
+	} else if ((v = header_value(line, "Location"))) {
+		free(at->location);
+		at->location = xstrndup(v, strcspn(v, "\r\n"));
+	} else if ((v = header_value(line, "Content-Type"))) {
+		free(at->content_type);
+		at->content_type = xstrndup(v, strcspn(v, "\r\n"));
 	}
 	return n;
 }
@@ -322,6 +333,17 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 		return n; /* read the rest too, so the connection stays usable */
 	}
 	at->body_begun = true;
+	if (!at->req->on_data) {
+		if (n > ALT_MAX_JSON_BODY - at->ok_len) {
+			at->cb_err = -EFBIG;
+			return 0;
+		}
+		at->ok_body = xrealloc(at->ok_body, at->ok_len + n + 1);
+		memcpy(at->ok_body + at->ok_len, p, n);
+		at->ok_len += n;
+		at->ok_body[at->ok_len] = '\0';
+		return n;
+	}
 	r = at->req->on_data(at->req->ctx, p, n);
 	if (r == 0)
 		return n;
@@ -337,6 +359,78 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
 	struct attempt *at = ctx;
 	return atomic_load(&at->h->stopping) || (at->req->cancel && atomic_load(at->req->cancel));
+}
+
+/* ---- request bodies */
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ctx)
+{
+	struct attempt *at = ctx;
+	const struct http_request *req = at->req;
+	size_t want = size * nitems;
+	uint64_t left = req->body_len > at->upload_pos ? req->body_len - at->upload_pos : 0;
+	ssize_t got;
+
+	if (want > left)
+		want = (size_t)left;
+	if (want == 0)
+		return 0;
+	if (!req->has_body_fd) {
+		memcpy(buf, (const char *)req->body + at->upload_pos, want);
+		at->upload_pos += want;
+		return want;
+	}
+	got = pread(req->body_fd, buf, want, (off_t)at->upload_pos);
+	if (got <= 0) {
+		at->cb_err = got < 0 ? -errno : -EIO; /* the file shrank under us */
+		return CURL_READFUNC_ABORT;
+	}
+	at->upload_pos += (uint64_t)got;
+	return (size_t)got;
+}
+
+static int on_seek(void *ctx, curl_off_t offset, int origin)
+{
+	struct attempt *at = ctx;
+
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > at->req->body_len)
+		return CURL_SEEKFUNC_FAIL;
+	at->upload_pos = (uint64_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static void setup_method(CURL *easy, struct attempt *at)
+{
+	const struct http_request *req = at->req;
+	const char *m = req->method ? req->method : "GET";
+	bool has_body = req->body || req->has_body_fd;
+
+	if (strcmp(m, "GET") == 0 && !has_body) {
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+		return;
+	}
+	if (strcmp(m, "PUT") == 0) {
+		curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
+	} else {
+		curl_easy_setopt(easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(has_body ? req->body_len : 0));
+		if (strcmp(m, "POST") != 0)
+			curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, m);
+	}
+	if (!has_body && strcmp(m, "PUT") != 0 && strcmp(m, "POST") != 0) {
+		/* DELETE and friends without a body: no Content-Length: 0 */
+		curl_easy_setopt(easy, CURLOPT_POST, 0L);
+		curl_easy_setopt(easy, CURLOPT_NOBODY, 0L);
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, m);
+		return;
+	}
+	curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(easy, CURLOPT_READDATA, at);
+	curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, on_seek);
+	curl_easy_setopt(easy, CURLOPT_SEEKDATA, at);
 }
 
 /* ---- one attempt */
@@ -362,6 +456,15 @@ static struct curl_slist *build_headers(struct http *h, const struct http_reques
 		auth_token_free(hdr);
 		auth_token_free(line);
 	}
+	if (req->content_type) {
+		line = xasprintf("Content-Type: %s", req->content_type);
+		list = curl_slist_append(list, line);
+		free(line);
+	}
+	if (req->method && strcmp(req->method, "GET") != 0)
+		list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
+	for (size_t i = 0; req->headers && req->headers[i]; i++)
+		list = curl_slist_append(list, req->headers[i]);
 	if (req->has_range) {
 		if (req->range_last == UINT64_MAX)
 			snprintf(buf, sizeof(buf), "Range: bytes=%llu-",
@@ -391,7 +494,7 @@ static void setup_handle(struct http *h, CURL *easy, struct attempt *at,
 	long timeout = h->cfg->timeout > 0 ? h->cfg->timeout : 30;
 
 	curl_easy_setopt(easy, CURLOPT_URL, at->req->url);
-	curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	setup_method(easy, at);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_SHARE, h->share);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -608,6 +711,43 @@ static void log_failure(const struct http *h, struct attempt *at, int r)
 	}
 }
 
+void http_result_clear(struct http_result *res)
+{
+	if (!res)
+		return;
+	free(res->body);
+	free(res->content_type);
+	free(res->location);
+	memset(res, 0, sizeof(*res));
+}
+
+/* Hands what the attempt saw to res (or drops it when res is NULL). */
+static void attempt_done(struct attempt *at, struct http_result *res)
+{
+	if (res) {
+		http_result_clear(res);
+		res->status = at->head.status;
+		if (at->ok_body) {
+			res->body = at->ok_body;
+			res->body_len = at->ok_len;
+			at->ok_body = NULL;
+		} else if (at->err_body) {
+			at->err_body[at->err_len] = '\0';
+			res->body = at->err_body;
+			res->body_len = at->err_len;
+			at->err_body = NULL;
+		}
+		res->location = at->location;
+		res->content_type = at->content_type;
+		at->location = at->content_type = NULL;
+	}
+	free(at->ok_body);
+	free(at->err_body);
+	free(at->location);
+	free(at->content_type);
+	at->ok_body = at->err_body = at->location = at->content_type = NULL;
+}
+
 void http_stop(struct http *h)
 {
 	atomic_store(&h->stopping, true);
@@ -630,33 +770,40 @@ int http_request(struct http *h, const struct http_request *req)
 		long delay;
 		int r;
 
-		r = auth_token(h->auth, &token, &gen);
-		if (r < 0)
-			return r;
+		if (req->bearer) {
+			token = *req->bearer ? xstrdup(req->bearer) : NULL;
+			gen = 0;
+			refreshed = true; /* not our token: nothing to reload */
+		} else {
+			r = auth_token(h->auth, &token, &gen);
+			if (r < 0)
+				return r;
+		}
 		r = attempt_once(h, &at, token);
 		auth_token_free(token);
 		record(h, &at, r);
 		if (r == 0) {
-			free(at.err_body);
+			attempt_done(&at, req->result);
 			return 0;
 		}
 		if (at.head.status == 401 && !refreshed && at.cc == CURLE_OK) {
 			refreshed = true;
 			if (auth_refresh(h->auth, gen) == 0) {
-				free(at.err_body);
+				attempt_done(&at, NULL);
 				continue;
 			}
 		}
 		delay = backoff_ms(&at, retries);
 		if (retries >= HTTP_MAX_RETRIES || !retryable(&at) ||
+		    (req->method && strcmp(req->method, "POST") == 0) ||
 		    (at.body_begun && !req->restartable) ||
 		    elapsed_ms(&start) + delay >= budget_ms) {
 			log_failure(h, &at, r);
-			free(at.err_body);
+			attempt_done(&at, req->result);
 			return r;
 		}
 		log_debug("retrying in %ld ms after attempt %d failed", delay, retries + 1);
-		free(at.err_body);
+		attempt_done(&at, NULL);
 		retries++;
 		if (!sleep_ms(h, req, delay))
 			return -ECANCELED;

@@ -66,7 +66,34 @@ struct http_request {
 	/* Another thread sets it to abort the transfer within about a second;
 	 * an aborted request returns -ECANCELED. NULL: never. */
 	const atomic_bool *cancel;
+
+	/* ---- sending (all optional; the default is a plain GET) */
+	const char *method;       /* "POST", "PUT", "DELETE", ...; NULL: GET */
+	const char *content_type; /* of the body */
+	const void *body;         /* a body in memory ... */
+	size_t body_len;
+	bool has_body_fd;         /* ... or body_len bytes of body_fd from offset 0 */
+	int body_fd;
+	const char *const *headers; /* more "Name: value" lines, NULL-terminated */
+	/* Sent as the bearer token instead of the platform's ("" sends none,
+	 * and a 401 then triggers no token reload). */
+	const char *bearer;
+	/* Filled when not NULL: status, Location, and the body (the whole
+	 * 2xx body when on_data is NULL, capped at ALT_MAX_JSON_BODY, or
+	 * the start of an error body). Free with http_result_clear. */
+	struct http_result *result;
 };
+
+/* A POST is never retried here: it may have been carried out. The caller
+ * decides, knowing what a second attempt would mean. */
+struct http_result {
+	long status;   /* 0 when no answer came */
+	char *body;    /* NUL-terminated, or NULL */
+	size_t body_len;
+	char *content_type;
+	char *location;
+};
+void http_result_clear(struct http_result *res);
 int http_request(struct http *h, const struct http_request *req);
 
 /* Ends every request under way within about a second (-ECANCELED) and
