@@ -145,6 +145,7 @@ def register(router, platform):
             store.add_instance(inst)
         except ValueError as e:
             return web.text(409, str(e))
+        store.app_event("app.instance.created", inst)     # as if the app instantiated it
         with store.lock:
             doc = inst.to_json(req.base_url)
         return web.json_response(doc, status=201,

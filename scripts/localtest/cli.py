@@ -34,6 +34,16 @@ endpoints (all but the anonymous ones need "Authorization: Bearer <token from /H
   GET|PUT|DELETE .../instances/{partyId}/{guid}/data/{dataGuid} read / replace / delete
   GET  .../process; PUT .../process/next, .../process/completeProcess
   POST .../complete; PUT .../substatus                     owner operations (org token)
+  GET  /events/api/v1/app/{org}/{app}?after=|from=&to=&party=&unit=&type=&size=
+                                                           poll app events (org token;
+                                                           "next" header, min event age)
+  GET  /events/api/v1/events?resource=&after=&subject=&type=&size=
+                                                           generic events (scope
+                                                           altinn:events.subscribe)
+  POST /events/api/v1/subscriptions                        webhook subscription (JSON);
+                                                           validation event, then one
+                                                           CloudEvent per POST, retried
+  GET  /events/api/v1/subscriptions[/{id}]                 own subscriptions; DELETE {id}
 
 admin API (no auth, not logged, not faulted):
   GET    /_localtest/requests[?since=SEQ]   request log (seq, time, method, path, query,
@@ -53,6 +63,13 @@ admin API (no auth, not logged, not faulted):
   DELETE /_localtest/instances/{partyId}/{guid}
   PUT    /_localtest/instances/{partyId}/{guid}/data/{dataGuid}   replace bytes (raw body)
   POST   /_localtest/tokens/expire-all      invalidate every token issued so far
+  POST   /_localtest/events                 publish {"org","app","type","partyId",
+                                            "instanceGuid","alternativeSubject","count"}
+                                            -> {"count","ids"}; GET counts, DELETE clears
+  GET    /_localtest/events/settings        minEventAge, webhookRetryScale,
+                                            allowHttpWebhooks; PUT changes them
+  GET    /_localtest/webhooks[?since=&subscription=]   delivery attempts; DELETE clears
+  GET    /_localtest/subscriptions          every subscription (+ pending); DELETE all
 
 seed "demo": ttd/soknad (1,200 instances, 300 parties) and ttd/tilskudd (fixed test
 instances 50001/5a1e0000-0000-4000-8000-000000000001 with awkward file names and
@@ -79,10 +96,24 @@ def parse_args(argv):
                    help="ignore Range on data downloads (always 200 with the whole body, no "
                         "Accept-Ranges), as Storage's DataController does; default: honour a "
                         "single byte range with 206/416")
+    p.add_argument("--min-event-age", type=float, default=30, metavar="SECONDS",
+                   help="events polling hides events registered less than this long ago, "
+                        "as the platform does; webhooks do not wait (default: %(default)g)")
+    p.add_argument("--allow-http-webhooks", action="store_true",
+                   help="accept http:// subscription endpoints on loopback hosts (127.0.0.0/8, "
+                        "::1, localhost); default: https only, like the platform")
+    p.add_argument("--webhook-retry-scale", type=float, default=1.0, metavar="FACTOR",
+                   help="multiply the webhook retry schedule (10 s, 30 s, 1 m, 5 m, 10 m, "
+                        "30 m, 1 h, 3 h, 6 h, 12 h, 12 h, then dead-letter) by FACTOR, e.g. "
+                        "0.01 in tests (default: %(default)g)")
     p.add_argument("--version", action="version", version="altinn-localtest " + VERSION)
     args = p.parse_args(argv)
     if args.token_lifetime < 1:
         p.error("--token-lifetime must be at least 1 second")
+    if args.min_event_age < 0:
+        p.error("--min-event-age must not be negative")
+    if args.webhook_retry_scale < 0:
+        p.error("--webhook-retry-scale must not be negative")
     if not 0 <= args.port <= 65535:
         p.error("--port must be 0..65535")
     return args
@@ -91,7 +122,9 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     options = server.Options(token_lifetime=args.token_lifetime, quiet=args.quiet,
-                             ranges=not args.no_ranges)
+                             ranges=not args.no_ranges, min_event_age=args.min_event_age,
+                             allow_http_webhooks=args.allow_http_webhooks,
+                             webhook_retry_scale=args.webhook_retry_scale)
     platform = server.LocalPlatform(options)
     seed.SEEDS[args.seed](platform.store)
     try:

@@ -18,7 +18,7 @@ import time
 import traceback
 import urllib.parse
 
-from . import admin, appapi, apps, auth, faults, model, parties, reqlog, storage, web
+from . import admin, appapi, apps, auth, events, faults, model, parties, reqlog, storage, web
 
 ADMIN_PREFIX = "/_localtest"
 _SMALL_BODY = 64 << 10
@@ -26,10 +26,14 @@ _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, s
 
 
 class Options:
-    def __init__(self, token_lifetime=3600, quiet=False, ranges=True):
+    def __init__(self, token_lifetime=3600, quiet=False, ranges=True, min_event_age=30,
+                 allow_http_webhooks=False, webhook_retry_scale=1.0):
         self.token_lifetime = token_lifetime
         self.quiet = quiet
         self.ranges = ranges
+        self.min_event_age = min_event_age              # seconds; events polling only
+        self.allow_http_webhooks = allow_http_webhooks  # http:// endpoints on loopback
+        self.webhook_retry_scale = webhook_retry_scale  # multiplies the retry schedule
 
 
 class LocalPlatform:
@@ -40,14 +44,17 @@ class LocalPlatform:
         self.log = reqlog.RequestLog()
         self.faults = faults.Faults()
         self.parties = parties.PartyRegister(self.store)
+        self.events = events.EventService(self)
         self.router = web.Router()
         self.admin_router = web.Router()
         # Order matters only where templates overlap: fixed prefixes before /{org}/{app}.
         auth.register(self.router, self)
         storage.register(self.router, self)
+        events.register(self.router, self)
         apps.register(self.router, self)
         appapi.register(self.router, self)
         admin.register(self.admin_router, self)
+        events.register_admin(self.admin_router, self)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
