@@ -139,8 +139,63 @@ struct alt_status_app {
 	bool metadata_loaded;
 	uint64_t instances_listed;
 	struct timespec listed_at;
+	/* filled by the events module, when it runs */
+	char event_cursor[64];        /* "" when none yet */
+	struct timespec last_poll_at; /* zero when never */
+	uint64_t pending_event_files;
+};
+struct alt_status_outbox {
+	uint64_t pending;
+	struct timespec oldest_pending_at; /* zero when none */
+	uint64_t retries;
+	uint64_t failed;
 };
 char *altinn_status_render(struct altinn *a, const char *mountpoint,
-			   const struct alt_status_app *apps, size_t n_apps);
+			   const struct alt_status_app *apps, size_t n_apps,
+			   const struct alt_status_outbox *outbox);
+
+/* ---- local areas: events/, outbox/, sent/, failed/ of each app ----
+ * Real files under state_dir, served through the mount by fs/ so that
+ * inotify watchers see what happens in them. What may happen there is
+ * decided by the daemon module that owns the area, through these hooks. */
+
+enum local_area { AREA_NONE, AREA_EVENTS, AREA_OUTBOX, AREA_SENT, AREA_FAILED, AREA_COUNT };
+
+enum local_op {
+	LOCAL_CREATE,  /* a new file */
+	LOCAL_MKDIR,   /* a new folder */
+	LOCAL_WRITE,   /* open for writing, truncate, set times or mode */
+	LOCAL_RENAME,  /* rel is the new name; old_rel the old one */
+	LOCAL_REMOVE,  /* unlink or rmdir */
+};
+
+/* One change in an app's area, as the hooks see it. rel is relative to the area's
+ * folder ("org-910000001/a.pdf"); self tells whether the caller is one of
+ * the daemon's own threads (writing through its mount). */
+struct local_call {
+	const char *org;
+	const char *app;
+	enum local_area area;
+	enum local_op op;
+	const char *rel;
+	const char *old_rel; /* LOCAL_RENAME: the name it had */
+	enum local_area old_area; /* LOCAL_RENAME: the area it came from;
+				   * only our own threads move files
+				   * between areas (outbox -> failed) */
+	bool is_dir;
+	bool self;
+	int dirfd; /* the area's folder on disk, for the hook to look in */
+};
+
+struct local_hooks {
+	void *ctx;
+	/* 0 to allow, or the -errno the caller gets */
+	int (*check)(void *ctx, const struct local_call *call);
+	/* after the change is made (and, for a closed file, is durable):
+	 * LOCAL_WRITE means "a file written to was closed" */
+	void (*done)(void *ctx, const struct local_call *call);
+	/* a user.altinn.* attribute of rel: 0 and a malloc'd value, or -ENODATA */
+	int (*xattr)(void *ctx, const struct local_call *call, const char *name, char **ret);
+};
 
 #endif

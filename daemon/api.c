@@ -323,10 +323,11 @@ void altinn_health(struct altinn *a, struct alt_health *ret)
 }
 
 char *altinn_status_render(struct altinn *a, const char *mountpoint,
-			   const struct alt_status_app *apps, size_t n_apps)
+			   const struct alt_status_app *apps, size_t n_apps,
+			   const struct alt_status_outbox *outbox)
 {
 	struct alt_health h;
 
 	altinn_health(a, &h);
-	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps);
+	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps, outbox);
 }

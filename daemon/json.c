@@ -649,8 +649,10 @@ static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool eve
 
 	for (size_t i = 0; i < n; i++) {
 		json_t *v;
-		if (events) /* the event poller is a later issue: nothing yet */
-			v = json_pack("{s:n, s:n, s:i}", "cursor", "last_poll_at", "pending_files", 0);
+		if (events)
+			v = json_pack("{s:o, s:o, s:I}", "cursor", str_or_null(apps[i].event_cursor),
+				      "last_poll_at", time_or_null(&apps[i].last_poll_at),
+				      "pending_files", (json_int_t)apps[i].pending_event_files);
 		else
 			v = json_pack("{s:b, s:I, s:o}", "metadata_loaded", apps[i].metadata_loaded,
 				      "instances_listed", (json_int_t)apps[i].instances_listed,
@@ -664,21 +666,26 @@ static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool eve
 
 char *json_status_render(const struct alt_health *h, const char *platform_url,
 			 const char *mountpoint, const struct alt_status_app *apps,
-			 size_t n_apps)
+			 size_t n_apps, const struct alt_status_outbox *outbox)
 {
+	static const struct alt_status_outbox none;
 	struct timespec zero = { 0, 0 };
 	json_t *root;
 	size_t len;
 	char *doc;
 
-	root = json_pack("{s:{s:o, s:b, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:i, s:n, s:i, s:i}}",
+	if (!outbox)
+		outbox = &none;
+	root = json_pack("{s:{s:o, s:b, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:I, s:o, s:I, s:I}}",
 			 "platform", "url", str_or_null(platform_url), "reachable",
 			 h->checked && h->reachable, "last_error", str_or_null(h->last_error),
 			 "checked_at", time_or_null(h->checked ? &h->checked_at : &zero),
 			 "token", "source", str_or_null(h->token_source[0] ? h->token_source : "none"),
 			 "subject", str_or_null(h->token_subject), "expires_at",
 			 time_or_null(&h->token_expires_at),
-			 "outbox", "pending", 0, "oldest_pending_at", "retries", 0, "failed", 0);
+			 "outbox", "pending", (json_int_t)outbox->pending, "oldest_pending_at",
+			 time_or_null(&outbox->oldest_pending_at), "retries",
+			 (json_int_t)outbox->retries, "failed", (json_int_t)outbox->failed);
 	if (!root)
 		abort(); /* only allocation failure or a format bug gets here */
 	json_object_set_new(root, "events", status_apps(apps, n_apps, true));

@@ -63,6 +63,6 @@ int json_jwt_claims(const char *token, struct jwt_claims *ret);
 /* status.json (see DESIGN.md): always a complete JSON object + "\n". */
 char *json_status_render(const struct alt_health *h, const char *platform_url,
 			 const char *mountpoint, const struct alt_status_app *apps,
-			 size_t n_apps);
+			 size_t n_apps, const struct alt_status_outbox *outbox);
 
 #endif

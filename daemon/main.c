@@ -18,10 +18,12 @@
 
 #include "altinn.h"
 #include "config.h"
+#include "events.h"
 #include "fs.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "outbox.h"
 #include "xalloc.h"
 
 static const char usage_text[] =
@@ -244,14 +246,67 @@ static int load_config(const struct cmdline *cl, struct config *cfg)
 	return 0;
 }
 
+/* The modules that own parts of the tree, wired to the filesystem. */
+struct modules {
+	struct fs *fs;
+	struct events *events;
+	struct outbox *outbox;
+};
+
+static void on_instance_changed(void *ctx, const char *org, const char *app, const char *party,
+				const char *guid)
+{
+	struct modules *m = ctx;
+
+	fs_invalidate(m->fs, org, app, party, guid);
+}
+
+static void status_app(void *ctx, const char *org, const char *app, struct alt_status_app *st)
+{
+	struct modules *m = ctx;
+
+	events_status(m->events, org, app, st);
+}
+
+static void status_outbox(void *ctx, struct alt_status_outbox *st)
+{
+	struct modules *m = ctx;
+
+	outbox_status(m->outbox, st);
+}
+
+static int modules_new(struct config *cfg, struct altinn *a, const char *mountpoint,
+		       struct modules *m)
+{
+	const struct events_deps ed = { cfg, a, mountpoint, on_instance_changed, m };
+	const struct outbox_deps od = { cfg, a, mountpoint };
+	const struct fs_status_hooks sh = { m, status_app, status_outbox };
+	struct local_hooks hooks;
+	int r;
+
+	r = events_new(&ed, &m->events);
+	if (r < 0)
+		return log_errno(r, "cannot open the events state in \"%s\"", cfg->state_dir);
+	r = outbox_new(&od, &m->outbox);
+	if (r < 0)
+		return log_errno(r, "cannot open the outbox spool in \"%s\"", cfg->state_dir);
+	if (events_hooks(m->events, &hooks))
+		fs_set_area(m->fs, AREA_EVENTS, &hooks);
+	for (int area = AREA_OUTBOX; area <= AREA_FAILED; area++)
+		if (outbox_hooks(m->outbox, (enum local_area)area, &hooks))
+			fs_set_area(m->fs, (enum local_area)area, &hooks);
+	fs_set_status_hooks(m->fs, &sh);
+	return 0;
+}
+
 static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 {
 	char *fuse_argv[] = { "altinnfs", "-o", NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, fuse_argv);
 	struct fuse_loop_config *loop;
-	struct fuse_session *se;
+	struct fuse_session *se = NULL;
+	struct modules m = { 0 };
 	struct altinn *a = NULL;
-	struct fs *fs;
 	int r;
 
 	fuse_argv[2] = cfg->allow_other ? "fsname=altinnfs,subtype=altinnfs,allow_other"
@@ -259,12 +314,16 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 	r = altinn_new(cfg, &a);
 	if (r < 0)
 		return log_errno(r, "cannot set up the platform client");
-	fs = fs_new(a, cfg, mountpoint);
-	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), fs);
+	m.fs = fs_new(a, cfg, mountpoint);
+	r = modules_new(cfg, a, mountpoint, &m);
+	if (r < 0)
+		goto out_free;
+	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), m.fs);
 	if (!se) {
 		r = -EINVAL;
 		goto out_free;
 	}
+	fs_set_session(m.fs, se);
 	if (fuse_set_signal_handlers(se) < 0) {
 		r = -EIO;
 		goto out_destroy;
@@ -276,7 +335,12 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 		goto out_signals;
 	}
 	fuse_daemonize(foreground);
-	r = fs_start(fs);
+	/* threads only now: fuse_daemonize forks */
+	r = fs_start(m.fs);
+	if (r == 0)
+		r = events_start(m.events);
+	if (r == 0)
+		r = outbox_start(m.outbox);
 	if (r < 0)
 		goto out_unmount;
 	log_info("serving %zu app(s) from \"%s\" at \"%s\"", cfg->n_apps, cfg->platform, mountpoint);
@@ -288,14 +352,21 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 		r = 0; /* unmounted or told to stop */
 out_unmount:
 	log_info("unmounting \"%s\"", mountpoint);
+	/* Nobody serves the mount any more: end requests under way and tell
+	 * the modules to stop, unmount (their writes through the mount now
+	 * fail instead of waiting), then wait for their threads. */
 	altinn_stop(a);
+	events_stop(m.events);
+	outbox_stop(m.outbox);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
 out_free:
-	fs_free(fs);
+	events_free(m.events);
+	outbox_free(m.outbox);
+	fs_free(m.fs);
 	altinn_free(a);
 	fuse_opt_free_args(&args);
 	return r;

@@ -83,8 +83,18 @@ char *tree_status(struct fs *fs, size_t *ret_len)
 		ids[i] = xasprintf("%s/%s", view_app_org(va), view_app_name(va));
 		view_app_status(va, &apps[i]);
 		apps[i].id = ids[i];
+		if (fs->status_hooks.app)
+			fs->status_hooks.app(fs->status_hooks.ctx, view_app_org(va),
+					     view_app_name(va), &apps[i]);
 	}
-	doc = altinn_status_render(fs->a, fs->mountpoint, apps, n);
+	if (fs->status_hooks.outbox) {
+		struct alt_status_outbox ob = { 0 };
+
+		fs->status_hooks.outbox(fs->status_hooks.ctx, &ob);
+		doc = altinn_status_render(fs->a, fs->mountpoint, apps, n, &ob);
+	} else {
+		doc = altinn_status_render(fs->a, fs->mountpoint, apps, n, NULL);
+	}
 	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);

@@ -388,7 +388,7 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 	int afd, nafd, r;
 
 	if (!local_is_local(newdir) || newdir->key.app != dir->key.app ||
-	    newdir->key.area != dir->key.area)
+	    (newdir->key.area != dir->key.area && !self))
 		return -EXDEV; /* mv falls back to copy and remove */
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
@@ -403,16 +403,17 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 		r = -errno;
 		goto out;
 	}
-	call_init(fs, newdir, &c, LOCAL_RENAME, afd, newpath, S_ISDIR(st.st_mode), self);
+	call_init(fs, newdir, &c, LOCAL_RENAME, nafd, newpath, S_ISDIR(st.st_mode), self);
 	c.old_rel = path;
+	c.old_area = (enum local_area)dir->key.area;
 	r = hook_check(fs, &c);
 	if (r == 0 && renameat2(afd, path, nafd, newpath, flags) < 0)
 		r = -errno;
 	if (r == 0) {
 		struct node *n;
 
-		sync_parent(afd, newpath);
-		if (strchr(path, '/') != strrchr(newpath, '/') || dir != newdir)
+		sync_parent(nafd, newpath);
+		if (dir != newdir)
 			sync_parent(afd, path);
 		/* keep the kernel's idea and ours the same */
 		node_unlink(fs->nodes, newdir, newname);

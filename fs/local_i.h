@@ -2,6 +2,8 @@
 #ifndef ALTINNFS_LOCAL_I_H
 #define ALTINNFS_LOCAL_I_H
 
+#include <fuse_lowlevel.h>
+
 #include "local.h"
 #include <sys/stat.h>
 

@@ -879,6 +879,57 @@ static void *warm_up(void *arg)
 	return NULL;
 }
 
+void fs_set_status_hooks(struct fs *fs, const struct fs_status_hooks *hooks)
+{
+	fs->status_hooks = *hooks;
+}
+
+void fs_set_session(struct fs *fs, struct fuse_session *se)
+{
+	fs->se = se;
+}
+
+/* The node at path (names from the root), or NULL if the kernel holds
+ * none there: then it has nothing cached to drop either. */
+static struct node *find_path(struct fs *fs, const char *const *names, size_t n)
+{
+	struct node *at = node_root(fs->nodes);
+
+	for (size_t i = 0; i < n && at; i++)
+		at = node_find(fs->nodes, at, names[i]);
+	return at;
+}
+
+void fs_invalidate(struct fs *fs, const char *org, const char *app, const char *party,
+		   const char *guid)
+{
+	const char *path[] = { "apps", org, app, "instances", party, guid };
+	struct node *instances, *n;
+
+	for (size_t i = 0; i < view_n_apps(fs->view); i++) {
+		struct view_app *va = view_app_at(fs->view, i);
+
+		if (strcmp(view_app_org(va), org) == 0 && strcmp(view_app_name(va), app) == 0)
+			view_app_invalidate(va);
+	}
+	if (!fs->se)
+		return;
+	instances = find_path(fs, path, 4);
+	if (!instances)
+		return;
+	/* the folder's own attributes (its listing is read fresh at every
+	 * opendir, so there is nothing else to drop) */
+	fuse_lowlevel_notify_inval_inode(fs->se, instances->ino, 0, 0);
+	if (!party)
+		return;
+	/* the party's entry, even a negative one, and everything below it:
+	 * the kernel looks it all up again */
+	fuse_lowlevel_notify_inval_entry(fs->se, instances->ino, party, strlen(party));
+	n = find_path(fs, path, 5);
+	if (n && guid)
+		fuse_lowlevel_notify_inval_entry(fs->se, n->ino, guid, strlen(guid));
+}
+
 void fs_set_area(struct fs *fs, enum local_area area, const struct local_hooks *hooks)
 {
 	local_set_hooks(fs, area, hooks);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fs.h"
 #include "local.h"
 #include "node.h"
 
@@ -36,6 +37,8 @@ struct fs {
 	struct local_hooks hooks[AREA_COUNT];
 	bool area_enabled[AREA_COUNT];
 	int *area_fds; /* [app index * AREA_COUNT + area], -1 when off */
+	struct fs_status_hooks status_hooks; /* set before fs_start */
+	struct fuse_session *se;             /* set before fs_start */
 };
 
 /* One folder entry: name, kind, keys (owned copies) and attributes. */

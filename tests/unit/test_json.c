@@ -450,13 +450,14 @@ static void test_status(void)
 		.requests = 13,
 	};
 	struct alt_status_app apps[] = {
-		{ "ttd/soknad", true, 1200, { 1605715001, 0 } },
-		{ "ttd/tilskudd", false, 0, { 0, 0 } },
+		{ .id = "ttd/soknad", .metadata_loaded = true, .instances_listed = 1200,
+		  .listed_at = { 1605715001, 0 }, .event_cursor = "e1", .pending_event_files = 2 },
+		{ .id = "ttd/tilskudd" },
 	};
 	json_t *root, *v;
 	char *doc;
 
-	doc = json_status_render(&h, "http://127.0.0.1:1", "/mnt/altinn", apps, 2);
+	doc = json_status_render(&h, "http://127.0.0.1:1", "/mnt/altinn", apps, 2, NULL);
 	root = json_loads(doc, 0, NULL);
 	CHECK(root != NULL, "status.json parses: %s", doc);
 	CHECK(doc[strlen(doc) - 1] == '\n', "ends in a newline");
@@ -476,6 +477,11 @@ static void test_status(void)
 		      json_is_integer(json_object_get(v, "retries")) &&
 		      json_is_integer(json_object_get(v, "failed")),
 	      "outbox fields");
+	v = json_object_get(json_object_get(root, "events"), "ttd/soknad");
+	CHECK(json_is_string(json_object_get(v, "cursor")) &&
+	      strcmp(json_string_value(json_object_get(v, "cursor")), "e1") == 0 &&
+	      json_integer_value(json_object_get(v, "pending_files")) == 2,
+	      "events fields of an app come from its status");
 	v = json_object_get(json_object_get(root, "events"), "ttd/tilskudd");
 	CHECK(json_is_null(json_object_get(v, "cursor")) &&
 		      json_is_null(json_object_get(v, "last_poll_at")) &&
@@ -500,7 +506,7 @@ static void test_status(void)
 	memset(&h, 0, sizeof(h));
 	snprintf(h.last_error, sizeof(h.last_error), "GET /x: 500 bad \xff\xfe reason");
 	snprintf(h.token_subject, sizeof(h.token_subject), "cut \xc3");
-	doc = json_status_render(&h, NULL, "/mnt/\xff", NULL, 0);
+	doc = json_status_render(&h, NULL, "/mnt/\xff", NULL, 0, NULL);
 	root = json_loads(doc, 0, NULL);
 	CHECK(root != NULL, "status.json with odd bytes parses: %s", doc);
 	v = json_object_get(root, "platform");
