@@ -4,7 +4,8 @@
 # only those missing), and builds into a given build directory.
 
 ALTINNFS_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
-libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev python3 python3-pytest
+libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libsqlite3-dev libmicrohttpd-dev
+python3 python3-pytest python3-cryptography
 attr curl procps inotify-tools jq"
 
 setup_packages() {
