@@ -237,8 +237,9 @@ class Response:
 class Platform:
     """scripts/altinn-localtest on a free port, with its output in files."""
 
-    def __init__(self, workdir, seed="demo", token_lifetime=None, quiet=False):
+    def __init__(self, workdir, seed="demo", token_lifetime=None, quiet=False, extra_args=()):
         self.workdir = Path(workdir)
+        self.extra_args = list(extra_args)  # more localtest flags, e.g. --min-event-age 0
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.seed = seed
         self.token_lifetime = token_lifetime
@@ -262,6 +263,7 @@ class Platform:
             cmd += ["--token-lifetime", str(self.token_lifetime)]
         if self.quiet:
             cmd.append("--quiet")
+        cmd += self.extra_args
         with open(self.out_path, "wb") as out, open(self.log_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          start_new_session=True)
