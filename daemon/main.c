@@ -386,6 +386,7 @@ int main(int argc, char **argv)
 	}
 	if (load_config(&cl, &cfg) < 0 || check_mountpoint(cl.mountpoint, &mountpoint) < 0) {
 		free(cl.opts);
+		config_free(&cfg);
 		return 2;
 	}
 	free(cl.opts);
@@ -395,6 +396,8 @@ int main(int argc, char **argv)
 	r = http_global_init();
 	if (r < 0) {
 		log_errno(r, "cannot initialise libcurl");
+		free(mountpoint);
+		config_free(&cfg);
 		return 1;
 	}
 	r = serve(&cfg, mountpoint, cl.foreground);

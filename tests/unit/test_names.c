@@ -7,14 +7,16 @@
 
 static int failures;
 
-#define CHECK_STR(got, want)                                                          \
-	do {                                                                          \
-		if (strcmp((got), (want)) != 0) {                                     \
-			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, \
-				__LINE__, (got), (want));                             \
-			failures++;                                                   \
-		}                                                                     \
-	} while (0)
+#define CHECK_STR(got, want) check_str((got), (want), __LINE__)
+
+static void check_str(const char *got, const char *want, int line)
+{
+	if (!got || strcmp(got, want) != 0) {
+		fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, line,
+			got ? got : "(null)", want);
+		failures++;
+	}
+}
 
 static void check_sanitize(const char *in, const char *want)
 {
