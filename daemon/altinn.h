@@ -154,6 +154,23 @@ char *altinn_status_render(struct altinn *a, const char *mountpoint,
 			   const struct alt_status_app *apps, size_t n_apps,
 			   const struct alt_status_outbox *outbox);
 
+/* ---- the service owner's actions on one instance ---- */
+
+/* Performs one ctl command line (len bytes of text: "next [action]",
+ * "complete" or "substatus <label> [description ...]") with the App API.
+ * Returns 0, or -EBUSY (409), -EACCES (401/403), -EINVAL (400 or not a
+ * command), -ENOENT (404), -EIO (5xx, network). */
+int altinn_instance_command(struct altinn *a, const char *org, const char *app,
+			    const char *party, const char *guid, const char *text, size_t len);
+/* What reading ctl shows: the last command, when it ran, the HTTP status
+ * and the platform's message (malloc'd). */
+char *altinn_instance_report(struct altinn *a, const char *org, const char *app,
+			     const char *party, const char *guid);
+/* POST .../complete (confirming is idempotent). On failure msg (if not
+ * NULL) gets the platform's message. */
+int altinn_complete_instance(struct altinn *a, const char *org, const char *app,
+			     const char *party, const char *guid, char *msg, size_t size);
+
 /* ---- local areas: events/, outbox/, sent/, failed/ of each app ----
  * Real files under state_dir, served through the mount by fs/ so that
  * inotify watchers see what happens in them. What may happen there is

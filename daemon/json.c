@@ -697,3 +697,181 @@ char *json_status_render(const struct alt_health *h, const char *platform_url,
 	json_decref(root);
 	return doc;
 }
+
+/* ---- owner actions (ctl) and the platform's error messages */
+
+/* The message in an error answer: a ProblemDetails "title: detail", a
+ * JSON string, or the first line of plain text; "" when there is none. */
+void json_problem_text(const char *body, size_t len, char *out, size_t size)
+{
+	json_t *root;
+	size_t n;
+
+	out[0] = '\0';
+	if (!body || !len || !size)
+		return;
+	root = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+	if (json_is_object(root)) {
+		const char *title = json_string_value(json_object_get(root, "title"));
+		const char *detail = json_string_value(json_object_get(root, "detail"));
+
+		if (title && detail && *detail)
+			snprintf(out, size, "%s: %s", title, detail);
+		else if (title || detail)
+			snprintf(out, size, "%s", title ? title : detail);
+	} else if (json_is_string(root)) {
+		snprintf(out, size, "%s", json_string_value(root));
+	}
+	json_decref(root);
+	if (!out[0]) {
+		n = strcspn(body, "\r\n");
+		if (n > len)
+			n = len;
+		snprintf(out, size, "%.*s", (int)n, body);
+	}
+	/* one line, printable: it ends up in a file people cat */
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+}
+
+char *json_substatus_body(const char *label, const char *description)
+{
+	json_t *v = json_pack("{s:s, s:s}", "label", label, "description",
+			      description ? description : "");
+	char *s;
+
+	if (!v)
+		return NULL; /* not valid UTF-8 */
+	s = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	return s;
+}
+
+char *json_action_body(const char *action)
+{
+	json_t *v = json_pack("{s:s}", "action", action);
+	char *s;
+
+	if (!v)
+		return NULL;
+	s = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	return s;
+}
+
+/* "at Task_2" or "ended" from an AppProcessState; "" when unreadable */
+void json_process_summary(const char *body, size_t len, char *out, size_t size)
+{
+	json_t *root = body ? json_loadb(body, len, 0, NULL) : NULL;
+	json_t *task = json_object_get(root, "currentTask");
+	const char *id = json_string_value(json_object_get(task, "elementId"));
+
+	out[0] = '\0';
+	if (id)
+		snprintf(out, size, "process at %s", id);
+	else if (json_object_get(root, "ended"))
+		snprintf(out, size, "process ended");
+	json_decref(root);
+}
+
+/* ---- auth: the Maskinporten grant's JSON and the token endpoints' answers */
+
+/* Compact, in this order, so the grant's bytes are predictable. */
+static char *dump_compact(json_t *obj)
+{
+	char *s;
+
+	if (!obj)
+		abort(); /* json_pack fails only without memory or on a format bug */
+	s = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (!s)
+		abort();
+	return s;
+}
+
+char *json_grant_header(const char *kid)
+{
+	return dump_compact(json_pack("{s:s, s:s}", "alg", "RS256", "kid", kid));
+}
+
+char *json_grant_claims(const char *aud, const char *iss, const char *scope, int64_t iat,
+			int64_t exp, const char *jti)
+{
+	return dump_compact(json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "aud", aud, "iss", iss,
+				      "scope", scope, "iat", (json_int_t)iat, "exp",
+				      (json_int_t)exp, "jti", jti));
+}
+
+int json_parse_mp_token(const char *text, size_t len, char **ret_token, int64_t *ret_expires_in)
+{
+	json_t *root = json_loadb(text, len, 0, NULL);
+	const char *token, *type;
+	int64_t expires_in;
+
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -EIO;
+	}
+	token = get_str(root, "access_token");
+	type = get_str(root, "token_type");
+	expires_in = get_int(root, "expires_in", 0);
+	if (!token || !*token || strlen(token) > ALT_MAX_TOKEN ||
+	    (type && strcasecmp(type, "bearer") != 0)) {
+		json_decref(root);
+		return -EIO;
+	}
+	*ret_token = xstrdup(token);
+	*ret_expires_in = expires_in > 0 ? expires_in : 0;
+	json_decref(root);
+	return 0;
+}
+
+int json_parse_string_answer(const char *text, size_t len, char **ret)
+{
+	size_t start = 0;
+	json_t *v;
+
+	while (start < len && isspace((unsigned char)text[start]))
+		start++;
+	if (start == len || text[start] != '"') {
+		*ret = xstrndup(text, len);
+		return 0;
+	}
+	v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+	if (!json_is_string(v)) {
+		json_decref(v);
+		return -EIO;
+	}
+	*ret = xstrdup(json_string_value(v));
+	json_decref(v);
+	return 0;
+}
+
+/* Printable ASCII only, cut to fit: a reason shown in the log. */
+static void append_printable(char *buf, size_t size, const char *s)
+{
+	size_t n = strlen(buf);
+
+	for (; s && *s && n + 1 < size; s++)
+		buf[n++] = (*s >= 0x20 && *s < 0x7f) ? *s : ' ';
+	buf[n] = '\0';
+}
+
+void json_oauth_error(const char *text, size_t len, char *buf, size_t size)
+{
+	json_t *root = text ? json_loadb(text, len, 0, NULL) : NULL;
+	const char *code = get_str(root, "error"), *desc = get_str(root, "error_description");
+
+	buf[0] = '\0';
+	if (!code) {
+		code = get_str(root, "title");
+		desc = get_str(root, "detail");
+	}
+	append_printable(buf, size, code);
+	if (code && desc)
+		append_printable(buf, size, ": ");
+	append_printable(buf, size, desc);
+	json_decref(root);
+}

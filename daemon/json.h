@@ -65,4 +65,31 @@ char *json_status_render(const struct alt_health *h, const char *platform_url,
 			 const char *mountpoint, const struct alt_status_app *apps,
 			 size_t n_apps, const struct alt_status_outbox *outbox);
 
+/* ---- owner actions (ctl) and the platform's error messages */
+/* The message in an error answer: a ProblemDetails "title: detail", a JSON
+ * string, or the first line of plain text, as one printable line. */
+void json_problem_text(const char *body, size_t len, char *out, size_t size);
+/* {"label":..., "description":...} for PUT .../substatus; NULL if not UTF-8 */
+char *json_substatus_body(const char *label, const char *description);
+/* {"action":...} for PUT .../process/next; NULL if not UTF-8 */
+char *json_action_body(const char *action);
+/* "process at Task_2" or "process ended" from an AppProcessState */
+void json_process_summary(const char *body, size_t len, char *out, size_t size);
+
+/* ---- auth: the Maskinporten grant and the token endpoints' answers */
+/* {"alg":"RS256","kid":...}, compact */
+char *json_grant_header(const char *kid);
+/* {"aud","iss","scope","iat","exp","jti"}, compact, in that order */
+char *json_grant_claims(const char *aud, const char *iss, const char *scope, int64_t iat,
+			int64_t exp, const char *jti);
+/* A token endpoint's answer: access_token (a malloc'd copy the caller
+ * wipes) and expires_in (0 when absent); -EIO when it has no bearer token. */
+int json_parse_mp_token(const char *text, size_t len, char **ret_token, int64_t *ret_expires_in);
+/* The exchange endpoint's answer: a JSON string decoded, or the raw text
+ * when it is not quoted; -EIO for a quoted answer that does not parse. */
+int json_parse_string_answer(const char *text, size_t len, char **ret);
+/* "invalid_grant: description" from an OAuth error, or "title: detail"
+ * from ProblemDetails, printable ASCII; "" when neither. */
+void json_oauth_error(const char *text, size_t len, char *buf, size_t size);
+
 #endif

@@ -19,6 +19,7 @@
 #include "altinn.h"
 #include "config.h"
 #include "events.h"
+#include "inbox.h"
 #include "fs.h"
 #include "http.h"
 #include "json.h"
@@ -251,6 +252,7 @@ struct modules {
 	struct fs *fs;
 	struct events *events;
 	struct outbox *outbox;
+	struct inbox *inbox;
 };
 
 static void on_instance_changed(void *ctx, const char *org, const char *app, const char *party,
@@ -290,6 +292,10 @@ static int modules_new(struct config *cfg, struct altinn *a, const char *mountpo
 	r = outbox_new(&od, &m->outbox);
 	if (r < 0)
 		return log_errno(r, "cannot open the outbox spool in \"%s\"", cfg->state_dir);
+	r = inbox_new(cfg, a, &m->inbox);
+	if (r < 0)
+		return log_errno(r, "cannot open the inbox state in \"%s\"", cfg->state_dir);
+	fs_set_inbox(m->fs, &(struct fs_inbox_hooks){ m->inbox, inbox_hidden, inbox_confirm });
 	if (events_hooks(m->events, &hooks))
 		fs_set_area(m->fs, AREA_EVENTS, &hooks);
 	for (int area = AREA_OUTBOX; area <= AREA_FAILED; area++)
@@ -341,6 +347,8 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 		r = events_start(m.events);
 	if (r == 0)
 		r = outbox_start(m.outbox);
+	if (r == 0)
+		r = inbox_start(m.inbox);
 	if (r < 0)
 		goto out_unmount;
 	log_info("serving %zu app(s) from \"%s\" at \"%s\"", cfg->n_apps, cfg->platform, mountpoint);
@@ -358,6 +366,7 @@ out_unmount:
 	altinn_stop(a);
 	events_stop(m.events);
 	outbox_stop(m.outbox);
+	inbox_stop(m.inbox);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -366,6 +375,7 @@ out_destroy:
 out_free:
 	events_free(m.events);
 	outbox_free(m.outbox);
+	inbox_free(m.inbox);
 	fs_free(m.fs);
 	altinn_free(a);
 	fuse_opt_free_args(&args);

@@ -26,6 +26,20 @@ struct fs_status_hooks {
 };
 void fs_set_status_hooks(struct fs *fs, const struct fs_status_hooks *hooks);
 
+/* The inbox: completed instances not yet confirmed. The module that
+ * confirms durably (daemon/inbox.c) answers through these. */
+struct fs_inbox_hooks {
+	void *ctx;
+	/* confirmed here already (maybe not yet on the platform): hide it */
+	bool (*hidden)(void *ctx, const char *org, const char *app, const char *party,
+		       const char *guid);
+	/* rm of an entry: record the confirmation durably; 0 or -errno */
+	int (*confirm)(void *ctx, const char *org, const char *app, const char *party,
+		       const char *guid);
+};
+/* Shows inbox/ in every app; before fs_start. */
+void fs_set_inbox(struct fs *fs, const struct fs_inbox_hooks *hooks);
+
 /* Forget what is cached of an app's listing, or of one instance, here
  * and in the kernel, so the next look asks the platform. Call from any
  * thread that is not serving a FUSE request (the kernel would wait for

@@ -32,6 +32,9 @@ enum node_kind {
 	NODE_DATA,        /* .../<guid>/data/ */
 	NODE_DATA_TYPE,   /* .../data/<dataType>/ */
 	NODE_DATA_FILE,   /* .../data/<dataType>/<name> */
+	NODE_CTL,         /* .../instances/<partyId>/<guid>/ctl */
+	NODE_INBOX,       /* apps/<org>/<app>/inbox/ */
+	NODE_INBOX_LINK,  /* .../inbox/<partyId>-<guid> -> ../instances/<partyId>/<guid> */
 	NODE_AREA,        /* apps/<org>/<app>/{events,outbox,sent,failed}/ */
 	NODE_LOCAL,       /* a file or folder below an area, kept on local disk */
 };

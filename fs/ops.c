@@ -26,7 +26,7 @@
 #include "view.h"
 #include "xalloc.h"
 
-enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR, HANDLE_FD };
+enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR, HANDLE_FD, HANDLE_CTL };
 
 struct handle {
 	enum handle_kind kind;
@@ -55,7 +55,7 @@ static double ttl(struct fs *fs)
  * clock, so their names and attributes are trusted for a second. */
 static double ttl_for(struct fs *fs, enum node_kind kind)
 {
-	if (kind == NODE_STATUS)
+	if (kind == NODE_STATUS || kind == NODE_CTL)
 		return 0;
 	if (kind == NODE_AREA || kind == NODE_LOCAL)
 		return 1.0;
@@ -345,6 +345,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->self = req_is_self(req);
 		r = local_open(fs, n, fi->flags, h->self, &h->fd);
 		h->written = r == 0 && (fi->flags & O_TRUNC);
+	} else if (n->kind == NODE_CTL) {
+		/* a console: writes are commands, reads the last report */
+		h->kind = HANDLE_CTL;
+		h->buf = altinn_instance_report(fs->a, view_app_org(n->key.app),
+						view_app_name(n->key.app), n->key.party, n->key.guid);
+		h->len = strlen(h->buf);
+		fi->direct_io = 1;
+		r = 0;
 	} else if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		r = -EROFS;
 	} else if (n->kind == NODE_DATA_FILE) {
@@ -383,7 +391,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(buf);
 		return;
 	}
-	if (h->kind == HANDLE_BUFFER) {
+	if (h->kind == HANDLE_BUFFER || h->kind == HANDLE_CTL) {
 		size_t n = (size_t)off >= h->len ? 0 : h->len - (size_t)off;
 
 		/* reply from a copy: a release on another thread may free the
@@ -410,6 +418,26 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	ssize_t n;
 
+	if (h->kind == HANDLE_CTL) {
+		struct fs *fs = req_fs(req);
+		struct node *node = get_node(fs, ino);
+		int r;
+
+		if (!node) {
+			fuse_reply_err(req, ESTALE);
+			return;
+		}
+		r = altinn_instance_command(fs->a, view_app_org(node->key.app),
+					    view_app_name(node->key.app), node->key.party,
+					    node->key.guid, buf, size);
+		/* the instance changed (or may have): ask again next time */
+		view_app_invalidate(node->key.app);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			fuse_reply_write(req, size);
+		return;
+	}
 	if (h->kind != HANDLE_FD) {
 		fuse_reply_err(req, EBADF);
 		return;
@@ -595,8 +623,11 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct node *n = get_node(req_fs(req), ino);
 
-	/* local areas answer writes case by case, at the write */
-	fuse_reply_err(req, (mask & W_OK) && !(n && local_is_local(n)) ? EROFS : 0);
+	/* local areas answer writes case by case, at the write; ctl takes
+	 * commands and inbox entries can be removed */
+	bool writable = n && (local_is_local(n) || n->kind == NODE_CTL || n->kind == NODE_INBOX);
+
+	fuse_reply_err(req, (mask & W_OK) && !writable ? EROFS : 0);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -608,6 +639,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct node *n;
 	int err, r;
 
+	n = get_node(fs, ino);
+	if (n && n->kind == NODE_CTL && !(to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_CTIME))) {
+		/* `echo next > ctl` truncates first: nothing to truncate */
+		r = tree_getattr(fs, n, &st);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		st.st_ino = ino;
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
 	n = local_dir(req, ino, &err);
 	if (!n) {
 		fuse_reply_err(req, err);
@@ -706,9 +749,51 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	fuse_reply_err(req, -local_remove(req_fs(req), dir, name, is_dir, req_is_self(req)));
 }
 
+/* rm inbox/<party>-<guid>: confirm it, durably; it never comes back */
+static void inbox_remove(fuse_req_t req, struct node *dir, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct entry e;
+	int r = tree_lookup(fs, dir, name, &e);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = fs->inbox_hooks.confirm ? fs->inbox_hooks.confirm(fs->inbox_hooks.ctx,
+							      view_app_org(dir->key.app),
+							      view_app_name(dir->key.app), e.party,
+							      e.guid)
+				    : -EROFS;
+	if (r == 0)
+		node_unlink(fs->nodes, dir, name);
+	entry_clear(&e);
+	fuse_reply_err(req, -r);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct node *dir = get_node(req_fs(req), parent);
+
+	if (dir && dir->kind == NODE_INBOX) {
+		inbox_remove(req, dir, name);
+		return;
+	}
 	do_remove(req, parent, name, false);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *n = get_node(req_fs(req), ino);
+	char *target;
+
+	if (!n || n->kind != NODE_INBOX_LINK) {
+		fuse_reply_err(req, n ? EINVAL : ESTALE);
+		return;
+	}
+	target = xasprintf("../instances/%s/%s", n->key.party, n->key.guid);
+	fuse_reply_readlink(req, target);
+	free(target);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -778,6 +863,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static const struct fuse_lowlevel_ops ops = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.readlink = op_readlink,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
@@ -877,6 +963,12 @@ static void *warm_up(void *arg)
 		free(doc);
 	}
 	return NULL;
+}
+
+void fs_set_inbox(struct fs *fs, const struct fs_inbox_hooks *hooks)
+{
+	fs->inbox_hooks = *hooks;
+	fs->inbox_enabled = true;
 }
 
 void fs_set_status_hooks(struct fs *fs, const struct fs_status_hooks *hooks)

@@ -119,7 +119,7 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 	char *doc;
 	int r;
 
-	e = xcalloc(cap + AREA_COUNT, sizeof(*e));
+	e = xcalloc(cap + AREA_COUNT + 1, sizeof(*e));
 	switch (dir->kind) {
 	case NODE_ROOT:
 		entry_init(&e[n], dir, "README.txt", NODE_README);
@@ -172,6 +172,11 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 			  r == 0 ? mtime : zero, r == 0 ? ctime : zero);
 		entry_init(&e[n], dir, "instances", NODE_INSTANCES);
 		fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		if (fs->inbox_enabled) {
+			/* rm of an entry confirms it: the folder is writable */
+			entry_init(&e[n], dir, "inbox", NODE_INBOX);
+			fill_stat(fs, &e[n++].st, S_IFDIR | 0755, 0, fs->started, fs->started);
+		}
 		for (int a = AREA_NONE + 1; a < AREA_COUNT; a++) {
 			if (!local_enabled(fs, (enum local_area)a))
 				continue;
@@ -253,12 +258,21 @@ static int list_instance(struct fs *fs, struct node *dir, struct entry **ret, si
 	if (r < 0)
 		return r;
 	if (dir->kind == NODE_INSTANCE) {
-		e = xcalloc(2, sizeof(*e));
+		char *report = altinn_instance_report(fs->a, view_app_org(dir->key.app),
+						      view_app_name(dir->key.app), inst->party_id,
+						      inst->guid);
+
+		e = xcalloc(3, sizeof(*e));
 		entry_init(&e[n], dir, "instance.json", NODE_INSTANCE_JSON);
 		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)inst->doc_len, inst->last_changed,
 			  inst->created);
 		entry_init(&e[n], dir, "data", NODE_DATA);
 		fill_stat(fs, &e[n++].st, DIR_MODE, 0, inst->last_changed, inst->created);
+		/* commands are written, their report read */
+		entry_init(&e[n], dir, "ctl", NODE_CTL);
+		fill_stat(fs, &e[n++].st, S_IFREG | 0644, (off_t)strlen(report), inst->last_changed,
+			  inst->created);
+		free(report);
 		goto out;
 	}
 	layout_build(inst, &l);
@@ -296,9 +310,47 @@ out:
 	return 0;
 }
 
+/* inbox/<party>-<guid>, oldest completion first, without the ones
+ * confirmed here and not yet gone from the platform's answer */
+static int list_inbox(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	const struct fs_inbox_hooks *h = &fs->inbox_hooks;
+	const char *org = view_app_org(dir->key.app), *app = view_app_name(dir->key.app);
+	struct alt_instance **list;
+	struct entry *e;
+	size_t n, o = 0;
+	int r = view_inbox(dir->key.app, &list, &n);
+
+	if (r < 0)
+		return r;
+	e = xcalloc(n ? n : 1, sizeof(*e));
+	for (size_t i = 0; i < n; i++) {
+		char *name;
+
+		if (h->hidden && h->hidden(h->ctx, org, app, list[i]->party_id, list[i]->guid))
+			continue;
+		name = xasprintf("%s-%s", list[i]->party_id, list[i]->guid);
+		entry_init(&e[o], dir, name, NODE_INBOX_LINK);
+		free(name);
+		e[o].party = xstrdup(list[i]->party_id);
+		e[o].guid = xstrdup(list[i]->guid);
+		/* "../instances/" + party + "/" + guid */
+		fill_stat(fs, &e[o].st, S_IFLNK | 0777,
+			  (off_t)(13 + strlen(list[i]->party_id) + 1 + strlen(list[i]->guid)),
+			  list[i]->ended, list[i]->ended);
+		o++;
+	}
+	view_instances_free(list, n);
+	*ret = e;
+	*ret_n = o;
+	return 0;
+}
+
 int tree_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
 {
 	switch (dir->kind) {
+	case NODE_INBOX:
+		return list_inbox(fs, dir, ret, ret_n);
 	case NODE_INSTANCES:
 		return list_parties(fs, dir, ret, ret_n);
 	case NODE_PARTY:
@@ -403,6 +455,8 @@ int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry 
 	case NODE_APP_JSON:
 	case NODE_INSTANCE_JSON:
 	case NODE_DATA_FILE:
+	case NODE_CTL:
+	case NODE_INBOX_LINK:
 		return -ENOTDIR;
 	default:
 		return find_in_list(fs, dir, name, ret);

@@ -38,6 +38,8 @@ struct fs {
 	bool area_enabled[AREA_COUNT];
 	int *area_fds; /* [app index * AREA_COUNT + area], -1 when off */
 	struct fs_status_hooks status_hooks; /* set before fs_start */
+	struct fs_inbox_hooks inbox_hooks;   /* set before fs_start */
+	bool inbox_enabled;
 	struct fuse_session *se;             /* set before fs_start */
 };
 

@@ -50,6 +50,9 @@ struct view_app {
 	size_t party_next;
 	struct instance_entry instances[INSTANCE_CACHE];
 	size_t instance_next;
+	struct alt_instance **inbox; /* by completion time */
+	size_t n_inbox;
+	struct timespec inbox_at;
 };
 
 struct view {
@@ -106,6 +109,9 @@ void view_instances_free(struct alt_instance **list, size_t n)
 
 static void drop_caches(struct view_app *va)
 {
+	view_instances_free(va->inbox, va->n_inbox);
+	va->inbox = NULL;
+	va->n_inbox = 0;
 	view_instances_free(va->all, va->n_all);
 	va->all = NULL;
 	va->n_all = 0;
@@ -516,6 +522,56 @@ int view_instance(struct view_app *va, const char *party, const char *guid,
 	return 0;
 }
 
+static int cmp_ended(const void *x, const void *y)
+{
+	const struct alt_instance *a = *(struct alt_instance *const *)x;
+	const struct alt_instance *b = *(struct alt_instance *const *)y;
+
+	if (a->ended.tv_sec != b->ended.tv_sec)
+		return a->ended.tv_sec < b->ended.tv_sec ? -1 : 1;
+	if (a->ended.tv_nsec != b->ended.tv_nsec)
+		return a->ended.tv_nsec < b->ended.tv_nsec ? -1 : 1;
+	return cmp_instances(x, y);
+}
+
+int view_inbox(struct view_app *va, struct alt_instance ***ret, size_t *ret_n)
+{
+	struct alt_query q = {
+		.org = va->org, .app = va->app, .is_complete = 1, .exclude_confirmed_by = va->org,
+		.ascending = true,
+	};
+	struct alt_instance **out;
+	struct collect c = { 0 };
+	size_t n;
+	int r;
+
+	pthread_mutex_lock(&va->lock);
+	if (!fresh(va, va->inbox_at)) {
+		pthread_mutex_unlock(&va->lock);
+		r = altinn_list_instances(va->v->a, &q, collect_cb, &c);
+		if (r < 0) {
+			view_instances_free(c.list, c.n);
+			return r;
+		}
+		sort_unique(&c);
+		if (c.n)
+			qsort(c.list, c.n, sizeof(*c.list), cmp_ended);
+		pthread_mutex_lock(&va->lock);
+		view_instances_free(va->inbox, va->n_inbox);
+		va->inbox = c.list;
+		va->n_inbox = c.n;
+		va->inbox_at = now_mono();
+	}
+	n = va->n_inbox;
+	out = xmalloc((n ? n : 1) * sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = alt_instance_ref(va->inbox[i]);
+	pthread_mutex_unlock(&va->lock);
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
 void view_app_status(struct view_app *va, struct alt_status_app *ret)
 {
 	pthread_mutex_lock(&va->lock);
@@ -529,6 +585,7 @@ void view_app_invalidate(struct view_app *va)
 {
 	pthread_mutex_lock(&va->lock);
 	va->listed_at = (struct timespec){ 0, 0 };
+	va->inbox_at = (struct timespec){ 0, 0 };
 	for (size_t i = 0; i < PARTY_CACHE; i++)
 		va->parties[i].at = (struct timespec){ 0, 0 };
 	for (size_t i = 0; i < INSTANCE_CACHE; i++)

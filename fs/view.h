@@ -58,6 +58,10 @@ void view_instances_free(struct alt_instance **list, size_t n);
 int view_instance(struct view_app *va, const char *party, const char *guid,
 		  struct alt_instance **ret);
 
+/* The inbox: complete instances this org has not confirmed (references
+ * the caller drops with view_instances_free), oldest completion first. */
+int view_inbox(struct view_app *va, struct alt_instance ***ret, size_t *ret_n);
+
 /* Facts for status.json. */
 void view_app_status(struct view_app *va, struct alt_status_app *ret);
 

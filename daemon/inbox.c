@@ -1,0 +1,325 @@
+/* inbox.c - confirming received instances, durably (see inbox.h).
+ *
+ * One SQLite table is the journal: a row per confirmation, pending until
+ * the platform answers 2xx (or 404: nothing left to confirm), failed when
+ * it refuses for good (403, 400, 409), retried with backoff otherwise. A
+ * row stays after success for KEEP_DONE_S so the entry stays hidden even
+ * if a listing fetched just before the confirmation is still cached. */
+#include "inbox.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define KEEP_DONE_S (7 * 24 * 3600)
+#define MAX_BACKOFF_S 300
+#define BATCH 16
+
+struct inbox {
+	struct altinn *a;
+	sqlite3 *db;          /* protected by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;  /* with lock: new work or stop */
+	bool stopping;        /* protected by lock */
+	bool started;
+	pthread_t worker;
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=FULL;"
+	"CREATE TABLE IF NOT EXISTS confirmations ("
+	" org TEXT NOT NULL, app TEXT NOT NULL, party TEXT NOT NULL, guid TEXT NOT NULL,"
+	" state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT,"
+	" requested_at INTEGER NOT NULL,"
+	" next_try_at INTEGER NOT NULL DEFAULT 0,"
+	" done_at INTEGER,"
+	" PRIMARY KEY (org, app, party, guid));";
+
+static int db_errno(struct inbox *ib, const char *what)
+{
+	log_error("inbox: %s: %s", what, sqlite3_errmsg(ib->db));
+	return -EIO;
+}
+
+int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
+{
+	struct inbox *ib = xcalloc(1, sizeof(*ib));
+	char *path = xasprintf("%s/inbox.db", cfg->state_dir);
+	int r = 0;
+
+	ib->a = a;
+	pthread_mutex_init(&ib->lock, NULL);
+	pthread_cond_init(&ib->wake, NULL);
+	if (sqlite3_open_v2(path, &ib->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+						   SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_exec(ib->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		r = db_errno(ib, path);
+	sqlite3_busy_timeout(ib->db, 5000);
+	free(path);
+	if (r < 0) {
+		inbox_free(ib);
+		return r;
+	}
+	*ret = ib;
+	return 0;
+}
+
+static sqlite3_stmt *prepare(struct inbox *ib, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(ib->db, sql, -1, &st, NULL) != SQLITE_OK)
+		db_errno(ib, sql);
+	return st;
+}
+
+static void bind_key(sqlite3_stmt *st, const char *org, const char *app, const char *party,
+		     const char *guid)
+{
+	sqlite3_bind_text(st, 1, org, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, app, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, party, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, guid, -1, SQLITE_TRANSIENT);
+}
+
+bool inbox_hidden(void *ctx, const char *org, const char *app, const char *party,
+		  const char *guid)
+{
+	struct inbox *ib = ctx;
+	sqlite3_stmt *st;
+	bool found = false;
+
+	pthread_mutex_lock(&ib->lock);
+	st = prepare(ib, "SELECT 1 FROM confirmations WHERE org=? AND app=? AND party=? AND guid=?");
+	if (st) {
+		bind_key(st, org, app, party, guid);
+		found = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&ib->lock);
+	return found;
+}
+
+int inbox_confirm(void *ctx, const char *org, const char *app, const char *party,
+		  const char *guid)
+{
+	struct inbox *ib = ctx;
+	sqlite3_stmt *st;
+	int r = -EIO;
+
+	pthread_mutex_lock(&ib->lock);
+	/* a second rm of the same instance changes nothing: confirming twice
+	 * is harmless, and a failed one is tried again */
+	st = prepare(ib, "INSERT INTO confirmations (org, app, party, guid, state, requested_at)"
+			 " VALUES (?, ?, ?, ?, 'pending', ?)"
+			 " ON CONFLICT DO UPDATE SET state='pending', next_try_at=0"
+			 " WHERE state='failed'");
+	if (st) {
+		bind_key(st, org, app, party, guid);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+		/* synchronous=FULL: durable once the step returns */
+		r = sqlite3_step(st) == SQLITE_DONE ? 0 : db_errno(ib, "cannot record a confirmation");
+		sqlite3_finalize(st);
+	}
+	if (r == 0) {
+		log_info("inbox: confirming \"%s/%s\" %s/%s", org, app, party, guid);
+		pthread_cond_signal(&ib->wake);
+	}
+	pthread_mutex_unlock(&ib->lock);
+	return r;
+}
+
+void inbox_counts(struct inbox *ib, unsigned long *ret_pending, unsigned long *ret_failed)
+{
+	sqlite3_stmt *st;
+
+	*ret_pending = *ret_failed = 0;
+	pthread_mutex_lock(&ib->lock);
+	st = prepare(ib, "SELECT state, count(*) FROM confirmations GROUP BY state");
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+
+		if (state && strcmp(state, "pending") == 0)
+			*ret_pending = (unsigned long)sqlite3_column_int64(st, 1);
+		else if (state && strcmp(state, "failed") == 0)
+			*ret_failed = (unsigned long)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&ib->lock);
+}
+
+struct job {
+	char *org, *app, *party, *guid;
+	int attempts;
+};
+
+/* With ib->lock held: up to BATCH confirmations due now. */
+static size_t due(struct inbox *ib, struct job *jobs, time_t *ret_next)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+
+	*ret_next = 0;
+	st = prepare(ib, "SELECT org, app, party, guid, attempts, next_try_at FROM confirmations"
+			 " WHERE state='pending' ORDER BY next_try_at LIMIT ?");
+	if (!st)
+		return 0;
+	sqlite3_bind_int(st, 1, BATCH);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		time_t at = (time_t)sqlite3_column_int64(st, 5);
+
+		if (at > time(NULL)) {
+			*ret_next = at;
+			break;
+		}
+		jobs[n].org = xstrdup((const char *)sqlite3_column_text(st, 0));
+		jobs[n].app = xstrdup((const char *)sqlite3_column_text(st, 1));
+		jobs[n].party = xstrdup((const char *)sqlite3_column_text(st, 2));
+		jobs[n].guid = xstrdup((const char *)sqlite3_column_text(st, 3));
+		jobs[n].attempts = sqlite3_column_int(st, 4);
+		n++;
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void record(struct inbox *ib, const struct job *j, int r, const char *msg)
+{
+	bool permanent = r == -EACCES || r == -EINVAL || r == -EBUSY;
+	long backoff = 1L << (j->attempts < 8 ? j->attempts : 8);
+	sqlite3_stmt *st;
+
+	if (backoff > MAX_BACKOFF_S)
+		backoff = MAX_BACKOFF_S;
+	backoff += rand() % (backoff + 1); /* jitter: outages end for everyone at once */
+	if (r == 0 || r == -ENOENT)
+		st = prepare(ib, "UPDATE confirmations SET state='done', done_at=?5,"
+				 " attempts=attempts+1, last_error=?6"
+				 " WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
+	else if (permanent)
+		st = prepare(ib, "UPDATE confirmations SET state='failed', done_at=?5,"
+				 " attempts=attempts+1, last_error=?6"
+				 " WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
+	else
+		st = prepare(ib, "UPDATE confirmations SET attempts=attempts+1, last_error=?6,"
+				 " next_try_at=?5 WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
+	if (!st)
+		return;
+	bind_key(st, j->org, j->app, j->party, j->guid);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)(r == 0 || r == -ENOENT || permanent
+						  ? time(NULL) : time(NULL) + backoff));
+	sqlite3_bind_text(st, 6, r == 0 ? NULL : (msg && *msg ? msg : strerror(-r)), -1,
+			  SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		db_errno(ib, "cannot record a confirmation's outcome");
+	sqlite3_finalize(st);
+	if (r == 0)
+		log_info("inbox: confirmed \"%s/%s\" %s/%s", j->org, j->app, j->party, j->guid);
+	else if (r == -ENOENT)
+		log_warn("inbox: \"%s/%s\" %s/%s is gone from the platform: nothing to confirm",
+			 j->org, j->app, j->party, j->guid);
+	else if (permanent)
+		log_error("inbox: the platform refused to confirm \"%s/%s\" %s/%s: %s", j->org,
+			  j->app, j->party, j->guid, msg && *msg ? msg : strerror(-r));
+	else
+		log_warn("inbox: confirming \"%s/%s\" %s/%s failed (%s); again in %ld s", j->org,
+			 j->app, j->party, j->guid, msg && *msg ? msg : strerror(-r), backoff);
+}
+
+static void prune(struct inbox *ib)
+{
+	sqlite3_stmt *st = prepare(ib, "DELETE FROM confirmations WHERE state='done' AND done_at < ?");
+
+	if (!st)
+		return;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(time(NULL) - KEEP_DONE_S));
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+static void *worker(void *arg)
+{
+	struct inbox *ib = arg;
+	struct job jobs[BATCH];
+
+	pthread_mutex_lock(&ib->lock);
+	prune(ib);
+	while (!ib->stopping) {
+		time_t next;
+		size_t n = due(ib, jobs, &next);
+
+		if (n == 0) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec = next ? next : until.tv_sec + 60;
+			pthread_cond_timedwait(&ib->wake, &ib->lock, &until);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			bool stop = ib->stopping;
+			char msg[512];
+			int r;
+
+			pthread_mutex_unlock(&ib->lock);
+			r = stop ? -ECANCELED
+					 : altinn_complete_instance(ib->a, jobs[i].org, jobs[i].app,
+								    jobs[i].party, jobs[i].guid,
+								    msg, sizeof(msg));
+			pthread_mutex_lock(&ib->lock);
+			if (r != -ECANCELED)
+				record(ib, &jobs[i], r, msg);
+			free(jobs[i].org);
+			free(jobs[i].app);
+			free(jobs[i].party);
+			free(jobs[i].guid);
+		}
+	}
+	pthread_mutex_unlock(&ib->lock);
+	return NULL;
+}
+
+int inbox_start(struct inbox *ib)
+{
+	int r = pthread_create(&ib->worker, NULL, worker, ib);
+
+	if (r != 0)
+		return log_errno(-r, "cannot start the inbox worker");
+	ib->started = true;
+	return 0;
+}
+
+void inbox_stop(struct inbox *ib)
+{
+	if (!ib)
+		return;
+	pthread_mutex_lock(&ib->lock);
+	ib->stopping = true;
+	pthread_cond_signal(&ib->wake);
+	pthread_mutex_unlock(&ib->lock);
+}
+
+void inbox_free(struct inbox *ib)
+{
+	if (!ib)
+		return;
+	if (ib->started) {
+		inbox_stop(ib);
+		pthread_join(ib->worker, NULL);
+	}
+	sqlite3_close(ib->db);
+	pthread_cond_destroy(&ib->wake);
+	pthread_mutex_destroy(&ib->lock);
+	free(ib);
+}
