@@ -361,8 +361,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else {
 		h->kind = HANDLE_BUFFER;
 		r = open_document(fs, n, h);
-		/* the size in a cached stat may be older than this snapshot */
-		fi->direct_io = n->kind == NODE_STATUS;
+		/* the size in a cached stat may be older than this snapshot (an
+		 * event or a ctl command changed the instance): read it whole */
+		fi->direct_io = 1;
 	}
 	if (r < 0) {
 		handle_free(h);
