@@ -26,6 +26,8 @@ static const char readme_text[] =
 	"                      limits (maxSize is in MB)\n"
 	"  instances/<partyId>/<instanceGuid>/\n"
 	"    instance.json     the instance document as the platform returns it\n"
+	"    ctl               write one command: next [action], complete, or\n"
+	"                      substatus <label> [description]; read it for the result\n"
 	"    data/<dataType>/<name>\n"
 	"                      one file per data element, with the platform's bytes.\n"
 	"                      The name is the element's filename; without one it is\n"
@@ -41,9 +43,13 @@ static const char readme_text[] =
 	"  user.altinn.content_type  its content type\n"
 	"  user.altinn.filename      its filename on the platform, when it has one\n"
 	"\n"
+	"  inbox/<partyId>-<instanceGuid>\n"
+	"                      a link to each completed instance not yet confirmed,\n"
+	"                      oldest first; rm confirms it (durably, with retries)\n"
+	"\n"
 	"Listings are cached for cache_ttl seconds; data files are read with range\n"
 	"requests, so reading the start of a large file does not download all of it.\n"
-	"Everything here is read-only for now: writes fail with EROFS.\n"
+	"The platform's documents are read-only: writing them fails with EROFS.\n"
 	"\n"
 	"Try:\n";
 
