@@ -44,6 +44,12 @@ endpoints (all but the anonymous ones need "Authorization: Bearer <token from /H
                                                            validation event, then one
                                                            CloudEvent per POST, retried
   GET  /events/api/v1/subscriptions[/{id}]                 own subscriptions; DELETE {id}
+  POST /maskinporten/token                                 Maskinporten: a JWT grant
+                                                           (RS256, registered client) for
+                                                           an access token (no bearer)
+  GET  /authentication/api/v1/exchange/maskinporten        that access token as bearer ->
+                                                           an Altinn token (quoted for
+                                                           Accept: application/json)
 
 admin API (no auth, not logged, not faulted):
   GET    /_localtest/requests[?since=SEQ]   request log (seq, time, method, path, query,
@@ -70,6 +76,11 @@ admin API (no auth, not logged, not faulted):
                                             allowHttpWebhooks; PUT changes them
   GET    /_localtest/webhooks[?since=&subscription=]   delivery attempts; DELETE clears
   GET    /_localtest/subscriptions          every subscription (+ pending); DELETE all
+  GET    /_localtest/maskinporten           issuer (the grant's aud), tokenEndpoint, clients
+  POST   /_localtest/maskinporten/clients   register {"clientId","kid","publicKeyPem",
+                                            "scopes","orgNumber","org"}; GET lists
+  POST   /_localtest/maskinporten/clients/{id}/revoke   (and /reinstate); DELETE .../{id}
+  GET    /_localtest/maskinporten/log[?since=SEQ]   grants and exchanges, with their secrets
 
 seed "demo": ttd/soknad (1,200 instances, 300 parties) and ttd/tilskudd (fixed test
 instances 50001/5a1e0000-0000-4000-8000-000000000001 with awkward file names and
@@ -89,7 +100,8 @@ def parse_args(argv):
                    help="initial data: 'demo' (org ttd with apps soknad and tilskudd) or "
                         "'none' (no apps or instances) (default: %(default)s)")
     p.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS",
-                   help="lifetime of issued tokens, the exp claim (default: %(default)s)")
+                   help="lifetime of issued tokens, the exp claim: test tokens, Maskinporten "
+                        "access tokens and exchanged tokens (default: %(default)s)")
     p.add_argument("--quiet", action="store_true",
                    help="no per-request log lines on stderr")
     p.add_argument("--no-ranges", action="store_true",
@@ -138,6 +150,7 @@ def main(argv=None):
         # shutdown() waits for serve_forever to return, so it must run on another thread.
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
+    platform.url = httpd.url
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     sys.stdout.write("altinn-localtest listening on %s\n" % httpd.url)

@@ -18,7 +18,8 @@ import time
 import traceback
 import urllib.parse
 
-from . import admin, appapi, apps, auth, events, faults, model, parties, reqlog, storage, web
+from . import (admin, appapi, apps, auth, events, faults, maskinporten, model, parties, reqlog,
+               storage, web)
 
 ADMIN_PREFIX = "/_localtest"
 _SMALL_BODY = 64 << 10
@@ -45,16 +46,20 @@ class LocalPlatform:
         self.faults = faults.Faults()
         self.parties = parties.PartyRegister(self.store)
         self.events = events.EventService(self)
+        self.maskinporten = maskinporten.MaskinportenService(self)
+        self.url = None   # http://host:port once listening (cli.py)
         self.router = web.Router()
         self.admin_router = web.Router()
         # Order matters only where templates overlap: fixed prefixes before /{org}/{app}.
         auth.register(self.router, self)
+        maskinporten.register(self.router, self)
         storage.register(self.router, self)
         events.register(self.router, self)
         apps.register(self.router, self)
         appapi.register(self.router, self)
         admin.register(self.admin_router, self)
         events.register_admin(self.admin_router, self)
+        maskinporten.register_admin(self.admin_router, self)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
