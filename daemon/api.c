@@ -99,6 +99,7 @@ out_free:
 
 void altinn_stop(struct altinn *a)
 {
+	auth_stop(a->auth);
 	http_stop(a->http);
 }
 
@@ -319,6 +320,9 @@ void altinn_health(struct altinn *a, struct alt_health *ret)
 	snprintf(h.token_source, sizeof(h.token_source), "%s", info.source);
 	snprintf(h.token_subject, sizeof(h.token_subject), "%s", info.subject);
 	h.token_expires_at = info.expires_at;
+	if (info.problem[0]) /* no request gets far while the token source fails */
+		snprintf(h.last_error, sizeof(h.last_error), "%.*s", (int)sizeof(h.last_error) - 1,
+			 info.problem);
 	*ret = h;
 }
 

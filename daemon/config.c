@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "secretfile.h"
 #include "xalloc.h"
 
 enum key_kind { KEY_STRING, KEY_URL, KEY_INT, KEY_APPS, KEY_FLAG };
@@ -221,8 +222,32 @@ int config_load_file(struct config *cfg, const char *path, char **ret_err)
 	return 0;
 }
 
+/* The maskinporten_* keys: all there is to know before the first grant. */
+static int check_maskinporten(const struct config *cfg, char **ret_err)
+{
+	static const char *const needed[] = { "maskinporten_key_file", "maskinporten_kid",
+					       "maskinporten_scope", "maskinporten_audience" };
+	const char *const values[] = { cfg->maskinporten_key_file, cfg->maskinporten_kid,
+				       cfg->maskinporten_scope, cfg->maskinporten_audience };
+	const char *aud = cfg->maskinporten_audience;
+
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+		if (!values[i] || !*values[i]) {
+			*ret_err = xasprintf("maskinporten_client_id is given but not \"%s\"", needed[i]);
+			return -EINVAL;
+		}
+	if (aud[strlen(aud) - 1] != '/') {
+		*ret_err = xasprintf("maskinporten_audience \"%s\" must be the issuer with its "
+				     "trailing slash, e.g. \"https://test.maskinporten.no/\"", aud);
+		return -EINVAL;
+	}
+	return secretfile_check("maskinporten key file", cfg->maskinporten_key_file, ret_err);
+}
+
 int config_check(const struct config *cfg, char **ret_err)
 {
+	int r;
+
 	if (!cfg->platform) {
 		*ret_err = xstrdup("no \"platform\" given (the platform's base URL)");
 		return -EINVAL;
@@ -231,15 +256,28 @@ int config_check(const struct config *cfg, char **ret_err)
 		*ret_err = xstrdup("no \"apps\" given (a space-separated list of org/app)");
 		return -EINVAL;
 	}
+	if (!cfg->maskinporten_client_id && (cfg->maskinporten_key_file || cfg->maskinporten_kid ||
+					     cfg->maskinporten_scope || cfg->maskinporten_audience ||
+					     cfg->maskinporten_token_url)) {
+		*ret_err = xstrdup("maskinporten_* keys are given but not \"maskinporten_client_id\"");
+		return -EINVAL;
+	}
 	if (!cfg->token_file && !cfg->maskinporten_client_id) {
 		*ret_err = xstrdup("no token source: give \"token_file\" or the maskinporten_* keys");
 		return -EINVAL;
 	}
-	if (cfg->token_file && access(cfg->token_file, R_OK) < 0) {
-		*ret_err = xasprintf("cannot read token file \"%s\": %s", cfg->token_file, strerror(errno));
-		return -errno;
+	if (cfg->token_file && cfg->maskinporten_client_id) {
+		*ret_err = xstrdup("two token sources: give \"token_file\" or the maskinporten_* "
+				   "keys, not both");
+		return -EINVAL;
 	}
-	return 0;
+	if (cfg->token_file)
+		r = secretfile_check("token file", cfg->token_file, ret_err);
+	else
+		r = check_maskinporten(cfg, ret_err);
+	if (r == 0 && cfg->subscription_key_file)
+		r = secretfile_check("subscription key file", cfg->subscription_key_file, ret_err);
+	return r;
 }
 
 char *config_app_base(const struct config *cfg, const char *org)

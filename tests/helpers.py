@@ -59,6 +59,15 @@ def tail(path, lines=60):
     return "\n".join(text[-lines:])
 
 
+def write_secret(path, text):
+    """Write a token or key file the way secrets must be kept: mode 0600.
+    altinnfs refuses a token or key file that group or others may read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
 def free_port():
     """A TCP port that nothing listens on (bound, then closed)."""
     with socket.socket() as s:
@@ -284,7 +293,7 @@ class Platform:
                 raise AssertionError(f"altinn-localtest not ready after {ready_timeout} s:\n"
                                      f"{tail(self.out_path)}\n{tail(self.log_path)}")
             time.sleep(0.05)
-        self.token_file.write_text(self.token() + "\n")
+        write_secret(self.token_file, self.token() + "\n")
         return self
 
     def stop(self):

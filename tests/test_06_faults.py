@@ -39,6 +39,7 @@ def test_dead_platform(mount, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
     token = tmp_path / "token"
     token.write_text("not-a-real-token\n")
+    token.chmod(0o600)  # altinnfs refuses token files others may read
     m = mount(localtest=False, platform=dead, apps_url=dead, token_file=str(token), timeout=2)
     _, _, exc = run_bounded(lambda: read_bytes(m / "README.txt"), 10)
     assert exc is None, exc
@@ -169,6 +170,7 @@ def test_data_read_stall(plat, mount, small_element):
 def test_rejected_token_is_eacces_until_the_file_changes(plat, mount, tmp_path, parties):
     token = tmp_path / "token"
     token.write_text("not-a-valid-token\n")
+    token.chmod(0o600)  # altinnfs refuses token files others may read
     m = mount(localtest=plat, cache_ttl=1, timeout=5, token_file=str(token))
     expect_error(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 30, (errno.EACCES,))
     time.sleep(1.1)  # a new mtime even at one-second resolution
@@ -183,6 +185,7 @@ def test_expired_token_is_replaced_from_file(platform_factory, mount, tmp_path):
     p = platform_factory(token_lifetime=3)
     token = tmp_path / "token"
     token.write_text(p.token() + "\n")
+    token.chmod(0o600)  # altinnfs refuses token files others may read
     m = mount(localtest=p, cache_ttl=1, timeout=5, token_file=str(token))
     assert "50001" in os.listdir(m / "apps/ttd/tilskudd/instances")
     time.sleep(4)
