@@ -255,7 +255,8 @@ def _run(cmd, cwd):
 def test_shell_tools(mnt, tilskudd_all):
     out = _run(["find", TILSKUDD], mnt.path)
     files = _run(["find", TILSKUDD, "-type", "f"], mnt.path).splitlines()
-    want = 1 + sum(1 + len(i["data"]) for i in tilskudd_all)  # application.json, instance.json, data
+    # application.json; per instance: instance.json, ctl, and the data files
+    want = 1 + sum(2 + len(i["data"]) for i in tilskudd_all)
     assert len(files) == want, (len(files), want)
     assert len(out.splitlines()) > want
     lsr = _run(["ls", "-lR", TILSKUDD], mnt.path)
