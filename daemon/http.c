@@ -512,8 +512,16 @@ static void setup_handle(struct http *h, CURL *easy, struct attempt *at,
 	curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, at);
-	if (at->req->bulk)
+	if (at->req->bulk) {
 		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)HTTP_BULK_BUFFER);
+		curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, (long)HTTP_BULK_BUFFER);
+	}
+	/* curl silently sends a request again when a reused connection
+	 * turns out dead before any answer: harmless for a GET, a second
+	 * submission for a POST the server carried out before it hung up.
+	 * A fresh connection is never retried that way. */
+	if (at->req->once || (at->req->method && strcmp(at->req->method, "POST") == 0))
+		curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
 }
 
 /* Performs one attempt; 0 or -errno, with what happened in *at. */
@@ -719,6 +727,7 @@ void http_result_clear(struct http_result *res)
 	free(res->content_type);
 	free(res->location);
 	memset(res, 0, sizeof(*res));
+	res->retry_after_ms = -1;
 }
 
 /* Hands what the attempt saw to res (or drops it when res is NULL). */
@@ -727,6 +736,7 @@ static void attempt_done(struct attempt *at, struct http_result *res)
 	if (res) {
 		http_result_clear(res);
 		res->status = at->head.status;
+		res->retry_after_ms = at->retry_after_ms;
 		if (at->ok_body) {
 			res->body = at->ok_body;
 			res->body_len = at->ok_len;
@@ -795,7 +805,7 @@ int http_request(struct http *h, const struct http_request *req)
 		}
 		delay = backoff_ms(&at, retries);
 		if (retries >= HTTP_MAX_RETRIES || !retryable(&at) ||
-		    (req->method && strcmp(req->method, "POST") == 0) ||
+		    (req->method && strcmp(req->method, "POST") == 0) || req->once ||
 		    (at.body_begun && !req->restartable) ||
 		    elapsed_ms(&start) + delay >= budget_ms) {
 			log_failure(h, &at, r);

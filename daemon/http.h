@@ -63,6 +63,9 @@ struct http_request {
 	/* May an attempt whose body had begun be retried? Then on_head is
 	 * called again and must forget the partial body. */
 	bool restartable;
+	/* Carried out at most once, like a POST: a request that is not
+	 * idempotent (PUT process/next) is never retried here. */
+	bool once;
 	/* Another thread sets it to abort the transfer within about a second;
 	 * an aborted request returns -ECANCELED. NULL: never. */
 	const atomic_bool *cancel;
@@ -92,6 +95,7 @@ struct http_result {
 	size_t body_len;
 	char *content_type;
 	char *location;
+	long retry_after_ms; /* the answer's Retry-After; -1 when none */
 };
 void http_result_clear(struct http_result *res);
 int http_request(struct http *h, const struct http_request *req);
