@@ -202,6 +202,9 @@ struct local_call {
 	bool is_dir;
 	bool self;
 	int dirfd; /* the area's folder on disk, for the hook to look in */
+	bool attrs_only; /* LOCAL_WRITE check of a chmod or touch: the bytes stay */
+	int error; /* LOCAL_WRITE done: 0, or the errno a write or flush of
+		    * the file failed with (its bytes may be incomplete) */
 };
 
 struct local_hooks {

@@ -123,6 +123,7 @@ void local_close_dirs(struct fs *fs)
 static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
 {
 	size_t i = view_app_index(fs->view, n->key.app);
+	int area = AREA_NONE;
 	char *rel;
 
 	if (!fs->area_fds || n->key.area <= AREA_NONE || n->key.area >= AREA_COUNT)
@@ -130,13 +131,23 @@ static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
 	rel = node_path_below(fs->nodes, n, NODE_APP);
 	if (!rel)
 		return -ENOENT;
+	/* the area is the path's first name, not n's key: our own threads
+	 * move files (and folders with theirs) from one area to another */
+	for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
+		if (strncmp(rel, area_names[a], strlen(area_names[a])) == 0 &&
+		    (rel[strlen(area_names[a])] == '/' || rel[strlen(area_names[a])] == '\0'))
+			area = a;
+	if (area == AREA_NONE) {
+		free(rel);
+		return -ENOENT;
+	}
 	/* drop the area's own name: "outbox/org-1/a" -> "org-1/a" */
 	{
 		const char *slash = strchr(rel, '/');
 
 		memmove(rel, slash ? slash + 1 : rel + strlen(rel), strlen(slash ? slash + 1 : "") + 1);
 	}
-	*ret_fd = fs->area_fds[i * AREA_COUNT + (size_t)n->key.area];
+	*ret_fd = fs->area_fds[i * AREA_COUNT + (size_t)area];
 	*ret_rel = rel;
 	return 0;
 }
@@ -149,13 +160,24 @@ static char *join(const char *dir, const char *name)
 	return *dir ? xasprintf("%s/%s", dir, name) : xstrdup(name);
 }
 
+/* The area whose folder fd is (n's key may be older than a move). */
+static enum local_area fd_area(struct fs *fs, struct node *n, int fd)
+{
+	size_t i = view_app_index(fs->view, n->key.app);
+
+	for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
+		if (fs->area_fds && fs->area_fds[i * AREA_COUNT + (size_t)a] == fd)
+			return (enum local_area)a;
+	return (enum local_area)n->key.area;
+}
+
 static void call_init(struct fs *fs, struct node *n, struct local_call *c, enum local_op op,
 		      int dirfd, const char *rel, bool is_dir, bool self)
 {
 	memset(c, 0, sizeof(*c));
 	c->org = view_app_org(n->key.app);
 	c->app = view_app_name(n->key.app);
-	c->area = (enum local_area)n->key.area;
+	c->area = fd_area(fs, n, dirfd);
 	c->op = op;
 	c->rel = rel;
 	c->is_dir = is_dir;
@@ -420,6 +442,8 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 		n = node_find(fs->nodes, dir, name);
 		if (n)
 			node_rename(fs->nodes, n, newdir, newname);
+		if (n && newdir->key.area != dir->key.area)
+			n->key.area = newdir->key.area; /* outbox -> failed */
 		hook_done(fs, &c);
 	}
 out:
@@ -441,6 +465,7 @@ int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr
 	if (r < 0)
 		return r;
 	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	c.attrs_only = !(to_set & FUSE_SET_ATTR_SIZE);
 	r = hook_check(fs, &c);
 	if (r < 0)
 		goto out;
@@ -449,10 +474,15 @@ int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr
 
 		if (tfd < 0 || ftruncate(tfd, attr->st_size) < 0)
 			r = -errno;
+		/* truncate(1) has no close to wait for: durable now, and done */
+		if (fd < 0 && tfd >= 0 && r == 0 && fsync(tfd) < 0)
+			r = -errno;
 		if (fd < 0 && tfd >= 0)
 			close(tfd);
 		if (r < 0)
 			goto out;
+		if (fd < 0)
+			hook_done(fs, &c);
 	}
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		if (fchmodat(afd, *rel ? rel : ".", attr->st_mode & 07777, 0) < 0) {
@@ -501,7 +531,7 @@ int local_flush(struct fs *fs, struct node *n, int fd)
 	return r;
 }
 
-void local_closed(struct fs *fs, struct node *n, bool self)
+void local_closed(struct fs *fs, struct node *n, bool self, int error)
 {
 	struct local_call c;
 	char *rel;
@@ -510,6 +540,7 @@ void local_closed(struct fs *fs, struct node *n, bool self)
 	if (area_of(fs, n, &afd, &rel) < 0)
 		return;
 	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	c.error = error;
 	hook_done(fs, &c);
 	free(rel);
 }
@@ -523,13 +554,15 @@ int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret)
 
 	if (n->key.area <= AREA_NONE || n->key.area >= AREA_COUNT)
 		return -ENODATA;
-	h = &fs->hooks[n->key.area];
-	if (!h->xattr)
-		return -ENODATA;
 	r = area_of(fs, n, &afd, &rel);
 	if (r < 0)
-		return r;
+		return r == -ENOENT ? -ENODATA : r;
 	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, n->kind == NODE_AREA, false);
+	h = &fs->hooks[c.area];
+	if (!h->xattr) {
+		free(rel);
+		return -ENODATA;
+	}
 	r = h->xattr(h->ctx, &c, name, ret);
 	free(rel);
 	return r;

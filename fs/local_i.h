@@ -37,9 +37,10 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 		 const char *newname, unsigned int flags, bool self);
 int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr, int to_set,
 		  bool self, struct stat *ret_st);
-/* A file opened for writing is closed: make it durable, then tell the hook. */
+/* A file opened for writing is closed: make it durable, then tell the
+ * hook, with the errno a write or flush failed with (0: none). */
 int local_flush(struct fs *fs, struct node *n, int fd);
-void local_closed(struct fs *fs, struct node *n, bool self);
+void local_closed(struct fs *fs, struct node *n, bool self, int error);
 int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret);
 
 #endif

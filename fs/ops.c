@@ -37,6 +37,7 @@ struct handle {
 	size_t n_entries;
 	int fd;       /* HANDLE_FD: a file in a local area */
 	bool written; /* HANDLE_FD: written to since open */
+	int write_err; /* HANDLE_FD: the first errno a write or flush failed with */
 	bool self;    /* opened by one of our own threads */
 };
 
@@ -445,6 +446,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	n = pwrite(h->fd, buf, size, off);
 	if (n < 0) {
+		if (!h->write_err)
+			h->write_err = errno;
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -464,6 +467,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (h->kind == HANDLE_FD && h->written && n)
 		r = local_flush(fs, n, h->fd);
+	if (r < 0 && !h->write_err)
+		h->write_err = -r;
 	fuse_reply_err(req, -r);
 }
 
@@ -486,7 +491,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (h->kind == HANDLE_FD && h->written && n) {
 		close(h->fd);
 		h->fd = -1;
-		local_closed(fs, n, h->self);
+		local_closed(fs, n, h->self, h->write_err);
 	}
 	handle_free(h);
 	fuse_reply_err(req, 0);
