@@ -51,6 +51,12 @@ static const struct key_def keys[] = {
 	URL(maskinporten_audience),
 	URL(maskinporten_token_url),
 	STR(subscription_key_file),
+	{ "outbox", KEY_FLAG, offsetof(struct config, outbox), 0, 0 },
+	INT(outbox_uploaders, 1, 32),
+	{ "outbox_process_next", KEY_FLAG, offsetof(struct config, outbox_process_next), 0, 0 },
+	STR(outbox_data_type),
+	INT(outbox_retry_max, 1, 86400),
+	INT(outbox_give_up, 1, 365 * 86400),
 	{ "allow_other", KEY_FLAG, offsetof(struct config, allow_other), 0, 0 },
 };
 
@@ -62,6 +68,11 @@ void config_init(struct config *cfg)
 	cfg->page_size = 100;
 	cfg->poll_interval = 10;
 	cfg->events_start = xstrdup("now");
+	cfg->outbox = true;
+	cfg->outbox_uploaders = 4;
+	cfg->outbox_process_next = true;
+	cfg->outbox_retry_max = 300;
+	cfg->outbox_give_up = 3 * 86400;
 }
 
 static const struct key_def *find_key(const char *name)

@@ -36,6 +36,12 @@ struct config {
 	char *maskinporten_audience;
 	char *maskinporten_token_url;
 	char *subscription_key_file;
+	bool outbox;              /* the outbox/, sent/ and failed/ areas */
+	int outbox_uploaders;     /* submissions delivered at once */
+	bool outbox_process_next; /* PUT process/next after the uploads */
+	char *outbox_data_type;   /* "org/app:dataType ..." overrides */
+	int outbox_retry_max;     /* seconds: the longest wait between attempts */
+	int outbox_give_up;       /* seconds: transient failures older end in failed/ */
 	bool allow_other;
 	bool debug;
 };

@@ -875,3 +875,233 @@ void json_oauth_error(const char *text, size_t len, char *buf, size_t size)
 	append_printable(buf, size, desc);
 	json_decref(root);
 }
+
+/* ---- outbox: the App API's answers and the receipts and dead letters */
+
+void json_outbox_instance_clear(struct json_outbox_instance *oi)
+{
+	if (!oi)
+		return;
+	alt_instance_unref(oi->inst);
+	free(oi->task);
+	free(oi->org_number);
+	free(oi->person_number);
+	free(oi->created_by);
+	memset(oi, 0, sizeof(*oi));
+}
+
+/* organisationNumber and friends may come as strings or numbers */
+static char *dup_number(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (json_is_string(v) && *json_string_value(v))
+		return xstrdup(json_string_value(v));
+	if (json_is_integer(v))
+		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	return NULL;
+}
+
+static int outbox_instance(json_t *obj, struct json_outbox_instance *ret)
+{
+	json_t *process = json_object_get(obj, "process");
+	json_t *owner = json_object_get(obj, "instanceOwner");
+	struct json_outbox_instance oi = { 0 };
+
+	if (instance_from_json(obj, &oi.inst) < 0)
+		return -EIO;
+	oi.task = dup_str(json_object_get(process, "currentTask"), "elementId");
+	oi.ended = get_str(process, "ended") != NULL;
+	oi.org_number = dup_number(owner, "organisationNumber");
+	oi.person_number = dup_number(owner, "personNumber");
+	oi.created_by = dup_number(obj, "createdBy");
+	*ret = oi;
+	return 0;
+}
+
+int json_outbox_parse_instance(const char *text, size_t len, struct json_outbox_instance *ret)
+{
+	json_t *root = load(text, len, "instance");
+	int r;
+
+	if (!root)
+		return -EIO;
+	r = outbox_instance(root, ret);
+	json_decref(root);
+	return r;
+}
+
+int json_outbox_parse_page(const char *text, size_t len, struct json_outbox_instance **ret,
+			   size_t *ret_n, char **ret_next)
+{
+	json_t *root = load(text, len, "instance query page");
+	json_t *arr, *item;
+	struct json_outbox_instance *list;
+	size_t i, n = 0;
+
+	if (!root)
+		return -EIO;
+	arr = json_object_get(root, "instances");
+	if (!json_is_array(arr)) {
+		json_decref(root);
+		return -EIO;
+	}
+	list = xcalloc(json_array_size(arr) + 1, sizeof(*list));
+	json_array_foreach(arr, i, item)
+		if (json_is_object(item) && outbox_instance(item, &list[n]) == 0)
+			n++;
+	*ret_next = dup_str(root, "next");
+	json_decref(root);
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}
+
+int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id)
+{
+	json_t *root = load(text, len, "data element");
+	const char *id = get_str(root, "id");
+	int r = -EIO;
+
+	if (id && json_is_guid(id)) {
+		*ret_id = lower_dup(id);
+		r = 0;
+	}
+	json_decref(root);
+	return r;
+}
+
+int json_outbox_parse_process(const char *text, size_t len, char **ret_task, bool *ret_ended)
+{
+	json_t *root = load(text, len, "process state");
+
+	if (!root)
+		return -EIO;
+	*ret_task = dup_str(json_object_get(root, "currentTask"), "elementId");
+	*ret_ended = get_str(root, "ended") != NULL;
+	json_decref(root);
+	return 0;
+}
+
+char *json_outbox_template(const char *key, const char *value)
+{
+	json_t *v = json_pack("{s:{s:s}}", "instanceOwner", key, value);
+	char *s;
+
+	if (!v)
+		abort(); /* digits only: nothing but allocation can fail */
+	s = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	if (!s)
+		abort();
+	return s;
+}
+
+/* At most 1000 bytes of s, one printable line, valid UTF-8. */
+static char *outbox_message(const char *s, size_t len)
+{
+	char *out, *safe;
+	size_t n = len < 1000 ? len : 1000;
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+		n--;
+	if (n == 0)
+		return NULL;
+	out = xstrndup(s, n);
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	safe = utf8_safe(out);
+	free(out);
+	return safe;
+}
+
+void json_outbox_problem(const char *body, size_t len, char **ret_title, char **ret_detail)
+{
+	json_t *root = body && len ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
+	const char *title, *detail;
+
+	*ret_title = *ret_detail = NULL;
+	if (json_is_object(root)) {
+		title = get_str(root, "title");
+		detail = get_str(root, "detail");
+		*ret_title = title ? outbox_message(title, strlen(title)) : NULL;
+		*ret_detail = detail ? outbox_message(detail, strlen(detail)) : NULL;
+	} else if (json_is_string(root)) {
+		*ret_detail = outbox_message(json_string_value(root), json_string_length(root));
+	} else if (body && len) {
+		*ret_detail = outbox_message(body, len);
+	}
+	json_decref(root);
+}
+
+static json_t *outbox_files(const struct json_outbox_report *r)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < r->n_files; i++) {
+		const struct json_outbox_file *f = &r->files[i];
+		json_t *o = json_object();
+
+		if (f->file && *f->file)
+			json_object_set_new(o, "file", str_or_null(f->file));
+		json_object_set_new(o, "filename", str_or_null(f->filename));
+		json_object_set_new(o, "data_type", str_or_null(f->data_type));
+		json_object_set_new(o, "content_type", str_or_null(f->content_type));
+		json_object_set_new(o, "size", json_integer((json_int_t)f->size));
+		json_object_set_new(o, "sha256", str_or_null(f->sha256));
+		json_object_set_new(o, "data_id", str_or_null(f->data_id));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* The fields receipts and dead letters share, in reading order. */
+static json_t *outbox_head(const struct json_outbox_report *r)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "app", str_or_null(r->app_id));
+	json_object_set_new(o, "owner", str_or_null(r->owner));
+	json_object_set_new(o, "name", str_or_null(r->name));
+	json_object_set_new(o, "instance_id", str_or_null(r->instance_id));
+	return o;
+}
+
+static char *outbox_dump(json_t *o, const struct json_outbox_report *r, const char *end_key)
+{
+	size_t len;
+	char *doc;
+
+	json_object_set_new(o, "data", outbox_files(r));
+	json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
+	json_object_set_new(o, "received_at", time_or_null(&r->received_at));
+	json_object_set_new(o, "first_attempt_at", time_or_null(&r->first_attempt_at));
+	json_object_set_new(o, end_key, time_or_null(&r->finished_at));
+	doc = dump_doc(o, &len);
+	json_decref(o);
+	return doc;
+}
+
+char *json_outbox_receipt(const struct json_outbox_report *r)
+{
+	json_t *o = outbox_head(r);
+
+	json_object_set_new(o, "process",
+			    json_pack("{s:b, s:o, s:b}", "next", r->process_next, "task",
+				      str_or_null(r->task), "ended", r->process_next && !r->task));
+	return outbox_dump(o, r, "sent_at");
+}
+
+char *json_outbox_dead_letter(const struct json_outbox_report *r)
+{
+	json_t *o = outbox_head(r);
+
+	json_object_set_new(o, "stored_as", str_or_null(r->stored_as));
+	json_object_set_new(o, "step", str_or_null(r->step));
+	json_object_set_new(o, "status", r->status ? json_integer(r->status) : json_null());
+	json_object_set_new(o, "title", str_or_null(r->title));
+	json_object_set_new(o, "detail", str_or_null(r->detail));
+	json_object_set_new(o, "reason", str_or_null(r->reason));
+	return outbox_dump(o, r, "failed_at");
+}

@@ -92,4 +92,57 @@ int json_parse_string_answer(const char *text, size_t len, char **ret);
  * from ProblemDetails, printable ASCII; "" when neither. */
 void json_oauth_error(const char *text, size_t len, char *buf, size_t size);
 
+/* ---- outbox: the App API's answers and the receipts and dead letters */
+/* An instance as the outbox needs it (App API InstanceResponse or
+ * Storage): the parsed instance plus the process and the owner. */
+struct json_outbox_instance {
+	struct alt_instance *inst; /* one reference: id, party, created, data */
+	char *task;                /* process.currentTask.elementId, or NULL */
+	bool ended;                /* process.ended present */
+	char *org_number;          /* instanceOwner.organisationNumber, or NULL */
+	char *person_number;       /* instanceOwner.personNumber, or NULL */
+	char *created_by;          /* createdBy, or NULL */
+};
+void json_outbox_instance_clear(struct json_outbox_instance *oi);
+/* -EIO when it is not an instance with a well-formed id */
+int json_outbox_parse_instance(const char *text, size_t len, struct json_outbox_instance *ret);
+/* A query page: its instances (malformed ones skipped) and `next` (NULL
+ * on the last page). Free with json_outbox_instance_clear each, then free. */
+int json_outbox_parse_page(const char *text, size_t len, struct json_outbox_instance **ret,
+			   size_t *ret_n, char **ret_next);
+/* A DataElement's id, lowercase; -EIO when absent or not a guid */
+int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id);
+/* An AppProcessState: its current task (NULL when none) and whether ended */
+int json_outbox_parse_process(const char *text, size_t len, char **ret_task, bool *ret_ended);
+/* {"instanceOwner":{key:value}}, key organisationNumber, personNumber or partyId */
+char *json_outbox_template(const char *key, const char *value);
+/* An error answer: ProblemDetails title and detail, or a JSON string or
+ * plain text as the detail (first 1000 bytes, printable); NULL when absent. */
+void json_outbox_problem(const char *body, size_t len, char **ret_title, char **ret_detail);
+
+/* What sent/<owner>/<name>.json and failed/<owner>/<name>.error.json say. */
+struct json_outbox_file {
+	const char *file; /* below the item; "" for a file item */
+	const char *filename, *content_type, *data_type, *data_id, *sha256;
+	uint64_t size;
+};
+struct json_outbox_report {
+	const char *app_id, *owner, *name;
+	const char *instance_id; /* NULL when none was made */
+	bool process_next;       /* receipt: process/next was called */
+	const char *task;        /* receipt: the task after it, NULL when ended */
+	const struct json_outbox_file *files;
+	size_t n_files;
+	unsigned attempts;
+	struct timespec received_at, first_attempt_at, finished_at;
+	/* dead letters only */
+	const char *stored_as; /* the bytes' name in failed/<owner>/ */
+	const char *step;      /* check, create_instance, upload, process_next */
+	long status;           /* HTTP status; 0 for a local refusal */
+	const char *title, *detail, *reason;
+};
+/* Both return a malloc'd pretty-printed document ending in "\n". */
+char *json_outbox_receipt(const struct json_outbox_report *r);
+char *json_outbox_dead_letter(const struct json_outbox_report *r);
+
 #endif

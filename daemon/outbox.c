@@ -1,39 +1,680 @@
-/* outbox.c - placeholder until the outbox issue lands: no outbox/ area. */
-#include "outbox.h"
+/* outbox.c - files dropped into outbox/<owner>/ become submissions.
+ *
+ * This file keeps the items (one per file or folder dropped) and answers
+ * for the outbox/, sent/ and failed/ areas through the hooks fs/ calls:
+ * what a user may do there, and what a change means. A regular file
+ * closed after writing, or anything renamed in under a name that is not
+ * temporary, becomes an item in the journal (spool.c) before the hook
+ * returns; uploaders (uploader.c) deliver it. The bytes themselves stay
+ * where the user put them, already durable (fs/ fsyncs at close).
+ *
+ * Rules, in short (docs/outbox.md has them in full):
+ *   outbox/            only owner folders (org-<9>, person-<11>, party-<id>):
+ *                      another mkdir is EINVAL, a file EPERM;
+ *   outbox/<owner>/    files; folders only under a temporary name, to be
+ *                      renamed when complete (EPERM otherwise);
+ *   an item being delivered cannot be written, removed or renamed: EBUSY;
+ *   sent/, failed/     users read and remove; only the daemon creates.
+ *
+ * On start the journal and the folders are compared: a file the journal
+ * does not know, or one it saw opened but never closed, is held (state
+ * "held") rather than sent, because it may be incomplete. */
+#include "outbox_i.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "config.h"
+#include "log.h"
+#include "outbox_rules.h"
 #include "xalloc.h"
 
-struct outbox {
-	int unused;
+/* Finished items stay in the journal this long (status.json's failed
+ * count, and the ids that must never be claimed twice). */
+#define OB_KEEP_DAYS 30
+/* A user's rename or remove holds an item back at most this long. */
+#define OB_BLOCK_MS 5000
+
+static const char *const area_dirs[3] = { "outbox", "sent", "failed" };
+
+int64_t outbox_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *outbox_item_owner(const struct ob_item *it)
+{
+	return xstrndup(it->s.rel, strcspn(it->s.rel, "/"));
+}
+
+const char *outbox_item_name(const struct ob_item *it)
+{
+	const char *slash = strchr(it->s.rel, '/');
+
+	return slash ? slash + 1 : it->s.rel;
+}
+
+int outbox_save(struct outbox *ob, struct ob_item *it, bool elements)
+{
+	int r = spool_save(ob->spool, &it->s, elements);
+
+	if (r < 0)
+		log_errno(r, "cannot record \"%s\" in the outbox journal", it->s.rel);
+	return r;
+}
+
+int outbox_set_state(struct outbox *ob, struct ob_item *it, enum spool_state st, bool elements)
+{
+	pthread_mutex_lock(&ob->lock);
+	it->s.state = st;
+	pthread_mutex_unlock(&ob->lock);
+	return outbox_save(ob, it, elements);
+}
+
+void outbox_set_error(struct outbox *ob, struct ob_item *it, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	pthread_mutex_lock(&ob->lock);
+	free(it->s.last_error);
+	it->s.last_error = msg;
+	pthread_mutex_unlock(&ob->lock);
+}
+
+/* ---- items */
+
+static bool busy(const struct ob_item *it)
+{
+	return it->in_flight || (it->s.state >= SPOOL_CREATING && it->s.state < SPOOL_DONE);
+}
+
+static size_t app_index(struct outbox *ob, const char *org, const char *app)
+{
+	for (size_t i = 0; i < ob->n_apps; i++)
+		if (strcmp(ob->apps[i].org, org) == 0 && strcmp(ob->apps[i].app, app) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+/* caller holds ob->lock */
+static struct ob_item *find(struct outbox *ob, size_t app, const char *rel)
+{
+	for (struct ob_item *it = ob->items; it; it = it->next)
+		if (it->app == app && !it->detached && strcmp(it->s.rel, rel) == 0)
+			return it;
+	return NULL;
+}
+
+/* The item at rel as a user's change sees it: one whose outcome is being
+ * written and whose bytes have already left outbox/ no longer holds the
+ * name. Caller holds ob->lock. */
+static struct ob_item *find_live(struct outbox *ob, size_t app, const char *rel, int dirfd)
+{
+	struct ob_item *it = find(ob, app, rel);
+	struct stat st;
+
+	if (it && it->s.state >= SPOOL_SUBMITTED &&
+	    fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+		it->detached = true;
+		return NULL;
+	}
+	return it;
+}
+
+/* caller holds ob->lock */
+static void unlink_item(struct outbox *ob, struct ob_item *it)
+{
+	for (struct ob_item **p = &ob->items; *p; p = &(*p)->next)
+		if (*p == it) {
+			*p = it->next;
+			return;
+		}
+}
+
+void outbox_item_free(struct ob_item *it)
+{
+	if (!it)
+		return;
+	spool_elements_clear(&it->s);
+	free(it->s.org);
+	free(it->s.app);
+	free(it->s.rel);
+	free(it->s.instance_id);
+	free(it->s.task);
+	free(it->s.last_error);
+	free(it->s.outcome_name);
+	free(it->s.outcome_doc);
+	free(it);
+}
+
+/* caller holds ob->lock */
+static void forget(struct outbox *ob, struct ob_item *it)
+{
+	unlink_item(ob, it);
+	if (it->s.id)
+		spool_delete(ob->spool, it->s.id);
+	outbox_item_free(it);
+}
+
+/* A new drop at rel, or a waiting one started over; NULL when the one
+ * there is being delivered (the hooks refused the change, so this is a
+ * change made before it was picked up). Caller holds ob->lock. */
+static struct ob_item *put(struct outbox *ob, size_t app, const char *rel, bool is_dir,
+			   enum spool_state st, const char *why)
+{
+	struct ob_item *it = find(ob, app, rel);
+	int64_t now = outbox_now_ms();
+
+	if (it && busy(it)) {
+		log_warn("outbox: \"%s\" changed while being delivered", rel);
+		return NULL;
+	}
+	if (!it) {
+		it = xcalloc(1, sizeof(*it));
+		it->app = app;
+		it->s.org = xstrdup(ob->apps[app].org);
+		it->s.app = xstrdup(ob->apps[app].app);
+		it->s.rel = xstrdup(rel);
+		it->next = ob->items;
+		ob->items = it;
+	}
+	spool_elements_clear(&it->s);
+	it->s.is_dir = is_dir;
+	it->s.state = st;
+	it->s.received_at = now;
+	it->s.next_at = now;
+	it->s.attempts = 0;
+	it->s.first_attempt_at = 0;
+	free(it->s.last_error);
+	it->s.last_error = why ? xstrdup(why) : NULL;
+	it->blocked_until = 0;
+	outbox_save(ob, it, true);
+	if (st == SPOOL_RECEIVED)
+		pthread_cond_broadcast(&ob->cond);
+	return it;
+}
+
+/* ---- paths below an area: "<owner>", "<owner>/<name>", "<owner>/<name>/..." */
+
+struct where {
+	int depth;     /* components */
+	char item[4096]; /* the first two components */
+	const char *name; /* the second component, in item */
 };
 
-int outbox_new(const struct outbox_deps *deps, struct outbox **ret)
+static void locate(const char *rel, struct where *w)
 {
-	*ret = xcalloc(1, sizeof(struct outbox));
-	return 0;
+	const char *slash = strchr(rel, '/');
+	size_t n;
+
+	memset(w, 0, sizeof(*w));
+	w->depth = *rel ? 1 : 0;
+	for (const char *p = rel; *p; p++)
+		w->depth += *p == '/';
+	n = slash ? strcspn(slash + 1, "/") + (size_t)(slash + 1 - rel) : strlen(rel);
+	snprintf(w->item, sizeof(w->item), "%.*s", (int)n, rel);
+	w->name = slash ? w->item + (slash + 1 - rel) : NULL;
+}
+
+/* ---- the outbox area's hooks */
+
+/* May the user change the item at (or inside) w? Blocks an idle one from
+ * being picked up while the change is made. Caller holds ob->lock. */
+static int claim(struct outbox *ob, size_t app, const struct where *w, int dirfd, bool writing)
+{
+	struct ob_item *it = find_live(ob, app, w->item, dirfd);
+
+	if (!it)
+		return 0;
+	if (busy(it))
+		return -EBUSY;
+	if (!writing) {
+		it->blocked_until = outbox_now_ms() + OB_BLOCK_MS;
+		return 0;
+	}
+	/* recorded before the open succeeds: a crash while writing must not
+	 * leave a half-written file that the journal calls complete */
+	it->s.state = SPOOL_WRITING;
+	return outbox_save(ob, it, false);
+}
+
+static int check_outbox(struct outbox *ob, size_t app, const struct local_call *c)
+{
+	struct where w, old;
+	const char *key, *value;
+	struct ob_item *it;
+
+	locate(c->rel, &w);
+	switch (c->op) {
+	case LOCAL_MKDIR:
+		if (w.depth == 1)
+			return outbox_owner_parse(c->rel, &key, &value) ? 0 : -EINVAL;
+		if (w.depth == 2)
+			return outbox_temp_name(w.name) ? 0 : -EPERM;
+		return claim(ob, app, &w, c->dirfd, false);
+	case LOCAL_CREATE:
+		if (w.depth == 1)
+			return -EPERM;
+		return claim(ob, app, &w, c->dirfd, false);
+	case LOCAL_WRITE:
+		if (c->attrs_only || w.depth < 2)
+			return 0;
+		return claim(ob, app, &w, c->dirfd, true);
+	case LOCAL_REMOVE:
+		return w.depth < 2 ? 0 : claim(ob, app, &w, c->dirfd, false);
+	case LOCAL_RENAME:
+		locate(c->old_rel ? c->old_rel : "", &old);
+		if (w.depth < 2 || old.depth < 2)
+			return -EPERM; /* owner folders stay; nothing lives in outbox/ itself */
+		if ((it = find_live(ob, app, old.item, c->dirfd)) && busy(it))
+			return -EBUSY;
+		if ((it = find_live(ob, app, w.item, c->dirfd)) && busy(it))
+			return -EBUSY;
+		claim(ob, app, &old, c->dirfd, false);
+		return claim(ob, app, &w, c->dirfd, false);
+	}
+	return -EPERM;
+}
+
+/* Something inside a folder item changed: it is a new drop again. */
+static void touch_folder(struct outbox *ob, size_t app, const struct where *w, int error)
+{
+	struct ob_item *it = find(ob, app, w->item);
+
+	if (it && !busy(it))
+		put(ob, app, w->item, true, error ? SPOOL_HELD : SPOOL_RECEIVED,
+		    error ? "a write in the folder failed" : NULL);
+}
+
+static void done_outbox(struct outbox *ob, size_t app, const struct local_call *c)
+{
+	struct where w, old;
+	struct ob_item *it;
+	struct stat st;
+	char why[160];
+
+	locate(c->rel, &w);
+	if (w.depth < 2)
+		return;
+	switch (c->op) {
+	case LOCAL_CREATE:
+		if (w.depth == 2 && !outbox_temp_name(w.name))
+			put(ob, app, w.item, false, SPOOL_WRITING, NULL);
+		else if (w.depth > 2 && (it = find(ob, app, w.item)) && !busy(it)) {
+			it->s.state = SPOOL_WRITING;
+			outbox_save(ob, it, false);
+		}
+		break;
+	case LOCAL_WRITE: /* closed, or truncated by name */
+		snprintf(why, sizeof(why), "a write failed (%s): write it again, or remove it",
+			 strerror(c->error));
+		if (w.depth == 2 && !outbox_temp_name(w.name)) {
+			it = put(ob, app, w.item, false, c->error ? SPOOL_HELD : SPOOL_RECEIVED,
+				 c->error ? why : NULL);
+			if (it && fstatat(c->dirfd, w.item, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    st.st_size == 0)
+				it->s.next_at += OB_EMPTY_SETTLE_MS;
+		} else if (w.depth > 2)
+			touch_folder(ob, app, &w, c->error);
+		break;
+	case LOCAL_MKDIR:
+		touch_folder(ob, app, &w, 0);
+		break;
+	case LOCAL_REMOVE:
+		it = find(ob, app, w.item);
+		if (w.depth == 2 && it && !busy(it))
+			forget(ob, it);
+		else if (w.depth > 2)
+			touch_folder(ob, app, &w, 0);
+		break;
+	case LOCAL_RENAME:
+		locate(c->old_rel ? c->old_rel : "", &old);
+		it = find(ob, app, old.item);
+		if (old.depth == 2 && it && !busy(it))
+			forget(ob, it);
+		else if (old.depth > 2 && strcmp(old.item, w.item) != 0)
+			touch_folder(ob, app, &old, 0);
+		if (w.depth == 2 && !outbox_temp_name(w.name))
+			put(ob, app, w.item, c->is_dir, SPOOL_RECEIVED, NULL);
+		else if (w.depth > 2)
+			touch_folder(ob, app, &w, 0);
+		break;
+	}
+}
+
+static int hook_check(void *ctx, const struct local_call *c)
+{
+	struct outbox *ob = ctx;
+	size_t app;
+	int r;
+
+	if (c->self)
+		return 0;
+	if (c->area != AREA_OUTBOX) /* sent/, failed/: read and remove */
+		return c->op == LOCAL_REMOVE || (c->op == LOCAL_WRITE && c->attrs_only) ? 0 : -EPERM;
+	app = app_index(ob, c->org, c->app);
+	if (app == SIZE_MAX)
+		return -EPERM;
+	pthread_mutex_lock(&ob->lock);
+	r = check_outbox(ob, app, c);
+	pthread_mutex_unlock(&ob->lock);
+	return r;
+}
+
+static void hook_done(void *ctx, const struct local_call *c)
+{
+	struct outbox *ob = ctx;
+	size_t app;
+
+	if (c->self || c->area != AREA_OUTBOX)
+		return;
+	app = app_index(ob, c->org, c->app);
+	if (app == SIZE_MAX)
+		return;
+	pthread_mutex_lock(&ob->lock);
+	done_outbox(ob, app, c);
+	pthread_mutex_unlock(&ob->lock);
+}
+
+static int hook_xattr(void *ctx, const struct local_call *c, const char *name, char **ret)
+{
+	struct outbox *ob = ctx;
+	size_t app = app_index(ob, c->org, c->app);
+	const char *v = NULL;
+	struct ob_item *it;
+	struct where w;
+
+	locate(c->rel, &w);
+	if (c->area != AREA_OUTBOX || app == SIZE_MAX || w.depth != 2)
+		return -ENODATA;
+	pthread_mutex_lock(&ob->lock);
+	it = find(ob, app, w.item);
+	if (strcmp(name, "user.altinn.state") == 0)
+		v = it ? spool_state_name(it->s.state)
+		       : outbox_temp_name(w.name) ? "temporary" : NULL;
+	else if (it && strcmp(name, "user.altinn.last_error") == 0)
+		v = it->s.last_error;
+	else if (it && strcmp(name, "user.altinn.id") == 0)
+		v = it->s.instance_id;
+	if (v)
+		*ret = xstrdup(v);
+	pthread_mutex_unlock(&ob->lock);
+	return v ? 0 : -ENODATA;
 }
 
 bool outbox_hooks(struct outbox *ob, enum local_area area, struct local_hooks *ret)
 {
-	return false;
+	if (!ob->cfg->outbox || (area != AREA_OUTBOX && area != AREA_SENT && area != AREA_FAILED))
+		return false;
+	memset(ret, 0, sizeof(*ret));
+	ret->ctx = ob;
+	ret->check = hook_check;
+	ret->done = hook_done;
+	ret->xattr = area == AREA_OUTBOX ? hook_xattr : NULL;
+	return true;
+}
+
+/* ---- start: the journal against the folders */
+
+static void load_one(void *ctx, struct spool_item *s)
+{
+	struct outbox *ob = ctx;
+	size_t app = app_index(ob, s->org, s->app);
+	struct ob_item *it;
+
+	if (app == SIZE_MAX) { /* an app no longer mounted: its items wait */
+		spool_item_free(s);
+		return;
+	}
+	it = xcalloc(1, sizeof(*it));
+	it->s = *s;
+	it->app = app;
+	free(s);
+	it->next = ob->items;
+	ob->items = it;
+}
+
+/* Files in outbox/<owner>/ the journal has no word of: held. */
+static void adopt_unknown(struct outbox *ob, size_t app)
+{
+	int fd = dup(ob->apps[app].dir_fd[OB_OUTBOX]);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		int ofd;
+		DIR *od;
+		struct dirent *e;
+
+		if (de->d_name[0] == '.')
+			continue;
+		ofd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		od = ofd >= 0 ? fdopendir(ofd) : NULL;
+		if (!od) {
+			if (ofd >= 0)
+				close(ofd);
+			continue;
+		}
+		while ((e = readdir(od))) {
+			char *rel;
+			struct stat st;
+
+			if (outbox_temp_name(e->d_name) ||
+			    fstatat(dirfd(od), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)))
+				continue;
+			rel = xasprintf("%s/%s", de->d_name, e->d_name);
+			if (!find(ob, app, rel)) {
+				log_warn("outbox: \"%s\" has no record (the daemon stopped as it arrived); "
+					 "held until renamed", rel);
+				put(ob, app, rel, S_ISDIR(st.st_mode), SPOOL_HELD,
+				    "found without a record after a restart: rename it to send it");
+			}
+			free(rel);
+		}
+		closedir(od);
+	}
+	closedir(d);
+}
+
+static void reconcile(struct outbox *ob)
+{
+	struct ob_item *it, *next;
+	struct stat st;
+
+	pthread_mutex_lock(&ob->lock);
+	for (it = ob->items; it; it = next) {
+		bool there = fstatat(ob->apps[it->app].dir_fd[OB_OUTBOX], it->s.rel, &st,
+				     AT_SYMLINK_NOFOLLOW) == 0;
+
+		next = it->next;
+		if (!there && it->s.state <= SPOOL_RECEIVED) {
+			forget(ob, it);
+		} else if (!there && it->s.state < SPOOL_SUBMITTED) {
+			/* gone mid-delivery: nobody but a root shell does that */
+			log_error("outbox: \"%s\" disappeared while it was being delivered",
+				  it->s.rel);
+			free(it->s.last_error);
+			it->s.last_error = xstrdup("the file disappeared from the outbox folder");
+			it->s.state = SPOOL_FAILING;
+			outbox_save(ob, it, false);
+		} else if (it->s.state == SPOOL_WRITING) {
+			it->s.state = SPOOL_HELD;
+			free(it->s.last_error);
+			it->s.last_error = xstrdup("the daemon stopped while the file was being "
+						   "written: write it again, or rename it to send it");
+			outbox_save(ob, it, false);
+		}
+	}
+	for (size_t i = 0; i < ob->n_apps; i++)
+		adopt_unknown(ob, i);
+	pthread_mutex_unlock(&ob->lock);
+}
+
+/* ---- the module */
+
+static int open_app(struct outbox *ob, const char *mountpoint, size_t i)
+{
+	struct ob_app *oa = &ob->apps[i];
+	const struct config *cfg = ob->cfg;
+
+	oa->org = cfg->apps[i].org;
+	oa->app = cfg->apps[i].app;
+	oa->id = xasprintf("%s/%s", oa->org, oa->app);
+	oa->forced_type = outbox_type_setting(cfg->outbox_data_type, oa->org, oa->app);
+	for (int k = 0; k < 3; k++) {
+		char *path = xasprintf("%s/apps/%s/%s/%s", cfg->state_dir, oa->org, oa->app,
+				       area_dirs[k]);
+		char *p = path + strlen(cfg->state_dir) + 1;
+		int r = 0;
+
+		/* fs/ makes them too, at fs_start; the journal needs them now */
+		for (char *s = p; *s && r == 0; s++)
+			if (*s == '/') {
+				*s = '\0';
+				if (mkdir(path, 0700) < 0 && errno != EEXIST)
+					r = -errno;
+				*s = '/';
+			}
+		if (r == 0 && mkdir(path, 0700) < 0 && errno != EEXIST)
+			r = -errno;
+		oa->dir_fd[k] = r < 0 ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (oa->dir_fd[k] < 0) {
+			r = log_errno(r < 0 ? r : -errno, "cannot open \"%s\"", path);
+			free(path);
+			return r;
+		}
+		free(path);
+		oa->mount_dir[k] = xasprintf("%s/apps/%s/%s/%s", mountpoint, oa->org, oa->app,
+					     area_dirs[k]);
+	}
+	return 0;
+}
+
+int outbox_new(const struct outbox_deps *deps, struct outbox **ret)
+{
+	struct outbox *ob = xcalloc(1, sizeof(*ob));
+	char *path;
+	int r = 0;
+
+	ob->cfg = deps->cfg;
+	ob->a = deps->a;
+	pthread_mutex_init(&ob->lock, NULL);
+	pthread_mutex_init(&ob->meta_lock, NULL);
+	pthread_cond_init(&ob->cond, NULL);
+	if (!ob->cfg->outbox) {
+		*ret = ob;
+		return 0;
+	}
+	ob->n_apps = ob->cfg->n_apps;
+	ob->apps = xcalloc(ob->n_apps, sizeof(*ob->apps));
+	for (size_t i = 0; i < ob->n_apps; i++)
+		for (int k = 0; k < 3; k++)
+			ob->apps[i].dir_fd[k] = -1;
+	for (size_t i = 0; i < ob->n_apps && r == 0; i++)
+		r = open_app(ob, deps->mountpoint, i);
+	path = xasprintf("%s/outbox.db", ob->cfg->state_dir);
+	if (r == 0)
+		r = spool_open(path, OB_KEEP_DAYS, &ob->spool);
+	free(path);
+	if (r == 0)
+		r = spool_load(ob->spool, load_one, ob);
+	if (r < 0) {
+		outbox_free(ob);
+		return r;
+	}
+	ob->failed = spool_count_failed(ob->spool);
+	*ret = ob;
+	return 0;
 }
 
 int outbox_start(struct outbox *ob)
 {
-	return 0;
+	if (!ob->cfg->outbox)
+		return 0;
+	reconcile(ob);
+	return uploader_start(ob);
 }
 
 void outbox_status(struct outbox *ob, struct alt_status_outbox *st)
 {
+	int64_t oldest = 0;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&ob->lock);
+	for (struct ob_item *it = ob->items; it; it = it->next) {
+		if (it->s.state < SPOOL_RECEIVED || it->s.state >= SPOOL_DONE)
+			continue;
+		st->pending++;
+		st->retries += it->s.attempts;
+		if (!oldest || it->s.received_at < oldest)
+			oldest = it->s.received_at;
+	}
+	st->failed = ob->failed;
+	pthread_mutex_unlock(&ob->lock);
+	st->oldest_pending_at.tv_sec = (time_t)(oldest / 1000);
+	st->oldest_pending_at.tv_nsec = (long)(oldest % 1000) * 1000000;
 }
 
 void outbox_stop(struct outbox *ob)
 {
+	if (!ob)
+		return;
+	pthread_mutex_lock(&ob->lock);
+	ob->stopping = true;
+	pthread_cond_broadcast(&ob->cond);
+	pthread_mutex_unlock(&ob->lock);
 }
 
 void outbox_free(struct outbox *ob)
 {
+	if (!ob)
+		return;
+	outbox_stop(ob);
+	uploader_join(ob);
+	while (ob->items) {
+		struct ob_item *it = ob->items;
+
+		ob->items = it->next;
+		outbox_item_free(it);
+	}
+	for (size_t i = 0; i < ob->n_apps; i++) {
+		struct ob_app *oa = &ob->apps[i];
+
+		for (int k = 0; k < 3; k++) {
+			if (oa->dir_fd[k] >= 0)
+				close(oa->dir_fd[k]);
+			free(oa->mount_dir[k]);
+		}
+		free(oa->id);
+		free(oa->forced_type);
+		alt_app_free(oa->meta);
+	}
+	free(ob->apps);
+	spool_close(ob->spool);
+	pthread_cond_destroy(&ob->cond);
+	pthread_mutex_destroy(&ob->lock);
+	pthread_mutex_destroy(&ob->meta_lock);
 	free(ob);
 }

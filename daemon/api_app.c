@@ -1,0 +1,279 @@
+/* api_app.c - the App API writes and Storage looks of the outbox.
+ *
+ * Every call here is one request whose outcome is sorted into done,
+ * refused, not done, or unknown (see api_app.h): the outbox's journal
+ * needs to know which, because a step whose outcome is unknown must be
+ * looked up on the platform before it is tried again. A 5xx answer to a
+ * POST or PUT counts as unknown (a gateway may time out after the app
+ * did the work); a 429 as not done (rate limits refuse before work). */
+#include "api_app.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "altinn_i.h"
+#include "config.h"
+#include "http.h"
+#include "limits.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* Query pages read while looking for an instance: at 100 a page, more
+ * than anyone creates for one owner in the window we look at. */
+#define APP_MAX_FIND_PAGES 50
+
+void app_answer_clear(struct app_answer *ans)
+{
+	if (!ans)
+		return;
+	free(ans->title);
+	free(ans->detail);
+	memset(ans, 0, sizeof(*ans));
+	ans->retry_after_ms = -1;
+}
+
+/* Sorts a finished request into an outcome and fills *ans. mutating:
+ * the request changes something, so a lost answer leaves it unknown. */
+static int conclude(int r, const struct http_result *res, bool mutating, const char *what,
+		    struct app_answer *ans)
+{
+	long st = res->status;
+	char *msg;
+
+	app_answer_clear(ans);
+	ans->status = st;
+	ans->retry_after_ms = res->retry_after_ms;
+	if (r == 0) {
+		ans->outcome = APP_OK;
+		snprintf(ans->summary, sizeof(ans->summary), "%s: %ld", what, st);
+		return 0;
+	}
+	if (st >= 400 && st < 600)
+		json_outbox_problem(res->body, res->body_len, &ans->title, &ans->detail);
+	if (st == 429 || st == 401 || (!mutating && (st == 0 || st >= 500 || st == 408)))
+		ans->outcome = APP_LATER;
+	else if (st >= 400 && st < 500 && st != 408)
+		ans->outcome = APP_REFUSED;
+	else
+		ans->outcome = APP_UNKNOWN;
+	if (r == -ECANCELED)
+		ans->outcome = mutating ? APP_UNKNOWN : APP_LATER;
+	msg = ans->title && ans->detail ? xasprintf("%s: %s", ans->title, ans->detail)
+	      : xstrdup(ans->title ? ans->title : ans->detail ? ans->detail : "");
+	if (st)
+		snprintf(ans->summary, sizeof(ans->summary), "%s: HTTP %ld%s%s", what, st,
+			 *msg ? ": " : "", msg);
+	else
+		snprintf(ans->summary, sizeof(ans->summary), "%s: %s", what, strerror(-r));
+	free(msg);
+	return r;
+}
+
+static char *app_url(struct altinn *a, const char *org, const char *app, const char *tail)
+{
+	char *base = config_app_base(a->cfg, org);
+	char *url = xasprintf("%s/%s/%s/%s", base, org, app, tail);
+
+	free(base);
+	return url;
+}
+
+int app_create_instance(struct altinn *a, const char *org, const char *app, const char *owner_key,
+			const char *owner_value, struct json_outbox_instance *ret,
+			struct app_answer *ans)
+{
+	char *body = json_outbox_template(owner_key, owner_value);
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = app_url(a, org, app, "instances"),
+		.method = "POST",
+		.content_type = "application/json",
+		.body = body,
+		.body_len = strlen(body),
+		.result = &res,
+	};
+	int r = http_request(a->http, &req);
+
+	r = conclude(r, &res, true, "create instance", ans);
+	if (r == 0 && json_outbox_parse_instance(res.body, res.body_len, ret) < 0) {
+		/* created, but we cannot tell which: the same as no answer */
+		ans->outcome = APP_UNKNOWN;
+		snprintf(ans->summary, sizeof(ans->summary),
+			 "create instance: HTTP %ld with an answer that is not an instance", res.status);
+		r = -EIO;
+	}
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(body);
+	return r;
+}
+
+/* RFC 6266 with RFC 8187: the platform takes ASCII headers only, so the
+ * real name goes percent-encoded in filename* and filename gets a
+ * fallback with anything unsafe replaced. */
+char *app_content_disposition(const char *filename)
+{
+	char *ascii = xstrdup(filename), *enc = http_escape(filename), *v;
+
+	for (char *p = ascii; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\')
+			*p = '_';
+	v = xasprintf("attachment; filename=\"%s\"; filename*=UTF-8''%s", ascii, enc);
+	free(ascii);
+	free(enc);
+	return v;
+}
+
+int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
+	       const char *data_type, const char *filename, const char *content_type, int fd,
+	       uint64_t size, char **ret_id, struct app_answer *ans)
+{
+	char *type = http_escape(data_type);
+	char *tail = xasprintf("instances/%s/data?dataType=%s", instance_id, type);
+	char *disp = app_content_disposition(filename);
+	char *header = xasprintf("Content-Disposition: %s", disp);
+	const char *headers[] = { header, NULL };
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = app_url(a, org, app, tail),
+		.method = "POST",
+		.content_type = content_type,
+		.has_body_fd = true,
+		.body_fd = fd,
+		.body_len = size,
+		.headers = headers,
+		.bulk = true,
+		.result = &res,
+	};
+	int r = http_request(a->http, &req);
+
+	r = conclude(r, &res, true, "upload", ans);
+	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, ret_id) < 0) {
+		ans->outcome = APP_UNKNOWN;
+		snprintf(ans->summary, sizeof(ans->summary),
+			 "upload: HTTP %ld with an answer that is not a data element", res.status);
+		r = -EIO;
+	}
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(header);
+	free(disp);
+	free(tail);
+	free(type);
+	return r;
+}
+
+int app_process_next(struct altinn *a, const char *org, const char *app, const char *instance_id,
+		     char **ret_task, struct app_answer *ans)
+{
+	char *tail = xasprintf("instances/%s/process/next", instance_id);
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = app_url(a, org, app, tail),
+		.method = "PUT",
+		.once = true, /* a second next would move the process twice */
+		.result = &res,
+	};
+	bool ended = false;
+	char *task = NULL;
+	int r = http_request(a->http, &req);
+
+	r = conclude(r, &res, true, "process/next", ans);
+	if (r == 0 && json_outbox_parse_process(res.body, res.body_len, &task, &ended) == 0)
+		*ret_task = task; /* an unreadable 200 still moved the process */
+	else if (r == 0)
+		*ret_task = NULL;
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(tail);
+	return r;
+}
+
+int app_get_instance(struct altinn *a, const char *instance_id, struct json_outbox_instance *ret,
+		     struct app_answer *ans)
+{
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = xasprintf("%s/instances/%s", a->storage, instance_id),
+		.result = &res,
+	};
+	int r = http_request(a->http, &req);
+
+	r = conclude(r, &res, false, "look up instance", ans);
+	if (r == 0 && json_outbox_parse_instance(res.body, res.body_len, ret) < 0) {
+		ans->outcome = APP_LATER;
+		snprintf(ans->summary, sizeof(ans->summary), "look up instance: unreadable answer");
+		r = -EIO;
+	}
+	http_result_clear(&res);
+	free((char *)req.url);
+	return r;
+}
+
+/* A `next` link on our own platform: its path and query after the
+ * Storage base, so the token never goes to another host. */
+static char *rebase(struct altinn *a, const char *next)
+{
+	const char *p = strstr(next, "/storage/api/v1/");
+
+	return p ? xasprintf("%s%s", a->storage, p + strlen("/storage/api/v1")) : NULL;
+}
+
+static char *find_url(struct altinn *a, const char *org, const char *app, const char *party_id,
+		      int64_t since_ms)
+{
+	struct timespec ts = { (time_t)(since_ms / 1000), 0 };
+	char when[40], *gte, *app_id, *e_app, *e_gte, *url;
+
+	json_format_time(&ts, when, sizeof(when));
+	gte = xasprintf("gte:%s", when);
+	app_id = xasprintf("%s/%s", org, app);
+	e_app = http_escape(app_id);
+	e_gte = http_escape(gte);
+	url = xasprintf("%s/instances?appId=%s&created=%s&size=100%s%s", a->storage, e_app, e_gte,
+			party_id ? "&instanceOwner.partyId=" : "", party_id ? party_id : "");
+	free(e_gte);
+	free(e_app);
+	free(app_id);
+	free(gte);
+	return url;
+}
+
+int app_find_instances(struct altinn *a, const char *org, const char *app, const char *party_id,
+		       int64_t since_ms, int (*cb)(void *ctx, struct json_outbox_instance *oi),
+		       void *ctx, struct app_answer *ans)
+{
+	char *url = find_url(a, org, app, party_id, since_ms);
+	int r = 0;
+
+	for (int page = 0; url && page < APP_MAX_FIND_PAGES; page++) {
+		struct http_result res = { .retry_after_ms = -1 };
+		struct http_request req = { .url = url, .result = &res };
+		struct json_outbox_instance *list = NULL;
+		char *next = NULL;
+		size_t n = 0;
+
+		r = conclude(http_request(a->http, &req), &res, false, "find instances", ans);
+		if (r == 0 && json_outbox_parse_page(res.body, res.body_len, &list, &n, &next) < 0) {
+			ans->outcome = APP_LATER;
+			snprintf(ans->summary, sizeof(ans->summary), "find instances: unreadable answer");
+			r = -EIO;
+		}
+		http_result_clear(&res);
+		for (size_t i = 0; i < n; i++) {
+			if (r == 0)
+				r = cb(ctx, &list[i]);
+			json_outbox_instance_clear(&list[i]);
+		}
+		free(list);
+		free(url);
+		url = r == 0 && next ? rebase(a, next) : NULL;
+		free(next);
+		if (r != 0)
+			break;
+	}
+	free(url);
+	return r;
+}

@@ -1,0 +1,197 @@
+/* uploader.c - the threads that deliver the outbox, and when they retry.
+ *
+ * outbox_uploaders threads (default 4) run beside the FUSE threads. Each
+ * takes the item that has waited longest among those due, owns it until
+ * it must wait again, and puts it back. A step that failed in a way that
+ * may pass (5xx, 429, no answer, the disk) is tried again after
+ * exponential backoff with jitter - 1 s, 2 s, 4 s ... up to
+ * outbox_retry_max - or after the platform's Retry-After when that is
+ * longer. Only when an item has been failing like that for longer than
+ * outbox_give_up does it end in failed/, with the last error. */
+#include "outbox_i.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* The longest an idle uploader sleeps before it looks again. */
+#define OB_IDLE_MS 60000
+
+static bool due_state(enum spool_state st)
+{
+	return st >= SPOOL_RECEIVED && st <= SPOOL_FAILING;
+}
+
+/* The due item that waited longest; else how long until one is due.
+ * Caller holds ob->lock. */
+static struct ob_item *pick(struct outbox *ob, int64_t now, int64_t *ret_wait)
+{
+	struct ob_item *best = NULL;
+	int64_t wait = OB_IDLE_MS;
+
+	for (struct ob_item *it = ob->items; it; it = it->next) {
+		int64_t at = it->s.next_at > it->blocked_until ? it->s.next_at : it->blocked_until;
+
+		if (it->in_flight || !due_state(it->s.state))
+			continue;
+		if (at > now) {
+			wait = at - now < wait ? at - now : wait;
+			continue;
+		}
+		if (!best || it->s.next_at < best->s.next_at)
+			best = it;
+	}
+	*ret_wait = wait;
+	return best;
+}
+
+static int64_t backoff_ms(struct outbox *ob, unsigned attempts, long retry_after_ms)
+{
+	static _Thread_local unsigned int seed;
+	int64_t cap = (int64_t)ob->cfg->outbox_retry_max * 1000;
+	int64_t d = 1000;
+
+	if (!seed)
+		seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&seed;
+	for (unsigned i = 1; i < attempts && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	d = d / 2 + (int64_t)(rand_r(&seed) % (unsigned int)(d / 2 + 1));
+	return retry_after_ms > d ? retry_after_ms : d;
+}
+
+static const char *failing_step(enum spool_state st)
+{
+	return st <= SPOOL_CREATING ? "create_instance" : st == SPOOL_CREATED ? "upload"
+	       : st < SPOOL_SUBMITTED ? "process_next" : "finish";
+}
+
+/* A step must be tried again later: count it, or give up. */
+static void retry_later(struct outbox *ob, struct ob_item *it, int r, struct app_answer *ans)
+{
+	int64_t now = outbox_now_ms(), delay;
+	bool waiting = r == -EAGAIN; /* not a failure: a pause the step asked for */
+
+	if (!waiting && due_state(it->s.state) && it->s.state < SPOOL_SUBMITTED &&
+	    now - it->s.received_at > (int64_t)ob->cfg->outbox_give_up * 1000) {
+		char *why = xasprintf("gave up after %u attempts over %lld s: %s", it->s.attempts + 1,
+				      (long long)((now - it->s.received_at) / 1000), ans->summary);
+
+		if (outcome_refuse(ob, it, failing_step(it->s.state), ans, why) == 0)
+			outcome_finish(ob, it);
+		free(why);
+		return;
+	}
+	delay = waiting ? ans->retry_after_ms : backoff_ms(ob, it->s.attempts + 1, ans->retry_after_ms);
+	pthread_mutex_lock(&ob->lock);
+	if (!waiting) {
+		it->s.attempts++;
+		free(it->s.last_error);
+		it->s.last_error = xstrdup(ans->summary);
+	}
+	it->s.next_at = now + delay;
+	pthread_mutex_unlock(&ob->lock);
+	if (!waiting)
+		log_warn("outbox: \"%s/%s\": %s; attempt %u, next in %lld ms",
+			 ob->apps[it->app].id, it->s.rel, ans->summary, it->s.attempts,
+			 (long long)delay);
+	outbox_save(ob, it, false);
+}
+
+static void run(struct outbox *ob, struct ob_item *it)
+{
+	struct app_answer ans = { .retry_after_ms = -1 };
+	int r = 0;
+
+	if (it->s.state < SPOOL_SUBMITTED)
+		r = deliver_item(ob, it, &ans);
+	if (r == 0 && (it->s.state == SPOOL_SUBMITTED || it->s.state == SPOOL_FAILING)) {
+		r = outcome_finish(ob, it);
+		if (r < 0) {
+			app_answer_clear(&ans);
+			ans.outcome = APP_LATER;
+			snprintf(ans.summary, sizeof(ans.summary), "cannot write the outcome: %s",
+				 strerror(-r));
+		}
+	}
+	if (r < 0) {
+		bool stopping;
+
+		pthread_mutex_lock(&ob->lock);
+		stopping = ob->stopping;
+		pthread_mutex_unlock(&ob->lock);
+		if (!stopping) /* at shutdown the journal says where to go on */
+			retry_later(ob, it, r, &ans);
+	}
+	app_answer_clear(&ans);
+}
+
+static void *uploader_main(void *arg)
+{
+	struct outbox *ob = arg;
+
+	pthread_mutex_lock(&ob->lock);
+	while (!ob->stopping) {
+		int64_t wait;
+		struct ob_item *it = pick(ob, outbox_now_ms(), &wait);
+		struct timespec ts;
+
+		if (!it) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += (time_t)(wait / 1000);
+			ts.tv_nsec += (long)(wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&ob->cond, &ob->lock, &ts);
+			continue;
+		}
+		it->in_flight = true;
+		pthread_mutex_unlock(&ob->lock);
+		run(ob, it);
+		pthread_mutex_lock(&ob->lock);
+		it->in_flight = false;
+		if (it->s.state == SPOOL_DONE || it->s.state == SPOOL_FAILED) {
+			for (struct ob_item **p = &ob->items; *p; p = &(*p)->next)
+				if (*p == it) {
+					*p = it->next;
+					break;
+				}
+			outbox_item_free(it);
+		}
+	}
+	pthread_mutex_unlock(&ob->lock);
+	return NULL;
+}
+
+int uploader_start(struct outbox *ob)
+{
+	ob->n_threads = (size_t)ob->cfg->outbox_uploaders;
+	ob->threads = xcalloc(ob->n_threads, sizeof(*ob->threads));
+	for (size_t i = 0; i < ob->n_threads; i++) {
+		int r = pthread_create(&ob->threads[i], NULL, uploader_main, ob);
+
+		if (r != 0) {
+			ob->n_threads = i;
+			return log_errno(-r, "cannot start the outbox uploaders");
+		}
+	}
+	return 0;
+}
+
+void uploader_join(struct outbox *ob)
+{
+	for (size_t i = 0; i < ob->n_threads; i++)
+		pthread_join(ob->threads[i], NULL);
+	free(ob->threads);
+	ob->threads = NULL;
+	ob->n_threads = 0;
+}
