@@ -6,7 +6,7 @@
 ALTINNFS_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
 libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libsqlite3-dev libmicrohttpd-dev
 python3 python3-pytest python3-cryptography
-attr curl procps inotify-tools jq"
+attr curl procps inotify-tools jq rsync"
 
 setup_packages() {
 	local missing=()

@@ -1,0 +1,169 @@
+"""The outbox across crashes, restarts and a full disk: kill -9 of the daemon
+at each step of a delivery (the platform held at that step with a delayed
+answer), a restart on the same state_dir, and then exactly one instance with
+exactly one data element, the process moved exactly once, and a receipt;
+files half written when the daemon died are held, not sent; a full state_dir
+refuses the write with ENOSPC and enqueues nothing."""
+
+import errno
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from outbox_util import (FAST, PDF, SOKNAD, area, attachments, calls, instances_of, new_org,
+                         owner_dir, stored_bytes, wait_for, wait_receipt, xattr)
+
+
+@pytest.fixture
+def p(own_platform):
+    own_platform.clear_faults()
+    yield own_platform
+    own_platform.clear_faults()
+
+
+def kill9(m):
+    """The daemon dies at once; the dead mount is unmounted."""
+    m.proc.kill()
+    m.proc.wait()
+    m.stop()
+
+
+def in_flight(p, mark, method, suffix):
+    return [e for e in p.since(mark) if e["method"] == method and e["path"].endswith(suffix)
+            and e["status"] is None]
+
+
+def task_of(p, number):
+    [inst] = instances_of(p, SOKNAD, number)
+    return (inst["process"].get("currentTask") or {}).get("elementId")
+
+
+# (what the platform is held at, the fault's path, method, whether the work is
+# done before the hold, and what shows it was done)
+STEPS = {
+    "create-done": ("/ttd/soknad/instances$", "POST", True, "/instances"),
+    "create-not-done": ("/ttd/soknad/instances$", "POST", False, "/instances"),
+    "upload-done": ("/ttd/soknad/instances/*/*/data", "POST", True, "/data"),
+    "next-done": ("/ttd/soknad/instances/*/*/process/next", "PUT", True, "/process/next"),
+    "next-not-done": ("/ttd/soknad/instances/*/*/process/next", "PUT", False, "/process/next"),
+}
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_kill_9_mid_delivery_then_restart(p, mount, step):
+    path, method, after, suffix = STEPS[step]
+    m1 = mount(localtest=p, **FAST)
+    owner, number = new_org()
+    d = owner_dir(m1, SOKNAD, owner)
+    p.fault(path, method=method, delay_ms=6000, after=after, count=1)
+    mark = p.mark()
+    (d / "vedtak.pdf").write_bytes(PDF)
+    wait_for(lambda: in_flight(p, mark, method, suffix), what=f"{method} {suffix} held")
+    if step == "create-done":
+        wait_for(lambda: instances_of(p, SOKNAD, number), what="the instance")
+    elif step == "upload-done":
+        wait_for(lambda: attachments(instances_of(p, SOKNAD, number)[0]), what="the upload")
+    elif step == "next-done":
+        wait_for(lambda: task_of(p, number) == "Task_2", what="the process to move")
+    kill9(m1)
+    assert (area(m1, SOKNAD, "outbox") / owner / "vedtak.pdf").exists() is False  # unmounted
+    assert (m1.state_dir / "apps/ttd/soknad/outbox" / owner / "vedtak.pdf").read_bytes() == PDF
+
+    m2 = mount(localtest=p, state_dir=str(m1.state_dir), **FAST)
+    receipt = wait_receipt(m2, SOKNAD, owner, "vedtak.pdf", timeout=40)
+    [inst] = instances_of(p, SOKNAD, number)
+    [el] = attachments(inst)
+    assert stored_bytes(p, el["id"]) == PDF
+    assert receipt["instance_id"] == inst["id"] and receipt["data"][0]["data_id"] == el["id"]
+    # soknad is Task_1 -> Task_2 -> end: a second process/next would have ended it
+    assert task_of(p, number) == "Task_2"
+    assert receipt["process"]["task"] == "Task_2"
+    assert not (d.exists() and os.listdir(area(m2, SOKNAD, "outbox") / owner))
+    assert len(calls(p, mark, "POST", "/instances")) == (2 if step == "create-not-done" else 1)
+
+
+def test_file_half_written_when_the_daemon_died_is_held(p, mount):
+    m1 = mount(localtest=p, **FAST)
+    owner, number = new_org()
+    d = owner_dir(m1, SOKNAD, owner)
+    f = open(d / "halv.pdf", "wb", buffering=0)
+    f.write(PDF[:10])
+    kill9(m1)
+    try:
+        f.close()
+    except OSError:
+        pass
+    m2 = mount(localtest=p, state_dir=str(m1.state_dir), **FAST)
+    d2 = area(m2, SOKNAD, "outbox") / owner
+    assert xattr(d2 / "halv.pdf", "user.altinn.state") == "held"
+    assert "stopped" in xattr(d2 / "halv.pdf", "user.altinn.last_error")
+    time.sleep(1)
+    assert instances_of(p, SOKNAD, number) == []
+    status = json.loads((m2.path / "status.json").read_bytes())["outbox"]
+    assert status["pending"] == 0
+    (d2 / "halv.pdf").write_bytes(PDF)  # written again, whole: now it goes
+    wait_receipt(m2, SOKNAD, owner, "halv.pdf")
+    [inst] = instances_of(p, SOKNAD, number)
+    assert stored_bytes(p, attachments(inst)[0]["id"]) == PDF
+
+
+def test_outage_across_a_clean_restart(p, mount):
+    m1 = mount(localtest=p, **FAST)
+    owner, number = new_org()
+    d = owner_dir(m1, SOKNAD, owner)
+    p.fault("/ttd/soknad/instances$", method="POST", status=503, count=-1)
+    (d / "a.pdf").write_bytes(PDF)
+    (d / "b.pdf").write_bytes(PDF + b"b")
+    wait_for(lambda: "503" in (xattr(d / "b.pdf", "user.altinn.last_error") or ""),
+             what="a 503 for b.pdf")
+    m1.stop()
+    p.clear_faults()
+    m2 = mount(localtest=p, state_dir=str(m1.state_dir), **FAST)
+    ra = wait_receipt(m2, SOKNAD, owner, "a.pdf", timeout=30)
+    rb = wait_receipt(m2, SOKNAD, owner, "b.pdf", timeout=30)
+    assert ra["instance_id"] != rb["instance_id"]
+    assert ra["attempts"] >= 2
+    assert len(instances_of(p, SOKNAD, number)) == 2
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs for state_dir, unmounted afterwards."""
+    path = tmp_path / "small-state"
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_full_state_dir_refuses_the_write_with_enospc(p, mount, small_disk):
+    m = mount(localtest=p, state_dir=str(small_disk), **FAST)
+    try:
+        owner, number = new_org()
+        d = owner_dir(m, SOKNAD, owner)
+        mark = p.mark()
+        with pytest.raises(OSError) as exc:
+            with open(d / "stor.pdf", "wb") as f:
+                for _ in range(8):
+                    f.write(PDF + os.urandom(1 << 20))
+        assert exc.value.errno == errno.ENOSPC
+        # what did arrive is not sent: a write failed, so the file is held
+        assert xattr(d / "stor.pdf", "user.altinn.state") == "held"
+        assert "No space" in xattr(d / "stor.pdf", "user.altinn.last_error")
+        time.sleep(1)
+        assert calls(p, mark, "POST", "/instances") == []
+        assert instances_of(p, SOKNAD, number) == []
+        os.unlink(d / "stor.pdf")  # space again: the outbox goes on
+        (d / "liten.pdf").write_bytes(PDF)
+        wait_receipt(m, SOKNAD, owner, "liten.pdf")
+        assert len(instances_of(p, SOKNAD, number)) == 1
+    finally:
+        m.stop()
