@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 struct config;
@@ -109,14 +110,30 @@ int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid
 
 /* Reading one data element's bytes with HTTP range requests.
  * A reader belongs to one open file; reads may come from several threads
- * at once. Sequential reads are served from a bounded read-ahead stream
- * (ALT_STREAM_WINDOW); random reads become single range requests. */
+ * at once. Sequential reads are served from a read-ahead stream of bounded
+ * range windows that grow while reading stays sequential, in a ring of
+ * ALT_STREAM_WINDOW bytes; random reads become single range requests. */
 struct alt_reader;
 int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
 		       const char *data_guid, uint64_t size, struct alt_reader **ret);
 /* Reads up to len bytes at off into buf; returns the count (0 at or past
  * the end) or a negative errno. Short only at the end of the element. */
 ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf);
+
+/* Bytes lent by the reader without a copy: one or two pieces of its
+ * memory (its ring may wrap), valid until altinn_reader_release(). */
+struct alt_bytes {
+	struct iovec iov[2];
+	int n_iov;
+	size_t len;               /* iov[0].iov_len + iov[1].iov_len */
+	struct alt_loan *loan;    /* private: what keeps the bytes */
+};
+/* Like altinn_reader_read, but lends the bytes in *ret. Give them back
+ * with altinn_reader_release, also after a failure or 0 bytes, and before
+ * altinn_reader_close. */
+ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
+			     struct alt_bytes *ret);
+void altinn_reader_release(struct alt_bytes *b);
 void altinn_reader_close(struct alt_reader *r); /* NULL is fine */
 
 /* Health and token facts for status.json. */

@@ -1,28 +1,38 @@
 /* reader.c - a data element's bytes, read with HTTP ranges.
  *
  * Reading must cost what is read: the first 4 KiB of a 256 MiB element is
- * one small range request, never the whole element. Sequential reading
- * must run near the speed of one plain download, which many small range
- * requests cannot (each is a round trip). So a reader starts with bounded
- * range requests (RD_RANGE_MIN at least; the surplus is kept for the next
- * small read), and when a read starts where the previous one ended it opens
- * a stream: one GET of "bytes=off-" on a thread of its own, whose bytes go
- * into a ring of ALT_STREAM_WINDOW bytes. The thread blocks when the ring
- * is full, so memory stays bounded whatever the element's size, and TCP
- * flow control holds the server back meanwhile.
+ * one small range request, never the whole element, and a reader that
+ * stops early leaves little in flight. Sequential reading must run near
+ * the speed of one plain download, which many small range requests cannot
+ * (each is a round trip). So a reader starts with bounded range requests
+ * (RD_RANGE_MIN at least; the surplus is kept for the next small read),
+ * and when a read starts where the previous one ended it opens a stream:
+ * a thread of its own that fetches the element in bounded range windows,
+ * RD_WIN_MIN first and twice as large each time up to RD_WIN_MAX, into a
+ * ring of ALT_STREAM_WINDOW bytes. The next window is asked for once
+ * reading has reached the middle of the last one, so a short read costs
+ * at most a small window, and a long one finds the next bytes already on
+ * their way. The thread blocks when the ring is full, so memory stays
+ * bounded whatever the element's size, and TCP flow control holds the
+ * server back meanwhile.
+ *
+ * Readers are lent bytes in place (altinn_reader_borrow), so a FUSE reply
+ * is written straight from the ring: a lent range is pinned, and the
+ * thread does not overwrite it until it is given back.
  *
  * The kernel sends reads from several FUSE threads, slightly out of order
  * and slightly ahead, so the ring keeps RD_KEEP bytes already handed out
  * and lets a read wait for bytes up to RD_AHEAD past what has arrived. A
  * read far from the stream (a seek) stops it and becomes a range request;
- * if reading goes on sequentially from there, a new stream starts. A
- * stream no one reads for RD_IDLE_S seconds gives up its connection and
- * ring. At most ALT_MAX_STREAMS streams exist at once; readers beyond
- * that use range requests only.
+ * if reading goes on sequentially from there, a new stream starts, with a
+ * small window again. A stream no one reads for RD_IDLE_S seconds gives
+ * up its ring. At most ALT_MAX_STREAMS streams exist at once; readers
+ * beyond that use range requests only.
  *
  * Answers are checked: a 206 must carry the Content-Range we asked for,
  * and a server that ignores Range and answers 200 is handled by skipping
- * to the offset. Reads are short only at the end of the element. */
+ * to the offset and taking the rest of that one answer. Reads are short
+ * only at the end of the element. */
 #include "altinn.h"
 
 #include <errno.h>
@@ -41,43 +51,59 @@
 #include "xalloc.h"
 
 #define RD_RANGE_MIN (128u << 10) /* smallest range request */
+#define RD_WIN_MIN (1u << 20)     /* the first window of a stream */
+#define RD_WIN_MAX (16u << 20)    /* windows grow up to this */
 #define RD_KEEP (2u << 20)        /* consumed bytes kept for late readers */
 #define RD_AHEAD (4u << 20)       /* how far past the arrived bytes a read may wait */
 #define RD_IDLE_S 30              /* a stream no one reads stops after this */
 #define RD_FALLBACK 1             /* "the stream cannot serve this read" */
 
-/* A reader waiting for [off, ...) keeps those bytes in the ring until it
- * has copied them, however far other readers have got. */
+/* A reader inside the stream keeps [off, ...) in the ring, however far
+ * other readers have got, until it gives its bytes back. */
 struct rd_pin {
 	uint64_t off;
+	uint64_t need; /* waiting for the bytes up to here; 0 once served */
 	struct rd_pin *next;
 };
 
 struct rd_stream {
 	struct http *http;
 	char *url;
-	atomic_int refs;    /* the reader's pointer + reads in progress */
+	int timeout;        /* cfg->timeout, seconds */
+	atomic_int refs;    /* the reader's pointer + reads and loans in progress */
 	atomic_bool cancel; /* set once by whoever stops the stream */
 	pthread_t thread;
 	struct altinn *a;   /* for the stream slot count */
 
 	pthread_mutex_t lock;
 	pthread_cond_t more; /* bytes arrived or the stream ended */
-	pthread_cond_t room; /* a reader consumed bytes */
+	pthread_cond_t room; /* for the thread: bytes consumed, a reader waits, or stop */
 	/* protected by lock: */
 	char *ring;          /* NULL once given back (idle, or all consumed) */
-	uint64_t origin;     /* offset the GET started at */
 	uint64_t start;      /* lowest offset still in the ring */
 	uint64_t end;        /* offset after the last byte received */
 	uint64_t hi;         /* furthest offset handed to a reader */
+	uint64_t eof;        /* where the element ends (its size, or less if the
+			      * platform says so) */
+	uint64_t win_first;  /* the latest window is [win_first, asked) */
+	uint64_t asked;
+	uint64_t win;        /* the size of the next window */
 	uint64_t skip;       /* bytes to drop first (a 200 answer to our range) */
-	struct rd_pin *pins; /* readers inside stream_read, each holding its offset */
-	bool done;           /* the transfer is over */
+	struct rd_pin *pins;
+	bool fetching;       /* a window's request is under way */
+	bool done;           /* no more bytes will come */
 	bool idle;           /* ... because no one was reading */
 	int err;             /* its result, 0 or -errno */
-	bool writer_waiting; /* the thread waits on room */
+	bool thread_waiting; /* the thread waits on room */
 	time_t progress_at;  /* CLOCK_MONOTONIC seconds of the last bytes in */
 	time_t consumed_at;  /* ... and of the last bytes out */
+};
+
+/* What keeps lent bytes: a pin in a stream's ring, or a buffer of ours. */
+struct alt_loan {
+	struct rd_stream *stream;
+	struct rd_pin pin;
+	char *buf;
 };
 
 struct alt_reader {
@@ -142,6 +168,22 @@ static void stream_unref(struct rd_stream *s)
 	free(s);
 }
 
+/* Wakes the thread if it waits for room or for readers; locked. */
+static void stream_poke(struct rd_stream *s)
+{
+	if (s->thread_waiting)
+		pthread_cond_signal(&s->room);
+}
+
+static void wait_1s(pthread_cond_t *cond, pthread_mutex_t *lock)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_cond_timedwait(cond, lock, &until);
+}
+
 /* ---- the stream thread */
 
 static int stream_head(void *ctx, const struct http_head *head)
@@ -150,19 +192,27 @@ static int stream_head(void *ctx, const struct http_head *head)
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
+	s->skip = 0;
 	if (head->status == 200) {
-		s->skip = s->origin; /* the server ignored Range */
-	} else if (head->status != 206 || !head->has_range || head->range_first != s->origin) {
-		log_warn("stream of \"%s\" from %llu: the platform answered another range", s->url,
-			 (unsigned long long)s->origin);
+		/* the server ignored Range: this answer is the whole element,
+		 * and it is the last one we ask for */
+		s->skip = s->win_first;
+		s->asked = s->eof;
+	} else if (head->status != 206 || !head->has_range || head->range_first != s->win_first ||
+		   head->range_last >= s->asked) {
+		log_warn("window %llu-%llu of \"%s\": the platform answered another range",
+			 (unsigned long long)s->win_first, (unsigned long long)s->asked - 1, s->url);
 		r = -EIO;
+	} else if (head->range_last + 1 < s->asked) {
+		s->eof = s->asked = head->range_last + 1; /* shorter than we were told */
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
 
 /* The lowest offset the ring must still hold: RD_KEEP behind the furthest
- * read, or lower for a reader still waiting; locked. */
+ * read, or lower for a reader still using its bytes; locked. Bytes below
+ * it are dropped only when their room is needed. */
 static uint64_t stream_floor(struct rd_stream *s)
 {
 	uint64_t floor = s->hi > RD_KEEP ? s->hi - RD_KEEP : 0;
@@ -175,6 +225,15 @@ static uint64_t stream_floor(struct rd_stream *s)
 	return min_u64(floor, s->end);
 }
 
+/* Is a reader waiting for bytes that have now arrived? locked */
+static bool stream_need_met(struct rd_stream *s)
+{
+	for (struct rd_pin *p = s->pins; p; p = p->next)
+		if (p->need && p->need <= s->end)
+			return true;
+	return false;
+}
+
 /* Copies n bytes in at s->end, waiting for room; locked. */
 static int stream_put(struct rd_stream *s, const char *p, size_t n)
 {
@@ -183,20 +242,23 @@ static int stream_put(struct rd_stream *s, const char *p, size_t n)
 
 		if (atomic_load(&s->cancel))
 			return -ECANCELED;
-		s->start = stream_floor(s);
+		/* drop only the oldest bytes this write needs room for, down
+		 * to the floor: the rest stays for late readers */
+		if (s->end + n > s->start + ALT_STREAM_WINDOW) {
+			uint64_t floor = stream_floor(s);
+			uint64_t want = s->end + n - ALT_STREAM_WINDOW;
+
+			s->start = want < floor ? want : floor;
+		}
 		space = ALT_STREAM_WINDOW - (size_t)(s->end - s->start);
 		if (space == 0) {
-			struct timespec until;
-
 			if (mono_s() - s->consumed_at >= RD_IDLE_S) {
 				s->idle = true;
 				return -ECANCELED;
 			}
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += 1;
-			s->writer_waiting = true;
-			pthread_cond_timedwait(&s->room, &s->lock, &until);
-			s->writer_waiting = false;
+			s->thread_waiting = true;
+			wait_1s(&s->room, &s->lock);
+			s->thread_waiting = false;
 			continue;
 		}
 		at = (size_t)(s->end % ALT_STREAM_WINDOW);
@@ -212,7 +274,7 @@ static int stream_put(struct rd_stream *s, const char *p, size_t n)
 		p += k;
 		n -= k;
 		s->progress_at = mono_s();
-		if (s->pins)
+		if (stream_need_met(s))
 			pthread_cond_broadcast(&s->more);
 	}
 	return 0;
@@ -238,24 +300,88 @@ static int stream_data(void *ctx, const char *p, size_t n)
 	return r;
 }
 
-static void *stream_main(void *arg)
+/* Should the next window be asked for now? Once reading has reached the
+ * middle of the latest window, or a reader waits past it; locked. */
+static bool stream_wanted(struct rd_stream *s)
 {
-	struct rd_stream *s = arg;
+	if (s->hi >= s->win_first + (s->asked - s->win_first) / 2)
+		return true;
+	for (struct rd_pin *p = s->pins; p; p = p->next)
+		if (p->need > s->asked)
+			return true;
+	return false;
+}
+
+/* Waits until the next window is wanted: 0, or -ECANCELED when the stream
+ * is stopped or no one has read for RD_IDLE_S; locked. */
+static int stream_wait_wanted(struct rd_stream *s)
+{
+	for (;;) {
+		if (atomic_load(&s->cancel) || !s->ring)
+			return -ECANCELED;
+		if (stream_wanted(s))
+			return 0;
+		if (mono_s() - s->consumed_at >= RD_IDLE_S) {
+			s->idle = true;
+			return -ECANCELED;
+		}
+		s->thread_waiting = true;
+		wait_1s(&s->room, &s->lock);
+		s->thread_waiting = false;
+	}
+}
+
+/* Fetches [s->win_first, s->asked); locked, unlocked meanwhile. */
+static int stream_fetch(struct rd_stream *s)
+{
 	struct http_request req = {
 		.url = s->url,
 		.accept = "*/*",
 		.has_range = true,
-		.range_first = s->origin,
-		.range_last = UINT64_MAX,
+		.range_first = s->win_first,
+		.range_last = s->asked - 1,
 		.bulk = true,
 		.on_head = stream_head,
 		.on_data = stream_data,
 		.ctx = s,
 		.cancel = &s->cancel,
 	};
-	int r = http_request(s->http, &req);
+	int r;
+
+	s->fetching = true;
+	s->progress_at = mono_s();
+	pthread_mutex_unlock(&s->lock);
+	r = http_request(s->http, &req);
+	pthread_mutex_lock(&s->lock);
+	s->fetching = false;
+	if (r == -ERANGE) { /* 416: the element ends before the window */
+		s->eof = s->asked = s->win_first;
+		r = 0;
+	}
+	if (r == 0 && s->end != s->asked && s->asked != s->eof) {
+		log_warn("window %llu-%llu of \"%s\": %llu bytes came", (unsigned long long)s->win_first,
+			 (unsigned long long)s->asked - 1, s->url,
+			 (unsigned long long)(s->end - s->win_first));
+		r = -EIO;
+	}
+	return r;
+}
+
+static void *stream_main(void *arg)
+{
+	struct rd_stream *s = arg;
+	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
+	while (r == 0 && s->asked < s->eof) {
+		r = stream_wait_wanted(s);
+		if (r < 0)
+			break;
+		s->win_first = s->asked;
+		s->asked = min_u64(s->asked + s->win, s->eof);
+		s->win = min_u64(s->win * 2, RD_WIN_MAX);
+		r = stream_fetch(s);
+	}
 	s->done = true;
 	s->err = r;
 	if (s->idle) {
@@ -268,7 +394,7 @@ static void *stream_main(void *arg)
 	return NULL;
 }
 
-static struct rd_stream *stream_start(struct alt_reader *r, uint64_t off)
+static struct rd_stream *stream_start(struct alt_reader *r, uint64_t off, size_t len)
 {
 	struct rd_stream *s;
 
@@ -278,13 +404,16 @@ static struct rd_stream *stream_start(struct alt_reader *r, uint64_t off)
 	s->a = r->a;
 	s->http = r->a->http;
 	s->url = xstrdup(r->url);
+	s->timeout = r->a->cfg->timeout > 0 ? r->a->cfg->timeout : 30; /* as http.c */
 	atomic_init(&s->refs, 1);
 	atomic_init(&s->cancel, false);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->more, NULL);
 	pthread_cond_init(&s->room, NULL);
 	s->ring = xmalloc(ALT_STREAM_WINDOW);
-	s->origin = s->start = s->end = s->hi = off;
+	s->start = s->end = s->hi = s->win_first = s->asked = off;
+	s->eof = r->size;
+	s->win = len > RD_WIN_MIN ? len : RD_WIN_MIN;
 	s->progress_at = s->consumed_at = mono_s();
 	if (pthread_create(&s->thread, NULL, stream_main, s) != 0) {
 		log_warn("cannot start a stream thread; reading with ranges");
@@ -312,16 +441,20 @@ static void stream_stop(struct rd_stream *s)
 
 /* ---- reading from a stream */
 
-/* Could the stream serve [off, off+len) now or soon? s locked. */
+/* Could the stream serve [off, off+len) now or soon? s locked. Bytes
+ * not in yet are worth waiting for when they are near and the ring can
+ * hold them beside the RD_KEEP bytes behind the furthest read. Bytes lent
+ * to readers may hold the ring back meanwhile, but only until their
+ * replies are written. */
 static bool stream_covers(struct rd_stream *s, uint64_t off, size_t len)
 {
-	uint64_t floor = stream_floor(s);
+	uint64_t low = s->hi > s->start + RD_KEEP ? s->hi - RD_KEEP : s->start;
 
 	if (!s->ring || atomic_load(&s->cancel) || off < s->start)
 		return false;
 	if (s->done)
 		return s->err == 0 || off + len <= s->end;
-	return off <= s->end + RD_AHEAD && off + len <= floor + ALT_STREAM_WINDOW;
+	return off <= s->end + RD_AHEAD && off + len <= low + ALT_STREAM_WINDOW;
 }
 
 /* Is the stream worth keeping for reads around off? s locked. A read
@@ -333,13 +466,19 @@ static bool stream_near(struct rd_stream *s, uint64_t off, size_t len)
 	return off + len + RD_KEEP >= s->start && off <= s->end + RD_AHEAD;
 }
 
-static void copy_out(struct rd_stream *s, uint64_t off, size_t len, char *buf)
+/* The ring's bytes [off, off+n) as one or two pieces; s locked or pinned. */
+static void lend_ring(struct rd_stream *s, uint64_t off, size_t n, struct alt_bytes *ret)
 {
 	size_t at = (size_t)(off % ALT_STREAM_WINDOW);
-	size_t first = len < ALT_STREAM_WINDOW - at ? len : ALT_STREAM_WINDOW - at;
+	size_t first = n < ALT_STREAM_WINDOW - at ? n : ALT_STREAM_WINDOW - at;
 
-	memcpy(buf, s->ring + at, first);
-	memcpy(buf + first, s->ring, len - first);
+	ret->iov[0] = (struct iovec){ s->ring + at, first };
+	ret->n_iov = 1;
+	if (n > first) {
+		ret->iov[1] = (struct iovec){ s->ring, n - first };
+		ret->n_iov = 2;
+	}
+	ret->len = n;
 }
 
 static void unpin(struct rd_stream *s, struct rd_pin *pin)
@@ -351,11 +490,22 @@ static void unpin(struct rd_stream *s, struct rd_pin *pin)
 		}
 }
 
-/* 0 with *ret_n bytes copied, RD_FALLBACK, or -errno. */
-static int stream_read(struct rd_stream *s, uint64_t off, size_t len, char *buf, size_t *ret_n,
-		       int timeout)
+/* Takes the pin out; when everything has been handed out, the ring is no
+ * longer needed. s locked. */
+static void stream_unpin(struct rd_stream *s, struct rd_pin *pin)
 {
-	struct rd_pin pin = { .off = off };
+	unpin(s, pin);
+	if (s->done && s->err == 0 && s->hi >= s->end && !s->pins)
+		stream_release_ring(s); /* all handed out */
+	stream_poke(s);
+}
+
+/* 0 with the bytes lent from the ring (the loan pins them), RD_FALLBACK,
+ * or -errno. */
+static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt_loan *loan,
+		       struct alt_bytes *ret)
+{
+	struct rd_pin *pin = &loan->pin;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
@@ -363,29 +513,27 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, char *buf,
 		pthread_mutex_unlock(&s->lock);
 		return RD_FALLBACK;
 	}
-	pin.next = s->pins;
-	s->pins = &pin;
+	pin->off = off;
+	pin->need = off + len;
+	pin->next = s->pins;
+	s->pins = pin;
+	stream_poke(s); /* perhaps the next window is wanted now */
 	for (;;) {
-		struct timespec until;
-
 		if (!s->ring || atomic_load(&s->cancel) || off < s->start) {
 			r = RD_FALLBACK;
 			break;
 		}
 		if (s->end >= off + len || (s->done && s->err == 0)) {
 			size_t n = s->end > off ? (size_t)min_u64(len, s->end - off) : 0;
-			/* unlocked: the pin keeps the writer off these bytes */
-			pthread_mutex_unlock(&s->lock);
-			copy_out(s, off, n, buf);
-			pthread_mutex_lock(&s->lock);
+
+			lend_ring(s, off, n, ret);
+			pin->need = 0;
 			if (off + n > s->hi)
 				s->hi = off + n;
 			s->consumed_at = mono_s();
-			if (s->writer_waiting)
-				pthread_cond_signal(&s->room);
-			*ret_n = n;
-			r = 0;
-			break;
+			stream_poke(s);
+			pthread_mutex_unlock(&s->lock);
+			return 0;
 		}
 		if (s->done) {
 			/* a stall is the platform's fault: say so, rather than
@@ -397,17 +545,13 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, char *buf,
 			r = RD_FALLBACK;
 			break;
 		}
-		if (mono_s() - s->progress_at > timeout + 5) {
+		if (s->fetching && mono_s() - s->progress_at > s->timeout + 5) {
 			r = -ETIMEDOUT; /* curl's stall timeout should have fired */
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_cond_timedwait(&s->more, &s->lock, &until);
+		wait_1s(&s->more, &s->lock);
 	}
-	unpin(s, &pin);
-	if (s->done && s->err == 0 && s->hi >= s->end && !s->pins)
-		stream_release_ring(s); /* all handed out */
+	stream_unpin(s, pin);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -534,24 +678,37 @@ static bool sequential(struct alt_reader *r, uint64_t off)
 	return r->have_read && off + RD_KEEP >= r->last_end && off <= r->last_end + RD_KEEP;
 }
 
+/* Lends a buffer of ours holding n bytes. */
+static void lend_buf(struct alt_loan *loan, char *buf, size_t n, struct alt_bytes *ret)
+{
+	loan->buf = buf;
+	ret->iov[0] = (struct iovec){ buf, n };
+	ret->n_iov = n ? 1 : 0;
+	ret->len = n;
+}
+
 /* A small read fetches RD_RANGE_MIN and keeps the rest for the next one. */
-static int range_read(struct alt_reader *r, uint64_t off, size_t len, char *buf, size_t *ret_n)
+static int range_read(struct alt_reader *r, uint64_t off, size_t len, struct alt_loan *loan,
+		      struct alt_bytes *ret)
 {
 	size_t want = (size_t)min_u64(len > RD_RANGE_MIN ? len : RD_RANGE_MIN, r->size - off);
-	char *tmp;
+	char *tmp = xmalloc(want), *buf;
 	size_t n;
-	int ret;
+	int err;
 
-	if (want <= len)
-		return range_get(r, off, len, buf, ret_n);
-	tmp = xmalloc(want);
-	ret = range_get(r, off, want, tmp, &n);
-	if (ret < 0) {
+	err = range_get(r, off, want, tmp, &n);
+	if (err < 0) {
 		free(tmp);
-		return ret;
+		return err;
 	}
-	memcpy(buf, tmp, n < len ? n : len);
-	*ret_n = n < len ? n : len;
+	if (want <= len) {
+		lend_buf(loan, tmp, n, ret);
+		return 0;
+	}
+	n = n < len ? n : len;
+	buf = xmalloc(n ? n : 1);
+	memcpy(buf, tmp, n);
+	lend_buf(loan, buf, n, ret);
 	pthread_mutex_lock(&r->lock);
 	free(r->cache);
 	r->cache = tmp;
@@ -574,36 +731,45 @@ static bool stream_broken(struct rd_stream *s)
 }
 
 /* Serves from the stream if it covers the read: 0, RD_FALLBACK or -errno.
- * Called locked; returns unlocked unless RD_FALLBACK. */
+ * Called locked; returns unlocked unless RD_FALLBACK. On success the loan
+ * holds a reference to the stream. */
 static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, size_t len,
-		      char *buf, size_t *ret_n, struct rd_stream **ret_dead)
+		      struct alt_loan *loan, struct alt_bytes *ret, struct rd_stream **ret_dead)
 {
-	int ret;
+	int err;
 
 	atomic_fetch_add(&s->refs, 1);
 	pthread_mutex_unlock(&r->lock);
-	ret = stream_read(s, off, len, buf, ret_n, r->a->cfg->timeout);
+	err = stream_read(s, off, len, loan, ret);
+	if (err == 0) {
+		loan->stream = s;
+		return 0;
+	}
 	pthread_mutex_lock(&r->lock);
-	if (ret == RD_FALLBACK && r->stream == s && stream_broken(s)) {
+	if (err == RD_FALLBACK && r->stream == s && stream_broken(s)) {
 		r->stream = NULL;
 		*ret_dead = s;
 	}
-	if (ret != RD_FALLBACK)
+	if (err != RD_FALLBACK)
 		pthread_mutex_unlock(&r->lock);
 	stream_unref(s);
-	return ret;
+	return err;
 }
 
-ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf)
+ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
+			     struct alt_bytes *ret)
 {
 	struct rd_stream *s, *dead[2] = { NULL, NULL };
-	size_t n = 0;
+	struct alt_loan *loan;
 	bool seq;
-	int ret;
+	int err;
 
+	memset(ret, 0, sizeof(*ret));
 	if (off >= r->size || len == 0)
 		return 0;
 	len = (size_t)min_u64(len, r->size - off);
+	loan = xcalloc(1, sizeof(*loan));
+	ret->loan = loan;
 
 	pthread_mutex_lock(&r->lock);
 	seq = sequential(r, off);
@@ -617,8 +783,8 @@ ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char 
 		near = stream_near(s, off, len);
 		pthread_mutex_unlock(&s->lock);
 		if (covers) {
-			ret = try_stream(r, s, off, len, buf, &n, &dead[0]);
-			if (ret != RD_FALLBACK)
+			err = try_stream(r, s, off, len, loan, ret, &dead[0]);
+			if (err != RD_FALLBACK)
 				goto out_stop;
 		} else if (!near) { /* a seek: this stream's bytes are no use */
 			r->stream = NULL;
@@ -626,24 +792,59 @@ ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char 
 		}
 	}
 	if (r->cache && off >= r->cache_off && off + len <= r->cache_off + r->cache_len) {
+		char *buf = xmalloc(len);
+
 		memcpy(buf, r->cache + (off - r->cache_off), len);
-		n = len;
-		ret = 0;
 		pthread_mutex_unlock(&r->lock);
+		lend_buf(loan, buf, len, ret);
+		err = 0;
 		goto out_stop;
 	}
 	s = NULL;
 	if (!r->stream && seq && off + len < r->size)
-		s = r->stream = stream_start(r, off);
+		s = r->stream = stream_start(r, off, len);
 	if (s) {
-		ret = try_stream(r, s, off, len, buf, &n, &dead[1]);
-		if (ret != RD_FALLBACK)
+		err = try_stream(r, s, off, len, loan, ret, &dead[1]);
+		if (err != RD_FALLBACK)
 			goto out_stop;
 	}
 	pthread_mutex_unlock(&r->lock);
-	ret = range_read(r, off, len, buf, &n);
+	err = range_read(r, off, len, loan, ret);
 out_stop:
 	stream_stop(dead[0]);
 	stream_stop(dead[1]);
-	return ret < 0 ? ret : (ssize_t)n;
+	return err < 0 ? err : (ssize_t)ret->len;
+}
+
+void altinn_reader_release(struct alt_bytes *b)
+{
+	struct alt_loan *loan = b->loan;
+	struct rd_stream *s;
+
+	if (!loan)
+		return;
+	s = loan->stream;
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		stream_unpin(s, &loan->pin);
+		pthread_mutex_unlock(&s->lock);
+		stream_unref(s);
+	}
+	free(loan->buf);
+	free(loan);
+	memset(b, 0, sizeof(*b));
+}
+
+ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf)
+{
+	struct alt_bytes b;
+	ssize_t n = altinn_reader_borrow(r, off, len, &b);
+
+	if (n > 0) {
+		memcpy(buf, b.iov[0].iov_base, b.iov[0].iov_len);
+		if (b.n_iov == 2)
+			memcpy(buf + b.iov[0].iov_len, b.iov[1].iov_base, b.iov[1].iov_len);
+	}
+	altinn_reader_release(&b);
+	return n;
 }

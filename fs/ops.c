@@ -380,6 +380,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct alt_bytes bytes;
 	ssize_t got;
 	char *buf;
 
@@ -405,13 +406,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(buf);
 		return;
 	}
-	buf = xmalloc(size ? size : 1);
-	got = altinn_reader_read(h->reader, (uint64_t)off, size, buf);
+	/* straight from the reader's memory: no copy of our own */
+	got = altinn_reader_borrow(h->reader, (uint64_t)off, size, &bytes);
 	if (got < 0)
 		fuse_reply_err(req, (int)-got);
 	else
-		fuse_reply_buf(req, buf, (size_t)got);
-	free(buf);
+		fuse_reply_iov(req, bytes.iov, bytes.n_iov);
+	altinn_reader_release(&bytes);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
