@@ -549,9 +549,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	char *v;
 	int r;
 
-	/* the kernel asks for security.* on every write: answer at once */
+	/* Answered at once: the kernel asks for security.capability on every
+	 * write. The tree has no system.*, security.* or trusted.* attributes
+	 * at all; EOPNOTSUPP says so, and tools such as `ls -l` then stop
+	 * asking for ACLs and labels (ENODATA costs them a round trip per name
+	 * and file). Other user.* names are just not there. */
 	if (strncmp(name, "user.altinn.", 12) != 0) {
-		fuse_reply_err(req, ENODATA);
+		fuse_reply_err(req, strncmp(name, "user.", 5) == 0 ? ENODATA : EOPNOTSUPP);
 		return;
 	}
 	n = get_node(fs, ino);
