@@ -128,7 +128,8 @@ char *app_content_disposition(const char *filename)
 
 int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
 	       const char *data_type, const char *filename, const char *content_type, int fd,
-	       uint64_t size, char **ret_id, struct app_answer *ans)
+	       uint64_t size, void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
+	       void *send_ctx, char **ret_id, struct app_answer *ans)
 {
 	char *type = http_escape(data_type);
 	char *tail = xasprintf("instances/%s/data?dataType=%s", instance_id, type);
@@ -143,6 +144,8 @@ int app_upload(struct altinn *a, const char *org, const char *app, const char *i
 		.has_body_fd = true,
 		.body_fd = fd,
 		.body_len = size,
+		.on_send = on_send,
+		.send_ctx = send_ctx,
 		.headers = headers,
 		.bulk = true,
 		.result = &res,

@@ -37,10 +37,12 @@ int app_create_instance(struct altinn *a, const char *org, const char *app, cons
 			struct app_answer *ans);
 
 /* POST {app}/instances/{id}/data?dataType=, the body streamed from fd
- * (size bytes from offset 0); ret_id gets the new element's guid. */
+ * (size bytes from offset 0) and shown to on_send (may be NULL) as it
+ * goes; ret_id gets the new element's guid. */
 int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
 	       const char *data_type, const char *filename, const char *content_type, int fd,
-	       uint64_t size, char **ret_id, struct app_answer *ans);
+	       uint64_t size, void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
+	       void *send_ctx, char **ret_id, struct app_answer *ans);
 
 /* PUT {app}/instances/{id}/process/next: the task it moved to (NULL when
  * the process ended). */

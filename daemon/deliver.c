@@ -41,7 +41,7 @@
 #define OB_CLOCK_SLACK_MS (10 * 60 * 1000)
 /* Files in one folder submission. */
 #define OB_MAX_FILES 1000
-/* Files larger than this are hashed while they are uploaded, not before:
+/* Files larger than this are hashed as they are uploaded, not before:
  * the receipt needs the sha256, the platform does not. */
 #define OB_HASH_INLINE (1u << 20)
 
@@ -476,54 +476,59 @@ static int resolve_upload(struct outbox *ob, struct ob_item *it, size_t k, struc
 	return r < 0 ? later(ans, "journal", r) : 0;
 }
 
-struct hasher {
-	pthread_t thread;
-	int fd;
-	char sha256[65];
-	int r;
+/* Hashes an upload's bytes as http.c sends them, so a large file is
+ * read once; a body sent again after a rewind is not hashed twice. */
+struct tap {
+	EVP_MD_CTX *ctx;
+	uint64_t pos;
+	bool broken;
 };
 
-static void *hasher_main(void *arg)
+static void tap_send(void *arg, uint64_t off, const char *p, size_t n)
 {
-	struct hasher *h = arg;
+	struct tap *t = arg;
 
-	h->r = sha256_fd(h->fd, h->sha256);
-	return NULL;
+	if (t->broken || off + n <= t->pos)
+		return;
+	if (off > t->pos) {
+		t->broken = true; /* a gap: hash the file afterwards instead */
+		return;
+	}
+	EVP_DigestUpdate(t->ctx, p + (t->pos - off), n - (size_t)(t->pos - off));
+	t->pos = off + n;
 }
 
-/* Hashes el on another thread (its own fd) while the upload runs. */
-static bool hasher_start(struct outbox *ob, struct ob_item *it, struct spool_element *el,
-			 struct hasher *h)
+/* The sha256 of el once its upload is over: from the tap, or read again. */
+static void tap_finish(struct outbox *ob, struct ob_item *it, struct spool_element *el,
+		       struct tap *t)
 {
-	memset(h, 0, sizeof(*h));
-	if (el->sha256[0])
-		return false;
-	h->fd = open_file(ob, it, el->path);
-	if (h->fd < 0)
-		return false;
-	if (pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
-		close(h->fd);
-		return false;
-	}
-	return true;
-}
+	char sha[65] = "";
+	unsigned char md[32];
 
-static void hasher_join(struct outbox *ob, struct spool_element *el, struct hasher *h)
-{
-	pthread_join(h->thread, NULL);
-	close(h->fd);
-	if (h->r == 0) {
-		pthread_mutex_lock(&ob->lock);
-		memcpy(el->sha256, h->sha256, sizeof(el->sha256));
-		pthread_mutex_unlock(&ob->lock);
+	if (!t->ctx)
+		return;
+	EVP_DigestFinal_ex(t->ctx, md, NULL);
+	EVP_MD_CTX_free(t->ctx);
+	if (!t->broken && t->pos == el->size) {
+		for (int i = 0; i < 32; i++)
+			snprintf(sha + 2 * i, 3, "%02x", md[i]);
+	} else {
+		int fd = open_file(ob, it, el->path);
+
+		if (fd >= 0 && sha256_fd(fd, sha) < 0)
+			sha[0] = '\0';
+		if (fd >= 0)
+			close(fd);
 	}
+	pthread_mutex_lock(&ob->lock);
+	memcpy(el->sha256, sha, sizeof(el->sha256));
+	pthread_mutex_unlock(&ob->lock);
 }
 
 static int step_upload(struct outbox *ob, struct ob_item *it, size_t k, struct app_answer *ans)
 {
 	struct spool_element *el = &it->s.els[k];
-	struct hasher h;
-	bool hashing;
+	struct tap tap = { 0 };
 	char *id = NULL;
 	int fd, r;
 
@@ -544,12 +549,16 @@ static int step_upload(struct outbox *ob, struct ob_item *it, size_t k, struct a
 		close(fd);
 		return later(ans, "journal", r);
 	}
-	hashing = hasher_start(ob, it, el, &h);
+	if (!el->sha256[0]) {
+		tap.ctx = EVP_MD_CTX_new();
+		if (!tap.ctx)
+			abort();
+		EVP_DigestInit_ex(tap.ctx, EVP_sha256(), NULL);
+	}
 	r = app_upload(ob->a, it->s.org, it->s.app, it->s.instance_id, el->data_type, el->filename,
-		       el->content_type, fd, el->size, &id, ans);
+		       el->content_type, fd, el->size, tap.ctx ? tap_send : NULL, &tap, &id, ans);
 	close(fd);
-	if (hashing)
-		hasher_join(ob, el, &h);
+	tap_finish(ob, it, el, &tap);
 	it->answered = ans->status != 0;
 	if (r < 0 && ans->outcome != APP_LATER)
 		return r;

@@ -377,14 +377,16 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ctx)
 		return 0;
 	if (!req->has_body_fd) {
 		memcpy(buf, (const char *)req->body + at->upload_pos, want);
-		at->upload_pos += want;
-		return want;
+		got = (ssize_t)want;
+	} else {
+		got = pread(req->body_fd, buf, want, (off_t)at->upload_pos);
+		if (got <= 0) {
+			at->cb_err = got < 0 ? -errno : -EIO; /* the file shrank under us */
+			return CURL_READFUNC_ABORT;
+		}
 	}
-	got = pread(req->body_fd, buf, want, (off_t)at->upload_pos);
-	if (got <= 0) {
-		at->cb_err = got < 0 ? -errno : -EIO; /* the file shrank under us */
-		return CURL_READFUNC_ABORT;
-	}
+	if (req->on_send)
+		req->on_send(req->send_ctx, at->upload_pos, buf, (size_t)got);
 	at->upload_pos += (uint64_t)got;
 	return (size_t)got;
 }

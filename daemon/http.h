@@ -77,6 +77,11 @@ struct http_request {
 	size_t body_len;
 	bool has_body_fd;         /* ... or body_len bytes of body_fd from offset 0 */
 	int body_fd;
+	/* Shown each piece of the body as it is sent, with its offset (a
+	 * resent body starts again at 0): hashing a large upload on the way
+	 * costs no second read. May be NULL. */
+	void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n);
+	void *send_ctx;
 	const char *const *headers; /* more "Name: value" lines, NULL-terminated */
 	/* Sent as the bearer token instead of the platform's ("" sends none,
 	 * and a 401 then triggers no token reload). */

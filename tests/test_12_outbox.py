@@ -119,7 +119,7 @@ def test_shell_redirection(p, m):
 def test_dd_with_odd_block_size(p, m, tmp_path):
     owner, _ = new_org()
     d = owner_dir(m, TILSKUDD, owner)
-    data = os.urandom(100_003)
+    data = os.urandom(1_500_007)  # over 1 MiB: hashed as it is uploaded
     (tmp_path / "src").write_bytes(data)
     subprocess.run(["dd", f"if={tmp_path / 'src'}", f"of={d / 'rådata.bin'}", "bs=777",
                     "status=none"], check=True)
