@@ -94,6 +94,16 @@ def test_cp_from_another_filesystem(p, m, tmp_path):
     assert src.exists()
 
 
+@pytest.mark.parametrize("owner, field", [("person-01017010251", "personNumber"),
+                                          ("party-50001", "partyId")])
+def test_person_and_party_owners(p, m, owner, field):
+    d = owner_dir(m, SOKNAD, owner)
+    (d / "brev.pdf").write_bytes(PDF)
+    receipt = wait_receipt(m, SOKNAD, owner, "brev.pdf")
+    inst = instance_by_id(p, SOKNAD, receipt["instance_id"])
+    assert inst["instanceOwner"][field] == owner.split("-", 1)[1]
+
+
 def test_mv_from_another_filesystem(p, m, tmp_path):
     owner, _ = new_org()
     d = owner_dir(m, TILSKUDD, owner)
