@@ -85,7 +85,7 @@ static char *instance_url(struct altinn *a, const char *org, const char *app, co
 
 /* One App API call; 0 or -errno, with the answer in *res. */
 static int call(struct altinn *a, const char *method, char *url, const char *json_body,
-		struct http_result *res)
+		bool once, struct http_result *res)
 {
 	struct http_request req = {
 		.url = url,
@@ -94,6 +94,9 @@ static int call(struct altinn *a, const char *method, char *url, const char *jso
 		.body = json_body,
 		.body_len = json_body ? strlen(json_body) : 0,
 		.result = res,
+		/* next moves the process one step per call: a retry after a lost
+		 * answer could move it twice. The user sees EIO and decides. */
+		.once = once,
 	};
 	int r = http_request(a->http, &req);
 
@@ -119,20 +122,23 @@ static int perform(struct altinn *a, const char *org, const char *app, const cha
 		body = arg ? json_action_body(arg) : NULL;
 		if (arg && !body)
 			return -EINVAL;
-		r = call(a, "PUT", instance_url(a, org, app, party, guid, "process/next"), body, res);
+		r = call(a, "PUT", instance_url(a, org, app, party, guid, "process/next"), body, true,
+			 res);
 		if (r == 0)
 			json_process_summary(res->body, res->body_len, what, size);
 	} else if (strcmp(verb, "complete") == 0) {
 		if (arg)
 			return -EINVAL;
-		r = call(a, "POST", instance_url(a, org, app, party, guid, "complete"), NULL, res);
+		r = call(a, "POST", instance_url(a, org, app, party, guid, "complete"), NULL, false,
+			 res);
 	} else if (strcmp(verb, "substatus") == 0) {
 		if (!arg)
 			return -EINVAL;
 		body = json_substatus_body(arg, rest && *rest ? rest : NULL);
 		if (!body)
 			return -EINVAL;
-		r = call(a, "PUT", instance_url(a, org, app, party, guid, "substatus"), body, res);
+		r = call(a, "PUT", instance_url(a, org, app, party, guid, "substatus"), body, false,
+			 res);
 	} else {
 		return -EINVAL;
 	}
@@ -189,7 +195,8 @@ int altinn_complete_instance(struct altinn *a, const char *org, const char *app,
 			     const char *party, const char *guid, char *msg, size_t size)
 {
 	struct http_result res = { 0 };
-	int r = call(a, "POST", instance_url(a, org, app, party, guid, "complete"), NULL, &res);
+	int r = call(a, "POST", instance_url(a, org, app, party, guid, "complete"), NULL, false,
+		     &res);
 
 	if (msg && size) {
 		msg[0] = '\0';
