@@ -63,6 +63,17 @@ static double ttl_for(struct fs *fs, enum node_kind kind)
 	return ttl(fs);
 }
 
+/* How long the kernel may trust a name of this kind. status.json and
+ * each instance's ctl are always there while their folder is: only their
+ * contents (and so their size) change, so only their attributes are
+ * asked for every time, and `ls -l` costs no lookup of them. */
+static double entry_ttl_for(struct fs *fs, enum node_kind kind)
+{
+	if (kind == NODE_STATUS || kind == NODE_CTL)
+		return ttl(fs);
+	return ttl_for(fs, kind);
+}
+
 /* Is the caller one of the daemon's own threads? fuse_req_ctx() gives
  * the calling thread's id, so look for it among our tasks. */
 static bool req_is_self(fuse_req_t req)
@@ -116,7 +127,7 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct node *n, const str
 	e.attr = *st;
 	e.attr.st_ino = n->ino;
 	e.attr_timeout = ttl_for(fs, n->kind);
-	e.entry_timeout = ttl_for(fs, n->kind);
+	e.entry_timeout = entry_ttl_for(fs, n->kind);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		node_forget(fs->nodes, n->ino, 1); /* the caller was interrupted */
 }
@@ -238,7 +249,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			ep.attr = e->st;
 			ep.attr.st_ino = n->ino;
 			ep.attr_timeout = ttl_for(fs, e->kind);
-			ep.entry_timeout = ttl_for(fs, e->kind);
+			ep.entry_timeout = entry_ttl_for(fs, e->kind);
 			need = fuse_add_direntry_plus(req, buf + used, size - used, e->name, &ep,
 						      (off_t)i + 1);
 			if (need > size - used) {
