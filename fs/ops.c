@@ -20,6 +20,7 @@
 
 #include "altinn.h"
 #include "config.h"
+#include "dircache.h"
 #include "local_i.h"
 #include "log.h"
 #include "tree.h"
@@ -35,6 +36,7 @@ struct handle {
 	struct alt_reader *reader; /* HANDLE_DATA */
 	struct entry *entries;     /* HANDLE_DIR */
 	size_t n_entries;
+	struct dircache_slot *dircache; /* HANDLE_DIR: counted open there */
 	int fd;       /* HANDLE_FD: a file in a local area */
 	bool written; /* HANDLE_FD: written to since open */
 	int write_err; /* HANDLE_FD: the first errno a write or flush failed with */
@@ -99,6 +101,7 @@ static void handle_free(struct handle *h)
 		close(h->fd);
 	altinn_reader_close(h->reader);
 	entries_free(h->entries, h->n_entries);
+	dircache_close(h->dircache);
 	free(h);
 }
 
@@ -216,6 +219,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -r);
 		return;
 	}
+	/* the kernel may list the platform's folders again from its own
+	 * copy while it matches; local areas change under users' hands */
+	if (!local_is_local(n))
+		h->dircache = dircache_open(n->ino, h->entries, h->n_entries, fi);
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		handle_free(h);
@@ -1031,8 +1038,9 @@ void fs_invalidate(struct fs *fs, const char *org, const char *app, const char *
 	instances = find_path(fs, path, 4);
 	if (!instances)
 		return;
-	/* the folder's own attributes (its listing is read fresh at every
-	 * opendir, so there is nothing else to drop) */
+	/* the folder's own attributes (its listing is built fresh at every
+	 * opendir, and the kernel keeps its copy only while that matches,
+	 * so there is nothing else to drop) */
 	fuse_lowlevel_notify_inval_inode(fs->se, instances->ino, 0, 0);
 	if (!party)
 		return;
