@@ -876,6 +876,188 @@ void json_oauth_error(const char *text, size_t len, char *buf, size_t size)
 	json_decref(root);
 }
 
+/* ---- events: CloudEvents from polling and the webhook; subscriptions */
+
+/* "{partyId}/{instanceGuid}" exactly: the instance an app event is about */
+static bool split_instance(const char *s, char **ret_party, char **ret_guid)
+{
+	const char *slash = s ? strchr(s, '/') : NULL;
+	char *party, *guid;
+
+	if (!slash)
+		return false;
+	party = xstrndup(s, (size_t)(slash - s));
+	guid = lower_dup(slash + 1);
+	if (!json_is_party_id(party) || !json_is_guid(guid)) {
+		free(party);
+		free(guid);
+		return false;
+	}
+	*ret_party = party;
+	*ret_guid = guid;
+	return true;
+}
+
+/* resourceinstance when it names an instance (app events), else a
+ * source ending in ".../instances/{partyId}/{instanceGuid}" */
+static void event_instance(json_t *obj, struct json_event *ev)
+{
+	const char *source = get_str(obj, "source"), *p = NULL;
+
+	if (split_instance(get_str(obj, "resourceinstance"), &ev->party, &ev->guid))
+		return;
+	for (const char *q = source; q && (q = strstr(q, "/instances/")); q++)
+		p = q + strlen("/instances/");
+	if (p)
+		split_instance(p, &ev->party, &ev->guid);
+}
+
+static int event_from_json(json_t *obj, struct json_event *ret)
+{
+	const char *id = get_str(obj, "id");
+	struct json_event ev = { 0 };
+
+	if (!json_is_object(obj) || !id || !*id || strlen(id) > ALT_MAX_EVENT_ID)
+		return -EIO;
+	ev.id = xstrdup(id);
+	ev.type = xstrdup(get_str(obj, "type") ? get_str(obj, "type") : "");
+	ev.source = xstrdup(get_str(obj, "source") ? get_str(obj, "source") : "");
+	ev.resource = xstrdup(get_str(obj, "resource") ? get_str(obj, "resource") : "");
+	get_time(obj, "time", &ev.time);
+	event_instance(obj, &ev);
+	ev.doc = dump_doc(obj, &ev.doc_len);
+	*ret = ev;
+	return 0;
+}
+
+int json_parse_event(const char *text, size_t len, struct json_event *ret)
+{
+	json_t *root = load(text, len, "an event");
+	int r;
+
+	if (!root)
+		return -EIO;
+	r = event_from_json(root, ret);
+	if (r < 0)
+		log_warn("an event without an id");
+	json_decref(root);
+	return r;
+}
+
+int json_parse_events(const char *text, size_t len, struct json_event **ret, size_t *ret_n)
+{
+	json_error_t err;
+	json_t *root = json_loadb(text, len, 0, &err), *v;
+	struct json_event *evs;
+	size_t i, n = 0;
+
+	if (!root || !json_is_array(root)) {
+		log_warn("cannot parse an events page: %s", root ? "not a JSON array" : err.text);
+		json_decref(root);
+		return -EIO;
+	}
+	evs = xcalloc(json_array_size(root) + 1, sizeof(*evs));
+	json_array_foreach(root, i, v) {
+		if (event_from_json(v, &evs[n]) == 0)
+			n++;
+		else
+			log_warn("an events page has an entry without an id; skipped");
+	}
+	json_decref(root);
+	*ret = evs;
+	*ret_n = n;
+	return 0;
+}
+
+void json_event_clear(struct json_event *ev)
+{
+	if (!ev)
+		return;
+	free(ev->id);
+	free(ev->type);
+	free(ev->source);
+	free(ev->resource);
+	free(ev->party);
+	free(ev->guid);
+	free(ev->doc);
+	memset(ev, 0, sizeof(*ev));
+}
+
+void json_events_free(struct json_event *evs, size_t n)
+{
+	for (size_t i = 0; evs && i < n; i++)
+		json_event_clear(&evs[i]);
+	free(evs);
+}
+
+/* a URL without its trailing slashes equals another */
+static bool same_url(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+
+	while (na > 0 && a[na - 1] == '/')
+		na--;
+	while (nb > 0 && b[nb - 1] == '/')
+		nb--;
+	return na == nb && strncmp(a, b, na) == 0;
+}
+
+int json_find_subscription(const char *text, size_t len, const char *endpoint,
+			   const char *source, int64_t *ret_id)
+{
+	json_t *root = load(text, len, "the subscriptions"), *list, *v;
+	int r = -ENOENT;
+	size_t i;
+
+	if (!root)
+		return -EIO;
+	list = json_object_get(root, "subscriptions");
+	json_array_foreach(list, i, v) {
+		const char *ep = get_str(v, "endPoint"), *src = get_str(v, "sourceFilter");
+		int64_t id = get_int(v, "id", -1);
+
+		if (ep && src && id >= 0 && strcmp(ep, endpoint) == 0 && same_url(src, source) &&
+		    !get_str(v, "typeFilter") && !get_str(v, "subjectFilter")) {
+			*ret_id = id;
+			r = 0;
+			break;
+		}
+	}
+	json_decref(root);
+	return r;
+}
+
+int json_subscription_id(const char *text, size_t len, int64_t *ret_id)
+{
+	json_t *root = load(text, len, "a subscription");
+	int64_t id;
+
+	if (!root)
+		return -EIO;
+	id = get_int(root, "id", -1);
+	json_decref(root);
+	if (id < 0) {
+		log_warn("a subscription without an id");
+		return -EIO;
+	}
+	*ret_id = id;
+	return 0;
+}
+
+char *json_subscription_request(const char *endpoint, const char *source)
+{
+	json_t *root = json_pack("{s:s, s:s}", "endPoint", endpoint, "sourceFilter", source);
+	char *s;
+
+	if (!root)
+		abort(); /* the URLs come from the configuration: UTF-8 */
+	s = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (!s)
+		abort();
+	return s;
+}
+
 /* ---- outbox: the App API's answers and the receipts and dead letters */
 
 void json_outbox_instance_clear(struct json_outbox_instance *oi)

@@ -92,6 +92,37 @@ int json_parse_string_answer(const char *text, size_t len, char **ret);
  * from ProblemDetails, printable ASCII; "" when neither. */
 void json_oauth_error(const char *text, size_t len, char *buf, size_t size);
 
+/* ---- events: CloudEvents from polling and the webhook; subscriptions */
+/* One CloudEvent. doc is the event as received, re-serialized with
+ * two-space indentation in the order received, + "\n": polling and the
+ * webhook give the same file for the same event. */
+struct json_event {
+	char *id;       /* never empty */
+	char *type;     /* "" when absent; likewise source and resource */
+	char *source;
+	char *resource;
+	char *party;    /* the instance it is about (resourceinstance, or a */
+	char *guid;     /* source ending in /instances/{party}/{guid}); else NULL */
+	struct timespec time; /* zero when absent or unparsable */
+	char *doc;
+	size_t doc_len;
+};
+/* A webhook body: one event (-EIO when it is not an object with an id). */
+int json_parse_event(const char *text, size_t len, struct json_event *ret);
+/* A polling page: a JSON array; entries without an id are skipped. */
+int json_parse_events(const char *text, size_t len, struct json_event **ret, size_t *ret_n);
+void json_event_clear(struct json_event *ev); /* NULL is fine */
+void json_events_free(struct json_event *evs, size_t n);
+/* The id of the subscription in a GET /subscriptions answer that pushes
+ * every event of source to endpoint (no type or subject filter);
+ * -ENOENT when there is none. */
+int json_find_subscription(const char *text, size_t len, const char *endpoint,
+			   const char *source, int64_t *ret_id);
+/* The id of a POST /subscriptions answer. */
+int json_subscription_id(const char *text, size_t len, int64_t *ret_id);
+/* The POST /subscriptions body, compact. */
+char *json_subscription_request(const char *endpoint, const char *source);
+
 /* ---- outbox: the App API's answers and the receipts and dead letters */
 /* An instance as the outbox needs it (App API InstanceResponse or
  * Storage): the parsed instance plus the process and the owner. */

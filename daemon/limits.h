@@ -36,4 +36,16 @@
 /* A name in a directory (Linux NAME_MAX). */
 #define ALT_NAME_MAX 255
 
+/* ---- events */
+/* A webhook request body: one CloudEvent. Altinn's are about 1 KiB. */
+#define ALT_MAX_EVENT_BODY (1u << 20)
+/* An event id we accept (Altinn's are GUIDs, 36 characters). */
+#define ALT_MAX_EVENT_ID 256
+/* Events asked for per polling page (the platform's own maximum). */
+#define ALT_EVENTS_PAGE 1000
+/* Event ids remembered per app so that no event makes a second file;
+ * older ones are covered by a time watermark. Also the most event files
+ * kept per app (events_keep), so every file's id is remembered. */
+#define ALT_EVENTS_SEEN 100000
+
 #endif
