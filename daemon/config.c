@@ -42,6 +42,8 @@ static const struct key_def keys[] = {
 	INT(page_size, 1, 1000),
 	INT(poll_interval, 1, 86400),
 	STR(events_start),
+	INT(events_keep, 1, 100000),
+	INT(events_keep_days, 0, 36500),
 	STR(webhook_listen),
 	URL(webhook_url),
 	STR(maskinporten_client_id),
@@ -73,6 +75,8 @@ void config_init(struct config *cfg)
 	cfg->outbox_process_next = true;
 	cfg->outbox_retry_max = 300;
 	cfg->outbox_give_up = 3 * 86400;
+	cfg->events_keep = 10000;
+	cfg->events_keep_days = 30;
 }
 
 static const struct key_def *find_key(const char *name)

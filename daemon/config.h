@@ -27,6 +27,8 @@ struct config {
 	int page_size;      /* instances per query page */
 	int poll_interval;  /* seconds between event polls */
 	char *events_start; /* now | all | ISO-8601 */
+	int events_keep;      /* event files kept per app */
+	int events_keep_days; /* days an event file is kept (0: no limit) */
 	char *webhook_listen;
 	char *webhook_url;
 	char *maskinporten_client_id;

@@ -1,0 +1,31 @@
+/* api_events.h - the Events API calls the events module makes.
+ *
+ * Polling an app's events (GET {platform}/events/api/v1/app/{org}/{app})
+ * and making sure a webhook subscription exists (GET and POST
+ * {platform}/events/api/v1/subscriptions). Like altinn.h: 0 or -errno
+ * from the one table, ret_* untouched on failure. A set cancel flag ends
+ * a request under way with -ECANCELED. */
+#ifndef ALTINNFS_API_EVENTS_H
+#define ALTINNFS_API_EVENTS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json.h"
+
+struct altinn;
+
+/* One page of at most size events of org/app, in the platform's order:
+ * after the event id `after`, or (after NULL) from the ISO time `from`. */
+int altinn_events_poll(struct altinn *a, const char *org, const char *app, const char *after,
+		       const char *from, unsigned size, const atomic_bool *cancel,
+		       struct json_event **ret, size_t *ret_n);
+
+/* Finds our subscription that pushes events of source (the app's URL)
+ * to endpoint, or creates it. *ret_created tells which. */
+int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *source,
+			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created);
+
+#endif

@@ -1,0 +1,93 @@
+/* events_i.h - the events module's insides, shared by events.c (state,
+ * hooks, webhook deliveries), evfiles.c (files and retention) and
+ * evpoll.c (the pollers). */
+#ifndef ALTINNFS_EVENTS_I_H
+#define ALTINNFS_EVENTS_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "events.h"
+
+struct evstore;
+struct json_event;
+struct webhook;
+
+/* Lock order: app->lock, then app->status_lock; the store's own lock is
+ * innermost. Hooks (FUSE threads) take only status_lock and the store's:
+ * app->lock is held while writing through the mount, so a hook that
+ * waited for it could wait for itself. */
+struct ev_app {
+	struct events *ev;
+	const char *org, *name; /* the configuration's strings */
+	char *id;               /* "org/app" */
+	char *mnt_dir;          /* the events folder through the mount */
+	char *disk_dir;         /* the same folder in state_dir */
+	int disk_fd;            /* disk_dir, open */
+	char *resource;         /* urn:altinn:resource:app_{org}_{app} */
+	char *source;           /* the app's URL: the subscription's sourceFilter */
+
+	pthread_mutex_t lock; /* one delivery at a time */
+	uint64_t next_seq;    /* protected by lock: the next file's number */
+	int64_t watermark_us; /* protected by lock: older events are taken as seen */
+	char *after;          /* protected by lock: the cursor ... */
+	char *from;           /* ... or, before the first event, where to start */
+	uint64_t added;       /* protected by lock: files made since the last trim */
+
+	pthread_mutex_t status_lock;
+	char status_cursor[64];       /* protected by status_lock */
+	struct timespec last_poll_at; /* protected by status_lock */
+
+	atomic_llong n_files;       /* event files in the folder */
+	pthread_mutex_t prune_lock; /* one retention pass at a time */
+	time_t aged_at;             /* protected by prune_lock: last age check */
+
+	/* the poller thread's own */
+	pthread_t thread;
+	bool started;
+	bool subscribed;
+	unsigned sub_failures;
+	long sub_retry_ms; /* monotonic: when to try subscribing again */
+};
+
+struct events {
+	struct events_deps deps;
+	const struct config *cfg;
+	struct evstore *store;
+	struct ev_app *apps;
+	size_t n_apps;
+	struct webhook *webhook;
+	char *secret; /* webhook_url's code, when push is on */
+
+	atomic_bool stopping; /* also cancels requests under way */
+	pthread_mutex_t sleep_lock;
+	pthread_cond_t sleep_cond; /* broadcast at stop */
+};
+
+/* evfiles.c: events, in the platform's order, become one file each (or
+ * nothing, when they did already). With update_cursor the cursor moves
+ * past what was handled. *ret_done: how many of evs, from the first,
+ * were handled (all, unless an error comes back). Takes app->lock;
+ * never call it holding a lock. */
+int ev_deliver(struct ev_app *ea, const struct json_event *evs, size_t n, bool update_cursor,
+	       size_t *ret_done);
+/* Retention: removes the oldest files beyond events_keep and those
+ * older than events_keep_days; forgets the oldest ids beyond
+ * ALT_EVENTS_SEEN. */
+void ev_retain(struct ev_app *ea, bool check_age);
+
+/* evfiles.c: the number of an event file's name; false for any other. */
+bool ev_name_seq(const char *name, uint64_t *ret);
+/* Microseconds since the epoch, now and of a time. */
+int64_t ev_now_us(void);
+int64_t ev_ts_us(const struct timespec *ts);
+
+/* evpoll.c: the poller of one app (a thread's body). */
+void *ev_poller(void *arg);
+/* Waits ms milliseconds or until stop; false when stopping. */
+bool ev_sleep(struct events *ev, long ms);
+
+#endif
