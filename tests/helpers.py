@@ -75,9 +75,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def reap(proc, grace=5.0):
+def reap(proc, grace=5.0, on_stuck=None):
     """SIGTERM, then SIGKILL after `grace` seconds; always waits. Returns
-    the exit status."""
+    the exit status. on_stuck() runs when even SIGKILL does not end it
+    within `grace` (a FUSE daemon whose own thread waits on its mount)."""
     if proc.poll() is None:
         try:
             proc.send_signal(signal.SIGTERM)
@@ -86,9 +87,51 @@ def reap(proc, grace=5.0):
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            kill_and_wait(proc, grace, on_stuck)
     return proc.returncode
+
+
+def kill_and_wait(proc, grace=5.0, on_stuck=None):
+    proc.kill()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        if on_stuck is None:
+            raise
+        on_stuck()
+        proc.wait()
+    return proc.returncode
+
+
+FUSECTL = Path("/sys/fs/fuse/connections")
+
+
+def fuse_connection(path):
+    """The FUSE connection number of the mount at path (from mountinfo,
+    which never blocks on the mount), or None."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if fields[4] == str(path):
+                    return fields[2].split(":")[1]
+    except OSError:
+        pass
+    return None
+
+
+def abort_fuse_connection(conn):
+    """What `umount -f` does: fail every request of the connection, so a
+    killed daemon whose own thread waits on its mount can exit."""
+    if conn is None:
+        return
+    if not (FUSECTL / conn).exists():
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", str(FUSECTL)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        (FUSECTL / conn / "abort").write_text("1")
+    except OSError:
+        pass
 
 
 def run_bounded(fn, limit):
@@ -545,6 +588,7 @@ class Mount:
         self.state_dir.mkdir(exist_ok=True)
         self.args = list(args)
         self.proc = None
+        self.conn = None  # the FUSE connection number, once mounted
         self.status = None
         opts = {}
         if platform is not None:
@@ -580,13 +624,22 @@ class Mount:
                 raise AssertionError(f"altinnfs did not mount within {ready_timeout} s:\n"
                                      f"{tail(self.log_path)}")
             time.sleep(0.05)
+        self.conn = fuse_connection(self.path)
         return self
+
+    def kill9(self):
+        """kill -9 of the daemon; if one of its threads is stuck on its own
+        mount (a request of its own in flight), abort the connection as
+        `umount -f` would, so it can exit. Then unmount."""
+        kill_and_wait(self.proc, 5.0, lambda: abort_fuse_connection(self.conn))
+        return self.stop()
 
     def __truediv__(self, rel):
         return self.path / rel
 
     def abort(self):
         """Watchdog: unblock anything stuck on the mount."""
+        abort_fuse_connection(getattr(self, "conn", None))
         subprocess.run(["fusermount3", "-u", "-z", str(self.path)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self.proc is not None and self.proc.poll() is None:
@@ -600,7 +653,8 @@ class Mount:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         finally:
             if self.proc is not None:
-                self.status = reap(self.proc)
+                self.status = reap(self.proc,
+                                   on_stuck=lambda: abort_fuse_connection(self.conn))
             if self in ACTIVE_MOUNTS:
                 ACTIVE_MOUNTS.remove(self)
         return self.status
