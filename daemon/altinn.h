@@ -235,4 +235,48 @@ struct local_hooks {
 	int (*xattr)(void *ctx, const struct local_call *call, const char *name, char **ret);
 };
 
+/* ---- writes into existing instances: data/<type>/<name> ----
+ * The fs asks the module that journals them (daemon/instwrite.c). */
+struct alt_dw_key {
+	const char *org, *app, *party, *guid;
+	const char *data_type; /* the folder's name */
+	const char *name;      /* the file's name */
+	const char *data_id;   /* the element shown under this name, or NULL */
+	bool locked;           /* that element is locked */
+};
+
+struct alt_dw_hooks {
+	void *ctx;
+	/* begin and remove first refuse what the daemon knows the platform
+	 * would: -ENOENT unknown type or instance, -EACCES read-only or form
+	 * data type, -EBUSY locked element, other task, ended process or an
+	 * item of this name being sent. */
+	/* Starts a write: a staging file, opened read-write (with the
+	 * element's bytes not copied: a write replaces the whole element),
+	 * into *ret_fd; *ret_id names it for commit; *ret_max is the data
+	 * type's maxSize in bytes (0: none), past which a write is -EFBIG. */
+	int (*begin)(void *ctx, const struct alt_dw_key *k, int *ret_fd, int64_t *ret_id,
+		     uint64_t *ret_max);
+	/* The staging file was closed after writing, durably (error: the
+	 * errno a write or flush failed with; the item is dropped). */
+	void (*commit)(void *ctx, int64_t id, int error);
+	/* rm: journal a DELETE of k->data_id (or drop a pending write). */
+	int (*remove)(void *ctx, const struct alt_dw_key *k);
+	/* A journaled item of this name: 0 and its size and time (a pending
+	 * write), -ESRCH (a pending delete: hide the element), -ENOENT. */
+	int (*pending)(void *ctx, const struct alt_dw_key *k, uint64_t *ret_size,
+		       struct timespec *ret_mtime);
+	/* Names with a pending write in one folder (at most 256): cb for each. */
+	void (*list)(void *ctx, const struct alt_dw_key *k,
+		     void (*cb)(void *cbctx, const char *name, uint64_t size, struct timespec mtime),
+		     void *cbctx);
+	/* user.altinn.state of a pending item, malloc'd, or -ENODATA */
+	int (*state)(void *ctx, const struct alt_dw_key *k, char **ret);
+	/* The staged bytes of a pending write, opened read-only. */
+	int (*open_staged)(void *ctx, const struct alt_dw_key *k, int *ret_fd);
+	/* Does the app's metadata have a data type of this id (its folder
+	 * exists before it holds any element)? */
+	bool (*type_known)(void *ctx, const char *org, const char *app, const char *type);
+};
+
 #endif

@@ -280,3 +280,55 @@ int app_find_instances(struct altinn *a, const char *org, const char *app, const
 	free(url);
 	return r;
 }
+
+int app_replace_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
+		     const char *data_id, const char *filename, const char *content_type, int fd,
+		     uint64_t size, struct app_answer *ans)
+{
+	char *tail = xasprintf("instances/%s/data/%s", instance_id, data_id);
+	char *disp = app_content_disposition(filename);
+	char *header = xasprintf("Content-Disposition: %s", disp);
+	const char *headers[] = { header, NULL };
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = app_url(a, org, app, tail),
+		.method = "PUT",
+		.content_type = content_type,
+		.has_body_fd = true,
+		.body_fd = fd,
+		.body_len = size,
+		.headers = headers,
+		.bulk = true,
+		.once = true,
+		.result = &res,
+	};
+	int r = http_request(a->http, &req);
+
+	r = conclude(r, &res, true, "replace", ans);
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(header);
+	free(disp);
+	free(tail);
+	return r;
+}
+
+int app_delete_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
+		    const char *data_id, struct app_answer *ans)
+{
+	char *tail = xasprintf("instances/%s/data/%s", instance_id, data_id);
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = app_url(a, org, app, tail),
+		.method = "DELETE",
+		.once = true,
+		.result = &res,
+	};
+	int r = http_request(a->http, &req);
+
+	r = conclude(r, &res, true, "delete", ans);
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(tail);
+	return r;
+}

@@ -64,4 +64,13 @@ int app_find_instances(struct altinn *a, const char *org, const char *app, const
  * filename="..." and the exact name in filename*=UTF-8''... */
 char *app_content_disposition(const char *filename);
 
+/* PUT {app}/instances/{id}/data/{dataId}: the element's bytes replaced
+ * by size bytes of fd, its filename and content type as given. */
+int app_replace_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
+		     const char *data_id, const char *filename, const char *content_type, int fd,
+		     uint64_t size, struct app_answer *ans);
+/* DELETE {app}/instances/{id}/data/{dataId} */
+int app_delete_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
+		    const char *data_id, struct app_answer *ans);
+
 #endif

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "events.h"
 #include "inbox.h"
+#include "instwrite.h"
 #include "fs.h"
 #include "http.h"
 #include "json.h"
@@ -256,6 +257,8 @@ struct modules {
 	struct events *events;
 	struct outbox *outbox;
 	struct inbox *inbox;
+	struct instwrite *instwrite; /* NULL when the outbox is off: its
+				      * outcomes go to sent/ and failed/ */
 };
 
 static void on_instance_changed(void *ctx, const char *org, const char *app, const char *party,
@@ -304,6 +307,17 @@ static int modules_new(struct config *cfg, struct altinn *a, const char *mountpo
 	for (int area = AREA_OUTBOX; area <= AREA_FAILED; area++)
 		if (outbox_hooks(m->outbox, (enum local_area)area, &hooks))
 			fs_set_area(m->fs, (enum local_area)area, &hooks);
+	if (outbox_hooks(m->outbox, AREA_SENT, &hooks)) {
+		struct alt_dw_hooks dw;
+
+		r = instwrite_new(cfg, a, mountpoint, &m->instwrite);
+		if (r < 0)
+			return log_errno(r, "cannot open the instance writes journal in \"%s\"",
+					 cfg->state_dir);
+		instwrite_set_invalidate(m->instwrite, on_instance_changed, m);
+		instwrite_hooks(m->instwrite, &dw);
+		fs_set_data_writes(m->fs, &dw);
+	}
 	fs_set_status_hooks(m->fs, &sh);
 	return 0;
 }
@@ -352,6 +366,8 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 		r = outbox_start(m.outbox);
 	if (r == 0)
 		r = inbox_start(m.inbox);
+	if (r == 0 && m.instwrite)
+		r = instwrite_start(m.instwrite);
 	if (r < 0)
 		goto out_unmount;
 	log_info("serving %zu app(s) from \"%s\" at \"%s\"", cfg->n_apps, cfg->platform, mountpoint);
@@ -370,6 +386,7 @@ out_unmount:
 	events_stop(m.events);
 	outbox_stop(m.outbox);
 	inbox_stop(m.inbox);
+	instwrite_stop(m.instwrite);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -379,6 +396,7 @@ out_free:
 	events_free(m.events);
 	outbox_free(m.outbox);
 	inbox_free(m.inbox);
+	instwrite_free(m.instwrite);
 	fs_free(m.fs);
 	altinn_free(a);
 	fuse_opt_free_args(&args);

@@ -40,6 +40,11 @@ struct fs_inbox_hooks {
 /* Shows inbox/ in every app; before fs_start. */
 void fs_set_inbox(struct fs *fs, const struct fs_inbox_hooks *hooks);
 
+/* Lets files in instances/.../data/<type>/ be written and removed,
+ * through the module that journals them (daemon/instwrite.c); before
+ * fs_start. */
+void fs_set_data_writes(struct fs *fs, const struct alt_dw_hooks *hooks);
+
 /* Forget what is cached of an app's listing, or of one instance, here
  * and in the kernel, so the next look asks the platform. Call from any
  * thread that is not serving a FUSE request (the kernel would wait for

@@ -132,6 +132,8 @@ const struct layout_type *layout_find_type(const struct layout *l, const char *n
 {
 	struct layout_type key = { .name = (char *)name };
 
+	if (!l->n_types)
+		return NULL; /* no element yet: types is NULL, which bsearch may not get */
 	return bsearch(&key, l->types, l->n_types, sizeof(*l->types), cmp_type);
 }
 
@@ -139,5 +141,7 @@ const struct layout_file *layout_find_file(const struct layout_type *t, const ch
 {
 	struct layout_file key = { .name = (char *)name };
 
+	if (!t->n_files)
+		return NULL;
 	return bsearch(&key, t->files, t->n_files, sizeof(*t->files), cmp_file);
 }

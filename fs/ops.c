@@ -4,7 +4,8 @@
  * there, and replies exactly once with data or an errno. Directory
  * handles hold a snapshot of the listing taken at opendir, so a listing
  * that changes on the platform mid-readdir never repeats or skips
- * entries. Writes are refused with EROFS until the write side lands. */
+ * entries. The platform's part is read-only (EROFS) except ctl, inbox
+ * entries and the files of data folders (dwrite.c). */
 #include "fs.h"
 
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 
 #include "altinn.h"
 #include "config.h"
+#include "dwrite.h"
 #include "dircache.h"
 #include "local_i.h"
 #include "log.h"
@@ -41,6 +43,7 @@ struct handle {
 	bool written; /* HANDLE_FD: written to since open */
 	int write_err; /* HANDLE_FD: the first errno a write or flush failed with */
 	bool self;    /* opened by one of our own threads */
+	struct dw_open dw; /* HANDLE_FD in a data folder: dw.id > 0 */
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -332,12 +335,22 @@ static int open_document(struct fs *fs, struct node *n, struct handle *h)
 static int open_data(struct fs *fs, struct node *n, struct handle *h, struct fuse_file_info *fi)
 {
 	struct stat st;
+	char *guid = NULL;
 	int r = tree_getattr(fs, n, &st);
 
+	if (r == 0)
+		r = dw_open_read(fs, n, &h->fd, &guid);
+	if (r == 1) {
+		/* a write not yet on the platform: its staged bytes */
+		h->kind = HANDLE_FD;
+		fi->direct_io = 1;
+		return 0;
+	}
 	if (r < 0)
 		return r;
-	r = altinn_reader_open(fs->a, n->key.party, n->key.guid, n->key.data_guid,
-			       (uint64_t)st.st_size, &h->reader);
+	r = altinn_reader_open(fs->a, n->key.party, n->key.guid, guid, (uint64_t)st.st_size,
+			       &h->reader);
+	free(guid);
 	if (r < 0)
 		return r;
 	/* unchanged on the platform since the kernel last cached it: keep
@@ -373,7 +386,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 		r = 0;
 	} else if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		r = -EROFS;
+		r = n->kind == NODE_DATA_FILE ? dw_open_write(fs, n, fi->flags, &h->dw) : -EROFS;
+		if (r == 0) {
+			h->kind = HANDLE_FD;
+			h->fd = h->dw.fd;
+			h->written = true;
+			fi->direct_io = 1;
+		}
 	} else if (n->kind == NODE_DATA_FILE) {
 		h->kind = HANDLE_DATA;
 		r = open_data(fs, n, h, fi);
@@ -463,6 +482,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	if (h->dw.max && (uint64_t)off + size > h->dw.max) {
+		/* over the data type's maxSize: the platform would refuse it */
+		h->write_err = EFBIG;
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
 	n = pwrite(h->fd, buf, size, off);
 	if (n < 0) {
 		if (!h->write_err)
@@ -484,7 +509,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct node *n = get_node(fs, ino);
 	int r = 0;
 
-	if (h->kind == HANDLE_FD && h->written && n)
+	if (h->kind == HANDLE_FD && h->written && h->dw.id)
+		r = fsync(h->fd) < 0 ? -errno : 0; /* its folder was synced at create */
+	else if (h->kind == HANDLE_FD && h->written && n)
 		r = local_flush(fs, n, h->fd);
 	if (r < 0 && !h->write_err)
 		h->write_err = -r;
@@ -507,7 +534,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct node *n = get_node(fs, ino);
 
-	if (h->kind == HANDLE_FD && h->written && n) {
+	if (h->dw.id) {
+		close(h->fd);
+		h->fd = -1;
+		dw_release(fs, &h->dw, h->write_err);
+	} else if (h->kind == HANDLE_FD && h->written && n) {
 		close(h->fd);
 		h->fd = -1;
 		local_closed(fs, n, h->self, h->write_err);
@@ -528,6 +559,13 @@ static int xattr_value(struct fs *fs, struct node *n, const char *name, char **r
 
 	if (n->kind != NODE_INSTANCE && n->kind != NODE_DATA_FILE)
 		return -ENODATA;
+	if (n->kind == NODE_DATA_FILE) {
+		/* a pending write's state; an element made by one has no key */
+		if (dw_xattr(fs, n, name, ret) == 0)
+			return 0;
+		if (!n->key.data_guid)
+			return -ENODATA;
+	}
 	r = view_instance(n->key.app, n->key.party, n->key.guid, &inst);
 	if (r < 0)
 		return r;
@@ -654,9 +692,39 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 
 	/* local areas answer writes case by case, at the write; ctl takes
 	 * commands and inbox entries can be removed */
-	bool writable = n && (local_is_local(n) || n->kind == NODE_CTL || n->kind == NODE_INBOX);
+	bool writable = n && (local_is_local(n) || n->kind == NODE_CTL || n->kind == NODE_INBOX ||
+			      (dw_enabled(req_fs(req)) &&
+			       (n->kind == NODE_DATA_TYPE || n->kind == NODE_DATA_FILE)));
 
 	fuse_reply_err(req, (mask & W_OK) && !writable ? EROFS : 0);
+}
+
+/* A data file: its size changes only through a handle open for writing
+ * (the O_TRUNC of an overwrite); times and mode are taken and dropped,
+ * so `cp -p` and `touch` work. */
+static void data_setattr(fuse_req_t req, struct node *n, struct handle *h,
+			 const struct stat *attr, int to_set)
+{
+	struct fs *fs = req_fs(req);
+	struct stat st;
+	int r = 0;
+
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (!h || !h->dw.id)
+			r = -EOPNOTSUPP; /* an element is replaced whole, never cut */
+		else if (h->dw.max && (uint64_t)attr->st_size > h->dw.max)
+			r = -EFBIG;
+		else if (ftruncate(h->fd, attr->st_size) < 0)
+			r = -errno;
+	}
+	if (r == 0)
+		r = tree_getattr(fs, n, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	st.st_ino = n->ino;
+	fuse_reply_attr(req, &st, 0);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -680,6 +748,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_attr(req, &st, 0);
 		return;
 	}
+	if (n && n->kind == NODE_DATA_FILE && dw_enabled(fs)) {
+		data_setattr(req, n, h, attr, to_set);
+		return;
+	}
 	n = local_dir(req, ino, &err);
 	if (!n) {
 		fuse_reply_err(req, err);
@@ -697,6 +769,45 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	fuse_reply_attr(req, &st, ttl_for(fs, n->kind));
 }
 
+/* A new file in instances/.../data/<type>/: a data element to be */
+static void data_create(fuse_req_t req, struct node *dir, const char *name,
+			struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h = xcalloc(1, sizeof(*h));
+	struct node_key key = dir->key;
+	struct fuse_entry_param e;
+	struct stat st;
+	struct node *n;
+	int r;
+
+	h->kind = HANDLE_FD;
+	r = dw_create(fs, dir, name, &h->dw, &st);
+	if (r < 0) {
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h->fd = h->dw.fd;
+	h->written = true;
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	key.data_guid = NULL;
+	n = node_lookup_add(fs->nodes, dir, name, NODE_DATA_FILE, &key);
+	memset(&e, 0, sizeof(e));
+	e.ino = n->ino;
+	e.attr = st;
+	e.attr.st_ino = n->ino;
+	e.entry_timeout = 1.0;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		node_forget(fs->nodes, n->ino, 1);
+		close(h->fd);
+		h->fd = -1;
+		dw_release(fs, &h->dw, EINTR);
+		handle_free(h);
+	}
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -706,6 +817,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct stat st;
 	int err, r;
 
+	dir = get_node(fs, parent);
+	if (dir && dir->kind == NODE_DATA_TYPE) {
+		data_create(req, dir, name, fi);
+		return;
+	}
 	dir = local_dir(req, parent, &err);
 	if (!dir) {
 		fuse_reply_err(req, err);
@@ -806,6 +922,14 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (dir && dir->kind == NODE_INBOX) {
 		inbox_remove(req, dir, name);
+		return;
+	}
+	if (dir && dir->kind == NODE_DATA_TYPE) {
+		int r = dw_remove(req_fs(req), dir, name);
+
+		if (r == 0)
+			node_unlink(req_fs(req)->nodes, dir, name);
+		fuse_reply_err(req, -r);
 		return;
 	}
 	do_remove(req, parent, name, false);
@@ -992,6 +1116,12 @@ static void *warm_up(void *arg)
 		free(doc);
 	}
 	return NULL;
+}
+
+void fs_set_data_writes(struct fs *fs, const struct alt_dw_hooks *hooks)
+{
+	fs->dw_hooks = *hooks;
+	fs->dw_enabled = true;
 }
 
 void fs_set_inbox(struct fs *fs, const struct fs_inbox_hooks *hooks)

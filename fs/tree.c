@@ -12,6 +12,7 @@
 
 #include "altinn.h"
 #include "config.h"
+#include "dwrite.h"
 #include "layout.h"
 #include "local_i.h"
 #include "view.h"
@@ -295,12 +296,13 @@ static int list_instance(struct fs *fs, struct node *dir, struct entry **ret, si
 			fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)el->size, el->last_changed,
 				  el->created);
 		}
-		if (!t) {
+		if (!t && !dw_type_known(fs, dir->parent, dir->key.data_type)) {
 			free(e);
 			layout_free(&l);
 			alt_instance_unref(inst);
 			return -ENOENT;
 		}
+		dw_merge(fs, dir, &e, &n);
 	}
 	layout_free(&l);
 out:
@@ -450,6 +452,19 @@ int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry 
 				return 0;
 			}
 		return find_in_list(fs, dir, name, ret);
+	case NODE_DATA:
+		r = find_in_list(fs, dir, name, ret);
+		if (r == -ENOENT && dw_type_known(fs, dir, name)) {
+			/* a type that may be written before it holds anything */
+			r = view_instance(dir->key.app, dir->key.party, dir->key.guid, &inst);
+			if (r < 0)
+				return r;
+			entry_init(ret, dir, name, NODE_DATA_TYPE);
+			ret->data_type = xstrdup(name);
+			fill_stat(fs, &ret->st, DIR_MODE, 0, inst->last_changed, inst->created);
+			alt_instance_unref(inst);
+		}
+		return r;
 	case NODE_README:
 	case NODE_STATUS:
 	case NODE_APP_JSON:

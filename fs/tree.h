@@ -40,6 +40,8 @@ struct fs {
 	struct fs_status_hooks status_hooks; /* set before fs_start */
 	struct fs_inbox_hooks inbox_hooks;   /* set before fs_start */
 	bool inbox_enabled;
+	struct alt_dw_hooks dw_hooks;        /* set before fs_start */
+	bool dw_enabled;
 	struct fuse_session *se;             /* set before fs_start */
 };
 
@@ -50,6 +52,7 @@ struct entry {
 	struct view_app *app;
 	char *org, *party, *guid, *data_type, *data_guid;
 	int area;
+	bool pending; /* NODE_DATA_FILE: a write not yet on the platform */
 	struct stat st;
 };
 

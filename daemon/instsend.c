@@ -1,0 +1,505 @@
+/* instsend.c - the worker that sends journaled instance writes.
+ *
+ * One thread takes the oldest item that is due, marks it `sending`
+ * (durably) before the request, and sorts the answer: done, refused for
+ * good (a dead letter), or to be tried again later with backoff. An item
+ * found `sending` may have reached the platform: a POST is looked for
+ * there first (an element of its type and name created since the attempt
+ * and claimed by no other item); a PUT or DELETE is repeated. Outcomes
+ * are written through the mount, from this thread, which serves no FUSE
+ * request. */
+#include "instwrite_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api_app.h"
+#include "config.h"
+#include "json.h"
+#include "log.h"
+#include "mountio.h"
+#include "outbox_rules.h"
+#include "xalloc.h"
+
+void iw_row_clear(struct iw_row *row)
+{
+	char **s[] = { &row->org,  &row->app, &row->party,   &row->guid, &row->type,
+		       &row->name, &row->op,  &row->data_id, &row->state };
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		free(*s[i]);
+	memset(row, 0, sizeof(*row));
+}
+
+static char *col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+
+	return v ? xstrdup((const char *)v) : NULL;
+}
+
+/* The oldest due item; 1 when found, 0 when none (*ret_wait_ms: until
+ * the next one is due, -1 for none), or -errno. Called with lock held. */
+static int next_due(struct instwrite *iw, struct iw_row *ret, int64_t *ret_wait_ms)
+{
+	sqlite3_stmt *st = iw_prepare(iw, "SELECT id, org, app, party, guid, data_type, name, op,"
+					  " data_id, state, size, attempt_at, received_at, attempts,"
+					  " next_at FROM writes WHERE state IN ('pending', 'sending')"
+					  " ORDER BY next_at, id LIMIT 1");
+	int64_t now = iw_now_ms(), next_at;
+	int r = 0;
+
+	*ret_wait_ms = -1;
+	if (!st)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		next_at = sqlite3_column_int64(st, 14);
+		if (next_at > now) {
+			*ret_wait_ms = next_at - now;
+		} else {
+			ret->id = sqlite3_column_int64(st, 0);
+			ret->org = col(st, 1);
+			ret->app = col(st, 2);
+			ret->party = col(st, 3);
+			ret->guid = col(st, 4);
+			ret->type = col(st, 5);
+			ret->name = col(st, 6);
+			ret->op = col(st, 7);
+			ret->data_id = col(st, 8);
+			ret->state = col(st, 9);
+			ret->size = (uint64_t)sqlite3_column_int64(st, 10);
+			ret->attempt_at = sqlite3_column_int64(st, 11);
+			ret->received_at = sqlite3_column_int64(st, 12);
+			ret->attempts = (unsigned)sqlite3_column_int(st, 13);
+			r = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Saves the row's state (and data id, attempt time, error, backoff). */
+static int save_row(struct instwrite *iw, const struct iw_row *row, int64_t next_at,
+		    const char *error)
+{
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&iw->lock);
+	st = iw_prepare(iw, "UPDATE writes SET state = ?2, data_id = ?3, attempt_at = ?4,"
+			    " attempts = ?5, next_at = ?6, last_error = ?7,"
+			    " done_at = CASE WHEN ?2 IN ('done', 'failed') THEN ?8 END WHERE id = ?1");
+	if (st) {
+		sqlite3_bind_int64(st, 1, row->id);
+		sqlite3_bind_text(st, 2, row->state, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, row->data_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, row->attempt_at);
+		sqlite3_bind_int(st, 5, (int)row->attempts);
+		sqlite3_bind_int64(st, 6, next_at);
+		sqlite3_bind_text(st, 7, error, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 8, iw_now_ms());
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = iw_db_errno(iw, "save");
+		sqlite3_finalize(st);
+	} else {
+		r = -EIO;
+	}
+	pthread_mutex_unlock(&iw->lock);
+	return r;
+}
+
+static void set_state(struct iw_row *row, const char *state)
+{
+	free(row->state);
+	row->state = xstrdup(state);
+}
+
+/* Is this element id held by another item of ours (a POST that found it)? */
+static bool claimed(struct instwrite *iw, const char *data_id, int64_t skip)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+
+	pthread_mutex_lock(&iw->lock);
+	st = iw_prepare(iw, "SELECT 1 FROM writes WHERE op = 'post' AND data_id = ?1 AND id != ?2");
+	if (st) {
+		sqlite3_bind_text(st, 1, data_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, skip);
+		found = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&iw->lock);
+	return found;
+}
+
+/* A POST whose outcome is unknown: 1 and row->data_id when the platform
+ * has the element, 0 when it has not, -errno when we cannot tell. */
+static int find_posted(struct instwrite *iw, struct iw_row *row, struct app_answer *ans)
+{
+	struct json_outbox_instance oi = { 0 };
+	char *id = xasprintf("%s/%s", row->party, row->guid);
+	int64_t since = row->attempt_at - IW_CLOCK_SLACK_MS;
+	int r = app_get_instance(iw->a, id, &oi, ans);
+
+	free(id);
+	if (r < 0)
+		return r;
+	r = 0;
+	for (size_t i = 0; i < oi.inst->n_data; i++) {
+		const struct alt_data_element *el = &oi.inst->data[i];
+		int64_t created = (int64_t)el->created.tv_sec * 1000;
+
+		if (strcmp(el->data_type, row->type) == 0 && el->filename &&
+		    strcmp(el->filename, row->name) == 0 && el->size == row->size &&
+		    created >= since && !claimed(iw, el->id, row->id)) {
+			row->data_id = xstrdup(el->id);
+			r = 1;
+			break;
+		}
+	}
+	json_outbox_instance_clear(&oi);
+	return r;
+}
+
+/* One request for the item; 0 or -errno with the answer in *ans. */
+static int send_row(struct instwrite *iw, struct iw_row *row, struct app_answer *ans)
+{
+	char *inst = xasprintf("%s/%s", row->party, row->guid);
+	const char *type = outbox_content_type(row->name);
+	char *stage = iw_stage_name(row->id), *new_id = NULL;
+	int fd = -1, r;
+
+	if (!type)
+		type = "application/octet-stream";
+	if (strcmp(row->op, "delete") != 0) {
+		fd = openat(iw->stage_fd, stage, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			r = log_errno(-errno, "instance writes: staging file \"%s\" is gone", stage);
+			app_answer_clear(ans);
+			ans->outcome = APP_REFUSED;
+			snprintf(ans->summary, sizeof(ans->summary), "the staged bytes are gone");
+			goto out;
+		}
+	}
+	if (strcmp(row->op, "post") == 0) {
+		r = app_upload(iw->a, row->org, row->app, inst, row->type, row->name, type, fd,
+			       row->size, NULL, NULL, &new_id, ans);
+		if (r == 0)
+			row->data_id = new_id;
+	} else if (strcmp(row->op, "put") == 0) {
+		r = app_replace_data(iw->a, row->org, row->app, inst, row->data_id, row->name, type,
+				     fd, row->size, ans);
+	} else {
+		r = app_delete_data(iw->a, row->org, row->app, inst, row->data_id, ans);
+		if (r < 0 && ans->status == 404) /* gone already: what was asked */
+			r = 0;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(stage);
+	free(inst);
+	return r;
+}
+
+/* ----- outcomes, through the mount ----- */
+
+/* s as a JSON string (quotes and escapes added), appended to buf. */
+static void json_str(char *buf, size_t size, const char *s)
+{
+	size_t n = strlen(buf);
+
+	if (!s) {
+		snprintf(buf + n, size - n, "null");
+		return;
+	}
+	if (n + 1 < size)
+		buf[n++] = '"';
+	for (; *s && n + 8 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(buf + n, size - n, "\\%c", c);
+		else if (c < 0x20)
+			n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	snprintf(buf + n, size - n, "\"");
+}
+
+static char *render(const struct iw_row *row, const char *reason)
+{
+	char buf[4096] = "", when[40];
+	struct timespec ts = { (time_t)(iw_now_ms() / 1000), 0 };
+	struct { const char *k, *v; } f[] = {
+		{ "app", NULL }, { "instance_id", NULL }, { "data_type", row->type },
+		{ "name", row->name }, { "op", row->op }, { "data_id", row->data_id },
+	};
+	char *app = xasprintf("%s/%s", row->org, row->app);
+	char *inst = xasprintf("%s/%s", row->party, row->guid);
+
+	f[0].v = app;
+	f[1].v = inst;
+	snprintf(buf, sizeof(buf), "{\n");
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "  \"%s\": ", f[i].k);
+		json_str(buf, sizeof(buf), f[i].v);
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ",\n");
+	}
+	json_format_time(&ts, when, sizeof(when));
+	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+		 "  \"size\": %llu,\n  \"attempts\": %u,\n  \"%s\": \"%s\"",
+		 (unsigned long long)row->size, row->attempts + 1, reason ? "failed_at" : "sent_at",
+		 when);
+	if (reason) {
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ",\n  \"error\": ");
+		json_str(buf, sizeof(buf), reason);
+	}
+	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "\n}\n");
+	free(app);
+	free(inst);
+	return xstrdup(buf);
+}
+
+/* mkdir -p of area/instance-<party>-<guid>/<type> through the mount */
+static char *outcome_dir(struct instwrite *iw, const struct iw_row *row, const char *area)
+{
+	char *app = xasprintf("%s/apps/%s/%s/%s", iw->mountpoint, row->org, row->app, area);
+	char *inst = xasprintf("%s/instance-%s-%s", app, row->party, row->guid);
+	char *dir = xasprintf("%s/%s", inst, row->type);
+
+	if (mkdir(inst, 0755) < 0 && errno != EEXIST)
+		log_errno(-errno, "cannot create \"%s\"", inst);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		log_errno(-errno, "cannot create \"%s\"", dir);
+	free(inst);
+	free(app);
+	return dir;
+}
+
+static int write_receipt(struct instwrite *iw, const struct iw_row *row)
+{
+	char *dir = outcome_dir(iw, row, "sent");
+	char *name = xasprintf("%s.json", row->name);
+	char *doc = render(row, NULL);
+	int r = mountio_write(dir, name, doc, strlen(doc), true, NULL);
+
+	free(doc);
+	free(name);
+	free(dir);
+	return r;
+}
+
+static char *read_stage(struct instwrite *iw, const struct iw_row *row, size_t *ret_len)
+{
+	char *stage = iw_stage_name(row->id), *buf = NULL;
+	int fd = openat(iw->stage_fd, stage, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t got;
+
+	free(stage);
+	if (fd < 0 || row->size > IW_MAX_DEAD_COPY) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	buf = xmalloc(row->size ? row->size : 1);
+	while (len < row->size && (got = pread(fd, buf + len, row->size - len, (off_t)len)) > 0)
+		len += (size_t)got;
+	close(fd);
+	*ret_len = len;
+	return buf;
+}
+
+static int write_dead_letter(struct instwrite *iw, const struct iw_row *row, const char *reason)
+{
+	char *dir = outcome_dir(iw, row, "failed");
+	char *doc, *letter, *used = NULL, *bytes = NULL, *why = NULL;
+	size_t len = 0;
+	int r = 0;
+
+	if (strcmp(row->op, "delete") != 0)
+		bytes = read_stage(iw, row, &len);
+	if (!bytes && strcmp(row->op, "delete") != 0)
+		why = xasprintf("%s (the bytes are kept in %s/%lld)", reason, iw->stage_dir,
+				(long long)row->id);
+	doc = render(row, why ? why : reason);
+	free(why);
+	if (bytes)
+		r = mountio_write(dir, row->name, bytes, len, true, &used);
+	letter = xasprintf("%s.error.json", used ? used : row->name);
+	if (r == 0)
+		r = mountio_write(dir, letter, doc, strlen(doc), !used, NULL);
+	free(letter);
+	free(used);
+	free(bytes);
+	free(doc);
+	free(dir);
+	return r;
+}
+
+static void finish(struct instwrite *iw, struct iw_row *row, const char *reason)
+{
+	int r = reason ? write_dead_letter(iw, row, reason) : write_receipt(iw, row);
+
+	if (r < 0)
+		log_errno(r, "instance writes: cannot write the outcome of \"%s\"", row->name);
+	set_state(row, reason ? "failed" : "done");
+	/* bytes too large to copy into failed/ stay until the item is forgotten */
+	if (save_row(iw, row, 0, reason) == 0 && !(reason && row->size > IW_MAX_DEAD_COPY))
+		iw_stage_unlink(iw, row->id);
+	if (reason)
+		log_warn("instance writes: %s of \"%s/%s\" in %s/%s refused: %s", row->op, row->type,
+			 row->name, row->party, row->guid, reason);
+	else
+		log_info("instance writes: %s of \"%s/%s\" in %s/%s done", row->op, row->type,
+			 row->name, row->party, row->guid);
+	pthread_mutex_lock(&iw->inval_lock);
+	if (iw->invalidate && !iw->inval_off)
+		iw->invalidate(iw->invalidate_ctx, row->org, row->app, row->party, row->guid);
+	pthread_mutex_unlock(&iw->inval_lock);
+}
+
+static int64_t backoff_ms(unsigned attempts, const struct app_answer *ans)
+{
+	int64_t ms = 1000;
+
+	for (unsigned i = 0; i < attempts && ms < IW_MAX_BACKOFF_MS; i++)
+		ms *= 2;
+	if (ans->retry_after_ms > ms)
+		ms = ans->retry_after_ms;
+	return ms < IW_MAX_BACKOFF_MS ? ms : IW_MAX_BACKOFF_MS;
+}
+
+/* Runs one due item to its next wait or its end. */
+static void run_row(struct instwrite *iw, struct iw_row *row)
+{
+	struct app_answer ans = { .retry_after_ms = -1 };
+	int r;
+
+	if (strcmp(row->state, "sending") == 0 && strcmp(row->op, "post") == 0) {
+		r = find_posted(iw, row, &ans);
+		if (r == 1) {
+			finish(iw, row, NULL);
+			goto out;
+		}
+		if (r < 0)
+			goto later;
+	}
+	set_state(row, "sending");
+	row->attempt_at = iw_now_ms();
+	if (save_row(iw, row, 0, NULL) < 0) {
+		ans.outcome = APP_LATER;
+		snprintf(ans.summary, sizeof(ans.summary), "cannot save the journal");
+		goto later;
+	}
+	r = send_row(iw, row, &ans);
+	if (r == 0) {
+		finish(iw, row, NULL);
+		goto out;
+	}
+	if (ans.outcome == APP_REFUSED) {
+		finish(iw, row, ans.summary);
+		goto out;
+	}
+later:
+	/* not done, or maybe done: `sending` stays for a lost answer */
+	if (ans.outcome != APP_UNKNOWN)
+		set_state(row, "pending");
+	log_warn("instance writes: %s of \"%s\" will be tried again: %s", row->op, row->name,
+		 ans.summary);
+	row->attempts++;
+	save_row(iw, row, iw_now_ms() + backoff_ms(row->attempts - 1, &ans), ans.summary);
+out:
+	app_answer_clear(&ans);
+}
+
+void *iw_worker(void *arg)
+{
+	struct instwrite *iw = arg;
+
+	pthread_mutex_lock(&iw->lock);
+	while (!iw->stopping) {
+		struct iw_row row = { 0 };
+		int64_t wait_ms;
+		int r = next_due(iw, &row, &wait_ms);
+
+		if (r == 1) {
+			pthread_mutex_unlock(&iw->lock);
+			run_row(iw, &row);
+			iw_row_clear(&row);
+			pthread_mutex_lock(&iw->lock);
+			continue;
+		}
+		if (wait_ms < 0 || r < 0)
+			wait_ms = r < 0 ? 5000 : 60000;
+		{
+			struct timespec ts;
+			int64_t until = iw_now_ms() + wait_ms;
+
+			ts.tv_sec = (time_t)(until / 1000);
+			ts.tv_nsec = (long)(until % 1000) * 1000000;
+			pthread_cond_timedwait(&iw->wake, &iw->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&iw->lock);
+	return NULL;
+}
+
+int instwrite_start(struct instwrite *iw)
+{
+	int r = pthread_create(&iw->worker, NULL, iw_worker, iw);
+
+	if (r)
+		return log_errno(-r, "cannot start the instance writes worker");
+	iw->started = true;
+	return 0;
+}
+
+void instwrite_stop(struct instwrite *iw)
+{
+	if (!iw)
+		return;
+	pthread_mutex_lock(&iw->lock);
+	iw->stopping = true;
+	pthread_cond_broadcast(&iw->wake);
+	pthread_mutex_unlock(&iw->lock);
+	/* waits for an invalidation under way: the session goes next */
+	pthread_mutex_lock(&iw->inval_lock);
+	iw->inval_off = true;
+	pthread_mutex_unlock(&iw->inval_lock);
+}
+
+void instwrite_free(struct instwrite *iw)
+{
+	if (!iw)
+		return;
+	instwrite_stop(iw);
+	if (iw->started)
+		pthread_join(iw->worker, NULL);
+	while (iw->metas) {
+		struct iw_meta *m = iw->metas;
+
+		iw->metas = m->next;
+		alt_app_free(m->meta);
+		free(m->org);
+		free(m->app);
+		free(m);
+	}
+	sqlite3_close(iw->db);
+	if (iw->stage_fd >= 0)
+		close(iw->stage_fd);
+	pthread_cond_destroy(&iw->wake);
+	pthread_mutex_destroy(&iw->meta_lock);
+	pthread_mutex_destroy(&iw->inval_lock);
+	pthread_mutex_destroy(&iw->lock);
+	free(iw->stage_dir);
+	free(iw->mountpoint);
+	free(iw);
+}

@@ -1,0 +1,77 @@
+/* instwrite_i.h - the insides of instance writes, shared by:
+ *   instwrite.c  the journal and the hooks the fs calls (FUSE threads)
+ *   instsend.c   the worker: sending items, unknown outcomes, receipts
+ * The journal (db) is protected by lock, the metadata cache by
+ * meta_lock; neither is held across a request to the platform except
+ * meta_lock while the metadata is fetched (once a minute). */
+#ifndef ALTINNFS_INSTWRITE_I_H
+#define ALTINNFS_INSTWRITE_I_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "instwrite.h"
+
+#define IW_META_MAX_AGE_MS 60000
+#define IW_MAX_BACKOFF_MS 300000
+/* A POST's element is looked for among those created since its attempt,
+ * less this much for clocks that disagree. */
+#define IW_CLOCK_SLACK_MS 120000
+/* The bytes of a refused write are copied into failed/ whole (through
+ * the mount, in memory) up to this size; larger ones stay in the staging
+ * folder and the dead letter says where. */
+#define IW_MAX_DEAD_COPY (64u << 20)
+
+struct iw_meta {
+	char *org, *app;
+	struct alt_app *meta;
+	int64_t at;
+	struct iw_meta *next;
+};
+
+struct instwrite {
+	const struct config *cfg;
+	struct altinn *a;
+	char *mountpoint;
+	char *stage_dir;
+	int stage_fd;
+	sqlite3 *db;           /* protected by lock */
+	pthread_mutex_t meta_lock;
+	struct iw_meta *metas; /* protected by meta_lock */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;   /* with lock: work or stop */
+	bool stopping;         /* protected by lock */
+	bool started;
+	pthread_t worker;
+	void (*invalidate)(void *ctx, const char *org, const char *app, const char *party,
+			   const char *guid);
+	void *invalidate_ctx;
+	/* the worker calls invalidate only with inval_lock held and
+	 * inval_off false: after instwrite_stop the fs session may be gone */
+	pthread_mutex_t inval_lock;
+	bool inval_off;
+};
+
+/* One journal row, as the worker handles it. */
+struct iw_row {
+	int64_t id;
+	char *org, *app, *party, *guid, *type, *name, *op, *data_id, *state;
+	uint64_t size;
+	int64_t attempt_at, received_at;
+	unsigned attempts;
+};
+
+int64_t iw_now_ms(void);
+/* logs; -ENOSPC when the disk is full, -EIO otherwise */
+int iw_db_errno(struct instwrite *iw, const char *what);
+sqlite3_stmt *iw_prepare(struct instwrite *iw, const char *sql); /* NULL: logged */
+char *iw_stage_name(int64_t id); /* the staging file of row id */
+void iw_stage_unlink(struct instwrite *iw, int64_t id);
+
+/* instsend.c */
+void *iw_worker(void *arg);
+void iw_row_clear(struct iw_row *row);
+
+#endif
