@@ -324,9 +324,11 @@ def test_failed_names_are_never_overwritten(p, m):
         (d / "tom.pdf").touch()
         wait_for(lambda: not (d / "tom.pdf").exists(), what="tom.pdf to leave the outbox")
     failed = area(m, SOKNAD, "failed") / owner
+    # the bytes land before their .error.json: wait for each one whole
+    for name in ("tom.pdf", "tom-1.pdf", "tom-2.pdf"):
+        wait_dead_letter(m, SOKNAD, owner, name)
     assert sorted(os.listdir(failed)) == ["tom-1.pdf", "tom-1.pdf.error.json", "tom-2.pdf",
                                           "tom-2.pdf.error.json", "tom.pdf", "tom.pdf.error.json"]
-    wait_dead_letter(m, SOKNAD, owner, "tom-2.pdf")
     # users may remove what is in failed/ and sent/
     for n in os.listdir(failed):
         os.unlink(failed / n)
