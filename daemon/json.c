@@ -1,7 +1,7 @@
 /* json.c - the platform's JSON documents, parsed into altinn.h structs.
  *
- * This is the only file that includes jansson. The platform is treated as
- * untrusted input: every field may be null, absent or of the wrong type
+ * With json_msgs.c, the only file that includes jansson. The platform is
+ * treated as untrusted input: every field may be null, absent or of the wrong type
  * (Storage omits nulls today, older versions and the docs' samples send
  * them), ids are checked before they become path names, guids are
  * lowercased so one element has one name, and counts are capped from
@@ -22,11 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_i.h"
 #include "limits.h"
 #include "log.h"
 #include "xalloc.h"
-
-#define DUMP_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
 
 void json_global_init(void)
 {
@@ -35,24 +34,24 @@ void json_global_init(void)
 
 /* ---- small accessors: absent, null and wrong-typed all read as "none" */
 
-static const char *get_str(json_t *obj, const char *key)
+const char *jsn_get_str(json_t *obj, const char *key)
 {
 	json_t *v = json_object_get(obj, key);
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static char *dup_str(json_t *obj, const char *key)
+char *jsn_dup_str(json_t *obj, const char *key)
 {
-	const char *s = get_str(obj, key);
+	const char *s = jsn_get_str(obj, key);
 	return s ? xstrdup(s) : NULL;
 }
 
-static bool get_bool(json_t *obj, const char *key)
+bool jsn_get_bool(json_t *obj, const char *key)
 {
 	return json_is_true(json_object_get(obj, key));
 }
 
-static int64_t get_int(json_t *obj, const char *key, int64_t dflt)
+int64_t jsn_get_int(json_t *obj, const char *key, int64_t dflt)
 {
 	json_t *v = json_object_get(obj, key);
 	if (json_is_integer(v))
@@ -62,9 +61,9 @@ static int64_t get_int(json_t *obj, const char *key, int64_t dflt)
 	return dflt;
 }
 
-static void get_time(json_t *obj, const char *key, struct timespec *ret)
+void jsn_get_time(json_t *obj, const char *key, struct timespec *ret)
 {
-	const char *s = get_str(obj, key);
+	const char *s = jsn_get_str(obj, key);
 	struct timespec ts = { 0, 0 };
 
 	if (s && json_parse_time(s, &ts) < 0)
@@ -73,7 +72,7 @@ static void get_time(json_t *obj, const char *key, struct timespec *ret)
 }
 
 /* The document as received, for instance.json/application.json. */
-static char *dump_doc(json_t *obj, size_t *ret_len)
+char *jsn_dump_doc(json_t *obj, size_t *ret_len)
 {
 	char *s = json_dumps(obj, DUMP_FLAGS);
 	size_t n;
@@ -91,7 +90,7 @@ static char *dump_doc(json_t *obj, size_t *ret_len)
 	return doc;
 }
 
-static json_t *load(const char *text, size_t len, const char *what)
+json_t *jsn_load(const char *text, size_t len, const char *what)
 {
 	json_error_t err;
 	json_t *root = json_loadb(text, len, 0, &err);
@@ -224,7 +223,7 @@ bool json_is_party_id(const char *s)
 	return n > 0 && n <= 19 && s[n] == '\0';
 }
 
-static char *lower_dup(const char *s)
+char *jsn_lower_dup(const char *s)
 {
 	char *d = xstrdup(s);
 	for (char *p = d; *p; p++)
@@ -236,9 +235,9 @@ static char *lower_dup(const char *s)
 
 static int parse_element(json_t *obj, struct alt_data_element *el)
 {
-	const char *id = get_str(obj, "id");
-	const char *type = get_str(obj, "dataType");
-	int64_t size = get_int(obj, "size", 0);
+	const char *id = jsn_get_str(obj, "id");
+	const char *type = jsn_get_str(obj, "dataType");
+	int64_t size = jsn_get_int(obj, "size", 0);
 
 	if (!id || !json_is_guid(id)) {
 		log_warn("data element with malformed id \"%.40s\" skipped", id ? id : "");
@@ -248,14 +247,14 @@ static int parse_element(json_t *obj, struct alt_data_element *el)
 		log_warn("data element \"%s\" without dataType skipped", id);
 		return -EINVAL;
 	}
-	el->id = lower_dup(id);
+	el->id = jsn_lower_dup(id);
 	el->data_type = xstrdup(type);
-	el->filename = dup_str(obj, "filename");
-	el->content_type = dup_str(obj, "contentType");
+	el->filename = jsn_dup_str(obj, "filename");
+	el->content_type = jsn_dup_str(obj, "contentType");
 	el->size = size > 0 ? (uint64_t)size : 0;
-	get_time(obj, "created", &el->created);
-	get_time(obj, "lastChanged", &el->last_changed);
-	el->locked = get_bool(obj, "locked");
+	jsn_get_time(obj, "created", &el->created);
+	jsn_get_time(obj, "lastChanged", &el->last_changed);
+	el->locked = jsn_get_bool(obj, "locked");
 	return 0;
 }
 
@@ -348,16 +347,16 @@ static int check_instance_id(json_t *obj, const char *id, char **ret_party, char
 	if (json_is_integer(owner_party) && json_integer_value(owner_party) != strtoll(party, NULL, 10))
 		goto fail;
 	*ret_party = party;
-	*ret_guid = lower_dup(slash + 1);
+	*ret_guid = jsn_lower_dup(slash + 1);
 	return 0;
 fail:
 	free(party);
 	return -EINVAL;
 }
 
-static int instance_from_json(json_t *obj, struct alt_instance **ret)
+int jsn_instance_from_json(json_t *obj, struct alt_instance **ret)
 {
-	const char *id = get_str(obj, "id");
+	const char *id = jsn_get_str(obj, "id");
 	json_t *process = json_object_get(obj, "process");
 	struct alt_instance *inst;
 	char *party, *guid;
@@ -371,33 +370,33 @@ static int instance_from_json(json_t *obj, struct alt_instance **ret)
 	inst->id = xstrdup(id);
 	inst->party_id = party;
 	inst->guid = guid;
-	get_time(obj, "created", &inst->created);
-	get_time(obj, "lastChanged", &inst->last_changed);
-	if (get_str(process, "ended")) {
+	jsn_get_time(obj, "created", &inst->created);
+	jsn_get_time(obj, "lastChanged", &inst->last_changed);
+	if (jsn_get_str(process, "ended")) {
 		inst->is_complete = true;
-		get_time(process, "ended", &inst->ended);
+		jsn_get_time(process, "ended", &inst->ended);
 	}
 	parse_elements(json_object_get(obj, "data"), inst);
-	inst->doc = dump_doc(obj, &inst->doc_len);
+	inst->doc = jsn_dump_doc(obj, &inst->doc_len);
 	*ret = inst;
 	return 0;
 }
 
 int json_parse_instance(const char *text, size_t len, struct alt_instance **ret)
 {
-	json_t *root = load(text, len, "instance");
+	json_t *root = jsn_load(text, len, "instance");
 	int r;
 
 	if (!root)
 		return -EIO;
-	r = instance_from_json(root, ret);
+	r = jsn_instance_from_json(root, ret);
 	json_decref(root);
 	return r < 0 ? -EIO : 0;
 }
 
 int json_parse_page(const char *text, size_t len, struct json_page *ret)
 {
-	json_t *root = load(text, len, "instance query page");
+	json_t *root = jsn_load(text, len, "instance query page");
 	struct json_page page = { .count = -1 };
 	json_t *arr, *item;
 	size_t i;
@@ -413,15 +412,15 @@ int json_parse_page(const char *text, size_t len, struct json_page *ret)
 	page.instances = xcalloc(json_array_size(arr) + 1, sizeof(*page.instances));
 	json_array_foreach(arr, i, item) {
 		if (json_is_object(item) &&
-		    instance_from_json(item, &page.instances[page.n_instances]) == 0)
+		    jsn_instance_from_json(item, &page.instances[page.n_instances]) == 0)
 			page.n_instances++;
 	}
-	page.next = dup_str(root, "next");
+	page.next = jsn_dup_str(root, "next");
 	if (page.next && !*page.next) {
 		free(page.next);
 		page.next = NULL;
 	}
-	page.count = get_int(root, "count", -1);
+	page.count = jsn_get_int(root, "count", -1);
 	json_decref(root);
 	*ret = page;
 	return 0;
@@ -457,18 +456,18 @@ static int clamp_int(int64_t v)
 
 static int parse_data_type(json_t *obj, struct alt_data_type *dt)
 {
-	const char *id = get_str(obj, "id");
+	const char *id = jsn_get_str(obj, "id");
 	json_t *logic = json_object_get(obj, "appLogic");
 
 	if (!id || !*id)
 		return -EINVAL;
 	dt->id = xstrdup(id);
 	dt->allowed_content_types = string_list(json_object_get(obj, "allowedContentTypes"));
-	dt->max_size_mb = get_int(obj, "maxSize", 0);
+	dt->max_size_mb = jsn_get_int(obj, "maxSize", 0);
 	/* the platform's model defaults maxCount to 1 and minCount to 0 */
-	dt->max_count = clamp_int(get_int(obj, "maxCount", 1));
-	dt->min_count = clamp_int(get_int(obj, "minCount", 0));
-	dt->task_id = dup_str(obj, "taskId");
+	dt->max_count = clamp_int(jsn_get_int(obj, "maxCount", 1));
+	dt->min_count = clamp_int(jsn_get_int(obj, "minCount", 0));
+	dt->task_id = jsn_dup_str(obj, "taskId");
 	dt->has_app_logic = json_is_object(logic);
 	return 0;
 }
@@ -496,7 +495,7 @@ static bool split_app_id(const char *id, char **ret_org, char **ret_app)
 
 int json_parse_app(const char *text, size_t len, struct alt_app **ret)
 {
-	json_t *root = load(text, len, "application metadata");
+	json_t *root = jsn_load(text, len, "application metadata");
 	const char *id;
 	struct alt_app *app;
 	json_t *types, *item;
@@ -504,7 +503,7 @@ int json_parse_app(const char *text, size_t len, struct alt_app **ret)
 
 	if (!root)
 		return -EIO;
-	id = get_str(root, "id");
+	id = jsn_get_str(root, "id");
 	app = xcalloc(1, sizeof(*app));
 	if (!split_app_id(id, &app->org, &app->app)) {
 		log_warn("application metadata with malformed id \"%.60s\"", id ? id : "");
@@ -513,15 +512,15 @@ int json_parse_app(const char *text, size_t len, struct alt_app **ret)
 		return -EIO;
 	}
 	app->id = xstrdup(id);
-	get_time(root, "created", &app->created);
-	get_time(root, "lastChanged", &app->last_changed);
+	jsn_get_time(root, "created", &app->created);
+	jsn_get_time(root, "lastChanged", &app->last_changed);
 	types = json_object_get(root, "dataTypes");
 	app->types = xcalloc(json_array_size(types) + 1, sizeof(*app->types));
 	json_array_foreach(types, i, item) {
 		if (json_is_object(item) && parse_data_type(item, &app->types[app->n_types]) == 0)
 			app->n_types++;
 	}
-	app->doc = dump_doc(root, &app->doc_len);
+	app->doc = jsn_dump_doc(root, &app->doc_len);
 	json_decref(root);
 	*ret = app;
 	return 0;
@@ -590,14 +589,14 @@ int json_jwt_claims(const char *token, struct jwt_claims *ret)
 		json_decref(root);
 		return -EINVAL;
 	}
-	subject = get_str(root, "urn:altinn:org");
+	subject = jsn_get_str(root, "urn:altinn:org");
 	if (!subject)
-		subject = get_str(root, "client_id");
+		subject = jsn_get_str(root, "client_id");
 	if (!subject)
-		subject = get_str(root, "sub");
+		subject = jsn_get_str(root, "sub");
 	if (subject)
 		snprintf(c.subject, sizeof(c.subject), "%s", subject);
-	c.exp.tv_sec = (time_t)get_int(root, "exp", 0);
+	c.exp.tv_sec = (time_t)jsn_get_int(root, "exp", 0);
 	json_decref(root);
 	*ret = c;
 	return 0;
@@ -605,7 +604,7 @@ int json_jwt_claims(const char *token, struct jwt_claims *ret)
 
 /* ---- status.json */
 
-static json_t *time_or_null(const struct timespec *ts)
+json_t *jsn_time_or_null(const struct timespec *ts)
 {
 	char buf[32];
 
@@ -617,7 +616,7 @@ static json_t *time_or_null(const struct timespec *ts)
 
 /* status.json must always parse: text that is not UTF-8 (a reason phrase
  * from the network, a mount path) is shown with '?' for the odd bytes. */
-static char *utf8_safe(const char *s)
+char *jsn_utf8_safe(const char *s)
 {
 	json_t *v = json_string(s);
 	char *copy = xstrdup(s);
@@ -630,14 +629,14 @@ static char *utf8_safe(const char *s)
 	return copy;
 }
 
-static json_t *str_or_null(const char *s)
+json_t *jsn_str_or_null(const char *s)
 {
 	json_t *v;
 	char *safe;
 
 	if (!s || !*s)
 		return json_null();
-	safe = utf8_safe(s);
+	safe = jsn_utf8_safe(s);
 	v = json_string(safe);
 	free(safe);
 	return v;
@@ -650,14 +649,14 @@ static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool eve
 	for (size_t i = 0; i < n; i++) {
 		json_t *v;
 		if (events)
-			v = json_pack("{s:o, s:o, s:I}", "cursor", str_or_null(apps[i].event_cursor),
-				      "last_poll_at", time_or_null(&apps[i].last_poll_at),
+			v = json_pack("{s:o, s:o, s:I}", "cursor", jsn_str_or_null(apps[i].event_cursor),
+				      "last_poll_at", jsn_time_or_null(&apps[i].last_poll_at),
 				      "pending_files", (json_int_t)apps[i].pending_event_files);
 		else
 			v = json_pack("{s:b, s:I, s:o}", "metadata_loaded", apps[i].metadata_loaded,
 				      "instances_listed", (json_int_t)apps[i].instances_listed,
-				      "listed_at", time_or_null(&apps[i].listed_at));
-		char *key = utf8_safe(apps[i].id ? apps[i].id : "");
+				      "listed_at", jsn_time_or_null(&apps[i].listed_at));
+		char *key = jsn_utf8_safe(apps[i].id ? apps[i].id : "");
 		json_object_set_new(obj, key, v);
 		free(key);
 	}
@@ -677,23 +676,23 @@ char *json_status_render(const struct alt_health *h, const char *platform_url,
 	if (!outbox)
 		outbox = &none;
 	root = json_pack("{s:{s:o, s:b, s:o, s:o}, s:{s:o, s:o, s:o}, s:{s:I, s:o, s:I, s:I}}",
-			 "platform", "url", str_or_null(platform_url), "reachable",
-			 h->checked && h->reachable, "last_error", str_or_null(h->last_error),
-			 "checked_at", time_or_null(h->checked ? &h->checked_at : &zero),
-			 "token", "source", str_or_null(h->token_source[0] ? h->token_source : "none"),
-			 "subject", str_or_null(h->token_subject), "expires_at",
-			 time_or_null(&h->token_expires_at),
+			 "platform", "url", jsn_str_or_null(platform_url), "reachable",
+			 h->checked && h->reachable, "last_error", jsn_str_or_null(h->last_error),
+			 "checked_at", jsn_time_or_null(h->checked ? &h->checked_at : &zero),
+			 "token", "source", jsn_str_or_null(h->token_source[0] ? h->token_source : "none"),
+			 "subject", jsn_str_or_null(h->token_subject), "expires_at",
+			 jsn_time_or_null(&h->token_expires_at),
 			 "outbox", "pending", (json_int_t)outbox->pending, "oldest_pending_at",
-			 time_or_null(&outbox->oldest_pending_at), "retries",
+			 jsn_time_or_null(&outbox->oldest_pending_at), "retries",
 			 (json_int_t)outbox->retries, "failed", (json_int_t)outbox->failed);
 	if (!root)
 		abort(); /* only allocation failure or a format bug gets here */
 	json_object_set_new(root, "events", status_apps(apps, n_apps, true));
 	json_object_set_new(root, "apps", status_apps(apps, n_apps, false));
-	json_object_set_new(root, "mountpoint", str_or_null(mountpoint));
+	json_object_set_new(root, "mountpoint", jsn_str_or_null(mountpoint));
 	json_object_set_new(root, "version", json_string(ALTINNFS_VERSION));
 	json_object_set_new(root, "requests", json_integer((json_int_t)h->requests));
-	doc = dump_doc(root, &len);
+	doc = jsn_dump_doc(root, &len);
 	json_decref(root);
 	return doc;
 }
@@ -773,517 +772,4 @@ void json_process_summary(const char *body, size_t len, char *out, size_t size)
 	else if (json_object_get(root, "ended"))
 		snprintf(out, size, "process ended");
 	json_decref(root);
-}
-
-/* ---- auth: the Maskinporten grant's JSON and the token endpoints' answers */
-
-/* Compact, in this order, so the grant's bytes are predictable. */
-static char *dump_compact(json_t *obj)
-{
-	char *s;
-
-	if (!obj)
-		abort(); /* json_pack fails only without memory or on a format bug */
-	s = json_dumps(obj, JSON_COMPACT);
-	json_decref(obj);
-	if (!s)
-		abort();
-	return s;
-}
-
-char *json_grant_header(const char *kid)
-{
-	return dump_compact(json_pack("{s:s, s:s}", "alg", "RS256", "kid", kid));
-}
-
-char *json_grant_claims(const char *aud, const char *iss, const char *scope, int64_t iat,
-			int64_t exp, const char *jti)
-{
-	return dump_compact(json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "aud", aud, "iss", iss,
-				      "scope", scope, "iat", (json_int_t)iat, "exp",
-				      (json_int_t)exp, "jti", jti));
-}
-
-int json_parse_mp_token(const char *text, size_t len, char **ret_token, int64_t *ret_expires_in)
-{
-	json_t *root = json_loadb(text, len, 0, NULL);
-	const char *token, *type;
-	int64_t expires_in;
-
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return -EIO;
-	}
-	token = get_str(root, "access_token");
-	type = get_str(root, "token_type");
-	expires_in = get_int(root, "expires_in", 0);
-	if (!token || !*token || strlen(token) > ALT_MAX_TOKEN ||
-	    (type && strcasecmp(type, "bearer") != 0)) {
-		json_decref(root);
-		return -EIO;
-	}
-	*ret_token = xstrdup(token);
-	*ret_expires_in = expires_in > 0 ? expires_in : 0;
-	json_decref(root);
-	return 0;
-}
-
-int json_parse_string_answer(const char *text, size_t len, char **ret)
-{
-	size_t start = 0;
-	json_t *v;
-
-	while (start < len && isspace((unsigned char)text[start]))
-		start++;
-	if (start == len || text[start] != '"') {
-		*ret = xstrndup(text, len);
-		return 0;
-	}
-	v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
-	if (!json_is_string(v)) {
-		json_decref(v);
-		return -EIO;
-	}
-	*ret = xstrdup(json_string_value(v));
-	json_decref(v);
-	return 0;
-}
-
-/* Printable ASCII only, cut to fit: a reason shown in the log. */
-static void append_printable(char *buf, size_t size, const char *s)
-{
-	size_t n = strlen(buf);
-
-	for (; s && *s && n + 1 < size; s++)
-		buf[n++] = (*s >= 0x20 && *s < 0x7f) ? *s : ' ';
-	buf[n] = '\0';
-}
-
-void json_oauth_error(const char *text, size_t len, char *buf, size_t size)
-{
-	json_t *root = text ? json_loadb(text, len, 0, NULL) : NULL;
-	const char *code = get_str(root, "error"), *desc = get_str(root, "error_description");
-
-	buf[0] = '\0';
-	if (!code) {
-		code = get_str(root, "title");
-		desc = get_str(root, "detail");
-	}
-	append_printable(buf, size, code);
-	if (code && desc)
-		append_printable(buf, size, ": ");
-	append_printable(buf, size, desc);
-	json_decref(root);
-}
-
-/* ---- events: CloudEvents from polling and the webhook; subscriptions */
-
-/* "{partyId}/{instanceGuid}" exactly: the instance an app event is about */
-static bool split_instance(const char *s, char **ret_party, char **ret_guid)
-{
-	const char *slash = s ? strchr(s, '/') : NULL;
-	char *party, *guid;
-
-	if (!slash)
-		return false;
-	party = xstrndup(s, (size_t)(slash - s));
-	guid = lower_dup(slash + 1);
-	if (!json_is_party_id(party) || !json_is_guid(guid)) {
-		free(party);
-		free(guid);
-		return false;
-	}
-	*ret_party = party;
-	*ret_guid = guid;
-	return true;
-}
-
-/* resourceinstance when it names an instance (app events), else a
- * source ending in ".../instances/{partyId}/{instanceGuid}" */
-static void event_instance(json_t *obj, struct json_event *ev)
-{
-	const char *source = get_str(obj, "source"), *p = NULL;
-
-	if (split_instance(get_str(obj, "resourceinstance"), &ev->party, &ev->guid))
-		return;
-	for (const char *q = source; q && (q = strstr(q, "/instances/")); q++)
-		p = q + strlen("/instances/");
-	if (p)
-		split_instance(p, &ev->party, &ev->guid);
-}
-
-static int event_from_json(json_t *obj, struct json_event *ret)
-{
-	const char *id = get_str(obj, "id");
-	struct json_event ev = { 0 };
-
-	if (!json_is_object(obj) || !id || !*id || strlen(id) > ALT_MAX_EVENT_ID)
-		return -EIO;
-	ev.id = xstrdup(id);
-	ev.type = xstrdup(get_str(obj, "type") ? get_str(obj, "type") : "");
-	ev.source = xstrdup(get_str(obj, "source") ? get_str(obj, "source") : "");
-	ev.resource = xstrdup(get_str(obj, "resource") ? get_str(obj, "resource") : "");
-	get_time(obj, "time", &ev.time);
-	event_instance(obj, &ev);
-	ev.doc = dump_doc(obj, &ev.doc_len);
-	*ret = ev;
-	return 0;
-}
-
-int json_parse_event(const char *text, size_t len, struct json_event *ret)
-{
-	json_t *root = load(text, len, "an event");
-	int r;
-
-	if (!root)
-		return -EIO;
-	r = event_from_json(root, ret);
-	if (r < 0)
-		log_warn("an event without an id");
-	json_decref(root);
-	return r;
-}
-
-int json_parse_events(const char *text, size_t len, struct json_event **ret, size_t *ret_n)
-{
-	json_error_t err;
-	json_t *root = json_loadb(text, len, 0, &err), *v;
-	struct json_event *evs;
-	size_t i, n = 0;
-
-	if (!root || !json_is_array(root)) {
-		log_warn("cannot parse an events page: %s", root ? "not a JSON array" : err.text);
-		json_decref(root);
-		return -EIO;
-	}
-	evs = xcalloc(json_array_size(root) + 1, sizeof(*evs));
-	json_array_foreach(root, i, v) {
-		if (event_from_json(v, &evs[n]) == 0)
-			n++;
-		else
-			log_warn("an events page has an entry without an id; skipped");
-	}
-	json_decref(root);
-	*ret = evs;
-	*ret_n = n;
-	return 0;
-}
-
-void json_event_clear(struct json_event *ev)
-{
-	if (!ev)
-		return;
-	free(ev->id);
-	free(ev->type);
-	free(ev->source);
-	free(ev->resource);
-	free(ev->party);
-	free(ev->guid);
-	free(ev->doc);
-	memset(ev, 0, sizeof(*ev));
-}
-
-void json_events_free(struct json_event *evs, size_t n)
-{
-	for (size_t i = 0; evs && i < n; i++)
-		json_event_clear(&evs[i]);
-	free(evs);
-}
-
-/* a URL without its trailing slashes equals another */
-static bool same_url(const char *a, const char *b)
-{
-	size_t na = strlen(a), nb = strlen(b);
-
-	while (na > 0 && a[na - 1] == '/')
-		na--;
-	while (nb > 0 && b[nb - 1] == '/')
-		nb--;
-	return na == nb && strncmp(a, b, na) == 0;
-}
-
-int json_find_subscription(const char *text, size_t len, const char *endpoint,
-			   const char *source, int64_t *ret_id)
-{
-	json_t *root = load(text, len, "the subscriptions"), *list, *v;
-	int r = -ENOENT;
-	size_t i;
-
-	if (!root)
-		return -EIO;
-	list = json_object_get(root, "subscriptions");
-	json_array_foreach(list, i, v) {
-		const char *ep = get_str(v, "endPoint"), *src = get_str(v, "sourceFilter");
-		int64_t id = get_int(v, "id", -1);
-
-		if (ep && src && id >= 0 && strcmp(ep, endpoint) == 0 && same_url(src, source) &&
-		    !get_str(v, "typeFilter") && !get_str(v, "subjectFilter")) {
-			*ret_id = id;
-			r = 0;
-			break;
-		}
-	}
-	json_decref(root);
-	return r;
-}
-
-int json_subscription_id(const char *text, size_t len, int64_t *ret_id)
-{
-	json_t *root = load(text, len, "a subscription");
-	int64_t id;
-
-	if (!root)
-		return -EIO;
-	id = get_int(root, "id", -1);
-	json_decref(root);
-	if (id < 0) {
-		log_warn("a subscription without an id");
-		return -EIO;
-	}
-	*ret_id = id;
-	return 0;
-}
-
-char *json_subscription_request(const char *endpoint, const char *source)
-{
-	json_t *root = json_pack("{s:s, s:s}", "endPoint", endpoint, "sourceFilter", source);
-	char *s;
-
-	if (!root)
-		abort(); /* the URLs come from the configuration: UTF-8 */
-	s = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (!s)
-		abort();
-	return s;
-}
-
-/* ---- outbox: the App API's answers and the receipts and dead letters */
-
-void json_outbox_instance_clear(struct json_outbox_instance *oi)
-{
-	if (!oi)
-		return;
-	alt_instance_unref(oi->inst);
-	free(oi->task);
-	free(oi->org_number);
-	free(oi->person_number);
-	free(oi->created_by);
-	memset(oi, 0, sizeof(*oi));
-}
-
-/* organisationNumber and friends may come as strings or numbers */
-static char *dup_number(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (json_is_string(v) && *json_string_value(v))
-		return xstrdup(json_string_value(v));
-	if (json_is_integer(v))
-		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	return NULL;
-}
-
-static int outbox_instance(json_t *obj, struct json_outbox_instance *ret)
-{
-	json_t *process = json_object_get(obj, "process");
-	json_t *owner = json_object_get(obj, "instanceOwner");
-	struct json_outbox_instance oi = { 0 };
-
-	if (instance_from_json(obj, &oi.inst) < 0)
-		return -EIO;
-	oi.task = dup_str(json_object_get(process, "currentTask"), "elementId");
-	oi.ended = get_str(process, "ended") != NULL;
-	oi.org_number = dup_number(owner, "organisationNumber");
-	oi.person_number = dup_number(owner, "personNumber");
-	oi.created_by = dup_number(obj, "createdBy");
-	*ret = oi;
-	return 0;
-}
-
-int json_outbox_parse_instance(const char *text, size_t len, struct json_outbox_instance *ret)
-{
-	json_t *root = load(text, len, "instance");
-	int r;
-
-	if (!root)
-		return -EIO;
-	r = outbox_instance(root, ret);
-	json_decref(root);
-	return r;
-}
-
-int json_outbox_parse_page(const char *text, size_t len, struct json_outbox_instance **ret,
-			   size_t *ret_n, char **ret_next)
-{
-	json_t *root = load(text, len, "instance query page");
-	json_t *arr, *item;
-	struct json_outbox_instance *list;
-	size_t i, n = 0;
-
-	if (!root)
-		return -EIO;
-	arr = json_object_get(root, "instances");
-	if (!json_is_array(arr)) {
-		json_decref(root);
-		return -EIO;
-	}
-	list = xcalloc(json_array_size(arr) + 1, sizeof(*list));
-	json_array_foreach(arr, i, item)
-		if (json_is_object(item) && outbox_instance(item, &list[n]) == 0)
-			n++;
-	*ret_next = dup_str(root, "next");
-	json_decref(root);
-	*ret = list;
-	*ret_n = n;
-	return 0;
-}
-
-int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id)
-{
-	json_t *root = load(text, len, "data element");
-	const char *id = get_str(root, "id");
-	int r = -EIO;
-
-	if (id && json_is_guid(id)) {
-		*ret_id = lower_dup(id);
-		r = 0;
-	}
-	json_decref(root);
-	return r;
-}
-
-int json_outbox_parse_process(const char *text, size_t len, char **ret_task, bool *ret_ended)
-{
-	json_t *root = load(text, len, "process state");
-
-	if (!root)
-		return -EIO;
-	*ret_task = dup_str(json_object_get(root, "currentTask"), "elementId");
-	*ret_ended = get_str(root, "ended") != NULL;
-	json_decref(root);
-	return 0;
-}
-
-char *json_outbox_template(const char *key, const char *value)
-{
-	json_t *v = json_pack("{s:{s:s}}", "instanceOwner", key, value);
-	char *s;
-
-	if (!v)
-		abort(); /* digits only: nothing but allocation can fail */
-	s = json_dumps(v, JSON_COMPACT);
-	json_decref(v);
-	if (!s)
-		abort();
-	return s;
-}
-
-/* At most 1000 bytes of s, one printable line, valid UTF-8. */
-static char *outbox_message(const char *s, size_t len)
-{
-	char *out, *safe;
-	size_t n = len < 1000 ? len : 1000;
-
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
-		n--;
-	if (n == 0)
-		return NULL;
-	out = xstrndup(s, n);
-	for (char *p = out; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	safe = utf8_safe(out);
-	free(out);
-	return safe;
-}
-
-void json_outbox_problem(const char *body, size_t len, char **ret_title, char **ret_detail)
-{
-	json_t *root = body && len ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
-	const char *title, *detail;
-
-	*ret_title = *ret_detail = NULL;
-	if (json_is_object(root)) {
-		title = get_str(root, "title");
-		detail = get_str(root, "detail");
-		*ret_title = title ? outbox_message(title, strlen(title)) : NULL;
-		*ret_detail = detail ? outbox_message(detail, strlen(detail)) : NULL;
-	} else if (json_is_string(root)) {
-		*ret_detail = outbox_message(json_string_value(root), json_string_length(root));
-	} else if (body && len) {
-		*ret_detail = outbox_message(body, len);
-	}
-	json_decref(root);
-}
-
-static json_t *outbox_files(const struct json_outbox_report *r)
-{
-	json_t *arr = json_array();
-
-	for (size_t i = 0; i < r->n_files; i++) {
-		const struct json_outbox_file *f = &r->files[i];
-		json_t *o = json_object();
-
-		if (f->file && *f->file)
-			json_object_set_new(o, "file", str_or_null(f->file));
-		json_object_set_new(o, "filename", str_or_null(f->filename));
-		json_object_set_new(o, "data_type", str_or_null(f->data_type));
-		json_object_set_new(o, "content_type", str_or_null(f->content_type));
-		json_object_set_new(o, "size", json_integer((json_int_t)f->size));
-		json_object_set_new(o, "sha256", str_or_null(f->sha256));
-		json_object_set_new(o, "data_id", str_or_null(f->data_id));
-		json_array_append_new(arr, o);
-	}
-	return arr;
-}
-
-/* The fields receipts and dead letters share, in reading order. */
-static json_t *outbox_head(const struct json_outbox_report *r)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "app", str_or_null(r->app_id));
-	json_object_set_new(o, "owner", str_or_null(r->owner));
-	json_object_set_new(o, "name", str_or_null(r->name));
-	json_object_set_new(o, "instance_id", str_or_null(r->instance_id));
-	return o;
-}
-
-static char *outbox_dump(json_t *o, const struct json_outbox_report *r, const char *end_key)
-{
-	size_t len;
-	char *doc;
-
-	json_object_set_new(o, "data", outbox_files(r));
-	json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
-	json_object_set_new(o, "received_at", time_or_null(&r->received_at));
-	json_object_set_new(o, "first_attempt_at", time_or_null(&r->first_attempt_at));
-	json_object_set_new(o, end_key, time_or_null(&r->finished_at));
-	doc = dump_doc(o, &len);
-	json_decref(o);
-	return doc;
-}
-
-char *json_outbox_receipt(const struct json_outbox_report *r)
-{
-	json_t *o = outbox_head(r);
-
-	json_object_set_new(o, "process",
-			    json_pack("{s:b, s:o, s:b}", "next", r->process_next, "task",
-				      str_or_null(r->task), "ended", r->process_next && !r->task));
-	return outbox_dump(o, r, "sent_at");
-}
-
-char *json_outbox_dead_letter(const struct json_outbox_report *r)
-{
-	json_t *o = outbox_head(r);
-
-	json_object_set_new(o, "stored_as", str_or_null(r->stored_as));
-	json_object_set_new(o, "step", str_or_null(r->step));
-	json_object_set_new(o, "status", r->status ? json_integer(r->status) : json_null());
-	json_object_set_new(o, "title", str_or_null(r->title));
-	json_object_set_new(o, "detail", str_or_null(r->detail));
-	json_object_set_new(o, "reason", str_or_null(r->reason));
-	return outbox_dump(o, r, "failed_at");
 }
