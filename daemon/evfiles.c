@@ -3,14 +3,15 @@
  * ev_deliver is the one way an event becomes a file, whether it came
  * from a poll or the webhook. Under the app's lock it picks the events
  * not seen before, then, a chunk at a time: writes each to state_dir
- * under a dot-name, fsyncs them together (the first fsync commits the
- * journal for all), and renames each into place through the mount, in
- * order, so a watcher sees one IN_MOVED_TO per event, in arrival order,
- * for a file that is complete and durable (the mount fsyncs the folder
- * before a rename returns). Only then are the ids recorded and the
- * cursor moved, in one transaction. A crash in between leaves files the
- * store does not know yet, which events.c records at start, and
- * dot-names, which it removes.
+ * under a dot-name (no FUSE round trip), fsyncs them, and renames each
+ * into place through the mount, in order, so a watcher sees one
+ * IN_MOVED_TO per event, in arrival order, for a file that is complete
+ * and durable (the mount fsyncs the folder before a rename returns).
+ * While one chunk is renamed, a helper thread writes and syncs the next:
+ * the disk's waits and the mount's overlap. Only then are the ids
+ * recorded and the cursor moved, in one transaction. A crash in between
+ * leaves files the store does not know yet, which events.c records at
+ * start, and dot-names, which it removes.
  *
  * A file is named "<12-digit number>_<type>_<id>.json": the number
  * counts arrivals, so `ls` lists in arrival order and shows the type.
@@ -105,7 +106,8 @@ bool ev_name_seq(const char *name, uint64_t *ret)
 
 /* Files written and fsynced together before any is renamed into place:
  * the first fsync commits the journal for all of them, the others find
- * little left to do. Bounded so the open files stay few. */
+ * little left to do. Bounded so the open files stay few (two chunks are
+ * open at a time). */
 #define DELIVER_CHUNK 64
 
 /* One event on its way to becoming a file. */
@@ -245,21 +247,57 @@ static int select_new(struct ev_app *ea, const struct json_event *evs, size_t n,
 	return 0;
 }
 
-/* Writes, syncs and places one chunk; *ret_placed counts the files that
- * appeared, in order. */
-static int deliver_chunk(struct ev_app *ea, struct pending *p, size_t n, size_t *ret_placed)
+/* Writes and syncs one chunk of files under their dot-names. */
+struct chunk {
+	struct ev_app *ea;
+	struct pending *p;
+	size_t n;
+	int r;
+};
+
+static void *prepare(void *arg)
 {
+	struct chunk *c = arg;
+
+	c->r = 0;
+	for (size_t i = 0; c->r == 0 && i < c->n; i++)
+		c->r = write_tmp(c->ea, &c->p[i]);
+	for (size_t i = 0; c->r == 0 && i < c->n; i++)
+		c->r = sync_tmp(c->ea, &c->p[i]);
+	return NULL;
+}
+
+/* Makes the m pending files appear, in order; *ret_placed counts those
+ * that did. While one chunk is renamed into place, a helper thread
+ * writes and syncs the next, so the disk's wait and the mount's overlap. */
+static int make_files(struct ev_app *ea, struct pending *p, size_t m, size_t *ret_placed)
+{
+	struct chunk cur = { ea, p, m < DELIVER_CHUNK ? m : DELIVER_CHUNK, 0 }, next;
 	size_t placed = 0;
 	int r = 0;
 
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = write_tmp(ea, &p[i]);
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = sync_tmp(ea, &p[i]);
-	while (r == 0 && placed < n) {
-		r = place(ea, &p[placed]);
-		if (r == 0)
-			placed++;
+	prepare(&cur);
+	while (cur.n > 0) {
+		size_t at = (size_t)(cur.p - p) + cur.n;
+		pthread_t helper;
+		bool threaded = false;
+
+		next = (struct chunk){ ea, p + at, m - at < DELIVER_CHUNK ? m - at : DELIVER_CHUNK, 0 };
+		if (cur.r == 0 && next.n > 0)
+			threaded = pthread_create(&helper, NULL, prepare, &next) == 0;
+		r = cur.r;
+		for (size_t i = 0; r == 0 && i < cur.n; i++) {
+			r = place(ea, &cur.p[i]);
+			if (r == 0)
+				placed++;
+		}
+		if (threaded)
+			pthread_join(helper, NULL);
+		else if (r == 0 && next.n > 0)
+			prepare(&next);
+		if (r < 0)
+			break;
+		cur = next;
 	}
 	*ret_placed = placed;
 	return r;
@@ -277,11 +315,8 @@ int ev_deliver(struct ev_app *ea, const struct json_event *evs, size_t n, bool u
 	r = select_new(ea, evs, n, p, &m);
 	if (r < 0)
 		done = 0;
-	for (size_t i = 0; r == 0 && i < m; i += DELIVER_CHUNK) {
-		size_t k = m - i < DELIVER_CHUNK ? m - i : DELIVER_CHUNK, got = 0;
-
-		r = deliver_chunk(ea, p + i, k, &got);
-		placed += got;
+	if (r == 0 && m > 0) {
+		r = make_files(ea, p, m, &placed);
 		if (r < 0) /* done: the events before the first that did not appear */
 			done = (size_t)(p[placed].e - evs);
 	}
