@@ -34,6 +34,7 @@ struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountp
 	fs->cfg = cfg;
 	fs->view = view_new(a, cfg);
 	fs->nodes = node_table_new();
+	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->mountpoint = xstrdup(mountpoint);
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	fs->uid = getuid();
@@ -178,6 +179,11 @@ void fs_free(struct fs *fs)
 		return;
 	if (fs->warm_started)
 		pthread_join(fs->warm_thread, NULL);
+	/* files and folders still open at unmount: the kernel need not send
+	 * their releases, and no request runs any more */
+	while (fs->handles)
+		handle_free(fs->handles);
+	pthread_mutex_destroy(&fs->handles_lock);
 	local_close_dirs(fs);
 	view_free(fs->view);
 	node_table_free(fs->nodes);

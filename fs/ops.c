@@ -41,10 +41,33 @@ bool req_is_self(fuse_req_t req)
 	return stat(path, &st) == 0;
 }
 
+struct handle *handle_new(struct fs *fs)
+{
+	struct handle *h = xcalloc(1, sizeof(*h));
+
+	h->fs = fs;
+	h->fd = -1;
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+	return h;
+}
+
 void handle_free(struct handle *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&h->fs->handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		h->fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&h->fs->handles_lock);
 	free(h->buf);
 	if (h->kind == HANDLE_FD && h->fd >= 0)
 		close(h->fd);
@@ -160,7 +183,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	h = xcalloc(1, sizeof(*h));
+	h = handle_new(fs);
 	h->kind = HANDLE_DIR;
 	r = tree_list(fs, n, &h->entries, &h->n_entries);
 	if (r < 0) {
@@ -316,7 +339,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	h = xcalloc(1, sizeof(*h));
+	h = handle_new(fs);
 	h->fd = -1;
 	if (local_is_local(n)) {
 		h->kind = HANDLE_FD;

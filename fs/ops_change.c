@@ -256,7 +256,7 @@ static void data_create(fuse_req_t req, struct node *dir, const char *name,
 			struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
-	struct handle *h = xcalloc(1, sizeof(*h));
+	struct handle *h = handle_new(fs);
 	struct node_key key = dir->key;
 	struct fuse_entry_param e;
 	struct stat st;
@@ -309,7 +309,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		fuse_reply_err(req, err);
 		return;
 	}
-	h = xcalloc(1, sizeof(*h));
+	h = handle_new(fs);
 	h->kind = HANDLE_FD;
 	h->self = req_is_self(req);
 	r = local_create(fs, dir, name, mode, fi->flags, h->self, &h->fd, &st);

@@ -18,6 +18,8 @@
 enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR, HANDLE_FD, HANDLE_CTL };
 
 struct handle {
+	struct fs *fs;
+	struct handle *prev, *next; /* in fs->handles, protected by fs->handles_lock */
 	enum handle_kind kind;
 	char *buf; /* HANDLE_BUFFER: a snapshot of a generated document */
 	size_t len;
@@ -73,6 +75,9 @@ static inline struct node *get_node(struct fs *fs, fuse_ino_t ino)
 
 /* Is the caller one of the daemon's own threads? */
 bool req_is_self(fuse_req_t req);
+/* A new handle, on the filesystem's list so that those the kernel never
+ * released (it need not, when unmounting) are freed with the filesystem. */
+struct handle *handle_new(struct fs *fs);
 void handle_free(struct handle *h);
 
 /* ops_change.c */

@@ -43,6 +43,8 @@ struct fs {
 	struct alt_dw_hooks dw_hooks;        /* set before fs_start */
 	bool dw_enabled;
 	struct fuse_session *se;             /* set before fs_start */
+	pthread_mutex_t handles_lock;
+	struct handle *handles; /* open files and folders; protected by handles_lock */
 };
 
 /* One folder entry: name, kind, keys (owned copies) and attributes. */
