@@ -28,23 +28,7 @@
 #include "secretfile.h"
 #include "xalloc.h"
 
-static int failures;
-
-#define CHECK(cond, ...) check(!!(cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
-
-static void check(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok)
-		return;
-	failures++;
-	fprintf(stderr, "%s:%d: FAILED %s: ", file, line, expr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#include "check.h"
 
 /* base64url -> bytes with OpenSSL's decoder: translate, pad, decode. */
 static unsigned char *b64url_decode(const char *s, size_t n, size_t *ret_len)

@@ -19,23 +19,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-static int failures;
-
-#define CHECK(cond, ...) check((cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
-
-static void check(int ok, const char *file, int line, const char *expr, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok)
-		return;
-	failures++;
-	fprintf(stderr, "%s:%d: FAILED %s: ", file, line, expr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#include "check.h"
 
 static int parse_instance(const char *text, struct alt_instance **ret)
 {
