@@ -187,7 +187,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	h->kind = HANDLE_DIR;
 	r = tree_list(fs, n, &h->entries, &h->n_entries);
 	if (r < 0) {
-		free(h);
+		handle_free(h); /* it is on the list */
 		fuse_reply_err(req, -r);
 		return;
 	}

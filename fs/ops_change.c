@@ -266,7 +266,7 @@ static void data_create(fuse_req_t req, struct node *dir, const char *name,
 	h->kind = HANDLE_FD;
 	r = dw_create(fs, dir, name, &h->dw, &st);
 	if (r < 0) {
-		free(h);
+		handle_free(h); /* it is on the list */
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -314,7 +314,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	h->self = req_is_self(req);
 	r = local_create(fs, dir, name, mode, fi->flags, h->self, &h->fd, &st);
 	if (r < 0) {
-		free(h);
+		handle_free(h); /* it is on the list */
 		fuse_reply_err(req, -r);
 		return;
 	}
