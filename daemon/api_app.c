@@ -126,20 +126,21 @@ char *app_content_disposition(const char *filename)
 	return v;
 }
 
-int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
-	       const char *data_type, const char *filename, const char *content_type, int fd,
-	       uint64_t size, void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
-	       void *send_ctx, char **ret_id, struct app_answer *ans)
+/* One file as the body of a data request (POST new, PUT replace), with
+ * its Content-Disposition; the answer is left in *res for the caller. */
+static int send_file(struct altinn *a, const char *org, const char *app, const char *tail,
+		     const char *method, bool once, const char *filename,
+		     const char *content_type, int fd, uint64_t size,
+		     void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
+		     void *send_ctx, const char *step, struct http_result *res,
+		     struct app_answer *ans)
 {
-	char *type = http_escape(data_type);
-	char *tail = xasprintf("instances/%s/data?dataType=%s", instance_id, type);
 	char *disp = app_content_disposition(filename);
 	char *header = xasprintf("Content-Disposition: %s", disp);
 	const char *headers[] = { header, NULL };
-	struct http_result res = { .retry_after_ms = -1 };
 	struct http_request req = {
 		.url = app_url(a, org, app, tail),
-		.method = "POST",
+		.method = method,
 		.content_type = content_type,
 		.has_body_fd = true,
 		.body_fd = fd,
@@ -148,11 +149,29 @@ int app_upload(struct altinn *a, const char *org, const char *app, const char *i
 		.send_ctx = send_ctx,
 		.headers = headers,
 		.bulk = true,
-		.result = &res,
+		.once = once,
+		.result = res,
 	};
 	int r = http_request(a->http, &req);
 
-	r = conclude(r, &res, true, "upload", ans);
+	r = conclude(r, res, true, step, ans);
+	free((char *)req.url);
+	free(header);
+	free(disp);
+	return r;
+}
+
+int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
+	       const char *data_type, const char *filename, const char *content_type, int fd,
+	       uint64_t size, void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
+	       void *send_ctx, char **ret_id, struct app_answer *ans)
+{
+	char *type = http_escape(data_type);
+	char *tail = xasprintf("instances/%s/data?dataType=%s", instance_id, type);
+	struct http_result res = { .retry_after_ms = -1 };
+	int r = send_file(a, org, app, tail, "POST", false, filename, content_type, fd, size,
+			  on_send, send_ctx, "upload", &res, ans);
+
 	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, ret_id) < 0) {
 		ans->outcome = APP_UNKNOWN;
 		snprintf(ans->summary, sizeof(ans->summary),
@@ -160,9 +179,6 @@ int app_upload(struct altinn *a, const char *org, const char *app, const char *i
 		r = -EIO;
 	}
 	http_result_clear(&res);
-	free((char *)req.url);
-	free(header);
-	free(disp);
 	free(tail);
 	free(type);
 	return r;
@@ -286,29 +302,11 @@ int app_replace_data(struct altinn *a, const char *org, const char *app, const c
 		     uint64_t size, struct app_answer *ans)
 {
 	char *tail = xasprintf("instances/%s/data/%s", instance_id, data_id);
-	char *disp = app_content_disposition(filename);
-	char *header = xasprintf("Content-Disposition: %s", disp);
-	const char *headers[] = { header, NULL };
 	struct http_result res = { .retry_after_ms = -1 };
-	struct http_request req = {
-		.url = app_url(a, org, app, tail),
-		.method = "PUT",
-		.content_type = content_type,
-		.has_body_fd = true,
-		.body_fd = fd,
-		.body_len = size,
-		.headers = headers,
-		.bulk = true,
-		.once = true,
-		.result = &res,
-	};
-	int r = http_request(a->http, &req);
+	int r = send_file(a, org, app, tail, "PUT", true, filename, content_type, fd, size, NULL,
+			  NULL, "replace", &res, ans);
 
-	r = conclude(r, &res, true, "replace", ans);
 	http_result_clear(&res);
-	free((char *)req.url);
-	free(header);
-	free(disp);
 	free(tail);
 	return r;
 }
