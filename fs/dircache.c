@@ -65,7 +65,14 @@ struct dircache_slot *dircache_open(uint64_t ino, const struct entry *e, size_t 
 		}
 		*s = (struct dircache_slot){ .ino = ino };
 	}
-	if (s->open == 0) {
+	if (n == 0) {
+		/* The kernel drops a kept listing by dropping its pages, and an
+		 * empty listing has none: once kept, it would be answered from
+		 * the kernel's copy until remount, whatever the platform says.
+		 * So an empty listing is never kept, and the next one handed
+		 * over starts afresh. */
+		s->fp = 0;
+	} else if (s->open == 0) {
 		fi->cache_readdir = 1;
 		fi->keep_cache = s->fp == fp;
 		s->fp = fp;

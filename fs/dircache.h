@@ -10,6 +10,8 @@
  * Only one open handle of a folder may feed the kernel's copy: a folder
  * opened while another handle of it is open gets no caching and voids
  * the fingerprint, so listings of two moments never mix in the kernel.
+ * An empty listing is never kept: the kernel forgets a kept listing by
+ * dropping its pages, and an empty one has no page to drop.
  * Fingerprints live in a bounded table keyed by inode number (numbers
  * are never reused); one lost to a collision costs one fresh listing.
  * Thread-safe. */

@@ -142,6 +142,76 @@ def test_new_and_deleted_instances_after_ttl(own_platform, mount):
     assert e.value.errno == errno.ENOENT
 
 
+def listing_becomes(path, want, within):
+    """Lists path (a fresh opendir each time, as ls does) until it shows
+    exactly want; a folder that is gone counts as empty."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            got = sorted(os.listdir(path))
+        except FileNotFoundError:
+            got = []
+        if got == sorted(want) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def complete_tilskudd(p, party):
+    guid = str(uuid.uuid4())
+    r = p.request("POST", "/_localtest/instances", auth=False, body={
+        "appId": "ttd/tilskudd", "partyId": str(party), "guid": guid, "complete": True,
+        "data": [{"dataType": "vedlegg", "filename": "svar.txt", "contentType": "text/plain",
+                  "content_b64": "aGVp"}]})
+    assert r.status == 201, r
+    return f"{party}-{guid}"
+
+
+def test_a_folder_listed_empty_shows_new_entries(platform_factory, mount):
+    """The receiving workflow: the inbox is empty in the morning, the
+    agency's job confirms everything, citizens submit again. Each change
+    shows within cache_ttl however empty the listing before it was."""
+    ttl = 2
+    p = platform_factory()
+    m = mount(localtest=p, cache_ttl=ttl)
+    inbox = m / "apps/ttd/tilskudd/inbox"
+    for name in os.listdir(inbox):
+        os.unlink(inbox / name)
+    assert listing_becomes(inbox, [], ttl + 3) == []
+
+    first = [complete_tilskudd(p, 70001), complete_tilskudd(p, 70002)]
+    assert listing_becomes(inbox, first, ttl + 3) == sorted(first)
+
+    for name in first:                     # the agency's job confirms all
+        os.unlink(inbox / name)
+    assert os.listdir(inbox) == []
+    later = [complete_tilskudd(p, 70003)]
+    assert listing_becomes(inbox, later, ttl + 3) == later
+
+
+def test_a_party_folder_that_became_empty_shows_new_instances(platform_factory, mount):
+    ttl = 2
+    p = platform_factory()
+    m = mount(localtest=p, cache_ttl=ttl)
+    party = m / "apps/ttd/soknad/instances/509997"
+    g1, g2 = str(uuid.uuid4()), str(uuid.uuid4())
+    p.add_instance("ttd/soknad", 509997, guid=g1)
+    assert listing_becomes(party, [g1], ttl + 3) == [g1]
+    # a shell whose working folder it is keeps the folder's inode, and
+    # opens it anew by that at each ls
+    fd = os.open(party, os.O_RDONLY | os.O_DIRECTORY)
+    here = f"/proc/self/fd/{fd}"
+    try:
+        p.delete_instance(509997, g1)
+        assert listing_becomes(here, [], ttl + 3) == []
+        time.sleep(ttl + 0.5)              # listed empty, and trusted so for a while
+        assert listing_becomes(here, [], 0) == []
+        p.add_instance("ttd/soknad", 509997, guid=g2)
+        assert listing_becomes(here, [g2], ttl + 3) == [g2]
+    finally:
+        os.close(fd)
+    assert listing_becomes(party, [g2], 0) == [g2]
+
+
 @pytest.fixture
 def scratch(own_platform):
     """An instance of our own with one small attachment: (party, guid, element)."""
