@@ -12,73 +12,152 @@
 #include "view.h"
 #include "xalloc.h"
 
-static const char readme_text[] =
+/* README.txt, one part per place of the tree, in the tree's order. Every
+ * folder of an app has its part, with an example; "{app}" in an example
+ * stands for the first mounted org/app. A folder family adds its part
+ * here, and test_02_tree checks that each folder an app shows has one. */
+struct readme_part {
+	const char *place;
+	const char *about;   /* lines, each ending in '\n' */
+	const char *example; /* one command line, or NULL */
+};
+
+static const char readme_head[] =
 	"altinnfs: this folder is the Altinn 3 platform, as files\n"
 	"=======================================================\n"
 	"\n"
-	"Browsing reads the platform; every name below is part of a stable contract.\n"
-	"\n"
-	"README.txt      this file\n"
-	"status.json     health: is the platform reachable, the last error, the token's\n"
-	"                source and expiry (never the token), queues and event cursors\n"
-	"apps/<org>/<app>/\n"
-	"  application.json    the app's metadata: data types, allowed content types,\n"
-	"                      limits (maxSize is in MB)\n"
-	"  instances/<partyId>/<instanceGuid>/\n"
-	"    instance.json     the instance document as the platform returns it\n"
-	"    ctl               write one command: next [action], complete, or\n"
-	"                      substatus <label> [description]; read it for the result\n"
-	"    data/<dataType>/<name>\n"
-	"                      one file per data element, with the platform's bytes.\n"
-	"                      The name is the element's filename; without one it is\n"
-	"                      <dataGuid>.<ext>. Unsafe characters ('/', control\n"
-	"                      characters) become '_'; when two elements of one data type\n"
-	"                      share a name, each gets -<first 8 hex digits of its guid>.\n"
-	"\n"
-	"Sizes and times come from the documents: mtime is lastChanged, ctime is created.\n"
-	"Extended attributes (getfattr -d FILE) tell what a file is on the platform:\n"
-	"  user.altinn.id            <partyId>/<instanceGuid> on an instance folder,\n"
-	"                            the data guid on a data file\n"
-	"  user.altinn.data_type     the data type of a data file\n"
-	"  user.altinn.content_type  its content type\n"
-	"  user.altinn.filename      its filename on the platform, when it has one\n"
-	"\n"
-	"  inbox/<partyId>-<instanceGuid>\n"
-	"                      a link to each completed instance not yet confirmed,\n"
-	"                      oldest first; rm confirms it (durably, with retries)\n"
-	"  events/<number>_<type>_<id>.json\n"
-	"                      one file per platform event (the CloudEvent as sent),\n"
-	"                      numbered in arrival order; it appears complete, so\n"
-	"                      inotifywait -m -e moved_to events/ sees each once;\n"
-	"                      rm acknowledges it for good\n"
-	"\n"
-	"Listings are cached for cache_ttl seconds; data files are read with range\n"
-	"requests, so reading the start of a large file does not download all of it.\n"
-	"The platform's documents are read-only: writing them fails with EROFS.\n"
-	"\n"
-	"Try:\n";
+	"Browsing reads the platform; writing sends to it. Every name below is part\n"
+	"of a stable contract. Each place is followed by what it is and an example.\n"
+	"\n";
+
+static const struct readme_part readme_parts[] = {
+	{ "README.txt", "this file\n", NULL },
+	{ "status.json",
+	  "health: is the platform reachable, the last error, the token's source and\n"
+	  "expiry (never the token), queues and event cursors\n",
+	  "jq .platform status.json" },
+	{ "apps/<org>/<app>/application.json",
+	  "the app's metadata: data types, allowed content types, limits (maxSize in MB)\n",
+	  "jq .dataTypes apps/{app}/application.json" },
+	{ "apps/<org>/<app>/instances/<partyId>/<instanceGuid>/instance.json",
+	  "the instance document as the platform returns it (read-only: EROFS)\n",
+	  "find apps/{app}/instances -name instance.json -newermt yesterday" },
+	{ "apps/<org>/<app>/instances/<partyId>/<instanceGuid>/data/<dataType>/<name>",
+	  "one file per data element, with the platform's bytes. The name is the\n"
+	  "element's filename, else <dataGuid>.<ext>; unsafe characters become '_';\n"
+	  "two elements of one type with one name each get -<first 8 hex of guid>.\n"
+	  "Write a new name to add an element, overwrite or rm one to replace or\n"
+	  "delete it. Extended attributes tell what a file is on the platform:\n"
+	  "user.altinn.id, .data_type, .content_type, .filename, and .state while a\n"
+	  "write is pending\n",
+	  "getfattr -d -e text apps/{app}/instances/*/*/data/*/*" },
+	{ "apps/<org>/<app>/instances/<partyId>/<instanceGuid>/ctl",
+	  "write one command: next [action], complete, or substatus <label>\n"
+	  "[description]; read it for the last result\n",
+	  "echo next > apps/{app}/instances/<partyId>/<instanceGuid>/ctl" },
+	{ "apps/<org>/<app>/inbox/<partyId>-<instanceGuid>",
+	  "a link to each completed instance not yet confirmed, oldest first; rm\n"
+	  "confirms it (durably, with retries)\n",
+	  "ls -l apps/{app}/inbox/" },
+	{ "apps/<org>/<app>/outbox/<owner>/<name>",
+	  "drop a file (or rename a folder) in: it becomes one submission for\n"
+	  "<owner>, one of org-<9 digits>, person-<11 digits>, party-<partyId> (mkdir\n"
+	  "it first); names starting with '.' or ending in .tmp or .part wait\n",
+	  "cp soknad.pdf apps/{app}/outbox/org-910000004/" },
+	{ "apps/<org>/<app>/sent/<owner>/<name>.json",
+	  "the receipt of each delivered submission: instance and element ids, sizes,\n"
+	  "sha256, times\n",
+	  "jq .instance apps/{app}/sent/org-910000004/soknad.pdf.json" },
+	{ "apps/<org>/<app>/failed/<owner>/<name> and <name>.error.json",
+	  "a refused submission's bytes, and why: the platform's status and reason\n",
+	  "cat apps/{app}/failed/*/*.error.json" },
+	{ "apps/<org>/<app>/events/<number>_<type>_<id>.json",
+	  "one file per platform event (the CloudEvent as sent), numbered in arrival\n"
+	  "order; each appears complete, once; rm acknowledges it for good\n",
+	  "inotifywait -m -e moved_to apps/{app}/events/" },
+};
+
+static const char readme_tail[] =
+	"Sizes and times come from the documents: mtime is lastChanged, ctime is\n"
+	"created. Listings are trusted for cache_ttl seconds. The platform's documents\n"
+	"are read-only: writing them fails with EROFS.\n";
+
+/* README.txt as it is built */
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void put(struct text *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void puts_(struct text *b, const char *s)
+{
+	put(b, s, strlen(s));
+}
+
+/* "    $ " and s with every "{app}" replaced by app */
+static void put_example(struct text *b, const char *s, const char *app)
+{
+	const char *hole;
+
+	puts_(b, "    $ ");
+	while ((hole = strstr(s, "{app}"))) {
+		put(b, s, (size_t)(hole - s));
+		puts_(b, app);
+		s = hole + strlen("{app}");
+	}
+	puts_(b, s);
+	puts_(b, "\n");
+}
+
+static void put_indented(struct text *b, const char *lines)
+{
+	while (*lines) {
+		const char *eol = strchr(lines, '\n');
+		size_t n = eol ? (size_t)(eol - lines) + 1 : strlen(lines);
+
+		puts_(b, "    ");
+		put(b, lines, n);
+		lines += n;
+	}
+}
 
 char *tree_readme(struct fs *fs, size_t *ret_len)
 {
-	size_t cap = sizeof(readme_text) + 512 * (view_n_apps(fs->view) + 1);
-	char *out = xmalloc(cap);
-	size_t n = (size_t)snprintf(out, cap, "%s", readme_text);
+	struct text b = { 0 };
+	char *app;
 
-	for (size_t i = 0; i < view_n_apps(fs->view) && n < cap; i++) {
-		struct view_app *va = view_app_at(fs->view, i);
-		const char *org = view_app_org(va), *app = view_app_name(va);
+	if (view_n_apps(fs->view) > 0) {
+		struct view_app *va = view_app_at(fs->view, 0);
 
-		n += (size_t)snprintf(out + n, cap - n,
-				      "  jq .dataTypes apps/%s/%s/application.json\n"
-				      "  ls -l apps/%s/%s/instances/\n"
-				      "  find apps/%s/%s/instances -type f -newermt yesterday\n",
-				      org, app, org, app, org, app);
+		app = xasprintf("%s/%s", view_app_org(va), view_app_name(va));
+	} else {
+		app = xstrdup("<org>/<app>");
 	}
-	if (n < cap)
-		n += (size_t)snprintf(out + n, cap - n,
-				      "  getfattr -d apps/<org>/<app>/instances/<party>/<guid>/data/*/*\n");
-	*ret_len = n < cap ? n : cap - 1;
-	return out;
+	puts_(&b, readme_head);
+	for (size_t i = 0; i < sizeof(readme_parts) / sizeof(readme_parts[0]); i++) {
+		const struct readme_part *part = &readme_parts[i];
+
+		puts_(&b, part->place);
+		puts_(&b, "\n");
+		put_indented(&b, part->about);
+		if (part->example)
+			put_example(&b, part->example, app);
+		puts_(&b, "\n");
+	}
+	puts_(&b, readme_tail);
+	free(app);
+	*ret_len = b.len;
+	return b.p;
 }
 
 char *tree_status(struct fs *fs, size_t *ret_len)

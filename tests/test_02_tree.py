@@ -56,8 +56,19 @@ def test_root(mnt):
 def test_readme(mnt):
     text = read_bytes(mnt / "README.txt").decode("utf-8")
     assert os.stat(mnt / "README.txt").st_size == len(text.encode())
-    for word in ("apps", "instances", "application.json", "instance.json", "status.json", "data"):
-        assert word in text, word
+    places = [line for line in text.splitlines() if line and not line[0].isspace()]
+    # every folder family, in the tree's order, each with an example for
+    # the first mounted app
+    tree_order = ["README.txt", "status.json", "application.json", "instance.json", "/data/",
+                  "/ctl", "inbox/", "outbox/", "sent/", "failed/", "events/"]
+    at = [next(i for i, p in enumerate(places) if word in p) for word in tree_order]
+    assert at == sorted(at), list(zip(tree_order, at))
+    examples = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("$ ")]
+    for name in sorted(os.listdir(mnt / SOKNAD)):
+        assert any(p.startswith(f"apps/<org>/<app>/{name}") for p in places), name
+        assert any(f"{SOKNAD}/{name}" in e for e in examples), name
+    # names are shown as text (getfattr's default is base64 for non-ASCII)
+    assert any(e.startswith("getfattr -d -e text ") for e in examples), examples
 
 
 def test_status_json(mnt, platform):
