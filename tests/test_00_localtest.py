@@ -3,6 +3,8 @@ admin endpoints the other tests rely on). If these fail, the daemon tests
 measure the wrong thing."""
 
 import base64
+import os
+import subprocess
 import http.client
 import re
 import time
@@ -313,3 +315,13 @@ def test_token_lifetime(platform_factory):
     assert p.get(f"{STORAGE}/instances", query=q).status == 401
     p.new_token()
     assert p.get(f"{STORAGE}/instances", query=q).status == 200
+
+
+def test_help_names_files_of_the_project_not_of_one_machine():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(["/usr/bin/python3", os.path.join(root, "scripts/altinn-localtest"),
+                          "--help"], capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "/work/" not in out and "/home/" not in out, out
+    for ref in re.findall(r"scripts/[\w./-]+\.md", out):
+        assert os.path.exists(os.path.join(root, ref)), ref
+    assert re.findall(r"scripts/[\w./-]+\.md", out), out

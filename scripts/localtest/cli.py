@@ -10,7 +10,7 @@ from . import VERSION, seed, server
 DESCRIPTION = """\
 A local stand-in for the Altinn 3 platform, for altinnfs's demo, tests and benchmarks.
 One server answers every API on one host:port, with the real paths, JSON shapes, paging and
-status codes (see /work/shared/altinn-api.md), plus test tokens, a request log and fault
+status codes (see scripts/localtest/README.md in the altinnfs project), plus test tokens, a request log and fault
 injection. Once listening it prints exactly one line to stdout:
   altinn-localtest listening on http://HOST:PORT
 """
