@@ -67,7 +67,7 @@ static const struct readme_part readme_parts[] = {
 	{ "apps/<org>/<app>/sent/<owner>/<name>.json",
 	  "the receipt of each delivered submission: instance and element ids, sizes,\n"
 	  "sha256, times\n",
-	  "jq .instance apps/{app}/sent/org-910000004/soknad.pdf.json" },
+	  "jq .instance_id apps/{app}/sent/org-910000004/soknad.pdf.json" },
 	{ "apps/<org>/<app>/failed/<owner>/<name> and <name>.error.json",
 	  "a refused submission's bytes, and why: the platform's status and reason\n",
 	  "cat apps/{app}/failed/*/*.error.json" },
