@@ -45,7 +45,7 @@ static void pending_stat(struct fs *fs, struct stat *st, uint64_t size, struct t
 	st->st_gid = fs->gid;
 	st->st_size = (off_t)size;
 	st->st_blksize = 128 * 1024;
-	st->st_blocks = (st->st_size + 511) / 512;
+	st->st_blocks = st->st_size / 512 + (st->st_size % 512 != 0);
 	st->st_mtim = st->st_atim = st->st_ctim = mtime;
 }
 

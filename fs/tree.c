@@ -62,7 +62,7 @@ static void fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size,
 	st->st_gid = fs->gid;
 	st->st_size = size;
 	st->st_blksize = 128 * 1024;
-	st->st_blocks = (size + 511) / 512;
+	st->st_blocks = size / 512 + (size % 512 != 0); /* no overflow at OFF_MAX */
 	if (mtime.tv_sec == 0 && mtime.tv_nsec == 0)
 		mtime = fs->started;
 	if (ctime.tv_sec == 0 && ctime.tv_nsec == 0)

@@ -239,7 +239,8 @@ static void sort_unique(struct collect *c)
 {
 	size_t o = 0;
 
-	qsort(c->list, c->n, sizeof(*c->list), cmp_instances);
+	if (c->n > 1) /* an empty listing may have no array: qsort's is nonnull */
+		qsort(c->list, c->n, sizeof(*c->list), cmp_instances);
 	for (size_t i = 0; i < c->n; i++) {
 		if (o > 0 && cmp_instances(&c->list[o - 1], &c->list[i]) == 0) {
 			/* keep the newer document */
@@ -554,7 +555,7 @@ int view_inbox(struct view_app *va, struct alt_instance ***ret, size_t *ret_n)
 			return r;
 		}
 		sort_unique(&c);
-		if (c.n)
+		if (c.n > 1)
 			qsort(c.list, c.n, sizeof(*c.list), cmp_ended);
 		pthread_mutex_lock(&va->lock);
 		view_instances_free(va->inbox, va->n_inbox);
