@@ -699,12 +699,24 @@ char *json_status_render(const struct alt_health *h, const char *platform_url,
 
 /* ---- owner actions (ctl) and the platform's error messages */
 
+/* out made one printable line in place: it ends up in a file people cat,
+ * so no C0 or C1 control (ESC, CSI) from the platform reaches a terminal */
+static void printable_line(char *out)
+{
+	for (unsigned char *p = (unsigned char *)out; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			p[0] = p[1] = ' '; /* U+0080..U+009F in UTF-8 */
+	}
+}
+
 /* The message in an error answer: a ProblemDetails "title: detail", a
  * JSON string, or the first line of plain text; "" when there is none. */
 void json_problem_text(const char *body, size_t len, char *out, size_t size)
 {
 	json_t *root;
-	size_t n;
+	size_t n = 0;
 
 	out[0] = '\0';
 	if (!body || !len || !size)
@@ -723,15 +735,12 @@ void json_problem_text(const char *body, size_t len, char *out, size_t size)
 	}
 	json_decref(root);
 	if (!out[0]) {
-		n = strcspn(body, "\r\n");
-		if (n > len)
-			n = len;
+		/* the body is len bytes, not a C string */
+		while (n < len && n < size && body[n] != '\r' && body[n] != '\n' && body[n])
+			n++;
 		snprintf(out, size, "%.*s", (int)n, body);
 	}
-	/* one line, printable: it ends up in a file people cat */
-	for (char *p = out; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
+	printable_line(out);
 }
 
 char *json_substatus_body(const char *label, const char *description)
@@ -772,4 +781,5 @@ void json_process_summary(const char *body, size_t len, char *out, size_t size)
 	else if (json_object_get(root, "ended"))
 		snprintf(out, size, "process ended");
 	json_decref(root);
+	printable_line(out);
 }

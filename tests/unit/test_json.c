@@ -505,6 +505,33 @@ static void test_status(void)
 	free(doc);
 }
 
+/* ---- error answers and process states end up in files people cat */
+
+static void test_answers_are_one_printable_line(void)
+{
+	/* a plain-text body of exactly len bytes, not NUL-terminated */
+	char *body = xmalloc(8);
+	char out[64];
+
+	memcpy(body, "no route", 8);
+	json_problem_text(body, 8, out, sizeof(out));
+	CHECK(strcmp(out, "no route") == 0, "plain body read to len, got \"%s\"", out);
+	free(body);
+
+	json_problem_text("{\"title\":\"Forbidden\",\"detail\":\"a\\u001b[31mred\\u009b2J\"}",
+			  strlen("{\"title\":\"Forbidden\",\"detail\":\"a\\u001b[31mred\\u009b2J\"}"),
+			  out, sizeof(out));
+	CHECK(strchr(out, 0x1b) == NULL && strstr(out, "\xc2\x9b") == NULL,
+	      "no ESC or CSI in a problem's text, got \"%s\"", out);
+	CHECK(strncmp(out, "Forbidden: a [31mred", 20) == 0, "the rest is kept, got \"%s\"", out);
+
+	static const char state[] = "{\"currentTask\":{\"elementId\":\"Task_1\\u001b]0;pwned\\u0007\"}}";
+	json_process_summary(state, strlen(state), out, sizeof(out));
+	CHECK(strchr(out, 0x1b) == NULL && strchr(out, 0x07) == NULL,
+	      "no escape in a process summary, got \"%s\"", out);
+	CHECK(strncmp(out, "process at Task_1", 17) == 0, "summary, got \"%s\"", out);
+}
+
 int main(void)
 {
 	log_setup(LOG_LVL_ERROR, false); /* the warnings for bad input are expected */
@@ -521,6 +548,7 @@ int main(void)
 	test_jwt();
 	test_errno_table();
 	test_status();
+	test_answers_are_one_printable_line();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	else
