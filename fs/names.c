@@ -184,15 +184,24 @@ static int cmp_names(const void *a, const void *b)
 	return c ? c : strcmp(x->data_guid, y->data_guid);
 }
 
-/* Gives every member of each run of equal names the suffix made by tag(). */
-static bool disambiguate(struct names_entry *entries, size_t n, bool full_guid)
+/* sorted by name (then guid): a fresh array the caller frees */
+static struct names_entry **sorted_by_name(struct names_entry *entries, size_t n)
 {
-	struct names_entry **sorted = xmalloc(n * sizeof(*sorted));
-	bool changed = false;
+	struct names_entry **sorted = xmalloc((n ? n : 1) * sizeof(*sorted));
 
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = &entries[i];
-	qsort(sorted, n, sizeof(*sorted), cmp_names);
+	if (n > 1)
+		qsort(sorted, n, sizeof(*sorted), cmp_names);
+	return sorted;
+}
+
+/* Gives every member of each run of equal names the suffix made by tag(). */
+static bool disambiguate(struct names_entry *entries, size_t n, bool full_guid)
+{
+	struct names_entry **sorted = sorted_by_name(entries, n);
+	bool changed = false;
+
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
 
@@ -232,13 +241,27 @@ static void assign_base(struct names_entry *entries, size_t n)
 	}
 }
 
-static bool has_duplicates(const struct names_entry *entries, size_t n)
+static bool has_duplicates(struct names_entry *entries, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = i + 1; j < n; j++)
-			if (strcmp(entries[i].name, entries[j].name) == 0)
-				return true;
-	return false;
+	struct names_entry **sorted = sorted_by_name(entries, n);
+	bool dup = false;
+
+	for (size_t i = 1; i < n && !dup; i++)
+		dup = strcmp(sorted[i - 1]->name, sorted[i]->name) == 0;
+	free(sorted);
+	return dup;
+}
+
+/* Every entry gets "-<its whole guid>": names that end in different
+ * guids differ, whatever the filenames were. */
+static void suffix_all(struct names_entry *entries, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *named = names_with_suffix(entries[i].name, entries[i].data_guid, 255);
+
+		free(entries[i].name);
+		entries[i].name = named;
+	}
 }
 
 void names_assign(struct names_entry *entries, size_t n)
@@ -249,9 +272,15 @@ void names_assign(struct names_entry *entries, size_t n)
 	if (n < 2 || !disambiguate(entries, n, false) || !has_duplicates(entries, n))
 		return;
 	/* The 8-digit suffix nearly always separates them; a hostile or
-	 * unlucky platform can defeat it, so start again with whole guids.
+	 * unlucky platform can defeat it, so start again with whole guids. */
+	assign_base(entries, n);
+	disambiguate(entries, n, true);
+	if (!has_duplicates(entries, n))
+		return;
+	/* A filename made to equal another element's suffixed name defeats
+	 * that too: then every name of the folder ends in its own guid.
 	 * Names that still clash (equal guids) are left to the directory
 	 * view, which shows only the first. */
 	assign_base(entries, n);
-	disambiguate(entries, n, true);
+	suffix_all(entries, n);
 }

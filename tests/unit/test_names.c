@@ -157,6 +157,26 @@ static void test_assign_same_prefix(void)
 		free(e[i].name);
 }
 
+static void test_assign_crafted_name(void)
+{
+	/* a filename made to equal another element's suffixed name (found by
+	 * fuzzing): every name of the folder then ends in its own guid */
+	struct names_entry e[] = {
+		{ "da7a0000-0000-4000-8000-000000000003", "k.pdf", "application/pdf", NULL },
+		{ "da7a0000-0000-4000-8000-000000000004", "k.pdf", "application/pdf", NULL },
+		{ "da7a0000-0000-4000-8000-000000000005",
+		  "k-da7a0000-0000-4000-8000-000000000004.pdf", "application/pdf", NULL },
+	};
+
+	names_assign(e, 3);
+	CHECK_STR(e[0].name, "k-da7a0000-0000-4000-8000-000000000003.pdf");
+	CHECK_STR(e[1].name, "k-da7a0000-0000-4000-8000-000000000004.pdf");
+	CHECK_STR(e[2].name, "k-da7a0000-0000-4000-8000-000000000004-"
+			     "da7a0000-0000-4000-8000-000000000005.pdf");
+	for (size_t i = 0; i < 3; i++)
+		free(e[i].name);
+}
+
 int main(void)
 {
 	test_sanitize();
@@ -165,6 +185,7 @@ int main(void)
 	test_suffix();
 	test_assign();
 	test_assign_same_prefix();
+	test_assign_crafted_name();
 	if (failures) {
 		fprintf(stderr, "%d failure(s)\n", failures);
 		return 1;
