@@ -7,10 +7,14 @@ ALTINNFS_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
 libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libsqlite3-dev libmicrohttpd-dev
 python3 python3-pytest python3-cryptography
 attr curl procps inotify-tools jq rsync"
+# scripts/fuzz (and so run-tests) also needs clang and its libFuzzer
+ALTINNFS_FUZZ_PACKAGES="$ALTINNFS_PACKAGES clang libclang-rt-14-dev"
 
+# setup_packages [PACKAGES...]: default $ALTINNFS_PACKAGES
 setup_packages() {
-	local missing=()
-	for p in $ALTINNFS_PACKAGES; do
+	local missing=() wanted=("$@")
+	[ ${#wanted[@]} -gt 0 ] || wanted=($ALTINNFS_PACKAGES)
+	for p in "${wanted[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 			missing+=("$p")
 	done
