@@ -265,16 +265,45 @@ static int deliver(struct json_page *page, alt_instance_cb cb, void *ctx)
 	return r;
 }
 
+/* Brent's cycle finding over the `next` links of one listing: a loop of
+ * any length (A, B, A, ...) is seen within twice its length plus the
+ * pages before it, holding one saved link. */
+struct loop_check {
+	char *saved;
+	unsigned long steps, power;
+};
+
+static bool loop_seen(struct loop_check *lc, const char *next)
+{
+	if (lc->saved && strcmp(lc->saved, next) == 0)
+		return true;
+	if (++lc->steps >= lc->power) {
+		free(lc->saved);
+		lc->saved = xstrdup(next);
+		lc->power *= 2;
+		lc->steps = 0;
+	}
+	return false;
+}
+
+static void listing_stopped(const struct alt_query *q, const char *why)
+{
+	log_warn("listing of \"%s%s%s\" stopped: %s", q->org, q->app ? "/" : "",
+		 q->app ? q->app : "", why);
+}
+
 int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_instance_cb cb,
 			  void *ctx)
 {
+	struct loop_check lc = { .power = 1 };
 	char *url, *body;
 	int r, pages = 0;
-	size_t len;
+	size_t len, listed = 0;
 
 	r = query_url(a, q, &url);
 	if (r < 0)
 		return r;
+	lc.saved = xstrdup(url);
 	for (;;) {
 		struct json_page page;
 		char *next;
@@ -286,6 +315,13 @@ int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_insta
 		free(body);
 		if (r < 0)
 			break;
+		listed += page.n_instances;
+		if (listed > (size_t)a->cfg->max_listed) {
+			json_page_clear(&page);
+			listing_stopped(q, "more instances than one listing may hold");
+			r = -EFBIG;
+			break;
+		}
 		r = deliver(&page, cb, ctx);
 		next = page.next ? next_url(a, page.next) : NULL;
 		json_page_clear(&page);
@@ -293,16 +329,18 @@ int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_insta
 			free(next);
 			break;
 		}
-		if (strcmp(next, url) == 0 || ++pages >= ALT_MAX_PAGES) {
-			log_warn("listing of \"%s%s%s\" stopped: %s", q->org, q->app ? "/" : "",
-				 q->app ? q->app : "",
-				 pages >= ALT_MAX_PAGES ? "too many pages" : "the next link repeats");
+		if (loop_seen(&lc, next) || ++pages >= ALT_MAX_PAGES) {
+			/* the pages so far were a loop's, not the listing: no answer */
+			listing_stopped(q, pages >= ALT_MAX_PAGES ? "too many pages"
+							    : "the next links go round in a loop");
 			free(next);
+			r = -EIO;
 			break;
 		}
 		free(url);
 		url = next;
 	}
+	free(lc.saved);
 	free(url);
 	return r;
 }

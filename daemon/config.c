@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "limits.h"
 #include "secretfile.h"
 #include "xalloc.h"
 
@@ -40,6 +41,7 @@ static const struct key_def keys[] = {
 	INT(cache_ttl, 0, 86400),
 	INT(timeout, 1, 3600),
 	INT(page_size, 1, 1000),
+	INT(max_listed, 100, 10000000),
 	INT(poll_interval, 1, 86400),
 	STR(events_start),
 	INT(events_keep, 1, 100000),
@@ -68,6 +70,7 @@ void config_init(struct config *cfg)
 	cfg->cache_ttl = 10;
 	cfg->timeout = 30;
 	cfg->page_size = 100;
+	cfg->max_listed = ALT_MAX_LISTED;
 	cfg->poll_interval = 10;
 	cfg->events_start = xstrdup("now");
 	cfg->outbox = true;

@@ -25,6 +25,7 @@ struct config {
 	int cache_ttl;      /* seconds a listing/attribute is trusted */
 	int timeout;        /* seconds a request may stall */
 	int page_size;      /* instances per query page */
+	int max_listed;     /* instances one listing may hold (memory bound) */
 	int poll_interval;  /* seconds between event polls */
 	char *events_start; /* now | all | ISO-8601 */
 	int events_keep;      /* event files kept per app */

@@ -90,15 +90,36 @@ char *jsn_dump_doc(json_t *obj, size_t *ret_len)
 	return doc;
 }
 
+/* A document that does not parse is mended once (json_repair.c) and
+ * parsed again, so that one bad value costs its record, not the page. */
+static json_t *load_mended(const char *text, size_t len, const char *what,
+			   const json_error_t *first)
+{
+	json_error_t err;
+	unsigned fixes;
+	size_t n;
+	char *mended = jsn_repair(text, len, &n, &fixes);
+	json_t *root = fixes ? json_loadb(mended, n, 0, &err) : NULL;
+
+	free(mended);
+	if (!root)
+		log_warn("cannot parse %s: %s at line %d", what, first->text, first->line);
+	else
+		log_warn("%s: %u bad value(s) (invalid UTF-8, NUL, lone surrogate or number out "
+			 "of range) replaced, first: %s at line %d", what, fixes, first->text,
+			 first->line);
+	return root;
+}
+
 json_t *jsn_load(const char *text, size_t len, const char *what)
 {
 	json_error_t err;
 	json_t *root = json_loadb(text, len, 0, &err);
 
-	if (!root) {
-		log_warn("cannot parse %s: %s at line %d", what, err.text, err.line);
+	if (!root)
+		root = load_mended(text, len, what, &err);
+	if (!root)
 		return NULL;
-	}
 	if (!json_is_object(root)) {
 		log_warn("cannot parse %s: not a JSON object", what);
 		json_decref(root);
@@ -354,6 +375,29 @@ fail:
 	return -EINVAL;
 }
 
+/* Is v nested deeper than limit? Stops descending at the limit. */
+static bool too_deep(json_t *v, int limit)
+{
+	const char *key;
+	json_t *item;
+	size_t i;
+
+	if (!json_is_object(v) && !json_is_array(v))
+		return false;
+	if (limit <= 0)
+		return true;
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, item)
+			if (too_deep(item, limit - 1))
+				return true;
+	} else {
+		json_array_foreach(v, i, item)
+			if (too_deep(item, limit - 1))
+				return true;
+	}
+	return false;
+}
+
 int jsn_instance_from_json(json_t *obj, struct alt_instance **ret)
 {
 	const char *id = jsn_get_str(obj, "id");
@@ -363,6 +407,12 @@ int jsn_instance_from_json(json_t *obj, struct alt_instance **ret)
 
 	if (check_instance_id(obj, id, &party, &guid) < 0) {
 		log_warn("instance with malformed id \"%.60s\" skipped", id ? id : "");
+		return -EINVAL;
+	}
+	if (too_deep(obj, ALT_MAX_DOC_DEPTH)) {
+		log_warn("instance \"%s\" skipped: nested deeper than %d", id, ALT_MAX_DOC_DEPTH);
+		free(party);
+		free(guid);
 		return -EINVAL;
 	}
 	inst = xcalloc(1, sizeof(*inst));
@@ -378,6 +428,12 @@ int jsn_instance_from_json(json_t *obj, struct alt_instance **ret)
 	}
 	parse_elements(json_object_get(obj, "data"), inst);
 	inst->doc = jsn_dump_doc(obj, &inst->doc_len);
+	if (inst->doc_len > ALT_MAX_INSTANCE_DOC) {
+		log_warn("instance \"%s\" skipped: its document is %zu bytes, over %u", id,
+			 inst->doc_len, ALT_MAX_INSTANCE_DOC);
+		alt_instance_unref(inst);
+		return -EFBIG;
+	}
 	*ret = inst;
 	return 0;
 }
@@ -406,6 +462,13 @@ int json_parse_page(const char *text, size_t len, struct json_page *ret)
 	arr = json_object_get(root, "instances");
 	if (!json_is_array(arr) && !json_is_null(arr) && arr) {
 		log_warn("cannot parse instance query page: \"instances\" is not a list");
+		json_decref(root);
+		return -EIO;
+	}
+	if (json_array_size(arr) > ALT_MAX_PAGE_SIZE) {
+		/* we never ask for more: a page this long is not an answer */
+		log_warn("cannot parse instance query page: %zu instances, over %d",
+			 json_array_size(arr), ALT_MAX_PAGE_SIZE);
 		json_decref(root);
 		return -EIO;
 	}

@@ -22,6 +22,9 @@ int64_t jsn_get_int(json_t *obj, const char *key, int64_t dflt);
 void jsn_get_time(json_t *obj, const char *key, struct timespec *ret);
 char *jsn_dump_doc(json_t *obj, size_t *ret_len);
 json_t *jsn_load(const char *text, size_t len, const char *what);
+/* text with its bad tokens mended (json_repair.c): a new buffer of
+ * *ret_len bytes; *ret_fixes says how many were mended */
+char *jsn_repair(const char *text, size_t len, size_t *ret_len, unsigned *ret_fixes);
 char *jsn_lower_dup(const char *s);
 json_t *jsn_time_or_null(const struct timespec *ts);
 char *jsn_utf8_safe(const char *s);

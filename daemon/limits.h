@@ -20,8 +20,25 @@
 #define ALT_MAX_PAGE_SIZE 1000
 
 /* Pages followed for one listing before we stop and log: a loop in `next`
- * links must not spin forever. 100,000 pages x 1,000 = 10^8 instances. */
+ * links must not spin forever (loops of any length are also detected,
+ * in api.c). 100,000 pages x 1,000 = 10^8 instances. */
 #define ALT_MAX_PAGES 100000
+
+/* Nesting of an instance document we keep. Storage's are about 5 deep;
+ * a document nested near jansson's own limit (2048) grows ~700x when
+ * pretty-printed for instance.json, so deeper records are skipped. */
+#define ALT_MAX_DOC_DEPTH 64
+
+/* One instance document as kept for instance.json (pretty-printed).
+ * 10,000 data elements of ~500 bytes each are 5 MiB; a record above this
+ * is skipped, so what the network sends cannot make us hold more. */
+#define ALT_MAX_INSTANCE_DOC (16u << 20)
+
+/* Instances held by one listing of an app or party (~2 KiB each with
+ * their documents: ~400 MiB at the cap). A listing that would pass it
+ * fails with EFBIG instead of growing without end; the instance index
+ * is how larger apps are listed. */
+#define ALT_MAX_LISTED 200000
 
 /* Data elements shown per instance; Altinn apps have far fewer. */
 #define ALT_MAX_DATA_ELEMENTS 10000

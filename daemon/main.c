@@ -55,6 +55,7 @@ static const char usage_text[] =
 	"  cache_ttl        seconds a listing or attribute is trusted (default 10)\n"
 	"  timeout          seconds a request may stall before it fails (default 30)\n"
 	"  page_size        instances per query page (default 100, at most 1000)\n"
+	"  max_listed       instances one listing may hold (default 200000)\n"
 	"  poll_interval    seconds between event polls (default 10)\n"
 	"  events_start     now (default), all, or an ISO-8601 time\n"
 	"  webhook_listen, webhook_url, maskinporten_client_id, maskinporten_key_file,\n"

@@ -260,6 +260,24 @@ static void sort_unique(struct collect *c)
 	c->n = o;
 }
 
+/* A party's query answered with other parties' instances would list
+ * folders that are not there when entered: keep only the party's own. */
+static void only_party(struct collect *c, const char *party)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (strcmp(c->list[i]->party_id, party) == 0)
+			c->list[o++] = c->list[i];
+		else
+			alt_instance_unref(c->list[i]);
+	}
+	if (o < c->n)
+		log_warn("a query for party %s answered with %zu instance(s) of others: dropped",
+			 party, c->n - o);
+	c->n = o;
+}
+
 static int fetch(struct view_app *va, const char *party, struct collect *ret)
 {
 	struct alt_query q = {
@@ -272,6 +290,8 @@ static int fetch(struct view_app *va, const char *party, struct collect *ret)
 		view_instances_free(c.list, c.n);
 		return r;
 	}
+	if (party)
+		only_party(&c, party);
 	sort_unique(&c);
 	*ret = c;
 	return 0;

@@ -18,8 +18,8 @@ import time
 import traceback
 import urllib.parse
 
-from . import (admin, appapi, apps, auth, events, faults, maskinporten, model, parties, reqlog,
-               storage, web)
+from . import (admin, appapi, apps, auth, events, faults, hostile, maskinporten, model, parties,
+               reqlog, storage, web)
 
 ADMIN_PREFIX = "/_localtest"
 _SMALL_BODY = 64 << 10
@@ -44,6 +44,7 @@ class LocalPlatform:
         self.tokens = auth.TokenService(options.token_lifetime)
         self.log = reqlog.RequestLog()
         self.faults = faults.Faults()
+        self.hostile = hostile.Hostile()
         self.parties = parties.PartyRegister(self.store)
         self.events = events.EventService(self)
         self.maskinporten = maskinporten.MaskinportenService(self)
@@ -58,6 +59,7 @@ class LocalPlatform:
         apps.register(self.router, self)
         appapi.register(self.router, self)
         admin.register(self.admin_router, self)
+        hostile.register(self.admin_router, self, ADMIN_PREFIX)
         events.register_admin(self.admin_router, self)
         maskinporten.register_admin(self.admin_router, self)
 
@@ -137,7 +139,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 response = web.problem(rule.status, title, "Injected by altinn-localtest",
                                        raw_path, headers)
             elif response is None:
-                response = self._route(platform.router, req, check_auth=True)
+                response = platform.hostile.route(
+                    req, lambda r: self._route(platform.router, r, check_auth=True))
             truncate = rule is not None and rule.action == "truncate"
             status = self._finish(req, response, entry, truncate)
         finally:

@@ -1,0 +1,99 @@
+"""A platform that answers with hostile content (the local platform's
+hostile mode, scripts/localtest/hostile.py): memory and time stay
+bounded, and one bad record does not hide the others. Uses a platform of
+its own, since the scenarios change what every query answers."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from helpers import STORAGE, altinnfs_bin, binary_has_asan, read_bytes, run_bounded
+
+MiB = 1 << 20
+INSTANCES = STORAGE + "/instances"
+
+
+@pytest.fixture
+def plat(own_platform):
+    yield own_platform
+    own_platform.request("DELETE", "/_localtest/hostile", auth=False)
+
+
+def hostile(p, scenario, **params):
+    r = p.request("PUT", "/_localtest/hostile", auth=False,
+                  body=dict(params, scenario=scenario, path=INSTANCES))
+    assert r.status == 201, r
+
+
+def vm(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def queries(p, mark):
+    """The listing's query pages (not the inbox's)."""
+    return [e for e in p.since(mark)
+            if e["path"] == INSTANCES and "process.isComplete" not in (e.get("query") or "")]
+
+
+def test_deep_nesting_is_not_kept(plat, mount):
+    """Documents nested near jansson's limit grew ~700x when kept
+    pretty-printed: 1,200 of them took the daemon to gigabytes."""
+    hostile(plat, "deep_nesting", depth=1900)
+    m = mount(localtest=plat, cache_ttl=600)
+    elapsed, names, exc = run_bounded(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 60)
+    assert exc is None, exc
+    assert names == []                     # every record was skipped, none kept
+    assert "nested deeper than" in m.log_path.read_text()
+    if not binary_has_asan(altinnfs_bin()):
+        assert vm(m.pid(), "VmHWM") < 200 * MiB
+    json.loads(read_bytes(m / "status.json"))
+
+
+def test_next_links_in_a_loop_end_in_eio(plat, mount):
+    hostile(plat, "next_loop")
+    m = mount(localtest=plat, cache_ttl=600)
+    mark = plat.mark()
+    elapsed, _, exc = run_bounded(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 60)
+    assert isinstance(exc, OSError) and exc.errno == errno.EIO, exc
+    assert len(queries(plat, mark)) < 20
+    assert "loop" in m.log_path.read_text()
+
+
+def test_next_links_without_end_stop_at_max_listed(plat, mount):
+    hostile(plat, "next_growing", per_page=500)
+    m = mount(localtest=plat, cache_ttl=600, page_size=500, max_listed=5000)
+    mark = plat.mark()
+    elapsed, _, exc = run_bounded(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 120)
+    assert isinstance(exc, OSError) and exc.errno == errno.EFBIG, exc
+    assert len(queries(plat, mark)) == 5000 // 500 + 1
+    # the mount goes on answering
+    json.loads(read_bytes(m / "status.json"))
+
+
+@pytest.mark.parametrize("kind", ["nul", "surrogate", "utf8", "bigint"])
+def test_one_bad_record_does_not_hide_its_page(plat, mount, kind):
+    want = {i["id"].split("/")[0] for i in plat.instances("ttd/soknad", size=1000)[0]}
+    hostile(plat, "bad_record", kind=kind)
+    m = mount(localtest=plat, cache_ttl=600)
+    elapsed, names, exc = run_bounded(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 60)
+    assert exc is None, exc
+    assert set(names) == want
+    assert "bad value(s)" in m.log_path.read_text()
+
+
+def test_a_party_folder_lists_only_that_party(plat, mount):
+    party = sorted({i["instanceOwner"]["partyId"]
+                    for i in plat.instances("ttd/soknad", size=1000)[0]})[0]
+    hostile(plat, "party_mix")
+    m = mount(localtest=plat, cache_ttl=600)
+    folder = m / "apps/ttd/soknad/instances" / party
+    names = os.listdir(folder)
+    assert names
+    for guid in names:                     # every name listed can be entered
+        assert json.loads(read_bytes(folder / guid / "instance.json"))["id"] == f"{party}/{guid}"
