@@ -74,14 +74,26 @@ static long backoff_ms(const struct events *ev, unsigned failures, unsigned *see
 	return d / 2 + (long)(rand_r(seed) % (unsigned)(d / 2 + 1));
 }
 
-/* Every page after the cursor; 0 when an empty page ends the round. */
+/* Did the cursor move on from before (NULL: none yet)? */
+static bool cursor_moved(struct ev_app *ea, const char *before)
+{
+	bool moved;
+
+	pthread_mutex_lock(&ea->lock);
+	moved = ea->after && (!before || strcmp(ea->after, before) != 0);
+	pthread_mutex_unlock(&ea->lock);
+	return moved;
+}
+
+/* Every page after the cursor; 0 when an empty page ends the round, or a
+ * page that does not move the cursor. */
 static int poll_round(struct ev_app *ea)
 {
 	struct events *ev = ea->ev;
 
 	for (int pages = 0; pages < ALT_MAX_PAGES; pages++) {
 		struct json_event *evs = NULL;
-		char *after, *from;
+		char *after, *from, *before;
 		size_t n = 0, done = 0;
 		int r;
 
@@ -91,21 +103,33 @@ static int poll_round(struct ev_app *ea)
 		pthread_mutex_unlock(&ea->lock);
 		r = altinn_events_poll(ev->deps.a, ea->org, ea->name, after, from, ALT_EVENTS_PAGE,
 				       &ev->stopping, &evs, &n);
-		free(after);
+		before = after;
 		free(from);
-		if (r < 0)
+		if (r < 0) {
+			free(before);
 			return r;
+		}
 		pthread_mutex_lock(&ea->status_lock);
 		clock_gettime(CLOCK_REALTIME, &ea->last_poll_at);
 		pthread_mutex_unlock(&ea->status_lock);
 		if (n == 0) {
 			json_events_free(evs, n);
+			free(before);
 			return 0;
 		}
 		r = ev_deliver(ea, evs, n, true, &done);
 		json_events_free(evs, n);
 		if (r < 0)
 			return r;
+		if (!cursor_moved(ea, before)) {
+			/* a page of events we have, after the cursor we sent: the
+			 * platform is not paging, and asking again brings the same */
+			log_warn("events of \"%s\": the page after the cursor brought nothing new; "
+				 "round ended", ea->id);
+			free(before);
+			return 0;
+		}
+		free(before);
 		if (atomic_load(&ev->stopping))
 			return -ECANCELED;
 	}

@@ -6,6 +6,7 @@ its own, since the scenarios change what every query answers."""
 import errno
 import json
 import os
+import time
 
 import pytest
 
@@ -97,3 +98,20 @@ def test_a_party_folder_lists_only_that_party(plat, mount):
     assert names
     for guid in names:                     # every name listed can be entered
         assert json.loads(read_bytes(folder / guid / "instance.json"))["id"] == f"{party}/{guid}"
+
+
+def test_an_events_page_that_never_moves_on_does_not_spin(plat, mount):
+    r = plat.request("PUT", "/_localtest/hostile", auth=False,
+                     body={"scenario": "same_event", "path": "/events/api/v1/app/ttd/soknad"})
+    assert r.status == 201, r
+    mark = plat.mark()
+    m = mount(localtest=plat, poll_interval=1)
+    events = m / "apps/ttd/soknad/events"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not os.listdir(events):
+        time.sleep(0.1)
+    time.sleep(3)
+    assert len(os.listdir(events)) == 1    # the event, once
+    polls = [e for e in plat.since(mark) if e["path"] == "/events/api/v1/app/ttd/soknad"]
+    # one round a second, each of one page that moves the cursor and one that does not
+    assert len(polls) < 20, len(polls)

@@ -15,6 +15,8 @@ record does not hide the others. Scenarios, with their parameters:
                                   in a data element's filename, a raw 0xff byte in it, or a
                                   size beyond int64
   party_mix      {}               a query for one party also returns another party's instance
+  same_event     {}               an events page always holds the same event, whatever the
+                                  cursor asked for
 
   PUT /_localtest/hostile {"scenario": ..., "path": "/storage/api/v1/instances", ...}
   GET /_localtest/hostile    the scenarios in force
@@ -24,6 +26,7 @@ record does not hide the others. Scenarios, with their parameters:
 import json
 import re
 import threading
+import time
 import urllib.parse
 import uuid
 
@@ -35,6 +38,7 @@ SCENARIOS = {
     "next_growing": {"per_page"},
     "bad_record": {"kind"},
     "party_mix": set(),
+    "same_event": set(),
 }
 BAD_KINDS = ("nul", "surrogate", "utf8", "bigint")
 MARK = "\u2603HOSTILE\u2603"
@@ -67,6 +71,7 @@ class Scenario:
         if self.kind not in BAD_KINDS:
             raise ValueError("kind must be one of: %s" % ", ".join(BAD_KINDS))
         self.served = 0
+        self.created = time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
 
     def matches(self, path):
         return self._regex.match(path) is not None
@@ -172,8 +177,19 @@ def party_mix(sc, req, doc):
     return _answer(doc)
 
 
+def same_event(sc, req, response):
+    ev = {"specversion": "1.0", "id": "0ddba11e-0000-4000-8000-000000000001",
+          "source": req.base_url + "/ttd/soknad/instances/50001/"
+                    "0ddba11e-0000-4000-8000-0000000000ff",
+          "type": "app.instance.created", "subject": "/party/50001",
+          "time": sc.created}
+    ctype = response.header("Content-Type") or "application/cloudevents+json"
+    return web.Response(200, [("Content-Type", ctype)], json.dumps([ev]).encode("utf-8"))
+
+
 REWRITE = {"deep_nesting": deep_nesting, "next_loop": next_loop,
            "next_growing": next_growing, "bad_record": bad_record, "party_mix": party_mix}
+RAW = {"same_event": same_event}  # these take the platform's answer as it is
 
 
 class Hostile:
@@ -209,6 +225,11 @@ class Hostile:
             req.query_string = urllib.parse.urlencode(req.query)
             req.hostile_token = token
         response = handle(req)
+        if sc.name in RAW:
+            out = RAW[sc.name](sc, req, response)
+            with self._lock:
+                sc.served += 1
+            return out
         doc = _json_body(response)
         if doc is None:
             return response
