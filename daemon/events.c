@@ -149,17 +149,50 @@ static int on_push(void *ctx, const char *body, size_t len)
 
 /* ---- start-up: the state on disk */
 
+/* The whole of an event file: an event from polling may be as large as
+ * the page that brought it (ALT_MAX_JSON_BODY), far above a webhook's. */
+static int read_event_file(int dfd, const char *name, char **ret, size_t *ret_len)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	size_t len = 0;
+	char *buf;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size > ALT_MAX_JSON_BODY) {
+		close(fd);
+		return -EFBIG;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
 /* A file whose record a crash lost: record it from its contents. */
 static void recover_file(struct ev_app *ea, int dfd, const char *name, uint64_t seq)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	char *buf = xmalloc(ALT_MAX_EVENT_BODY + 1);
 	struct json_event e;
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, ALT_MAX_EVENT_BODY);
+	char *buf = NULL;
+	size_t n = 0;
 
-	if (fd >= 0)
-		close(fd);
-	if (n >= 0 && json_parse_event(buf, (size_t)n, &e) == 0) {
+	if (read_event_file(dfd, name, &buf, &n) < 0) {
+		log_warn("event file \"%s\" of \"%s\" cannot be read back after a crash", name,
+			 ea->id);
+		return;
+	}
+	if (json_parse_event(buf, n, &e) == 0) {
 		struct evstore_event rec = { e.id, seq, name, e.type, ev_ts_us(&e.time) };
 
 		if (evstore_record(ea->ev->store, ea->id, &rec, 1, NULL) == 0)

@@ -6,6 +6,7 @@ its own, since the scenarios change what every query answers."""
 import errno
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -18,8 +19,10 @@ INSTANCES = STORAGE + "/instances"
 
 @pytest.fixture
 def plat(own_platform):
+    settings = own_platform.get_json("/_localtest/events/settings", auth=False)
     yield own_platform
     own_platform.request("DELETE", "/_localtest/hostile", auth=False)
+    own_platform.request("PUT", "/_localtest/events/settings", auth=False, body=settings)
 
 
 def hostile(p, scenario, **params):
@@ -115,3 +118,39 @@ def test_an_events_page_that_never_moves_on_does_not_spin(plat, mount):
     polls = [e for e in plat.since(mark) if e["path"] == "/events/api/v1/app/ttd/soknad"]
     # one round a second, each of one page that moves the cursor and one that does not
     assert len(polls) < 20, len(polls)
+
+
+def test_an_event_over_a_mib_is_recovered_whole_after_a_crash(plat, mount):
+    """A crash between an event's file and its record: at start the file
+    is read back to record it. Only its first MiB was read, so a larger
+    event came again as a second file."""
+    r = plat.request("PUT", "/_localtest/hostile", auth=False,
+                     body={"scenario": "big_event", "path": "/events/api/v1/app/ttd/soknad",
+                           "pad": 3 << 20})
+    assert r.status == 201, r
+    r = plat.request("PUT", "/_localtest/events/settings", auth=False, body={"minEventAge": 0})
+    assert r.status == 200, r
+    m = mount(localtest=plat, poll_interval=1, events_start="now")
+    events = m / "apps/ttd/soknad/events"
+    r = plat.request("POST", "/_localtest/events", auth=False,
+                     body={"org": "ttd", "app": "soknad", "type": "app.big", "partyId": "50003"})
+    assert r.status == 201, r
+    [event_id] = r.json()["ids"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not os.listdir(events):
+        time.sleep(0.1)
+    [name] = os.listdir(events)
+    assert os.stat(events / name).st_size > 3 << 20
+    m.stop()
+    # the crash window: the file is there, its record and the cursor are not
+    db = sqlite3.connect(str(m.state_dir / "events.db"))
+    try:
+        db.execute("DELETE FROM seen WHERE id = ?", (event_id,))
+        db.execute("UPDATE cursors SET after = NULL WHERE app = 'ttd/soknad'")
+        db.commit()
+    finally:
+        db.close()
+    m.start()
+    time.sleep(3)                          # rounds enough to bring it again
+    assert os.listdir(events) == [name]
+    assert "recorded event file" in m.log_path.read_text()

@@ -17,6 +17,7 @@ record does not hide the others. Scenarios, with their parameters:
   party_mix      {}               a query for one party also returns another party's instance
   same_event     {}               an events page always holds the same event, whatever the
                                   cursor asked for
+  big_event      {"pad": 2097152} each event of an events page carries `pad` bytes more
 
   PUT /_localtest/hostile {"scenario": ..., "path": "/storage/api/v1/instances", ...}
   GET /_localtest/hostile    the scenarios in force
@@ -39,6 +40,7 @@ SCENARIOS = {
     "bad_record": {"kind"},
     "party_mix": set(),
     "same_event": set(),
+    "big_event": {"pad"},
 }
 BAD_KINDS = ("nul", "surrogate", "utf8", "bigint")
 MARK = "\u2603HOSTILE\u2603"
@@ -64,10 +66,13 @@ class Scenario:
         self.depth = spec.get("depth", 1900)
         self.per_page = spec.get("per_page", 1000)
         self.kind = spec.get("kind", "nul")
+        self.pad = spec.get("pad", 2 << 20)
         if not isinstance(self.depth, int) or not 1 <= self.depth <= 100000:
             raise ValueError("depth must be an integer from 1 to 100000")
         if not isinstance(self.per_page, int) or not 1 <= self.per_page <= 10000:
             raise ValueError("per_page must be an integer from 1 to 10000")
+        if not isinstance(self.pad, int) or not 0 <= self.pad <= 64 << 20:
+            raise ValueError("pad must be an integer from 0 to 67108864")
         if self.kind not in BAD_KINDS:
             raise ValueError("kind must be one of: %s" % ", ".join(BAD_KINDS))
         self.served = 0
@@ -83,7 +88,7 @@ class Scenario:
 def _json_body(response):
     if response.status != 200 or response.content is not None:
         return None
-    if not (response.header("Content-Type") or "").startswith("application/json"):
+    if "json" not in (response.header("Content-Type") or ""):
         return None
     try:
         return json.loads(response.body)
@@ -189,6 +194,17 @@ def same_event(sc, req, response):
 
 REWRITE = {"deep_nesting": deep_nesting, "next_loop": next_loop,
            "next_growing": next_growing, "bad_record": bad_record, "party_mix": party_mix}
+def big_event(sc, req, doc):
+    if not isinstance(doc, list):
+        return None
+    for ev in doc:
+        if isinstance(ev, dict):
+            ev["data"] = {"pad": "x" * sc.pad}
+    return web.Response(200, [("Content-Type", "application/cloudevents+json")],
+                        json.dumps(doc).encode("utf-8"))
+
+
+REWRITE["big_event"] = big_event
 RAW = {"same_event": same_event}  # these take the platform's answer as it is
 
 
