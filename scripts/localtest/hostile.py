@@ -76,7 +76,6 @@ class Scenario:
         if self.kind not in BAD_KINDS:
             raise ValueError("kind must be one of: %s" % ", ".join(BAD_KINDS))
         self.served = 0
-        self.created = time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
 
     def matches(self, path):
         return self._regex.match(path) is not None
@@ -187,7 +186,7 @@ def same_event(sc, req, response):
           "source": req.base_url + "/ttd/soknad/instances/50001/"
                     "0ddba11e-0000-4000-8000-0000000000ff",
           "type": "app.instance.created", "subject": "/party/50001",
-          "time": sc.created}
+          "time": time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())}
     ctype = response.header("Content-Type") or "application/cloudevents+json"
     return web.Response(200, [("Content-Type", ctype)], json.dumps([ev]).encode("utf-8"))
 
