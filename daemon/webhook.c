@@ -27,10 +27,14 @@
 #include "log.h"
 #include "xalloc.h"
 
-/* Connections at once; the platform uses one per subscription. */
-#define WEBHOOK_MAX_CONNECTIONS 64
-/* Seconds an idle connection is kept. */
-#define WEBHOOK_IDLE_TIMEOUT 120
+/* Connections at once. The platform uses about one per subscription, but
+ * the port faces the internet and the secret is checked only once a
+ * request's headers are in: 64 idle connections used to lock the
+ * platform out. Each is a thread, idle ones cost little but a stack. */
+#define WEBHOOK_MAX_CONNECTIONS 512
+/* Seconds a connection may sit without a byte before it is closed: a
+ * pushed event arrives in one go, so this frees what idlers hold fast. */
+#define WEBHOOK_IDLE_TIMEOUT 10
 
 struct webhook {
 	struct MHD_Daemon *d;

@@ -227,6 +227,34 @@ def test_kill_9_and_restart_lose_nothing_and_repeat_nothing(evplat, evmount):
             assert json.load(f)["id"] == event_id_of(n)
 
 
+def test_idle_connections_do_not_lock_the_platform_out(evplat, evmount):
+    """The secret is checked once a request's headers are in: connections
+    that never finish them must not take every place the webhook has."""
+    port = free_port()
+    opts = push_options(port, poll_interval=3600, events_start="now")
+    m = evmount(localtest=evplat, **opts)
+    code = opts["webhook_url"].split("?")[1]
+    event = {"id": "0b4c5e2e-2222-4e4e-9a9a-000000000001", "specversion": "1.0",
+             "type": "app.through-the-crowd", "source": f"{evplat.url}/ttd/soknad/instances/"
+             "500100/0b4c5e2e-2222-4e4e-9a9a-0000000000aa",
+             "resource": "urn:altinn:resource:app_ttd_soknad",
+             "resourceinstance": "500100/0b4c5e2e-2222-4e4e-9a9a-0000000000aa",
+             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    idlers = []
+    try:
+        for _ in range(100):
+            s_ = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s_.sendall(b"POST /altinn/events HTTP/1.1\r\nHost: x\r\n")  # and no more
+            idlers.append(s_)
+        time.sleep(0.5)
+        assert post_webhook(port, f"/altinn/events?{code}", event) == 200
+        wait_for(lambda: any(event["id"] in n for n in os.listdir(events_dir(m))), 10,
+                 "the pushed event's file")
+    finally:
+        for s_ in idlers:
+            s_.close()
+
+
 def test_webhook_validates_delivers_and_wants_its_secret(evplat, evmount):
     port = free_port()
     opts = push_options(port, poll_interval=3600, events_start="now")
