@@ -260,6 +260,11 @@ static int check_outbox(struct outbox *ob, size_t app, const struct local_call *
 	struct ob_item *it;
 
 	locate(c->rel, &w);
+	/* a name whose receipt or dead letter could not be named is refused
+	 * before anything is made, not left in the journal for ever */
+	if (w.depth == 2 && !outbox_name_fits(w.name) &&
+	    (c->op == LOCAL_MKDIR || c->op == LOCAL_CREATE || c->op == LOCAL_RENAME))
+		return -ENAMETOOLONG;
 	switch (c->op) {
 	case LOCAL_MKDIR:
 		if (w.depth == 1)

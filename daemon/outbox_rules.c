@@ -54,6 +54,11 @@ static bool ends_with(const char *s, const char *tail)
 	return n >= k && strcasecmp(s + n - k, tail) == 0;
 }
 
+bool outbox_name_fits(const char *name)
+{
+	return strlen(name) <= OUTBOX_NAME_MAX;
+}
+
 bool outbox_temp_name(const char *name)
 {
 	static const char *const tails[] = { ".tmp", ".part", ".filepart", ".crdownload", ".swp",

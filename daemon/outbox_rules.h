@@ -18,6 +18,12 @@
  * (organisationNumber, personNumber, partyId) and points at the digits. */
 bool outbox_owner_parse(const char *name, const char **ret_key, const char **ret_value);
 
+/* The longest name an outbox item may have: its dead letter may be
+ * <name>-<n>.error.json, and that must still fit in a directory entry
+ * (255 bytes), with room for up to seven digits of n. */
+#define OUTBOX_NAME_MAX (255 - (sizeof(".error.json") - 1) - (sizeof("-9999999") - 1))
+bool outbox_name_fits(const char *name);
+
 /* Dotfiles, Office's "~$" lock files and names ending in .tmp, .part,
  * .filepart, .crdownload, .swp or ~: files being written that must wait
  * for a rename. */

@@ -258,6 +258,26 @@ def test_local_refusals(p, m):
     assert calls(p, mark, "POST", "/instances") == []
 
 
+def test_names_too_long_for_their_receipt_are_refused_at_once(p, m):
+    """<name>.json and <name>-<n>.error.json must fit in 255 bytes: a
+    longer name was delivered and then stuck for ever (EBUSY, no receipt)."""
+    owner, number = new_org()
+    d = owner_dir(m, SOKNAD, owner)
+    mark = p.mark()
+    longest = "k" * (236 - len(".pdf")) + ".pdf"
+    (d / ".k.tmp").write_bytes(PDF)            # a temporary name waits for a rename
+    for n in (237, 245, 251, 255):
+        name = "k" * (n - len(".pdf")) + ".pdf"
+        expect_errno(errno.ENAMETOOLONG, lambda: (d / name).write_bytes(PDF))
+        expect_errno(errno.ENAMETOOLONG, lambda: os.rename(d / ".k.tmp", d / name))
+        expect_errno(errno.ENAMETOOLONG, lambda: os.mkdir(d / name))
+    os.unlink(d / ".k.tmp")
+    assert os.listdir(d) == []
+    assert calls(p, mark, "POST", "/instances") == []
+    (d / longest).write_bytes(PDF)
+    check_delivered(p, m, SOKNAD, owner, longest, PDF, "attachment", "application/pdf")
+
+
 def test_platform_refusal_has_its_reason(p, m):
     # a well-formed organisation number the platform does not know: 404 with a
     # bare string from instantiation
