@@ -426,6 +426,17 @@ static int step_create(struct outbox *ob, struct ob_item *it, struct app_answer 
 	}
 	r = app_create_instance(ob->a, it->s.org, it->s.app, key, value, &oi, ans);
 	it->answered = ans->status != 0;
+	if (r == 0 && spool_instance_claimed(ob->spool, oi.inst->id, it->s.id)) {
+		/* a new instance was asked for and one of ours came back: two
+		 * submissions in one instance, and process/next twice */
+		char *why = xasprintf("the platform answered the create with instance %s, which "
+				      "another submission already has; nothing was sent to it",
+				      oi.inst->id);
+
+		r = outcome_refuse(ob, it, "create_instance", NULL, why);
+		free(why);
+		goto out;
+	}
 	if (r == 0) {
 		learn(ob, it, &oi);
 		adopt(ob, it, &oi);

@@ -459,3 +459,28 @@ def test_watchers_see_receipts_and_dead_letters_arrive(p, m):
     assert f"{sent}/|MOVED_TO|andre.pdf.json" in seen, seen
     assert f"{failed}/|MOVED_TO|tom.pdf" in seen, seen
     assert f"{failed}/|MOVED_TO|tom.pdf.error.json" in seen, seen
+
+
+def test_an_instance_answered_twice_takes_one_submission(p, m):
+    """A platform that answers a second create with the first's instance
+    must not get two submissions in it, nor process/next twice."""
+    r = p.request("PUT", "/_localtest/hostile", auth=False,
+                  body={"scenario": "same_instance", "path": "/ttd/soknad/instances$"})
+    assert r.status == 201, r
+    try:
+        owner, number = new_org()
+        d = owner_dir(m, SOKNAD, owner)
+        mark = p.mark()
+        (d / "first.pdf").write_bytes(PDF)
+        receipt = wait_receipt(m, SOKNAD, owner, "first.pdf")
+        (d / "second.pdf").write_bytes(PDF)
+        letter = wait_dead_letter(m, SOKNAD, owner, "second.pdf")
+    finally:
+        p.request("DELETE", "/_localtest/hostile", auth=False)
+    assert receipt["instance_id"] in letter["reason"] and "another submission" in letter["reason"]
+    assert letter["step"] == "create_instance"
+    assert len(calls(p, mark, "PUT", "/process/next")) == 1
+    first = instance_by_id(p, SOKNAD, receipt["instance_id"])
+    assert [el["filename"] for el in attachments(first)] == ["first.pdf"]
+    for inst in instances_of(p, SOKNAD, number):
+        assert "second.pdf" not in [el["filename"] for el in attachments(inst)]

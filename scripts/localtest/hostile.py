@@ -1,7 +1,8 @@
 """Hostile mode: answers a wrong or compromised platform could give, switchable at run time.
 
 Faults (faults.py) break the transport; these break the content. A scenario rewrites the
-answers to matching requests (path prefix as in faults, `*` within one segment) until it is
+answers to matching requests (path prefix as in faults, `*` within one segment, a final `$`
+for the whole path) until it is
 cleared, so tests can check that the daemon's memory and time stay bounded and that one bad
 record does not hide the others. Scenarios, with their parameters:
 
@@ -18,6 +19,8 @@ record does not hide the others. Scenarios, with their parameters:
   same_event     {}               an events page always holds the same event, whatever the
                                   cursor asked for
   big_event      {"pad": 2097152} each event of an events page carries `pad` bytes more
+  same_instance  {}               every instance creation after the first is answered with
+                                  the first one's instance (POST .../instances)
 
   PUT /_localtest/hostile {"scenario": ..., "path": "/storage/api/v1/instances", ...}
   GET /_localtest/hostile    the scenarios in force
@@ -41,6 +44,7 @@ SCENARIOS = {
     "party_mix": set(),
     "same_event": set(),
     "big_event": {"pad"},
+    "same_instance": set(),
 }
 BAD_KINDS = ("nul", "surrogate", "utf8", "bigint")
 MARK = "\u2603HOSTILE\u2603"
@@ -61,8 +65,9 @@ class Scenario:
         self.path = spec.get("path") or "/"
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ValueError("path must be a string starting with /")
-        pattern = "[^/]*".join(re.escape(p) for p in self.path.split("*"))
-        self._regex = re.compile(pattern)
+        exact = self.path.endswith("$")
+        pattern = "[^/]*".join(re.escape(p) for p in self.path.rstrip("$").split("*"))
+        self._regex = re.compile(pattern + ("$" if exact else ""))
         self.depth = spec.get("depth", 1900)
         self.per_page = spec.get("per_page", 1000)
         self.kind = spec.get("kind", "nul")
@@ -76,6 +81,7 @@ class Scenario:
         if self.kind not in BAD_KINDS:
             raise ValueError("kind must be one of: %s" % ", ".join(BAD_KINDS))
         self.served = 0
+        self.first = None
 
     def matches(self, path):
         return self._regex.match(path) is not None
@@ -204,7 +210,15 @@ def big_event(sc, req, doc):
 
 
 REWRITE["big_event"] = big_event
-RAW = {"same_event": same_event}  # these take the platform's answer as it is
+def same_instance(sc, req, response):
+    if req.method != "POST" or response.status != 201:
+        return response
+    if sc.first is None:
+        sc.first = response
+    return sc.first
+
+
+RAW = {"same_event": same_event, "same_instance": same_instance}  # these take the platform's answer as it is
 
 
 class Hostile:
