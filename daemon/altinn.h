@@ -201,6 +201,8 @@ enum local_op {
 	LOCAL_WRITE,   /* open for writing, truncate, set times or mode */
 	LOCAL_RENAME,  /* rel is the new name; old_rel the old one */
 	LOCAL_REMOVE,  /* unlink or rmdir */
+	LOCAL_RELEASE, /* done only: the last close of a file handed over
+			* open (see local_call.open); nothing changed */
 };
 
 /* One change in an app's area, as the hooks see it. rel is relative to the area's
@@ -222,6 +224,10 @@ struct local_call {
 	bool attrs_only; /* LOCAL_WRITE check of a chmod or touch: the bytes stay */
 	int error; /* LOCAL_WRITE done: 0, or the errno a write or flush of
 		    * the file failed with (its bytes may be incomplete) */
+	bool open; /* LOCAL_WRITE done at a close(2) (a FUSE flush) while the
+		    * kernel holds the file open: a dup or a child may still
+		    * write, which checks LOCAL_WRITE again; LOCAL_RELEASE
+		    * follows once it is closed for good */
 };
 
 struct local_hooks {
@@ -229,7 +235,8 @@ struct local_hooks {
 	/* 0 to allow, or the -errno the caller gets */
 	int (*check)(void *ctx, const struct local_call *call);
 	/* after the change is made (and, for a closed file, is durable):
-	 * LOCAL_WRITE means "a file written to was closed" */
+	 * LOCAL_WRITE means "a file written to was closed": its fate is
+	 * decided here, before close(2) returns */
 	void (*done)(void *ctx, const struct local_call *call);
 	/* a user.altinn.* attribute of rel: 0 and a malloc'd value, or -ENODATA */
 	int (*xattr)(void *ctx, const struct local_call *call, const char *name, char **ret);
@@ -258,8 +265,15 @@ struct alt_dw_hooks {
 	int (*begin)(void *ctx, const struct alt_dw_key *k, int *ret_fd, int64_t *ret_id,
 		     uint64_t *ret_max);
 	/* The staging file was closed after writing, durably (error: the
-	 * errno a write or flush failed with; the item is dropped). */
-	void (*commit)(void *ctx, int64_t id, int error);
+	 * errno a write or flush failed with; the item is dropped). Called
+	 * at close(2), before it returns; open: the kernel still holds the
+	 * file (a dup, a child), so it is not sent before release. */
+	void (*commit)(void *ctx, int64_t id, int error, bool open);
+	/* A write through a committed item's file again (a dup, a child):
+	 * back to writing, or -EBUSY once it is being sent or gone. */
+	int (*reopen)(void *ctx, int64_t id);
+	/* The item's file is closed for good: it may be sent. */
+	void (*release)(void *ctx, int64_t id);
 	/* rm: journal a DELETE of k->data_id (or drop a pending write). */
 	int (*remove)(void *ctx, const struct alt_dw_key *k);
 	/* A journaled item of this name: 0 and its size and time (a pending

@@ -50,14 +50,16 @@ static int next_due(struct instwrite *iw, struct iw_row *ret, int64_t *ret_wait_
 	sqlite3_stmt *st = iw_prepare(iw, "SELECT id, org, app, party, guid, data_type, name, op,"
 					  " data_id, state, size, attempt_at, received_at, attempts,"
 					  " next_at FROM writes WHERE state IN ('pending', 'sending')"
-					  " ORDER BY next_at, id LIMIT 1");
+					  " ORDER BY next_at, id");
 	int64_t now = iw_now_ms(), next_at;
 	int r = 0;
 
 	*ret_wait_ms = -1;
 	if (!st)
 		return -EIO;
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (iw_held_open(iw, sqlite3_column_int64(st, 0)))
+			continue; /* its release wakes us */
 		next_at = sqlite3_column_int64(st, 14);
 		if (next_at > now) {
 			*ret_wait_ms = next_at - now;
@@ -78,6 +80,7 @@ static int next_due(struct instwrite *iw, struct iw_row *ret, int64_t *ret_wait_
 			ret->attempts = (unsigned)sqlite3_column_int(st, 13);
 			r = 1;
 		}
+		break;
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -499,6 +502,7 @@ void instwrite_free(struct instwrite *iw)
 	pthread_mutex_destroy(&iw->meta_lock);
 	pthread_mutex_destroy(&iw->inval_lock);
 	pthread_mutex_destroy(&iw->lock);
+	free(iw->held_open);
 	free(iw->stage_dir);
 	free(iw->mountpoint);
 	free(iw);

@@ -372,7 +372,35 @@ static int hook_begin(void *ctx, const struct alt_dw_key *k, int *ret_fd, int64_
 	return r;
 }
 
-static void hook_commit(void *ctx, int64_t id, int error)
+bool iw_held_open(struct instwrite *iw, int64_t id)
+{
+	for (size_t i = 0; i < iw->n_held_open; i++)
+		if (iw->held_open[i] == id)
+			return true;
+	return false;
+}
+
+/* Called with lock held. */
+static void set_held_open(struct instwrite *iw, int64_t id, bool open)
+{
+	for (size_t i = 0; i < iw->n_held_open; i++)
+		if (iw->held_open[i] == id) {
+			if (!open)
+				iw->held_open[i] = iw->held_open[--iw->n_held_open];
+			return;
+		}
+	if (!open)
+		return;
+	if (iw->n_held_open == iw->cap_held_open) {
+		iw->cap_held_open = iw->cap_held_open ? 2 * iw->cap_held_open : 8;
+		iw->held_open = xrealloc(iw->held_open, iw->cap_held_open * sizeof(*iw->held_open));
+	}
+	iw->held_open[iw->n_held_open++] = id;
+}
+
+/* At close(2), before it returns: what the user sees next is decided
+ * here (pending with its size, or gone when a write failed). */
+static void hook_commit(void *ctx, int64_t id, int error, bool open)
 {
 	struct instwrite *iw = ctx;
 	char *name = iw_stage_name(id);
@@ -395,10 +423,44 @@ static void hook_commit(void *ctx, int64_t id, int error)
 			iw_db_errno(iw, "commit");
 		sqlite3_finalize(st);
 	}
+	if (open)
+		set_held_open(iw, id, true);
 	pthread_cond_signal(&iw->wake);
 out:
 	pthread_mutex_unlock(&iw->lock);
 	free(name);
+}
+
+/* Held open, so never picked up since its commit: writing again. */
+static int hook_reopen(void *ctx, int64_t id)
+{
+	struct instwrite *iw = ctx;
+	sqlite3_stmt *st;
+	int r = -EBUSY;
+
+	pthread_mutex_lock(&iw->lock);
+	st = iw_prepare(iw, "UPDATE writes SET state = 'writing'"
+			 " WHERE id = ?1 AND state IN ('writing', 'pending')");
+	if (st) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = iw_db_errno(iw, "reopen");
+		else if (sqlite3_changes(iw->db) == 1)
+			r = 0;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&iw->lock);
+	return r;
+}
+
+static void hook_release(void *ctx, int64_t id)
+{
+	struct instwrite *iw = ctx;
+
+	pthread_mutex_lock(&iw->lock);
+	set_held_open(iw, id, false);
+	pthread_cond_signal(&iw->wake);
+	pthread_mutex_unlock(&iw->lock);
 }
 
 static int hook_remove(void *ctx, const struct alt_dw_key *k)
@@ -548,6 +610,8 @@ void instwrite_hooks(struct instwrite *iw, struct alt_dw_hooks *ret)
 		.ctx = iw,
 		.begin = hook_begin,
 		.commit = hook_commit,
+		.reopen = hook_reopen,
+		.release = hook_release,
 		.remove = hook_remove,
 		.pending = hook_pending,
 		.list = hook_list,

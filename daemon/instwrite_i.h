@@ -52,6 +52,11 @@ struct instwrite {
 	 * inval_off false: after instwrite_stop the fs session may be gone */
 	pthread_mutex_t inval_lock;
 	bool inval_off;
+	/* rows committed at a close(2) whose file the kernel still holds
+	 * (a dup or a child may write again): not sent before their
+	 * release. Protected by lock. */
+	int64_t *held_open;
+	size_t n_held_open, cap_held_open;
 };
 
 /* One journal row, as the worker handles it. */
@@ -69,6 +74,8 @@ int iw_db_errno(struct instwrite *iw, const char *what);
 sqlite3_stmt *iw_prepare(struct instwrite *iw, const char *sql); /* NULL: logged */
 char *iw_stage_name(int64_t id); /* the staging file of row id */
 void iw_stage_unlink(struct instwrite *iw, int64_t id);
+/* Is row id's file still held open (see held_open)? Caller holds lock. */
+bool iw_held_open(struct instwrite *iw, int64_t id);
 
 /* instsend.c */
 void *iw_worker(void *arg);

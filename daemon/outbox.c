@@ -292,6 +292,8 @@ static int check_outbox(struct outbox *ob, size_t app, const struct local_call *
 			return -EBUSY;
 		claim(ob, app, &old, c->dirfd, false);
 		return claim(ob, app, &w, c->dirfd, false);
+	case LOCAL_RELEASE:
+		break; /* told when done, never asked */
 	}
 	return -EPERM;
 }
@@ -325,7 +327,7 @@ static void done_outbox(struct outbox *ob, size_t app, const struct local_call *
 			outbox_save(ob, it, false);
 		}
 		break;
-	case LOCAL_WRITE: /* closed, or truncated by name */
+	case LOCAL_WRITE: /* closed (at close(2), before it returns), or truncated by name */
 		snprintf(why, sizeof(why), "a write failed (%s): write it again, or remove it",
 			 strerror(c->error));
 		if (w.depth == 2 && !outbox_temp_name(w.name)) {
@@ -336,6 +338,15 @@ static void done_outbox(struct outbox *ob, size_t app, const struct local_call *
 				it->s.next_at += OB_EMPTY_SETTLE_MS;
 		} else if (w.depth > 2)
 			touch_folder(ob, app, &w, c->error);
+		if (c->open && (it = find(ob, app, w.item)) && !busy(it))
+			it->held_open = true;
+		break;
+	case LOCAL_RELEASE:
+		it = find(ob, app, w.item);
+		if (it && it->held_open) {
+			it->held_open = false;
+			pthread_cond_broadcast(&ob->cond);
+		}
 		break;
 	case LOCAL_MKDIR:
 		touch_folder(ob, app, &w, 0);

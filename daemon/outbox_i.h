@@ -32,6 +32,9 @@ struct ob_item {
 	bool answered;         /* the unknown attempt got an HTTP answer: no need
 				* to wait for the platform to finish it */
 	int64_t blocked_until; /* a user's rename or remove of it is under way */
+	bool held_open;        /* handed over at a close(2) while the kernel still
+				* holds the file (a dup or a child may write
+				* again): not picked up before its release */
 	bool detached;         /* its bytes have left outbox/: the name is free
 				* for a new drop while the outcome is finished */
 	struct ob_item *next;

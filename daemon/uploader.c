@@ -38,7 +38,7 @@ static struct ob_item *pick(struct outbox *ob, int64_t now, int64_t *ret_wait)
 	for (struct ob_item *it = ob->items; it; it = it->next) {
 		int64_t at = it->s.next_at > it->blocked_until ? it->s.next_at : it->blocked_until;
 
-		if (it->in_flight || !due_state(it->s.state))
+		if (it->in_flight || it->held_open || !due_state(it->s.state))
 			continue;
 		if (at > now) {
 			wait = at - now < wait ? at - now : wait;

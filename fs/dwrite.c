@@ -225,9 +225,19 @@ int dw_open_read(struct fs *fs, struct node *n, int *ret_fd, char **ret_guid)
 	return *ret_guid ? 0 : -ENOENT;
 }
 
-void dw_release(struct fs *fs, const struct dw_open *o, int error)
+void dw_commit(struct fs *fs, const struct dw_open *o, int error, bool open)
 {
-	fs->dw_hooks.commit(fs->dw_hooks.ctx, o->id, error);
+	fs->dw_hooks.commit(fs->dw_hooks.ctx, o->id, error, open);
+}
+
+int dw_reopen(struct fs *fs, const struct dw_open *o)
+{
+	return fs->dw_hooks.reopen(fs->dw_hooks.ctx, o->id);
+}
+
+void dw_release(struct fs *fs, const struct dw_open *o)
+{
+	fs->dw_hooks.release(fs->dw_hooks.ctx, o->id);
 }
 
 int dw_remove(struct fs *fs, struct node *dir, const char *name)

@@ -42,7 +42,13 @@ int dw_open_write(struct fs *fs, struct node *n, int flags, struct dw_open *ret)
 /* n a pending write: its staged bytes read-only (1), or 0 when n is
  * on the platform (*ret_guid: the element to read, malloc'd). */
 int dw_open_read(struct fs *fs, struct node *n, int *ret_fd, char **ret_guid);
-void dw_release(struct fs *fs, const struct dw_open *o, int error);
+/* The write is complete (at close(2)): error, its errno, drops it; open
+ * says the kernel still holds the file, so it waits for dw_release. */
+void dw_commit(struct fs *fs, const struct dw_open *o, int error, bool open);
+/* A write after dw_commit (a dup, a child): writing again, or -EBUSY. */
+int dw_reopen(struct fs *fs, const struct dw_open *o);
+/* The file is closed for good (after a dw_commit with open). */
+void dw_release(struct fs *fs, const struct dw_open *o);
 int dw_remove(struct fs *fs, struct node *dir, const char *name);
 int dw_xattr(struct fs *fs, struct node *n, const char *name, char **ret);
 

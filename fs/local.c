@@ -531,7 +531,8 @@ int local_flush(struct fs *fs, struct node *n, int fd)
 	return r;
 }
 
-void local_closed(struct fs *fs, struct node *n, bool self, int error)
+static void tell_closed(struct fs *fs, struct node *n, enum local_op op, bool self, int error,
+			bool open)
 {
 	struct local_call c;
 	char *rel;
@@ -539,10 +540,36 @@ void local_closed(struct fs *fs, struct node *n, bool self, int error)
 
 	if (area_of(fs, n, &afd, &rel) < 0)
 		return;
-	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	call_init(fs, n, &c, op, afd, rel, false, self);
 	c.error = error;
+	c.open = open;
 	hook_done(fs, &c);
 	free(rel);
+}
+
+void local_closed(struct fs *fs, struct node *n, bool self, int error, bool open)
+{
+	tell_closed(fs, n, LOCAL_WRITE, self, error, open);
+}
+
+void local_released(struct fs *fs, struct node *n, bool self)
+{
+	tell_closed(fs, n, LOCAL_RELEASE, self, 0, false);
+}
+
+int local_reopen(struct fs *fs, struct node *n, bool self)
+{
+	struct local_call c;
+	char *rel;
+	int afd, r;
+
+	r = area_of(fs, n, &afd, &rel);
+	if (r < 0)
+		return r;
+	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	r = hook_check(fs, &c);
+	free(rel);
+	return r;
 }
 
 int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret)

@@ -37,10 +37,15 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 		 const char *newname, unsigned int flags, bool self);
 int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr, int to_set,
 		  bool self, struct stat *ret_st);
-/* A file opened for writing is closed: make it durable, then tell the
- * hook, with the errno a write or flush failed with (0: none). */
+/* A file written to is closed: make it durable, then tell the hook,
+ * with the errno a write or flush failed with (0: none); open says the
+ * kernel still holds the file (a close(2) of one of its descriptors). */
 int local_flush(struct fs *fs, struct node *n, int fd);
-void local_closed(struct fs *fs, struct node *n, bool self, int error);
+void local_closed(struct fs *fs, struct node *n, bool self, int error, bool open);
+/* A write through a file told closed (open) before: checked again. */
+int local_reopen(struct fs *fs, struct node *n, bool self);
+/* The last close of a file told closed with open. */
+void local_released(struct fs *fs, struct node *n, bool self);
 int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret);
 
 #endif

@@ -47,6 +47,7 @@ struct handle *handle_new(struct fs *fs)
 
 	h->fs = fs;
 	h->fd = -1;
+	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_lock(&fs->handles_lock);
 	h->next = fs->handles;
 	if (h->next)
@@ -74,6 +75,7 @@ void handle_free(struct handle *h)
 	altinn_reader_close(h->reader);
 	entries_free(h->entries, h->n_entries);
 	dircache_close(h->dircache);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
@@ -426,11 +428,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	ssize_t n;
+	int r;
 
 	if (h->kind == HANDLE_CTL) {
 		struct fs *fs = req_fs(req);
 		struct node *node = get_node(fs, ino);
-		int r;
 
 		if (!node) {
 			fuse_reply_err(req, ESTALE);
@@ -451,26 +453,76 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	pthread_mutex_lock(&h->lock);
 	if (h->dw.max && (uint64_t)off + size > h->dw.max) {
 		/* over the data type's maxSize: the platform would refuse it */
 		h->write_err = EFBIG;
-		fuse_reply_err(req, EFBIG);
-		return;
+		r = -EFBIG;
+	} else {
+		r = handle_rewrite(req_fs(req), h, get_node(req_fs(req), ino));
 	}
-	n = pwrite(h->fd, buf, size, off);
-	if (n < 0) {
+	n = r < 0 ? r : pwrite(h->fd, buf, size, off);
+	if (n < 0 && r == 0) {
+		r = -errno;
 		if (!h->write_err)
 			h->write_err = errno;
-		fuse_reply_err(req, errno);
-		return;
 	}
-	h->written = true;
-	fuse_reply_write(req, (size_t)n);
+	if (r == 0)
+		h->written = true;
+	pthread_mutex_unlock(&h->lock);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, (size_t)n);
 }
 
-/* close(2) waits for flush, not for release: what must be durable when
- * close returns is made durable here, and its failure (ENOSPC, EIO)
- * reaches the caller. */
+/* fsync of what h wrote (and of a local file's folder); a failure is
+ * kept as the handle's error. Caller holds h->lock. */
+static int make_durable(struct fs *fs, struct handle *h, struct node *n)
+{
+	int r = 0;
+
+	if (h->dw.id)
+		r = fsync(h->fd) < 0 ? -errno : 0; /* its folder was synced at create */
+	else if (n)
+		r = local_flush(fs, n, h->fd);
+	if (r < 0 && !h->write_err)
+		h->write_err = -r;
+	return r;
+}
+
+/* The file's fate is decided: the module that owns it hears that it was
+ * closed after writing (with the first error, if any), and from now on
+ * a write through h starts it over (handle_rewrite). open: a flush, so
+ * the kernel may still hold the file and a release follows. Caller
+ * holds h->lock. */
+static void hand_over(struct fs *fs, struct handle *h, struct node *n, bool open)
+{
+	if (h->dw.id)
+		dw_commit(fs, &h->dw, h->write_err, open);
+	else if (n)
+		local_closed(fs, n, h->self, h->write_err, open);
+	h->written = false;
+	h->handed = h->handed || open;
+}
+
+int handle_rewrite(struct fs *fs, struct handle *h, struct node *n)
+{
+	if (!h->handed || h->written)
+		return 0;
+	if (h->write_err)
+		return -h->write_err; /* handed over as failed: held or dropped */
+	if (h->dw.id)
+		return dw_reopen(fs, &h->dw);
+	return n ? local_reopen(fs, n, h->self) : -ESTALE;
+}
+
+/* close(2) waits for flush, not for release (the kernel sends that later,
+ * in the background): so what close returns, and what a user sees once
+ * it has, is decided here. The bytes are made durable, a failure (ENOSPC,
+ * EIO) reaches the caller, and the file is handed over. A flush comes
+ * for every close of a descriptor (a dup, a child's); only one after a
+ * write hands over again. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
@@ -478,12 +530,16 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct node *n = get_node(fs, ino);
 	int r = 0;
 
-	if (h->kind == HANDLE_FD && h->written && h->dw.id)
-		r = fsync(h->fd) < 0 ? -errno : 0; /* its folder was synced at create */
-	else if (h->kind == HANDLE_FD && h->written && n)
-		r = local_flush(fs, n, h->fd);
-	if (r < 0 && !h->write_err)
-		h->write_err = -r;
+	if (h->kind != HANDLE_FD) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (h->written) {
+		r = make_durable(fs, h, n);
+		hand_over(fs, h, n, true);
+	}
+	pthread_mutex_unlock(&h->lock);
 	fuse_reply_err(req, -r);
 }
 
@@ -497,21 +553,25 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	fuse_reply_err(req, r);
 }
 
+/* The last close. Normally the flush has handed the file over already;
+ * bytes written since (pages of a shared mapping written back after
+ * close) are made durable and handed over now. */
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct node *n = get_node(fs, ino);
 
-	if (h->dw.id) {
+	if (h->kind == HANDLE_FD && h->written && (h->dw.id || n)) {
+		make_durable(fs, h, n);
 		close(h->fd);
 		h->fd = -1;
-		dw_release(fs, &h->dw, h->write_err);
-	} else if (h->kind == HANDLE_FD && h->written && n) {
-		close(h->fd);
-		h->fd = -1;
-		local_closed(fs, n, h->self, h->write_err);
+		hand_over(fs, h, n, false);
 	}
+	if (h->handed && h->dw.id)
+		dw_release(fs, &h->dw);
+	else if (h->handed && n)
+		local_released(fs, n, h->self);
 	handle_free(h);
 	fuse_reply_err(req, 0);
 }

@@ -181,6 +181,20 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	fuse_reply_err(req, (mask & W_OK) && !writable ? EROFS : 0);
 }
 
+static int data_truncate(struct fs *fs, struct node *n, struct handle *h, off_t size)
+{
+	int r;
+
+	pthread_mutex_lock(&h->lock);
+	r = handle_rewrite(fs, h, n);
+	if (r == 0 && ftruncate(h->fd, size) < 0)
+		r = -errno;
+	if (r == 0)
+		h->written = true;
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
 /* A data file: its size changes only through a handle open for writing
  * (the O_TRUNC of an overwrite); times and mode are taken and dropped,
  * so `cp -p` and `touch` work. */
@@ -196,8 +210,8 @@ static void data_setattr(fuse_req_t req, struct node *n, struct handle *h,
 			r = -EOPNOTSUPP; /* an element is replaced whole, never cut */
 		else if (h->dw.max && (uint64_t)attr->st_size > h->dw.max)
 			r = -EFBIG;
-		else if (ftruncate(h->fd, attr->st_size) < 0)
-			r = -errno;
+		else
+			r = data_truncate(fs, n, h, attr->st_size);
 	}
 	if (r == 0)
 		r = tree_getattr(fs, n, &st);
@@ -245,8 +259,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	if (h && h->kind == HANDLE_FD && (to_set & FUSE_SET_ATTR_SIZE))
+	if (h && h->kind == HANDLE_FD && (to_set & FUSE_SET_ATTR_SIZE)) {
+		/* checked again by local_setattr: writing, or EBUSY */
+		pthread_mutex_lock(&h->lock);
 		h->written = true;
+		pthread_mutex_unlock(&h->lock);
+	}
 	st.st_ino = ino;
 	fuse_reply_attr(req, &st, ttl_for(fs, n->kind));
 }
@@ -285,7 +303,7 @@ static void data_create(fuse_req_t req, struct node *dir, const char *name,
 		node_forget(fs->nodes, n->ino, 1);
 		close(h->fd);
 		h->fd = -1;
-		dw_release(fs, &h->dw, EINTR);
+		dw_commit(fs, &h->dw, EINTR, false);
 		handle_free(h);
 	}
 }

@@ -8,6 +8,7 @@
 #define ALTINNFS_OPS_I_H
 
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -28,8 +29,13 @@ struct handle {
 	size_t n_entries;
 	struct dircache_slot *dircache; /* HANDLE_DIR: counted open there */
 	int fd;       /* HANDLE_FD: a file in a local area */
-	bool written; /* HANDLE_FD: written to since open */
-	int write_err; /* HANDLE_FD: the first errno a write or flush failed with */
+	/* HANDLE_FD: a flush (one per close of a descriptor: dups, children)
+	 * may run while another descriptor writes; these are protected by
+	 * lock */
+	pthread_mutex_t lock;
+	bool written; /* written to since open or the last hand-over */
+	bool handed;  /* handed over at a flush: release must say so */
+	int write_err; /* the first errno a write or flush failed with */
 	bool self;    /* opened by one of our own threads */
 	struct dw_open dw; /* HANDLE_FD in a data folder: dw.id > 0 */
 };
@@ -79,6 +85,10 @@ bool req_is_self(fuse_req_t req);
  * released (it need not, when unmounting) are freed with the filesystem. */
 struct handle *handle_new(struct fs *fs);
 void handle_free(struct handle *h);
+/* Before a write or truncate through h: a file handed over at a flush
+ * is being written again (a dup, a child, mmap). 0 or -errno; the
+ * caller holds h->lock and sets h->written once it has written. */
+int handle_rewrite(struct fs *fs, struct handle *h, struct node *n);
 
 /* ops_change.c */
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

@@ -6,6 +6,7 @@ names the outbox refuses. Against a platform of this module's own."""
 
 import errno
 import hashlib
+import mmap
 import os
 import shutil
 import subprocess
@@ -400,6 +401,67 @@ def test_pending_item_shows_its_state_and_is_busy(p, m):
     assert status["pending"] == 1 and status["oldest_pending_at"]
     p.clear_faults()
     check_delivered(p, m, SOKNAD, owner, "a.pdf", PDF, "attachment", "application/pdf")
+
+
+def test_state_is_decided_when_close_returns(p, m):
+    """close() waits for FUSE's flush, not for its release (which the kernel
+    sends later, in the background): what a user reads right after close()
+    must already be the file's fate, never `writing`."""
+    owner, _ = new_org()
+    d = owner_dir(m, SOKNAD, owner)
+    for i in range(20):
+        path = d / f"tom{i}.pdf"  # empty: received, and waits a second
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        if i % 2:
+            os.close(fd)  # the release races the look below
+        else:
+            keep = os.dup(fd)  # the release waits for this one: a late release
+            os.close(fd)
+            assert xattr(path, "user.altinn.state") == "received", i
+            os.close(keep)
+        assert xattr(path, "user.altinn.state") == "received", i
+    for i in range(20):
+        wait_dead_letter(m, SOKNAD, owner, f"tom{i}.pdf")
+
+
+def test_write_through_a_dup_after_close_starts_it_over(p, m):
+    """Each close() of a descriptor flushes; one after a write hands the file
+    over. A descriptor still open (a dup, a shell's child) may write again: the
+    item waits for the last close, then goes with all its bytes, once."""
+    owner, number = new_org()
+    d = owner_dir(m, SOKNAD, owner)
+    mark = p.mark()
+    fd = os.open(d / "dup.pdf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(fd, PDF[:10])
+        os.close(os.dup(fd))
+        assert xattr(d / "dup.pdf", "user.altinn.state") == "received"
+        time.sleep(0.5)  # the file is still open: nothing is sent
+        assert xattr(d / "dup.pdf", "user.altinn.state") == "received"
+        assert calls(p, mark, "POST", "/instances") == []
+        os.write(fd, PDF[10:])
+        assert xattr(d / "dup.pdf", "user.altinn.state") == "writing"
+    finally:
+        os.close(fd)
+    assert xattr(d / "dup.pdf", "user.altinn.state") != "writing"
+    check_delivered(p, m, SOKNAD, owner, "dup.pdf", PDF, "attachment", "application/pdf")
+    assert len(calls(p, mark, "POST", "/instances")) == 1
+
+
+def test_mmap_written_after_close_is_sent_whole(p, m):
+    """A shared mapping keeps the file open past close(): its pages reach the
+    daemon at munmap, before the release, and the item goes with them."""
+    owner, number = new_org()
+    d = owner_dir(m, SOKNAD, owner)
+    fd = os.open(d / "kart.pdf", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    os.ftruncate(fd, len(PDF))
+    mm = mmap.mmap(fd, len(PDF))
+    os.close(fd)  # zeros so far: handed over, and held while the mapping is there
+    assert xattr(d / "kart.pdf", "user.altinn.state") == "received"
+    mm[:] = PDF
+    mm.close()
+    check_delivered(p, m, SOKNAD, owner, "kart.pdf", PDF, "attachment", "application/pdf")
+    assert len(instances_of(p, SOKNAD, number)) == 1
 
 
 def test_lost_answers_never_make_a_second_instance(p, m):

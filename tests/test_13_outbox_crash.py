@@ -151,18 +151,27 @@ def test_full_state_dir_refuses_the_write_with_enospc(p, mount, small_disk):
         owner, number = new_org()
         d = owner_dir(m, SOKNAD, owner)
         mark = p.mark()
-        with pytest.raises(OSError) as exc:
-            with open(d / "stor.pdf", "wb") as f:
+        names = ["stor.pdf", "stor2.pdf", "stor3.pdf"]  # the first fills the disk
+        for i, name in enumerate(names):
+            fd = os.open(d / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with pytest.raises(OSError) as exc:
                 for _ in range(8):
-                    f.write(PDF + os.urandom(1 << 20))
-        assert exc.value.errno == errno.ENOSPC
-        # what did arrive is not sent: a write failed, so the file is held
-        assert xattr(d / "stor.pdf", "user.altinn.state") == "held"
-        assert "No space" in xattr(d / "stor.pdf", "user.altinn.last_error")
+                    os.write(fd, PDF + os.urandom(1 << 20))
+            assert exc.value.errno == errno.ENOSPC
+            keep = os.dup(fd) if i == 1 else None  # then the release comes late
+            os.close(fd)
+            # what did arrive is not sent: a write failed, so the file is held,
+            # decided by the time close() returns (no wait here on purpose)
+            assert xattr(d / name, "user.altinn.state") == "held", name
+            assert "No space" in xattr(d / name, "user.altinn.last_error")
+            if keep is not None:
+                os.close(keep)
+                assert xattr(d / name, "user.altinn.state") == "held", name
         time.sleep(1)
         assert calls(p, mark, "POST", "/instances") == []
         assert instances_of(p, SOKNAD, number) == []
-        os.unlink(d / "stor.pdf")  # space again: the outbox goes on
+        for name in names:
+            os.unlink(d / name)  # space again: the outbox goes on
         (d / "liten.pdf").write_bytes(PDF)
         wait_receipt(m, SOKNAD, owner, "liten.pdf")
         assert len(instances_of(p, SOKNAD, number)) == 1

@@ -8,6 +8,7 @@ import base64
 import errno
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -169,9 +170,59 @@ def test_over_max_size_is_efbig(p, mount):
         assert e.value.errno == errno.EFBIG
     finally:
         os.close(fd)
-    # a write that failed is never sent
-    wait_for(lambda: "stor.pdf" not in os.listdir(path.parent), what="the item dropped")
+    # a write that failed is never sent: dropped when close() returns
+    assert "stor.pdf" not in os.listdir(path.parent)
+    assert not path.exists()
     assert elements(p, party, guid) == []
+
+
+def test_state_is_decided_when_close_returns(p, mount):
+    """close() waits for FUSE's flush, not for its release: right after it
+    returns a write is pending (or already being sent), never `writing`."""
+    party, guid = new_instance(p)
+    m = mount(localtest=p, **FAST)
+    d = folder(m, party, guid)
+    # answers held back, so each item stays in sight while the loop runs
+    p.fault(f"/ttd/soknad/instances/{party}/{guid}/data", method="POST", delay_ms=300,
+            count=-1)
+    for i in range(10):
+        path = d / f"brev{i}.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.write(fd, b"brev %d\n" % i)
+        if i % 2 == 0:
+            keep = os.dup(fd)  # the release waits for this one: a late release
+            os.close(fd)
+            assert os.getxattr(path, "user.altinn.state") == b"post pending", i
+            fd = keep
+        os.close(fd)  # the release races the look below
+        state = os.getxattr(path, "user.altinn.state").decode()
+        assert state in ("post pending", "post sending"), (i, state)
+    p.clear_faults()
+    for i in range(10):
+        outcome(m, "sent", party, guid, f"brev{i}.txt.json")
+
+
+def test_write_through_a_dup_after_close_starts_it_over(p, mount):
+    party, guid = new_instance(p)
+    m = mount(localtest=p, **FAST)
+    path = folder(m, party, guid) / "dup.pdf"
+    mark = p.mark()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(fd, PDF[:10])
+        os.close(os.dup(fd))
+        assert os.getxattr(path, "user.altinn.state") == b"post pending"
+        time.sleep(0.5)  # the file is still open: nothing is sent
+        assert os.getxattr(path, "user.altinn.state") == b"post pending"
+        assert calls(p, mark, "POST", "/data") == []
+        os.write(fd, PDF[10:])
+        assert os.getxattr(path, "user.altinn.state") == b"post writing"
+    finally:
+        os.close(fd)
+    outcome(m, "sent", party, guid, "dup.pdf.json")
+    [el] = elements(p, party, guid)
+    assert stored(p, el["id"]) == PDF
+    assert len(calls(p, mark, "POST", "/data")) == 1
 
 
 def test_platform_refusal_is_a_dead_letter(p, mount):
