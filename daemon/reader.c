@@ -29,6 +29,13 @@
  * up its ring. At most ALT_MAX_STREAMS streams exist at once; readers
  * beyond that use range requests only.
  *
+ * A read waits for its bytes cfg->timeout at most, however slowly they
+ * trickle in; a stream that kept a read waiting that long is stopped. A
+ * read that failed is not tried again by the next read of the same open
+ * file within cfg->timeout: the kernel reads a page again at once when
+ * its readahead failed, and that second try would wait out the whole
+ * timeout a second time for one `cat`. A new open tries again.
+ *
  * Answers are checked: a 206 must carry the Content-Range we asked for,
  * and a server that ignores Range and answers 200 is handled by skipping
  * to the offset and taking the rest of that one answer. Reads are short
@@ -90,13 +97,11 @@ struct rd_stream {
 	uint64_t win;        /* the size of the next window */
 	uint64_t skip;       /* bytes to drop first (a 200 answer to our range) */
 	struct rd_pin *pins;
-	bool fetching;       /* a window's request is under way */
 	bool done;           /* no more bytes will come */
 	bool idle;           /* ... because no one was reading */
 	int err;             /* its result, 0 or -errno */
 	bool thread_waiting; /* the thread waits on room */
-	time_t progress_at;  /* CLOCK_MONOTONIC seconds of the last bytes in */
-	time_t consumed_at;  /* ... and of the last bytes out */
+	time_t consumed_at;  /* CLOCK_MONOTONIC seconds of the last bytes out */
 };
 
 /* What keeps lent bytes: a pin in a stream's ring, or a buffer of ours. */
@@ -119,6 +124,8 @@ struct alt_reader {
 	char *cache;              /* the surplus of the last small range read */
 	uint64_t cache_off;
 	size_t cache_len;
+	int fail_err;             /* the latest failed read's error, given */
+	time_t fail_until;        /* ... to reads until then (mono_s) */
 };
 
 static time_t mono_s(void)
@@ -273,7 +280,6 @@ static int stream_put(struct rd_stream *s, const char *p, size_t n)
 		s->end += k;
 		p += k;
 		n -= k;
-		s->progress_at = mono_s();
 		if (stream_need_met(s))
 			pthread_cond_broadcast(&s->more);
 	}
@@ -348,12 +354,9 @@ static int stream_fetch(struct rd_stream *s)
 	};
 	int r;
 
-	s->fetching = true;
-	s->progress_at = mono_s();
 	pthread_mutex_unlock(&s->lock);
 	r = http_request(s->http, &req);
 	pthread_mutex_lock(&s->lock);
-	s->fetching = false;
 	if (r == -ERANGE) { /* 416: the element ends before the window */
 		s->eof = s->asked = s->win_first;
 		r = 0;
@@ -414,7 +417,7 @@ static struct rd_stream *stream_start(struct alt_reader *r, uint64_t off, size_t
 	s->start = s->end = s->hi = s->win_first = s->asked = off;
 	s->eof = r->size;
 	s->win = len > RD_WIN_MIN ? len : RD_WIN_MIN;
-	s->progress_at = s->consumed_at = mono_s();
+	s->consumed_at = mono_s();
 	if (pthread_create(&s->thread, NULL, stream_main, s) != 0) {
 		log_warn("cannot start a stream thread; reading with ranges");
 		stream_unref(s);
@@ -506,6 +509,7 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 		       struct alt_bytes *ret)
 {
 	struct rd_pin *pin = &loan->pin;
+	time_t since = mono_s();
 	int r;
 
 	pthread_mutex_lock(&s->lock);
@@ -545,8 +549,10 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 			r = RD_FALLBACK;
 			break;
 		}
-		if (s->fetching && mono_s() - s->progress_at > s->timeout + 5) {
-			r = -ETIMEDOUT; /* curl's stall timeout should have fired */
+		if (mono_s() - since >= s->timeout) {
+			/* stalled, or trickling too slowly to be of use */
+			atomic_store(&s->cancel, true);
+			r = -ETIMEDOUT;
 			break;
 		}
 		wait_1s(&s->more, &s->lock);
@@ -746,7 +752,7 @@ static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, s
 		return 0;
 	}
 	pthread_mutex_lock(&r->lock);
-	if (err == RD_FALLBACK && r->stream == s && stream_broken(s)) {
+	if ((err == RD_FALLBACK || err == -ETIMEDOUT) && r->stream == s && stream_broken(s)) {
 		r->stream = NULL;
 		*ret_dead = s;
 	}
@@ -754,6 +760,15 @@ static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, s
 		pthread_mutex_unlock(&r->lock);
 	stream_unref(s);
 	return err;
+}
+
+/* Gives err to this open file's reads for cfg->timeout (see the top). */
+static void hold_failure(struct alt_reader *r, int err)
+{
+	pthread_mutex_lock(&r->lock);
+	r->fail_err = err;
+	r->fail_until = mono_s() + (r->a->cfg->timeout > 0 ? r->a->cfg->timeout : 30);
+	pthread_mutex_unlock(&r->lock);
 }
 
 ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
@@ -772,6 +787,11 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	ret->loan = loan;
 
 	pthread_mutex_lock(&r->lock);
+	if (r->fail_err && mono_s() < r->fail_until) {
+		err = r->fail_err; /* the same read again: no second wait */
+		pthread_mutex_unlock(&r->lock);
+		return err;
+	}
 	seq = sequential(r, off);
 	r->have_read = true;
 	r->last_end = off + len;
@@ -813,6 +833,8 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 out_stop:
 	stream_stop(dead[0]);
 	stream_stop(dead[1]);
+	if (err < 0 && err != -ECANCELED)
+		hold_failure(r, err);
 	return err < 0 ? err : (ssize_t)ret->len;
 }
 
