@@ -23,7 +23,7 @@ struct config {
 	char *token_file;
 	char *state_dir;
 	int cache_ttl;      /* seconds a listing/attribute is trusted */
-	int timeout;        /* seconds a request may stall */
+	int timeout;        /* seconds a request may take (bulk: may stall) */
 	int page_size;      /* instances per query page */
 	int poll_interval;  /* seconds between event polls */
 	char *events_start; /* now | all | ISO-8601 */
