@@ -217,6 +217,34 @@ def test_lookup_fails_within_one_timeout(plat, mount, fault, what):
     assert len(requests_to(plat, mark, INSTANCES)) == 1, requests_to(plat, mark, INSTANCES)
 
 
+def test_stream_read_trickled_fails_within_one_timeout(plat, mount):
+    """A read served by a stream fails within a timeout when the stream's
+    next window trickles, instead of holding a FUSE thread for good."""
+    party, guid = "50002", "b16f0000-0000-4000-8000-000000000002"
+    [el] = [d for d in plat.instance(party, guid)["data"] if d.get("filename") == "stor-fil.bin"]
+    m = mount(localtest=plat, cache_ttl=60, timeout=ONE_TIMEOUT)
+    fd = os.open(m / f"apps/ttd/tilskudd/instances/{party}/{guid}/data/{el['dataType']}"
+                 / "stor-fil.bin", os.O_RDONLY)
+    took = []
+
+    def read_on():
+        while True:
+            t0 = time.monotonic()
+            try:
+                if not os.read(fd, 1 << 20):
+                    return
+            finally:
+                took.append(time.monotonic() - t0)
+
+    try:
+        os.read(fd, 1 << 20)  # sequential: a stream is under way
+        plat.fault(plat.data_path(party, guid, el["id"]), count=-1, trickle_bps=2)
+        expect_error(read_on, 60)
+    finally:
+        os.close(fd)
+    assert took[-1] < ONE_TIMEOUT + 3, f"the failing read took {took[-1]:.1f} s"
+
+
 def test_rejected_token_is_eacces_until_the_file_changes(plat, mount, tmp_path, parties):
     token = tmp_path / "token"
     token.write_text("not-a-valid-token\n")
