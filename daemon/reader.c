@@ -100,6 +100,8 @@ struct rd_stream {
 	bool done;           /* no more bytes will come */
 	bool idle;           /* ... because no one was reading */
 	int err;             /* its result, 0 or -errno */
+	bool timed_out;      /* it stalled, or kept a read waiting cfg->timeout:
+			      * every read of it fails, none falls back */
 	bool thread_waiting; /* the thread waits on room */
 	time_t consumed_at;  /* CLOCK_MONOTONIC seconds of the last bytes out */
 };
@@ -387,6 +389,8 @@ static void *stream_main(void *arg)
 	}
 	s->done = true;
 	s->err = r;
+	if (r == -ETIMEDOUT)
+		s->timed_out = true;
 	if (s->idle) {
 		log_debug("stream of \"%s\" idle at %llu; stopped", s->url,
 			  (unsigned long long)s->end);
@@ -513,9 +517,10 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	if (!stream_covers(s, off, len)) {
+	if (s->timed_out || !stream_covers(s, off, len)) {
+		r = s->timed_out ? -ETIMEDOUT : RD_FALLBACK;
 		pthread_mutex_unlock(&s->lock);
-		return RD_FALLBACK;
+		return r;
 	}
 	pin->off = off;
 	pin->need = off + len;
@@ -523,6 +528,10 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 	s->pins = pin;
 	stream_poke(s); /* perhaps the next window is wanted now */
 	for (;;) {
+		if (s->timed_out) {
+			r = -ETIMEDOUT;
+			break;
+		}
 		if (!s->ring || atomic_load(&s->cancel) || off < s->start) {
 			r = RD_FALLBACK;
 			break;
@@ -540,9 +549,7 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 			return 0;
 		}
 		if (s->done) {
-			/* a stall is the platform's fault: say so, rather than
-			 * waiting the same timeout again on a range request */
-			r = s->err == -ETIMEDOUT ? -ETIMEDOUT : RD_FALLBACK;
+			r = RD_FALLBACK; /* a stall set timed_out above */
 			break;
 		}
 		if (!stream_covers(s, off, len)) {
@@ -550,8 +557,11 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 			break;
 		}
 		if (mono_s() - since >= s->timeout) {
-			/* stalled, or trickling too slowly to be of use */
+			/* stalled, or trickling too slowly to be of use: the
+			 * readers waiting with us must not try again either */
+			s->timed_out = true;
 			atomic_store(&s->cancel, true);
+			pthread_cond_broadcast(&s->more);
 			r = -ETIMEDOUT;
 			break;
 		}
@@ -797,11 +807,19 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	r->last_end = off + len;
 	s = r->stream;
 	if (s) {
-		bool covers, near;
+		bool covers, near, timed_out;
 		pthread_mutex_lock(&s->lock);
 		covers = stream_covers(s, off, len);
 		near = stream_near(s, off, len);
+		timed_out = s->timed_out;
 		pthread_mutex_unlock(&s->lock);
+		if (timed_out) { /* a read of it waited out the timeout */
+			r->stream = NULL;
+			dead[0] = s;
+			pthread_mutex_unlock(&r->lock);
+			err = -ETIMEDOUT;
+			goto out_stop;
+		}
 		if (covers) {
 			err = try_stream(r, s, off, len, loan, ret, &dead[0]);
 			if (err != RD_FALLBACK)
@@ -831,10 +849,10 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	pthread_mutex_unlock(&r->lock);
 	err = range_read(r, off, len, loan, ret);
 out_stop:
+	if (err < 0 && err != -ECANCELED)
+		hold_failure(r, err); /* before the wait for a stream to stop */
 	stream_stop(dead[0]);
 	stream_stop(dead[1]);
-	if (err < 0 && err != -ECANCELED)
-		hold_failure(r, err);
 	return err < 0 ? err : (ssize_t)ret->len;
 }
 
