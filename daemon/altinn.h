@@ -5,7 +5,7 @@
  * the platform's answer by one table (docs/errors.md):
  *   404 -> -ENOENT, 401/403 -> -EACCES, 409 -> -EBUSY, 413 -> -EFBIG,
  *   400 -> -EINVAL, 5xx/429 after retries -> -EIO, connection failure -> -EIO,
- *   stalled past the configured timeout -> -ETIMEDOUT.
+ *   no whole answer within the configured timeout -> -ETIMEDOUT.
  * Output parameters (ret_*) are untouched on failure.
  *
  * Thread safety: every function may be called from any thread at once. */
@@ -117,7 +117,9 @@ struct alt_reader;
 int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
 		       const char *data_guid, uint64_t size, struct alt_reader **ret);
 /* Reads up to len bytes at off into buf; returns the count (0 at or past
- * the end) or a negative errno. Short only at the end of the element. */
+ * the end) or a negative errno. Short only at the end of the element.
+ * Fails within cfg->timeout; after a failure, reads of this reader fail
+ * the same way for cfg->timeout without a request (docs/errors.md). */
 ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf);
 
 /* Bytes lent by the reader without a copy: one or two pieces of its

@@ -23,7 +23,7 @@ struct config {
 	char *token_file;
 	char *state_dir;
 	int cache_ttl;      /* seconds a listing/attribute is trusted */
-	int timeout;        /* seconds a request may stall */
+	int timeout;        /* seconds a request may take (bulk: may stall) */
 	int page_size;      /* instances per query page */
 	int max_listed;     /* instances one listing may hold (memory bound) */
 	int poll_interval;  /* seconds between event polls */

@@ -6,13 +6,18 @@
  * thread makes it; DNS answers and TLS sessions are shared between all
  * handles through a share object with a lock per kind of data.
  *
- * No request can hang: connecting and stalling (under 1 byte/s) are both
- * bounded by cfg->timeout, signals are off (CURLOPT_NOSIGNAL) so threads
- * are safe, and retries stop when the total would pass cfg->timeout. Only
- * failures that may pass are retried - 5xx, 429 and dropped connections,
- * at most twice, honouring a short Retry-After. A refused connection fails
- * at once: the platform is down and the user should hear so now. A 401
- * gets one token refresh and one more try, never a loop.
+ * No request can hang. A request has one deadline, cfg->timeout after it
+ * began, for all its attempts and backoff together: a trickled body or an
+ * error body that never ends is cut there. Only bulk transfers (a stream
+ * window, an upload) may take longer, as long as bytes keep moving: any
+ * transfer with no byte in or out for cfg->timeout ends at once (curl's
+ * own low-speed check averages over a window and fired up to twice as
+ * late). A request that timed out is never tried again. Signals are off
+ * (CURLOPT_NOSIGNAL) so threads are safe. Only failures that may pass are
+ * retried - 5xx, 429 and dropped connections, at most twice, honouring a
+ * short Retry-After, within the deadline. A refused connection fails at
+ * once: the platform is down and the user should hear so now. A 401 gets
+ * one token refresh and one more try, never a loop.
  *
  * Redirects are not followed and only http(s) is spoken, so a link from
  * the platform can never carry the token somewhere else. The token goes
@@ -60,6 +65,11 @@ struct http {
 	atomic_bool stopping;     /* set once at shutdown: every request ends */
 };
 
+static long http_timeout_s(const struct http *h)
+{
+	return h->cfg->timeout > 0 ? h->cfg->timeout : 30;
+}
+
 /* What one attempt saw. */
 struct attempt {
 	const struct http *h;
@@ -69,6 +79,11 @@ struct attempt {
 	bool head_done;     /* headers of the final answer are complete */
 	bool body_begun;    /* on_data has been called */
 	bool stopped;       /* on_data asked to stop early */
+	bool stalled;       /* nothing moved for cfg->timeout: we ended it */
+	bool err_cut;       /* an error body past its cap: we ended it */
+	long budget_ms;     /* the attempt must end within this; 0: no limit */
+	curl_off_t moved;   /* bytes in and out so far ... */
+	struct timespec moved_at; /* ... and when that last changed */
 	int cb_err;         /* a -errno from a callback */
 	long retry_after_ms; /* -1: none */
 	char *err_body;     /* the start of a non-2xx body, for the log */
@@ -330,7 +345,10 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 			room = n;
 		memcpy(at->err_body + at->err_len, p, room);
 		at->err_len += room;
-		return n; /* read the rest too, so the connection stays usable */
+		if (room == n)
+			return n; /* read it all, so the connection stays usable */
+		at->err_cut = true; /* a body that may never end: stop here */
+		return 0;
 	}
 	at->body_begun = true;
 	if (!at->req->on_data) {
@@ -354,11 +372,26 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 	return 0; /* curl aborts the transfer */
 }
 
+static long elapsed_ms(const struct timespec *since);
+
+/* Called at least once a second: ends a transfer that was stopped or
+ * cancelled, or in which no byte moved either way for cfg->timeout. */
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
 	struct attempt *at = ctx;
-	return atomic_load(&at->h->stopping) || (at->req->cancel && atomic_load(at->req->cancel));
+
+	if (atomic_load(&at->h->stopping) || (at->req->cancel && atomic_load(at->req->cancel)))
+		return 1;
+	if (dlnow + ulnow != at->moved) {
+		at->moved = dlnow + ulnow;
+		clock_gettime(CLOCK_MONOTONIC, &at->moved_at);
+	} else if (elapsed_ms(&at->moved_at) >= http_timeout_s(at->h) * 1000L) {
+		at->stalled = true;
+		at->cb_err = -ETIMEDOUT;
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- request bodies */
@@ -493,17 +526,19 @@ static void free_headers(struct curl_slist *list)
 static void setup_handle(struct http *h, CURL *easy, struct attempt *at,
 			 struct curl_slist *headers)
 {
-	long timeout = h->cfg->timeout > 0 ? h->cfg->timeout : 30;
+	long timeout_ms = http_timeout_s(h) * 1000L;
 
+	if (at->budget_ms > 0 && at->budget_ms < timeout_ms)
+		timeout_ms = at->budget_ms;
 	curl_easy_setopt(easy, CURLOPT_URL, at->req->url);
 	setup_method(easy, at);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_SHARE, h->share);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, timeout);
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, timeout);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	if (at->budget_ms > 0)
+		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, at->budget_ms);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "altinnfs/" ALTINNFS_VERSION);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
@@ -534,6 +569,7 @@ static int attempt_once(struct http *h, struct attempt *at, const char *token)
 	int r;
 
 	setup_handle(h, easy, at, headers);
+	clock_gettime(CLOCK_MONOTONIC, &at->moved_at);
 	at->cc = curl_easy_perform(easy);
 	curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &at->os_errno);
 	pool_put(h, easy);
@@ -543,7 +579,8 @@ static int attempt_once(struct http *h, struct attempt *at, const char *token)
 		return at->cb_err;
 	if (at->stopped)
 		return 0;
-	r = http_errno(at->cc, at->head.status);
+	/* a cut error body: the status says what went wrong */
+	r = http_errno(at->err_cut ? CURLE_OK : at->cc, at->head.status);
 	if (r == 0 && !at->head_done)
 		r = -EIO; /* "OK" without a complete answer: never trust it */
 	return r;
@@ -598,8 +635,10 @@ static void describe(const struct http *h, const struct attempt *at, int r, char
 	} else if (at->cc == CURLE_COULDNT_RESOLVE_HOST) {
 		url_host_port(at->req->url, where, sizeof(where));
 		snprintf(buf, size, "resolve %s: host not found", where);
+	} else if (at->stalled) {
+		snprintf(buf, size, "GET %s: no progress within %ld s", path, http_timeout_s(h));
 	} else if (at->cc == CURLE_OPERATION_TIMEDOUT) {
-		snprintf(buf, size, "GET %s: no progress within %d s", path, h->cfg->timeout);
+		snprintf(buf, size, "GET %s: no whole answer within %ld s", path, http_timeout_s(h));
 	} else if (at->cc != CURLE_OK && at->cc != CURLE_WRITE_ERROR) {
 		snprintf(buf, size, "GET %s: %s", path, curl_easy_strerror(at->cc));
 	} else if (at->head.status && !answer_is_normal(at->head.status)) {
@@ -765,9 +804,17 @@ void http_stop(struct http *h)
 	atomic_store(&h->stopping, true);
 }
 
+/* Has the request a deadline of cfg->timeout for all its attempts? All
+ * but bulk transfers, whose size and not the platform decides how long
+ * they take; those end only when they stall. */
+static bool has_deadline(const struct http_request *req)
+{
+	return !req->bulk && !req->has_body_fd;
+}
+
 int http_request(struct http *h, const struct http_request *req)
 {
-	long budget_ms = (h->cfg->timeout > 0 ? h->cfg->timeout : 30) * 1000L;
+	long budget_ms = http_timeout_s(h) * 1000L;
 	bool refreshed = false;
 	struct timespec start;
 	int retries = 0;
@@ -777,6 +824,7 @@ int http_request(struct http *h, const struct http_request *req)
 		return -ECANCELED;
 	for (;;) {
 		struct attempt at = { .h = h, .req = req, .retry_after_ms = -1 };
+		long left_ms = budget_ms - elapsed_ms(&start);
 		uint64_t gen;
 		char *token;
 		long delay;
@@ -790,6 +838,17 @@ int http_request(struct http *h, const struct http_request *req)
 			r = auth_token(h->auth, &token, &gen);
 			if (r < 0)
 				return r;
+		}
+		if (has_deadline(req)) {
+			if (left_ms <= 0) {
+				char path[160];
+
+				auth_token_free(token);
+				url_path(req->url, path, sizeof(path));
+				return log_errno(-ETIMEDOUT, "%s: no time left within %ld s", path,
+						 budget_ms / 1000);
+			}
+			at.budget_ms = left_ms;
 		}
 		r = attempt_once(h, &at, token);
 		auth_token_free(token);

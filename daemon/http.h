@@ -3,12 +3,14 @@
  * http.c is the only file that includes curl. Every request here gets the
  * same treatment: the bearer token from auth (and one token refresh plus
  * one retry after a 401), Accept: application/json unless told otherwise,
- * a connect timeout and a stall timeout of cfg->timeout seconds, at most
- * two retries with jittered backoff for answers that may succeed on a
- * second try (5xx, 429, a dropped connection), and connections reused
- * across requests and threads. Each request's outcome is recorded for
- * status.json. Errors come back as -errno from one table, http_errno();
- * no HTTP status or curl code leaves daemon/.
+ * one deadline of cfg->timeout seconds for all attempts of a request (bulk
+ * transfers have none) and an end to any transfer in which nothing moved
+ * for cfg->timeout, never a retry of one that timed out, at most two
+ * retries with jittered backoff within the deadline for answers that may
+ * succeed on a second try (5xx, 429, a dropped connection), and
+ * connections reused across requests and threads. Each request's outcome
+ * is recorded for status.json. Errors come back as -errno from one table,
+ * http_errno(); no HTTP status or curl code leaves daemon/.
  *
  * Every function may be called from any thread at once. */
 #ifndef ALTINNFS_HTTP_H
@@ -51,7 +53,9 @@ struct http_request {
 	bool has_range;
 	uint64_t range_first;
 	uint64_t range_last;
-	/* Large transfers get a larger receive buffer. */
+	/* Large transfers get a larger receive buffer, and no deadline: they
+	 * end only when nothing moves for cfg->timeout (as uploads from a
+	 * file do). */
 	bool bulk;
 	/* Called once per attempt with a 2xx head, before any body byte (also
 	 * for an empty body). Nonzero aborts the request with that -errno. */

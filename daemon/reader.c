@@ -29,6 +29,13 @@
  * up its ring. At most ALT_MAX_STREAMS streams exist at once; readers
  * beyond that use range requests only.
  *
+ * A read waits for its bytes cfg->timeout at most, however slowly they
+ * trickle in; a stream that kept a read waiting that long is stopped. A
+ * read that failed is not tried again by the next read of the same open
+ * file within cfg->timeout: the kernel reads a page again at once when
+ * its readahead failed, and that second try would wait out the whole
+ * timeout a second time for one `cat`. A new open tries again.
+ *
  * Answers are checked: a 206 must carry the Content-Range we asked for,
  * and a server that ignores Range and answers 200 is handled by skipping
  * to the offset and taking the rest of that one answer. Reads are short
@@ -90,13 +97,13 @@ struct rd_stream {
 	uint64_t win;        /* the size of the next window */
 	uint64_t skip;       /* bytes to drop first (a 200 answer to our range) */
 	struct rd_pin *pins;
-	bool fetching;       /* a window's request is under way */
 	bool done;           /* no more bytes will come */
 	bool idle;           /* ... because no one was reading */
 	int err;             /* its result, 0 or -errno */
+	bool timed_out;      /* it stalled, or kept a read waiting cfg->timeout:
+			      * every read of it fails, none falls back */
 	bool thread_waiting; /* the thread waits on room */
-	time_t progress_at;  /* CLOCK_MONOTONIC seconds of the last bytes in */
-	time_t consumed_at;  /* ... and of the last bytes out */
+	time_t consumed_at;  /* CLOCK_MONOTONIC seconds of the last bytes out */
 };
 
 /* What keeps lent bytes: a pin in a stream's ring, or a buffer of ours. */
@@ -119,6 +126,8 @@ struct alt_reader {
 	char *cache;              /* the surplus of the last small range read */
 	uint64_t cache_off;
 	size_t cache_len;
+	int fail_err;             /* the latest failed read's error, given */
+	time_t fail_until;        /* ... to reads until then (mono_s) */
 };
 
 static time_t mono_s(void)
@@ -273,7 +282,6 @@ static int stream_put(struct rd_stream *s, const char *p, size_t n)
 		s->end += k;
 		p += k;
 		n -= k;
-		s->progress_at = mono_s();
 		if (stream_need_met(s))
 			pthread_cond_broadcast(&s->more);
 	}
@@ -348,12 +356,9 @@ static int stream_fetch(struct rd_stream *s)
 	};
 	int r;
 
-	s->fetching = true;
-	s->progress_at = mono_s();
 	pthread_mutex_unlock(&s->lock);
 	r = http_request(s->http, &req);
 	pthread_mutex_lock(&s->lock);
-	s->fetching = false;
 	if (r == -ERANGE) { /* 416: the element ends before the window */
 		s->eof = s->asked = s->win_first;
 		r = 0;
@@ -384,6 +389,8 @@ static void *stream_main(void *arg)
 	}
 	s->done = true;
 	s->err = r;
+	if (r == -ETIMEDOUT)
+		s->timed_out = true;
 	if (s->idle) {
 		log_debug("stream of \"%s\" idle at %llu; stopped", s->url,
 			  (unsigned long long)s->end);
@@ -414,7 +421,7 @@ static struct rd_stream *stream_start(struct alt_reader *r, uint64_t off, size_t
 	s->start = s->end = s->hi = s->win_first = s->asked = off;
 	s->eof = r->size;
 	s->win = len > RD_WIN_MIN ? len : RD_WIN_MIN;
-	s->progress_at = s->consumed_at = mono_s();
+	s->consumed_at = mono_s();
 	if (pthread_create(&s->thread, NULL, stream_main, s) != 0) {
 		log_warn("cannot start a stream thread; reading with ranges");
 		stream_unref(s);
@@ -506,12 +513,14 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 		       struct alt_bytes *ret)
 {
 	struct rd_pin *pin = &loan->pin;
+	time_t since = mono_s();
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	if (!stream_covers(s, off, len)) {
+	if (s->timed_out || !stream_covers(s, off, len)) {
+		r = s->timed_out ? -ETIMEDOUT : RD_FALLBACK;
 		pthread_mutex_unlock(&s->lock);
-		return RD_FALLBACK;
+		return r;
 	}
 	pin->off = off;
 	pin->need = off + len;
@@ -519,6 +528,10 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 	s->pins = pin;
 	stream_poke(s); /* perhaps the next window is wanted now */
 	for (;;) {
+		if (s->timed_out) {
+			r = -ETIMEDOUT;
+			break;
+		}
 		if (!s->ring || atomic_load(&s->cancel) || off < s->start) {
 			r = RD_FALLBACK;
 			break;
@@ -536,17 +549,20 @@ static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt
 			return 0;
 		}
 		if (s->done) {
-			/* a stall is the platform's fault: say so, rather than
-			 * waiting the same timeout again on a range request */
-			r = s->err == -ETIMEDOUT ? -ETIMEDOUT : RD_FALLBACK;
+			r = RD_FALLBACK; /* a stall set timed_out above */
 			break;
 		}
 		if (!stream_covers(s, off, len)) {
 			r = RD_FALLBACK;
 			break;
 		}
-		if (s->fetching && mono_s() - s->progress_at > s->timeout + 5) {
-			r = -ETIMEDOUT; /* curl's stall timeout should have fired */
+		if (mono_s() - since >= s->timeout) {
+			/* stalled, or trickling too slowly to be of use: the
+			 * readers waiting with us must not try again either */
+			s->timed_out = true;
+			atomic_store(&s->cancel, true);
+			pthread_cond_broadcast(&s->more);
+			r = -ETIMEDOUT;
 			break;
 		}
 		wait_1s(&s->more, &s->lock);
@@ -746,7 +762,7 @@ static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, s
 		return 0;
 	}
 	pthread_mutex_lock(&r->lock);
-	if (err == RD_FALLBACK && r->stream == s && stream_broken(s)) {
+	if ((err == RD_FALLBACK || err == -ETIMEDOUT) && r->stream == s && stream_broken(s)) {
 		r->stream = NULL;
 		*ret_dead = s;
 	}
@@ -754,6 +770,15 @@ static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, s
 		pthread_mutex_unlock(&r->lock);
 	stream_unref(s);
 	return err;
+}
+
+/* Gives err to this open file's reads for cfg->timeout (see the top). */
+static void hold_failure(struct alt_reader *r, int err)
+{
+	pthread_mutex_lock(&r->lock);
+	r->fail_err = err;
+	r->fail_until = mono_s() + (r->a->cfg->timeout > 0 ? r->a->cfg->timeout : 30);
+	pthread_mutex_unlock(&r->lock);
 }
 
 ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
@@ -772,16 +797,29 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	ret->loan = loan;
 
 	pthread_mutex_lock(&r->lock);
+	if (r->fail_err && mono_s() < r->fail_until) {
+		err = r->fail_err; /* the same read again: no second wait */
+		pthread_mutex_unlock(&r->lock);
+		return err;
+	}
 	seq = sequential(r, off);
 	r->have_read = true;
 	r->last_end = off + len;
 	s = r->stream;
 	if (s) {
-		bool covers, near;
+		bool covers, near, timed_out;
 		pthread_mutex_lock(&s->lock);
 		covers = stream_covers(s, off, len);
 		near = stream_near(s, off, len);
+		timed_out = s->timed_out;
 		pthread_mutex_unlock(&s->lock);
+		if (timed_out) { /* a read of it waited out the timeout */
+			r->stream = NULL;
+			dead[0] = s;
+			pthread_mutex_unlock(&r->lock);
+			err = -ETIMEDOUT;
+			goto out_stop;
+		}
 		if (covers) {
 			err = try_stream(r, s, off, len, loan, ret, &dead[0]);
 			if (err != RD_FALLBACK)
@@ -811,6 +849,8 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	pthread_mutex_unlock(&r->lock);
 	err = range_read(r, off, len, loan, ret);
 out_stop:
+	if (err < 0 && err != -ECANCELED)
+		hold_failure(r, err); /* before the wait for a stream to stop */
 	stream_stop(dead[0]);
 	stream_stop(dead[1]);
 	return err < 0 ? err : (ssize_t)ret->len;

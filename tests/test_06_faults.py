@@ -167,6 +167,84 @@ def test_data_read_stall(plat, mount, small_element):
     expect_error(lambda: read_bytes(m / rel), timeout + 5)
 
 
+# One user operation, one deadline: a platform that hangs, stalls mid-body,
+# trickles or never ends its answer costs one `timeout`, not two, and the
+# request that timed out is not sent again for the same operation.
+ONE_TIMEOUT = 4
+
+
+def requests_to(plat, mark, path):
+    return [e for e in plat.since(mark) if e["path"].startswith(path)]
+
+
+@pytest.mark.parametrize("fault", [
+    {"hang": True},
+    {"stall": True},
+    {"trickle_bps": 2},
+    {"endless": 503},
+], ids=["hang", "stall", "trickle", "endless-error-body"])
+def test_data_read_fails_within_one_timeout(plat, mount, small_element, fault):
+    party, guid, el, rel, want = small_element
+    m = mount(localtest=plat, cache_ttl=60, timeout=ONE_TIMEOUT)
+    os.stat(m / rel)  # seen, never read
+    dpath = plat.data_path(party, guid, el["id"])
+    mark = plat.mark()
+    plat.fault(dpath, count=-1, **fault)
+    elapsed, _ = expect_error(lambda: read_bytes(m / rel), ONE_TIMEOUT + 30)
+    assert elapsed < ONE_TIMEOUT + 3, f"cat took {elapsed:.1f} s"
+    # a 503 may be retried twice within the deadline: its endless body is
+    # cut at its cap each time; a request that timed out is never retried
+    tries = len(requests_to(plat, mark, dpath))
+    assert tries == 1 or ("endless" in fault and tries <= 3), requests_to(plat, mark, dpath)
+    # a new open tries again
+    plat.clear_faults()
+    _, got, exc = run_bounded(lambda: read_bytes(m / rel), 30)
+    assert exc is None, exc
+    assert got == want
+
+
+@pytest.mark.parametrize("what", ["ls-party", "stat-instance"])
+@pytest.mark.parametrize("fault", [{"hang": True}, {"trickle_bps": 2}], ids=["hang", "trickle"])
+def test_lookup_fails_within_one_timeout(plat, mount, fault, what):
+    party, guid = "50001", "5a1e0000-0000-4000-8000-000000000001"
+    m = mount(localtest=plat, cache_ttl=60, timeout=ONE_TIMEOUT)
+    mark = plat.mark()
+    plat.fault(INSTANCES, count=-1, **fault)
+    folder = m / "apps/ttd/tilskudd/instances" / party
+    op = (lambda: os.listdir(folder)) if what == "ls-party" else (lambda: os.stat(folder / guid))
+    elapsed, _ = expect_error(op, ONE_TIMEOUT + 30)
+    assert elapsed < ONE_TIMEOUT + 3, f"{what} took {elapsed:.1f} s"
+    assert len(requests_to(plat, mark, INSTANCES)) == 1, requests_to(plat, mark, INSTANCES)
+
+
+def test_stream_read_trickled_fails_within_one_timeout(plat, mount):
+    """A read served by a stream fails within a timeout when the stream's
+    next window trickles, instead of holding a FUSE thread for good."""
+    party, guid = "50002", "b16f0000-0000-4000-8000-000000000002"
+    [el] = [d for d in plat.instance(party, guid)["data"] if d.get("filename") == "stor-fil.bin"]
+    m = mount(localtest=plat, cache_ttl=60, timeout=ONE_TIMEOUT)
+    fd = os.open(m / f"apps/ttd/tilskudd/instances/{party}/{guid}/data/{el['dataType']}"
+                 / "stor-fil.bin", os.O_RDONLY)
+    took = []
+
+    def read_on():
+        while True:
+            t0 = time.monotonic()
+            try:
+                if not os.read(fd, 1 << 20):
+                    return
+            finally:
+                took.append(time.monotonic() - t0)
+
+    try:
+        os.read(fd, 1 << 20)  # sequential: a stream is under way
+        plat.fault(plat.data_path(party, guid, el["id"]), count=-1, trickle_bps=2)
+        expect_error(read_on, 60)
+    finally:
+        os.close(fd)
+    assert took[-1] < ONE_TIMEOUT + 3, f"the failing read took {took[-1]:.1f} s"
+
+
 def test_rejected_token_is_eacces_until_the_file_changes(plat, mount, tmp_path, parties):
     token = tmp_path / "token"
     token.write_text("not-a-valid-token\n")

@@ -56,7 +56,9 @@ admin API (no auth, not logged, not faulted):
                                             range, status, bytes, auth); DELETE clears it
   POST   /_localtest/faults                 {"path","method","count", one of "status"
                                             (+"retry_after"), "delay_ms", "drop",
-                                            "truncate"; "after": true = do the work,
+                                            "truncate", "hang", "stall",
+                                            "trickle_bps", "endless" (a status);
+                                            "after": true = do the work,
                                             then fault}; path: prefix, "*" = one
                                             segment, final "$" = exact; GET lists,
                                             DELETE clears

@@ -10,6 +10,13 @@ is used and loses one count, and is removed when it reaches zero. Actions:
   delay_ms  sleep, then answer normally
   drop      close the connection without answering
   truncate  send the headers and half the body, then close the connection
+  hang      accept the request and never answer (until the client goes away)
+  stall     send the headers and half the body, then nothing more (the connection stays open)
+  trickle_bps  send the answer at that many bytes per second
+  endless   answer with that status and an error body that never ends (1 KiB every 50 ms)
+
+hang, stall and endless hold the connection until the client closes it or HOLD_MAX seconds
+pass, so a client without a deadline is seen to hang rather than to fail.
 
 With `"after": true` the request is first handled as usual (an instance is created, a body
 stored) and only then is the answer replaced by the status, delayed, or dropped: the crash
@@ -19,7 +26,8 @@ window where the platform did the work but the client never heard of it.
 import re
 import threading
 
-ACTIONS = ("status", "delay_ms", "drop", "truncate")
+ACTIONS = ("status", "delay_ms", "drop", "truncate", "hang", "stall", "trickle_bps", "endless")
+HOLD_MAX = 300  # seconds a held connection is kept at most
 
 
 class FaultRule:
@@ -31,7 +39,7 @@ class FaultRule:
             raise ValueError("unknown fault field(s): %s" % ", ".join(sorted(unknown)))
         actions = [a for a in ACTIONS if a in spec and spec[a] not in (None, False)]
         if len(actions) != 1:
-            raise ValueError("give exactly one of: status, delay_ms, drop, truncate")
+            raise ValueError("give exactly one of: " + ", ".join(ACTIONS))
         self.id = rule_id
         self.action = actions[0]
         self.path = spec.get("path") or "/"
@@ -52,11 +60,12 @@ class FaultRule:
         self.status = None
         self.retry_after = None
         self.delay_ms = None
-        if self.action == "status":
-            self.status = spec["status"]
+        self.trickle_bps = None
+        if self.action in ("status", "endless"):
+            self.status = spec[self.action]
             if not isinstance(self.status, int) or not 100 <= self.status <= 599:
                 raise ValueError("status must be an HTTP status code")
-            if spec.get("retry_after") is not None:
+            if self.action == "status" and spec.get("retry_after") is not None:
                 self.retry_after = spec["retry_after"]
                 retry = self.retry_after
                 if not isinstance(retry, (int, str)) or isinstance(retry, bool):
@@ -65,6 +74,11 @@ class FaultRule:
             self.delay_ms = spec["delay_ms"]
             if not isinstance(self.delay_ms, (int, float)) or self.delay_ms < 0:
                 raise ValueError("delay_ms must be a non-negative number")
+        elif self.action == "trickle_bps":
+            self.trickle_bps = spec["trickle_bps"]
+            if not isinstance(self.trickle_bps, (int, float)) or isinstance(self.trickle_bps, bool) \
+                    or not 0 < self.trickle_bps <= 1 << 20:
+                raise ValueError("trickle_bps must be a positive number of bytes per second")
         elif spec[self.action] is not True:
             raise ValueError("%s must be true" % self.action)
 
@@ -82,8 +96,12 @@ class FaultRule:
             out["status"] = self.status
             if self.retry_after is not None:
                 out["retry_after"] = self.retry_after
+        elif self.action == "endless":
+            out["endless"] = self.status
         elif self.action == "delay_ms":
             out["delay_ms"] = self.delay_ms
+        elif self.action == "trickle_bps":
+            out["trickle_bps"] = self.trickle_bps
         else:
             out[self.action] = True
         return out

@@ -12,6 +12,7 @@ sending quietly. Keep-alive needs Nagle off (DESIGN.md: 40 ms stalls otherwise).
 """
 
 import http.server
+import select
 import socket
 import sys
 import time
@@ -106,7 +107,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               "http://" + host, self.rfile)
         except web.HttpError as e:
             self.close_connection = True
-            self._send(e.response, None, False)
+            self._send(e.response, None, None)
             return
 
         is_admin = raw_path == ADMIN_PREFIX or raw_path.startswith(ADMIN_PREFIX + "/")
@@ -115,7 +116,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if is_admin:
                 response = self._route(platform.admin_router, req, check_auth=False)
-                status = self._finish(req, response, None, False)
+                status = self._finish(req, response, None, None)
                 return
             entry = platform.log.start(self.command, raw_path, query_string,
                                        self.headers.get("Range"),
@@ -125,9 +126,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if rule is not None and rule.after:
                 # Do the work first: the client loses the answer, not the change.
                 response = self._route(platform.router, req, check_auth=True)
-            if rule is not None and rule.action == "drop":
+            if rule is not None and rule.action in ("drop", "hang"):
                 entry["status"] = status = 0
                 self.close_connection = True
+                if rule.action == "hang":
+                    self._hold()
+                return
+            if rule is not None and rule.action == "endless":
+                status = self._send_endless(rule.status, entry)
                 return
             if rule is not None and rule.action == "delay_ms":
                 time.sleep(rule.delay_ms / 1000.0)
@@ -141,8 +147,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             elif response is None:
                 response = platform.hostile.route(
                     req, lambda r: self._route(platform.router, r, check_auth=True))
-            truncate = rule is not None and rule.action == "truncate"
-            status = self._finish(req, response, entry, truncate)
+            status = self._finish(req, response, entry, rule)
         finally:
             if not platform.options.quiet:
                 ms = (time.monotonic() - started) * 1000
@@ -172,19 +177,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             return web.text(500, "Internal error in altinn-localtest")
 
-    def _finish(self, req, response, entry, truncate):
-        """Drain the request body (or plan to close), then send. Returns the status."""
+    def _finish(self, req, response, entry, rule):
+        """Drain the request body (or plan to close), then send as the fault rule (or None)
+        says. Returns the status."""
         try:
             if not req.finish_body():
                 self.close_connection = True
         except (ValueError, ConnectionError):
             self.close_connection = True
-        self._send(response, entry, truncate)
+        self._send(response, entry, rule)
         return response.status
 
     # -- sending ------------------------------------------------------------------------
 
-    def _send(self, response, entry, truncate):
+    def _send(self, response, entry, rule):
+        action = rule.action if rule is not None else None
+        truncate = action in ("truncate", "stall")
         length = response.length
         no_body = (self.command == "HEAD" or response.status in (204, 304)
                    or response.status < 200)
@@ -204,7 +212,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if no_body:
                 self.flush_headers()
                 return
-            if response.content is None and length <= _SMALL_BODY:
+            if action == "trickle_bps":
+                self.flush_headers()
+                self._trickle(response.chunks(), entry, rule.trickle_bps)
+            elif response.content is None and length <= _SMALL_BODY:
                 body = response.body if limit is None else response.body[:limit]
                 if entry is not None:
                     entry["bytes"] += len(body)
@@ -216,9 +227,54 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self._send_chunk(chunk, entry)
             if truncate:
                 self.close_connection = True
+            if action == "stall":
+                self._hold()
         except _CLIENT_GONE:
             self.close_connection = True
 
+
+    def _hold(self):
+        """Keep the connection open, saying nothing, until the client closes it."""
+        self.close_connection = True
+        deadline = time.monotonic() + faults.HOLD_MAX
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.2)
+            if readable:
+                try:
+                    if not self.connection.recv(4096):
+                        return   # the client went away
+                except OSError:
+                    return
+
+    def _trickle(self, chunks, entry, bps):
+        """Send the body in pieces of at most 1 KiB, at `bps` bytes per second."""
+        piece = max(1, min(1024, int(bps / 10)))
+        for chunk in chunks:
+            for i in range(0, len(chunk), piece):
+                part = chunk[i:i + piece]
+                self._send_chunk(part, entry)
+                time.sleep(len(part) / bps)
+
+    def _send_endless(self, status, entry):
+        """Answer `status` with a body that never ends, 1 KiB every 50 ms, until the client
+        goes away. Returns the status."""
+        self.close_connection = True
+        line = b"Injected by altinn-localtest: this error body never ends.\n"
+        piece = line * (1024 // len(line) + 1)
+        try:
+            self.send_response_only(status)
+            self.send_header("Date", self.date_time_string())
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(1 << 40))
+            self.end_headers()
+            entry["status"] = status
+            deadline = time.monotonic() + faults.HOLD_MAX
+            while time.monotonic() < deadline:
+                self._send_chunk(piece[:1024], entry)
+                time.sleep(0.05)
+        except _CLIENT_GONE:
+            pass
+        return status
 
     def _send_chunk(self, chunk, entry):
         """Send all of `chunk`, keeping entry["bytes"] equal to what the kernel took.
