@@ -313,8 +313,12 @@ int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_insta
 			break;
 		r = json_parse_page(body, len, &page);
 		free(body);
-		if (r < 0)
+		if (r < 0) {
+			http_note_problem(a->http, "GET /storage/api/v1/instances: an answer that is "
+						   "not an instance query page");
 			break;
+		}
+		http_note_problem(a->http, NULL);
 		listed += page.n_instances;
 		if (listed > (size_t)a->cfg->max_listed) {
 			json_page_clear(&page);

@@ -62,6 +62,7 @@ struct http {
 
 	pthread_mutex_t health_lock;
 	struct alt_health health; /* protected by health_lock */
+	char unusable[256];       /* protected by health_lock: http_note_problem */
 	atomic_bool stopping;     /* set once at shutdown: every request ends */
 };
 
@@ -90,6 +91,7 @@ struct attempt {
 	size_t err_len;
 	char *ok_body;      /* a 2xx body, when the request has no on_data */
 	size_t ok_len;
+	size_t ok_cap;      /* doubled as it fills: no copy per chunk */
 	char *location;     /* Location header */
 	char *content_type; /* Content-Type header */
 	uint64_t upload_pos; /* next body byte to send */
@@ -356,7 +358,14 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 			at->cb_err = -EFBIG;
 			return 0;
 		}
-		at->ok_body = xrealloc(at->ok_body, at->ok_len + n + 1);
+		if (at->ok_len + n + 1 > at->ok_cap) {
+			size_t cap = at->ok_cap ? at->ok_cap : 16384;
+
+			while (cap < at->ok_len + n + 1)
+				cap *= 2;
+			at->ok_body = xrealloc(at->ok_body, cap);
+			at->ok_cap = cap;
+		}
 		memcpy(at->ok_body + at->ok_len, p, n);
 		at->ok_len += n;
 		at->ok_body[at->ok_len] = '\0';
@@ -625,6 +634,7 @@ static bool answer_is_normal(long status)
 static void describe(const struct http *h, const struct attempt *at, int r, char *buf,
 		     size_t size)
 {
+	const char *method = at->req->method ? at->req->method : "GET";
 	char path[160], where[160];
 
 	url_path(at->req->url, path, sizeof(path));
@@ -636,17 +646,27 @@ static void describe(const struct http *h, const struct attempt *at, int r, char
 		url_host_port(at->req->url, where, sizeof(where));
 		snprintf(buf, size, "resolve %s: host not found", where);
 	} else if (at->stalled) {
-		snprintf(buf, size, "GET %s: no progress within %ld s", path, http_timeout_s(h));
+		snprintf(buf, size, "%s %s: no progress within %ld s", method, path,
+			 http_timeout_s(h));
 	} else if (at->cc == CURLE_OPERATION_TIMEDOUT) {
-		snprintf(buf, size, "GET %s: no whole answer within %ld s", path, http_timeout_s(h));
+		snprintf(buf, size, "%s %s: no whole answer within %ld s", method, path,
+			 http_timeout_s(h));
 	} else if (at->cc != CURLE_OK && at->cc != CURLE_WRITE_ERROR) {
-		snprintf(buf, size, "GET %s: %s", path, curl_easy_strerror(at->cc));
-	} else if (at->head.status && !answer_is_normal(at->head.status)) {
-		snprintf(buf, size, "GET %s: %ld%s%s", path, at->head.status,
+		snprintf(buf, size, "%s %s: %s", method, path, curl_easy_strerror(at->cc));
+	} else if (at->head.status && (at->head.status < 200 || at->head.status >= 300)) {
+		/* the status says more than the errno it became (a 3xx too) */
+		snprintf(buf, size, "%s %s: %ld%s%s", method, path, at->head.status,
 			 at->reason[0] ? " " : "", at->reason);
 	} else {
-		snprintf(buf, size, "GET %s: %s", path, strerror(-r));
+		snprintf(buf, size, "%s %s: %s", method, path, strerror(-r));
 	}
+}
+
+void http_note_problem(struct http *h, const char *what)
+{
+	pthread_mutex_lock(&h->health_lock);
+	snprintf(h->unusable, sizeof(h->unusable), "%s", what ? what : "");
+	pthread_mutex_unlock(&h->health_lock);
 }
 
 /* Every attempt counts; the last one decides reachable and last_error. */
@@ -675,6 +695,8 @@ void http_health(struct http *h, struct alt_health *ret)
 	ret->checked = h->health.checked;
 	ret->reachable = h->health.reachable;
 	memcpy(ret->last_error, h->health.last_error, sizeof(ret->last_error));
+	if (!ret->last_error[0] && h->unusable[0])
+		snprintf(ret->last_error, sizeof(ret->last_error), "%s", h->unusable);
 	ret->checked_at = h->health.checked_at;
 	ret->requests = h->health.requests;
 	pthread_mutex_unlock(&h->health_lock);

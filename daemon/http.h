@@ -27,6 +27,12 @@ struct auth;
 struct config;
 struct http;
 
+/* An answer came but could not be used (it did not parse): status.json's
+ * last_error says so while no request fails otherwise, until the same
+ * kind of answer is usable again (what NULL), so that a platform that
+ * answers nonsense does not look healthy. */
+void http_note_problem(struct http *h, const char *what);
+
 /* Once in main before any thread starts, and once at exit. */
 int http_global_init(void);
 void http_global_cleanup(void);

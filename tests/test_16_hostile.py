@@ -154,3 +154,16 @@ def test_an_event_over_a_mib_is_recovered_whole_after_a_crash(plat, mount):
     time.sleep(3)                          # rounds enough to bring it again
     assert os.listdir(events) == [name]
     assert "recorded event file" in m.log_path.read_text()
+
+
+def test_answers_that_never_parse_show_in_status_json(plat, mount):
+    hostile(plat, "bad_record", kind="structure")
+    m = mount(localtest=plat, cache_ttl=0)
+    _, _, exc = run_bounded(lambda: os.listdir(m / "apps/ttd/soknad/instances"), 30)
+    assert isinstance(exc, OSError) and exc.errno == errno.EIO, exc
+    doc = json.loads(read_bytes(m / "status.json"))
+    assert doc["platform"]["reachable"] is True
+    assert "not an instance query page" in doc["platform"]["last_error"]
+    plat.request("DELETE", "/_localtest/hostile", auth=False)
+    assert os.listdir(m / "apps/ttd/soknad/instances")
+    assert json.loads(read_bytes(m / "status.json"))["platform"]["last_error"] in ("", None)

@@ -11,10 +11,11 @@ record does not hide the others. Scenarios, with their parameters:
   next_loop      {}               query pages link to each other in a circle: A -> B -> A ...
   next_growing   {"per_page": 1000}  every query page brings `per_page` new instances and a
                                   `next` link, without end
-  bad_record     {"kind": "nul" | "surrogate" | "utf8" | "bigint"}  the first instance of a
-                                  query page gets one bad value: \\u0000 or a lone surrogate
-                                  in a data element's filename, a raw 0xff byte in it, or a
-                                  size beyond int64
+  bad_record     {"kind": "nul" | "surrogate" | "utf8" | "bigint" | "structure"}  the first
+                                  instance of a query page gets one bad value: \\u0000 or a
+                                  lone surrogate in a data element's filename, a raw 0xff
+                                  byte in it, or a size beyond int64; "structure" cuts the
+                                  page's JSON in half (no repair can save that)
   party_mix      {}               a query for one party also returns another party's instance
   same_event     {}               an events page always holds the same event, whatever the
                                   cursor asked for
@@ -46,7 +47,7 @@ SCENARIOS = {
     "big_event": {"pad"},
     "same_instance": set(),
 }
-BAD_KINDS = ("nul", "surrogate", "utf8", "bigint")
+BAD_KINDS = ("nul", "surrogate", "utf8", "bigint", "structure")
 MARK = "\u2603HOSTILE\u2603"
 
 
@@ -160,6 +161,9 @@ def bad_record(sc, req, doc):
     if not insts:
         return None
     bad = insts[0]
+    if sc.kind == "structure":
+        raw = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return _answer(None, raw[:len(raw) // 2])
     if sc.kind == "bigint":
         bad["size"] = MARK
         for el in bad.get("data") or []:
