@@ -213,7 +213,14 @@ static int stream_head(void *ctx, const struct http_head *head)
 			 (unsigned long long)s->win_first, (unsigned long long)s->asked - 1, s->url);
 		r = -EIO;
 	} else if (head->range_last + 1 < s->asked) {
-		s->eof = s->asked = head->range_last + 1; /* shorter than we were told */
+		/* the document gave the element's size: an answer that ends
+		 * before it is broken, not the end of the file, or a cp would
+		 * exit 0 with a short copy */
+		log_warn("window %llu-%llu of \"%s\": the platform says the element ends at "
+			 "%llu, its document says %llu", (unsigned long long)s->win_first,
+			 (unsigned long long)s->asked - 1, s->url,
+			 (unsigned long long)head->range_last + 1, (unsigned long long)s->eof);
+		r = -EIO;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -359,9 +366,11 @@ static int stream_fetch(struct rd_stream *s)
 	pthread_mutex_unlock(&s->lock);
 	r = http_request(s->http, &req);
 	pthread_mutex_lock(&s->lock);
-	if (r == -ERANGE) { /* 416: the element ends before the window */
-		s->eof = s->asked = s->win_first;
-		r = 0;
+	if (r == -ERANGE) { /* 416 inside the size the document gave: broken */
+		log_warn("window %llu-%llu of \"%s\": 416, but the element is %llu bytes",
+			 (unsigned long long)s->win_first, (unsigned long long)s->asked - 1, s->url,
+			 (unsigned long long)s->eof);
+		r = -EIO;
 	}
 	if (r == 0 && s->end != s->asked && s->asked != s->eof) {
 		log_warn("window %llu-%llu of \"%s\": %llu bytes came", (unsigned long long)s->win_first,
@@ -643,12 +652,23 @@ static int range_get(struct alt_reader *r, uint64_t off, size_t want, char *buf,
 	};
 	int ret = http_request(r->a->http, &req);
 
-	if (ret == -ERANGE) { /* 416: nothing there, the element is shorter */
+	if (ret == -ERANGE && off >= r->size) { /* 416 past the end: nothing there */
 		*ret_n = 0;
 		return 0;
 	}
+	if (ret == -ERANGE) {
+		log_warn("range %llu+%zu of \"%s\": 416, but the element is %llu bytes",
+			 (unsigned long long)off, want, r->url, (unsigned long long)r->size);
+		return -EIO;
+	}
 	if (ret < 0)
 		return ret;
+	if (k.got < want && off + k.got < r->size) {
+		/* the document says there is more: a short answer is broken */
+		log_warn("range %llu+%zu of \"%s\": %zu bytes came, the element is %llu",
+			 (unsigned long long)off, want, r->url, k.got, (unsigned long long)r->size);
+		return -EIO;
+	}
 	if (k.got < want && !k.whole && k.total != off + k.got) {
 		log_warn("range %llu+%zu of \"%s\": %zu bytes came", (unsigned long long)off, want,
 			 r->url, k.got);

@@ -146,6 +146,20 @@ def test_data_read_truncated_is_never_wrong(plat, mount, small_element):
         assert got == want
 
 
+def test_data_read_416_inside_the_element_is_eio_not_an_empty_file(plat, mount, small_element):
+    """A 416 at offset 0 of an element whose document gives its size is a
+    broken answer: cp must fail, not exit 0 with a 0-byte copy."""
+    party, guid, el, rel, want = small_element
+    m = mount(localtest=plat, cache_ttl=60, timeout=5)
+    assert os.stat(m / rel).st_size == len(want) > 0
+    plat.fault(plat.data_path(party, guid, el["id"]), count=-1, status=416)
+    expect_error(lambda: read_bytes(m / rel), 30, (errno.EIO,))
+    plat.clear_faults()
+    _, got, exc = run_bounded(lambda: read_bytes(m / rel), 60)
+    assert exc is None, exc
+    assert got == want
+
+
 def test_data_read_lasting_503_is_eio(plat, mount, small_element):
     party, guid, el, rel, want = small_element
     m = mount(localtest=plat, cache_ttl=60, timeout=5)
