@@ -30,6 +30,10 @@ struct alt_data_type {
 	int min_count;
 	char *task_id;    /* NULL when absent */
 	bool has_app_logic; /* structured form data, not an attachment */
+	/* allowedContributors ("org:ttd", "orgno:...", "app:owned"),
+	 * NULL-terminated; NULL or empty: anyone who may write the instance */
+	char **allowed_contributors;
+	char *action_required_to_write; /* NULL when absent */
 };
 
 struct alt_app {
@@ -67,6 +71,7 @@ struct alt_instance {
 	struct timespec created;
 	struct timespec last_changed;
 	bool is_complete;       /* process.ended present */
+	bool hard_deleted; /* status.isHardDeleted: gone for all but its owner */
 	struct timespec ended;  /* process.ended, zero when not ended */
 	struct alt_data_element *data;
 	size_t n_data;

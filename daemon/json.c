@@ -247,6 +247,10 @@ static int parse_element(json_t *obj, struct alt_data_element *el)
 		log_warn("data element \"%s\" without dataType skipped", id);
 		return -EINVAL;
 	}
+	/* deleted by a user (DataController.Delete with delay): Storage
+	 * still lists it to the app owner, but it is no file any more */
+	if (jsn_get_bool(json_object_get(obj, "deleteStatus"), "isHardDeleted"))
+		return -ENOENT;
 	el->id = jsn_lower_dup(id);
 	el->data_type = xstrdup(type);
 	el->filename = jsn_dup_str(obj, "filename");
@@ -376,6 +380,7 @@ int jsn_instance_from_json(json_t *obj, struct alt_instance **ret)
 		inst->is_complete = true;
 		jsn_get_time(process, "ended", &inst->ended);
 	}
+	inst->hard_deleted = jsn_get_bool(json_object_get(obj, "status"), "isHardDeleted");
 	parse_elements(json_object_get(obj, "data"), inst);
 	inst->doc = jsn_dump_doc(obj, &inst->doc_len);
 	*ret = inst;
@@ -457,7 +462,7 @@ static int clamp_int(int64_t v)
 static int parse_data_type(json_t *obj, struct alt_data_type *dt)
 {
 	const char *id = jsn_get_str(obj, "id");
-	json_t *logic = json_object_get(obj, "appLogic");
+	json_t *logic = json_object_get(obj, "appLogic"), *contributors;
 
 	if (!id || !*id)
 		return -EINVAL;
@@ -469,6 +474,14 @@ static int parse_data_type(json_t *obj, struct alt_data_type *dt)
 	dt->min_count = clamp_int(jsn_get_int(obj, "minCount", 0));
 	dt->task_id = jsn_dup_str(obj, "taskId");
 	dt->has_app_logic = json_is_object(logic);
+	/* Storage's model spells it allowedContributers; newer apps write
+	 * allowedContributors */
+	contributors = json_object_get(obj, "allowedContributors");
+	if (!json_is_array(contributors))
+		contributors = json_object_get(obj, "allowedContributers");
+	dt->allowed_contributors = json_is_array(contributors) && json_array_size(contributors)
+				   ? string_list(contributors) : NULL;
+	dt->action_required_to_write = jsn_dup_str(obj, "actionRequiredToWrite");
 	return 0;
 }
 

@@ -14,7 +14,7 @@ from test_07_localtest_appapi import (PDF, assert_problem, ids, new_instance, ne
                                       org_auth, upload, user_auth)
 
 SOKNAD = "/ttd/soknad"
-CSV = b"a;b\n1;2\n"
+ZIP = b"PK\x05\x06" + bytes(18)
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +88,14 @@ def test_allowed_contributors_and_action(p):
     assert_problem(r, 403, detail="not a valid contributor")
     r = upload(p, inst, "betaling", b"{}", filename="b.json", content_type="application/json")
     assert_problem(r, 403, detail="pay")
-    r = upload(p, inst, "saksbehandling", CSV, filename="k.csv", content_type="text/csv")
+    r = upload(p, inst, "saksbehandling", ZIP, filename="k.zip", content_type="application/zip")
     assert r.status == 201, r                          # org:ttd is listed
     other = org_auth(p, "ttd", orgNumber="991825827")
-    r = upload(p, inst, "saksbehandling", CSV, filename="k.csv", content_type="text/csv",
+    r = upload(p, inst, "saksbehandling", ZIP, filename="k.zip", content_type="application/zip",
                auth=other)
     assert r.status == 201, r
     user = user_auth(p, 500102)
-    r = upload(p, inst, "saksbehandling", CSV, filename="u.csv", content_type="text/csv",
+    r = upload(p, inst, "saksbehandling", ZIP, filename="u.zip", content_type="application/zip",
                auth=user)
     assert_problem(r, 403, detail="not a valid contributor")
 

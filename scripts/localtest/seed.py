@@ -101,7 +101,7 @@ def soknad_app():
         _data_type("betaling", ["application/json", "text/csv"], maxCount=1, minCount=0,
                    actionRequiredToWrite="pay"),
         # only the service owner may write it
-        _data_type("saksbehandling", ["text/csv"], maxCount=5, minCount=0,
+        _data_type("saksbehandling", ["application/zip"], maxCount=5, minCount=0,
                    allowedContributors=["org:ttd", "orgno:991825827"]),
     ])
     doc["_process"] = [FILL_IN, CONFIRM]
