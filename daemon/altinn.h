@@ -165,6 +165,9 @@ struct alt_status_app {
 	char event_cursor[64];        /* "" when none yet */
 	struct timespec last_poll_at; /* zero when never */
 	uint64_t pending_event_files;
+	bool push;                 /* webhook push is configured */
+	int64_t push_subscription; /* its subscription id, 0 before one is known */
+	bool push_validated;       /* the platform validated it: it pushes */
 };
 struct alt_status_outbox {
 	uint64_t pending;

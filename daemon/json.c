@@ -661,11 +661,19 @@ static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool eve
 
 	for (size_t i = 0; i < n; i++) {
 		json_t *v;
-		if (events)
-			v = json_pack("{s:o, s:o, s:I}", "cursor", jsn_str_or_null(apps[i].event_cursor),
-				      "last_poll_at", jsn_time_or_null(&apps[i].last_poll_at),
-				      "pending_files", (json_int_t)apps[i].pending_event_files);
-		else
+		if (events) {
+			const struct alt_status_app *a = &apps[i];
+
+			v = json_pack("{s:o, s:o, s:I}", "cursor", jsn_str_or_null(a->event_cursor),
+				      "last_poll_at", jsn_time_or_null(&a->last_poll_at),
+				      "pending_files", (json_int_t)a->pending_event_files);
+			json_object_set_new(v, "push", !a->push ? json_null() :
+					    json_pack("{s:o, s:b}", "subscription",
+						      a->push_subscription > 0
+						      ? json_integer(a->push_subscription)
+						      : json_null(),
+						      "validated", a->push_validated));
+		} else
 			v = json_pack("{s:b, s:I, s:o}", "metadata_loaded", apps[i].metadata_loaded,
 				      "instances_listed", (json_int_t)apps[i].instances_listed,
 				      "listed_at", jsn_time_or_null(&apps[i].listed_at));

@@ -5,7 +5,9 @@ instances and elements."""
 
 import base64
 import errno
+import json
 import os
+import time
 import uuid
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from outbox_util import (FAST, PDF, SOKNAD, TILSKUDD, area, attachments, calls, expect_errno,
                          instances_of, new_org, owner_dir, stored_bytes, wait_dead_letter,
                          wait_for, wait_receipt)
+from helpers import free_port
 
 
 @pytest.fixture
@@ -159,3 +162,54 @@ def test_deleted_instances_and_elements_hidden(p, m):
     expect_errno(errno.ENOENT, os.stat, base / active / "data" / "vedlegg" / "slettet.pdf")
     # the instance document is the platform's, deleted element included
     assert b"slettet.pdf" in (base / active / "instance.json").read_bytes()
+
+
+# -- subscriptions ------------------------------------------------------------------------
+
+EV_ARGS = ["--min-event-age", "0", "--allow-http-webhooks", "--webhook-retry-scale", "0.01"]
+
+
+def test_unvalidated_subscription_is_posted_again(platform_factory, mount):
+    lt = platform_factory(extra_args=EV_ARGS)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/altinn/events?code=s3cret-{port}-0123456789"
+    # made while nobody listened: its validation was given up (about 8 minutes, scaled)
+    body = {"endPoint": url, "sourceFilter": f"{lt.url}/ttd/soknad"}
+    r = lt.request("POST", "/events/api/v1/subscriptions", body=body)
+    assert r.status == 201, r
+    sub = r.json()["id"]
+    wait_for(lambda: any(a["outcome"] == "dead-letter" for a in lt.get_json(
+        "/_localtest/webhooks", query={"subscription": sub}, auth=False)), timeout=30,
+        what="the validation given up")
+    mark = lt.mark()
+    m = mount(localtest=lt, apps=SOKNAD, webhook_listen=f"127.0.0.1:{port}", webhook_url=url)
+
+    def validated():
+        subs = lt.get_json("/_localtest/subscriptions", auth=False)
+        subs = subs.get("subscriptions", subs) if isinstance(subs, dict) else subs
+        return [s["validated"] for s in subs if s["id"] == sub] == [True]
+
+    wait_for(validated, timeout=20, what="the subscription validated")
+    assert calls(lt, mark, "POST", "/subscriptions")     # posted again: validated again
+
+    def pushing():
+        with open(m.path / "status.json") as f:
+            push = json.load(f)["events"][SOKNAD].get("push")
+        return push == {"subscription": sub, "validated": True}
+
+    wait_for(pushing, timeout=10, what="status.json to show push validated")
+
+
+def test_endpoint_compared_as_the_platform_stores_it(platform_factory, mount):
+    lt = platform_factory(extra_args=EV_ARGS)
+    port = free_port()
+    url = f"http://LocalHost:{port}/altinn/events?code=s3cret-{port}-0123456789"
+    m = mount(localtest=lt, apps=SOKNAD, webhook_listen=f"127.0.0.1:{port}", webhook_url=url)
+    wait_for(lambda: lt.get_json("/_localtest/subscriptions", auth=False), timeout=20,
+             what="a subscription")
+    m.stop()
+    mark = lt.mark()
+    m = mount(localtest=lt, apps=SOKNAD, webhook_listen=f"127.0.0.1:{port}", webhook_url=url)
+    wait_for(lambda: calls(lt, mark, "GET", "/subscriptions"), timeout=20, what="the listing")
+    time.sleep(1)
+    assert calls(lt, mark, "POST", "/subscriptions") == []   # found, not posted again
