@@ -6,6 +6,7 @@
  * key: a typo must not silently fall back to a default. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -259,6 +260,37 @@ static int check_maskinporten(const struct config *cfg, char **ret_err)
 	return secretfile_check("maskinporten key file", cfg->maskinporten_key_file, ret_err);
 }
 
+/* The host of a URL, lower-case, malloc'd ("" when there is none). */
+static char *url_host(const char *url)
+{
+	const char *p = strstr(url, "://"), *end;
+	char *host;
+
+	p = p ? p + 3 : url;
+	p += strcspn(p, "@/") < strcspn(p, "/") ? strcspn(p, "@") + 1 : 0;
+	end = p + strcspn(p, ":/?#");
+	host = xstrndup(p, (size_t)(end - p));
+	for (char *c = host; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return host;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), k = strlen(tail);
+
+	return n >= k && strcmp(s + n - k, tail) == 0 && (n == k || s[n - k - 1] == '.');
+}
+
+/* A real Altinn environment: its apps are served at
+ * https://{org}.apps.<env>/{org}/{app}, not on the platform host, and
+ * the events service takes only such a sourceFilter as an app's
+ * (altinn-events SubscriptionController.IsAppSubscription: AppsDomain). */
+static bool altinn_host(const char *host)
+{
+	return ends_with(host, "altinn.no") || ends_with(host, "altinn.cloud");
+}
+
 int config_check(const struct config *cfg, char **ret_err)
 {
 	int r;
@@ -270,6 +302,18 @@ int config_check(const struct config *cfg, char **ret_err)
 	if (cfg->n_apps == 0) {
 		*ret_err = xstrdup("no \"apps\" given (a space-separated list of org/app)");
 		return -EINVAL;
+	}
+	if (!cfg->apps_url) {
+		char *host = url_host(cfg->platform);
+		bool bad = altinn_host(host) && strncmp(host, "platform.", 9) != 0;
+
+		if (bad)
+			*ret_err = xasprintf("\"platform\" is an Altinn host (%s) whose apps host "
+					     "cannot be derived: set \"apps_url\" (e.g. "
+					     "https://{org}.apps.tt02.altinn.no)", host);
+		free(host);
+		if (bad)
+			return -EINVAL;
 	}
 	if (!cfg->maskinporten_client_id && (cfg->maskinporten_key_file || cfg->maskinporten_kid ||
 					     cfg->maskinporten_scope || cfg->maskinporten_audience ||
@@ -299,7 +343,19 @@ char *config_app_base(const struct config *cfg, const char *org)
 {
 	const char *base = cfg->apps_url ? cfg->apps_url : cfg->platform;
 	const char *mark = strstr(base, "{org}");
+	char *host;
 
+	if (!cfg->apps_url) {
+		/* platform.<env> of a real Altinn serves apps at {org}.apps.<env> */
+		host = url_host(cfg->platform);
+		if (altinn_host(host) && strncmp(host, "platform.", 9) == 0) {
+			char *v = xasprintf("https://%s.apps.%s", org, host + 9);
+
+			free(host);
+			return v;
+		}
+		free(host);
+	}
 	if (!mark)
 		return xstrdup(base);
 	return xasprintf("%.*s%s%s", (int)(mark - base), base, org, mark + 5);

@@ -56,7 +56,10 @@ int config_set(struct config *cfg, const char *key, const char *value, char **re
 int config_load_file(struct config *cfg, const char *path, char **ret_err);
 /* checks the whole: required keys, readable token file; 0 or -errno with *ret_err */
 int config_check(const struct config *cfg, char **ret_err);
-/* the app API base for org: apps_url with {org} replaced (caller frees) */
+/* the app API base for org: apps_url with {org} replaced; without
+ * apps_url, https://{org}.apps.<env> for a platform https://platform.<env>
+ * of a real Altinn (*.altinn.no, *.altinn.cloud), else the platform
+ * (caller frees) */
 char *config_app_base(const struct config *cfg, const char *org);
 void config_free(struct config *cfg);
 /* the known keys, comma-separated, for --help */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api_app.h"
+#include "config.h"
 #include "limits.h"
 #include "outbox_rules.h"
 #include "spool.h"
@@ -180,6 +181,31 @@ static void test_content_disposition(void)
 	}
 }
 
+/* Where App API calls go without apps_url */
+static void test_app_base(void)
+{
+	struct config cfg;
+	char *err = NULL, *v;
+
+	config_init(&cfg);
+	CHECK(config_set(&cfg, "platform", "https://platform.tt02.altinn.no", &err) == 0);
+	CHECK(config_set(&cfg, "apps", "ttd/soknad", &err) == 0);
+	CHECK(config_set(&cfg, "token_file", "/dev/null", &err) == 0);
+	v = config_app_base(&cfg, "ttd");
+	CHECK(strcmp(v, "https://ttd.apps.tt02.altinn.no") == 0);
+	free(v);
+	free(cfg.platform);
+	cfg.platform = strdup("https://tt02.altinn.no");
+	CHECK(config_check(&cfg, &err) == -EINVAL && err && strstr(err, "apps_url"));
+	free(err);
+	free(cfg.platform);
+	cfg.platform = strdup("http://127.0.0.1:8080");
+	v = config_app_base(&cfg, "ttd");
+	CHECK(strcmp(v, "http://127.0.0.1:8080") == 0);
+	free(v);
+	config_free(&cfg);
+}
+
 static int loaded;
 
 static void on_item(void *ctx, struct spool_item *it)
@@ -247,6 +273,7 @@ int main(void)
 	test_choose();
 	test_choose_contributors();
 	test_content_disposition();
+	test_app_base();
 	test_spool();
 	if (failures)
 		fprintf(stderr, "%d failure(s)\n", failures);
