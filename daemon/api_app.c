@@ -89,6 +89,7 @@ int app_create_instance(struct altinn *a, const char *org, const char *app, cons
 	struct http_request req = {
 		.url = app_url(a, org, app, "instances"),
 		.method = "POST",
+		.stall_timeout = a->cfg->write_timeout,
 		.content_type = "application/json",
 		.body = body,
 		.body_len = strlen(body),
@@ -214,6 +215,7 @@ static int send_file(struct altinn *a, const char *org, const char *app, const c
 	struct http_request req = {
 		.url = app_url(a, org, app, tail),
 		.method = method,
+		.stall_timeout = a->cfg->write_timeout,
 		.content_type = content_type,
 		.has_body_fd = true,
 		.body_fd = fd,
@@ -265,6 +267,7 @@ int app_process_next(struct altinn *a, const char *org, const char *app, const c
 	struct http_request req = {
 		.url = app_url(a, org, app, tail),
 		.method = "PUT",
+		.stall_timeout = a->cfg->write_timeout,
 		.once = true, /* a second next would move the process twice */
 		.result = &res,
 	};
@@ -392,6 +395,7 @@ int app_delete_data(struct altinn *a, const char *org, const char *app, const ch
 	struct http_request req = {
 		.url = app_url(a, org, app, tail),
 		.method = "DELETE",
+		.stall_timeout = a->cfg->write_timeout,
 		.once = true,
 		.result = &res,
 	};

@@ -40,6 +40,7 @@ static const struct key_def keys[] = {
 	STR(state_dir),
 	INT(cache_ttl, 0, 86400),
 	INT(timeout, 1, 3600),
+	INT(write_timeout, 1, 86400),
 	INT(page_size, 1, 1000),
 	INT(poll_interval, 1, 86400),
 	STR(events_start),
@@ -53,6 +54,8 @@ static const struct key_def keys[] = {
 	STR(maskinporten_scope),
 	URL(maskinporten_audience),
 	URL(maskinporten_token_url),
+	{ "maskinporten_exchange_test", KEY_FLAG, offsetof(struct config, maskinporten_exchange_test),
+	  0, 0 },
 	STR(subscription_key_file),
 	{ "outbox", KEY_FLAG, offsetof(struct config, outbox), 0, 0 },
 	INT(outbox_uploaders, 1, 32),
@@ -60,6 +63,8 @@ static const struct key_def keys[] = {
 	STR(outbox_data_type),
 	INT(outbox_retry_max, 1, 86400),
 	INT(outbox_give_up, 1, 365 * 86400),
+	INT(instance_writes_give_up, 1, 365 * 86400),
+	INT(inbox_give_up, 1, 365 * 86400),
 	{ "allow_other", KEY_FLAG, offsetof(struct config, allow_other), 0, 0 },
 };
 
@@ -68,6 +73,7 @@ void config_init(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cache_ttl = 10;
 	cfg->timeout = 30;
+	cfg->write_timeout = 300;
 	cfg->page_size = 100;
 	cfg->poll_interval = 10;
 	cfg->events_start = xstrdup("now");
@@ -76,6 +82,8 @@ void config_init(struct config *cfg)
 	cfg->outbox_process_next = true;
 	cfg->outbox_retry_max = 300;
 	cfg->outbox_give_up = 3 * 86400;
+	cfg->instance_writes_give_up = 3 * 86400;
+	cfg->inbox_give_up = 3 * 86400;
 	cfg->events_keep = 10000;
 	cfg->events_keep_days = 30;
 }

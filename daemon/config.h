@@ -24,6 +24,7 @@ struct config {
 	char *state_dir;
 	int cache_ttl;      /* seconds a listing/attribute is trusted */
 	int timeout;        /* seconds a request may stall */
+	int write_timeout;  /* seconds an App API write may wait for its answer */
 	int page_size;      /* instances per query page */
 	int poll_interval;  /* seconds between event polls */
 	char *events_start; /* now | all | ISO-8601 */
@@ -37,6 +38,7 @@ struct config {
 	char *maskinporten_scope;
 	char *maskinporten_audience;
 	char *maskinporten_token_url;
+	bool maskinporten_exchange_test; /* ?test=true on the exchange (Digdir testing ttd) */
 	char *subscription_key_file;
 	bool outbox;              /* the outbox/, sent/ and failed/ areas */
 	int outbox_uploaders;     /* submissions delivered at once */
@@ -44,6 +46,8 @@ struct config {
 	char *outbox_data_type;   /* "org/app:dataType ..." overrides */
 	int outbox_retry_max;     /* seconds: the longest wait between attempts */
 	int outbox_give_up;       /* seconds: transient failures older end in failed/ */
+	int instance_writes_give_up; /* seconds: instance writes older are given up */
+	int inbox_give_up;        /* seconds: inbox deliveries older are given up */
 	bool allow_other;
 	bool debug;
 };

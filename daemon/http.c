@@ -503,7 +503,8 @@ static void setup_handle(struct http *h, CURL *easy, struct attempt *at,
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, timeout);
 	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, timeout);
+	curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
+			 at->req->stall_timeout > 0 ? at->req->stall_timeout : timeout);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "altinnfs/" ALTINNFS_VERSION);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);

@@ -66,11 +66,14 @@ def test_lost_answer_with_a_plus_name_is_found(p, m):
     assert len(calls(p, mark, "POST", "/data")) == 1        # found, not sent again
 
 
-def new_instance(p, app, data_type, filename, content_type, content):
+def new_instance(p, app, data_type, filename, content_type, content, form=False):
     party, guid = "61000017", str(uuid.uuid4())
     body = {"appId": app, "partyId": party, "organisationNumber": "910000001", "guid": guid,
             "data": [{"dataType": data_type, "filename": filename, "contentType": content_type,
                       "content_b64": base64.b64encode(content).decode()}]}
+    if form:   # soknad's Task_1 needs its model to move on
+        body["data"].append({"dataType": "model", "contentType": "application/xml",
+                             "content_b64": base64.b64encode(b"<Soknad/>").decode()})
     r = p.request("POST", "/_localtest/instances", body=body, auth=False)
     assert r.status == 201, r
     return party, guid, r.json()["data"][0]["id"]
@@ -213,3 +216,21 @@ def test_endpoint_compared_as_the_platform_stores_it(platform_factory, mount):
     wait_for(lambda: calls(lt, mark, "GET", "/subscriptions"), timeout=20, what="the listing")
     time.sleep(1)
     assert calls(lt, mark, "POST", "/subscriptions") == []   # found, not posted again
+
+
+# -- a write's answer may take longer than a read's ----------------------------------------
+
+def test_process_next_may_answer_after_the_read_timeout(p, mount):
+    party, guid, _ = new_instance(p, SOKNAD, "attachment", "a.pdf", "application/pdf", PDF,
+                                  form=True)
+    m = mount(localtest=p, timeout=2)
+    ctl = m / f"apps/{SOKNAD}/instances/{party}/{guid}/ctl"
+    p.fault(f"/ttd/soknad/instances/{party}/{guid}/process/next", method="PUT", delay_ms=4000)
+    mark = p.mark()
+    fd = os.open(ctl, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"next\n")              # as PDF generation would, the answer is late
+    finally:
+        os.close(fd)
+    assert p.instance(party, guid)["process"]["currentTask"]["elementId"] == "Task_2"
+    assert len(calls(p, mark, "PUT", "/process/next")) == 1
