@@ -234,3 +234,16 @@ def test_process_next_may_answer_after_the_read_timeout(p, mount):
         os.close(fd)
     assert p.instance(party, guid)["process"]["currentTask"]["elementId"] == "Task_2"
     assert len(calls(p, mark, "PUT", "/process/next")) == 1
+
+
+def test_exchange_test_option(platform_factory, mount, tmp_path):
+    from test_10_auth import listing_works, mp_options, new_key, register
+    lt = platform_factory()
+    key = tmp_path / "key.pem"
+    register(lt, new_key(key))
+    mark = lt.mark()
+    m = mount(localtest=lt, **mp_options(lt, key, maskinporten_exchange_test="yes"))
+    assert listing_works(m)
+    exchanges = [e for e in lt.since(mark)
+                 if e["path"] == "/authentication/api/v1/exchange/maskinporten"]
+    assert exchanges and all(e["query"] == "test=true" for e in exchanges)
