@@ -174,6 +174,11 @@ struct alt_status_outbox {
 	struct timespec oldest_pending_at; /* zero when none */
 	uint64_t retries;
 	uint64_t failed;
+	/* every journal's give-up age in seconds (0: not shown); filled by
+	 * altinn_status_render from the configuration */
+	int give_up_s;
+	int instance_writes_give_up_s;
+	int inbox_give_up_s;
 };
 char *altinn_status_render(struct altinn *a, const char *mountpoint,
 			   const struct alt_status_app *apps, size_t n_apps,

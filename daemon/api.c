@@ -342,8 +342,14 @@ char *altinn_status_render(struct altinn *a, const char *mountpoint,
 			   const struct alt_status_app *apps, size_t n_apps,
 			   const struct alt_status_outbox *outbox)
 {
+	struct alt_status_outbox ob = { 0 };
 	struct alt_health h;
 
+	if (outbox)
+		ob = *outbox;
+	ob.give_up_s = a->cfg->outbox_give_up;
+	ob.instance_writes_give_up_s = a->cfg->instance_writes_give_up;
+	ob.inbox_give_up_s = a->cfg->inbox_give_up;
 	altinn_health(a, &h);
-	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps, outbox);
+	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps, &ob);
 }

@@ -409,6 +409,17 @@ static void run_row(struct instwrite *iw, struct iw_row *row)
 		goto out;
 	}
 later:
+	/* tried long enough: given up, as the outbox does after outbox_give_up */
+	if (iw_now_ms() - row->received_at > (int64_t)iw->cfg->instance_writes_give_up * 1000) {
+		char *why = xasprintf("given up after %d s (instance_writes_give_up)%s: %s",
+				      iw->cfg->instance_writes_give_up,
+				      ans.outcome == APP_UNKNOWN ? "; the last attempt may have "
+				      "reached the platform" : "", ans.summary);
+
+		finish(iw, row, why);
+		free(why);
+		goto out;
+	}
 	/* not done, or maybe done: `sending` stays for a lost answer */
 	if (ans.outcome != APP_UNKNOWN)
 		set_state(row, "pending");

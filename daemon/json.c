@@ -708,6 +708,15 @@ char *json_status_render(const struct alt_health *h, const char *platform_url,
 			 (json_int_t)outbox->retries, "failed", (json_int_t)outbox->failed);
 	if (!root)
 		abort(); /* only allocation failure or a format bug gets here */
+	if (outbox->give_up_s > 0) {
+		/* how long each journal keeps trying before it gives an item up */
+		json_object_set_new(json_object_get(root, "outbox"), "give_up_s",
+				    json_integer(outbox->give_up_s));
+		json_object_set_new(root, "instance_writes",
+				    json_pack("{s:i}", "give_up_s", outbox->instance_writes_give_up_s));
+		json_object_set_new(root, "inbox",
+				    json_pack("{s:i}", "give_up_s", outbox->inbox_give_up_s));
+	}
 	json_object_set_new(root, "events", status_apps(apps, n_apps, true));
 	json_object_set_new(root, "apps", status_apps(apps, n_apps, false));
 	json_object_set_new(root, "mountpoint", jsn_str_or_null(mountpoint));

@@ -247,3 +247,30 @@ def test_exchange_test_option(platform_factory, mount, tmp_path):
     exchanges = [e for e in lt.since(mark)
                  if e["path"] == "/authentication/api/v1/exchange/maskinporten"]
     assert exchanges and all(e["query"] == "test=true" for e in exchanges)
+
+
+# -- every journal gives up, and says when ------------------------------------------------
+
+def test_instance_write_given_up(p, mount):
+    party, guid, _ = new_instance(p, SOKNAD, "attachment", "a.pdf", "application/pdf", PDF)
+    m = mount(localtest=p, instance_writes_give_up=2, **FAST)
+    st = json.loads((m / "status.json").read_text())
+    assert st["instance_writes"] == {"give_up_s": 2} and st["inbox"] == {"give_up_s": 259200}
+    assert st["outbox"]["give_up_s"] == 259200
+    p.fault("/ttd/soknad/instances/*/*/data", method="POST", status=503, count=-1)
+    d = m / f"apps/{SOKNAD}/instances/{party}/{guid}/data/attachment"
+    (d / "ny.pdf").write_bytes(PDF)
+    letter = m / f"apps/{SOKNAD}/failed/instance-{party}-{guid}/attachment/ny.pdf.error.json"
+    wait_for(letter.exists, timeout=30, what="the write given up")
+    assert "given up after 2 s" in letter.read_text()
+
+
+def test_inbox_confirmation_given_up(p, mount):
+    m = mount(localtest=p, cache_ttl=1, inbox_give_up=1)
+    inbox = m / "apps/ttd/soknad/inbox"
+    name = sorted(os.listdir(inbox))[0]
+    p.fault("/ttd/*/instances/*/*/complete", status=503, count=-1)
+    os.unlink(inbox / name)
+    wait_for(lambda: "given up after 1 s (inbox_give_up)" in m.log(), timeout=30,
+             what="the confirmation given up")
+    wait_for(lambda: name in os.listdir(inbox), timeout=10, what="the entry back in inbox/")
