@@ -236,23 +236,40 @@ static int send_file(struct altinn *a, const char *org, const char *app, const c
 	return r;
 }
 
+/* The name the platform stored, when it is not the one sent (NULL). */
+static char *stored_name(char *got, const char *filename)
+{
+	if (got && strcmp(got, filename) != 0) {
+		log_warn("the platform stored \"%s\" as \"%s\"", filename, got);
+		return got;
+	}
+	free(got);
+	return NULL;
+}
+
 int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
 	       const char *data_type, const char *filename, const char *content_type, int fd,
 	       uint64_t size, void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
-	       void *send_ctx, char **ret_id, struct app_answer *ans)
+	       void *send_ctx, char **ret_id, char **ret_stored, struct app_answer *ans)
 {
+	char *got = NULL;
 	char *type = http_escape(data_type);
 	char *tail = xasprintf("instances/%s/data?dataType=%s", instance_id, type);
 	struct http_result res = { .retry_after_ms = -1 };
 	int r = send_file(a, org, app, tail, "POST", false, filename, content_type, fd, size,
 			  on_send, send_ctx, "upload", &res, ans);
 
-	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, ret_id) < 0) {
+	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, ret_id, &got) < 0) {
 		ans->outcome = APP_UNKNOWN;
 		snprintf(ans->summary, sizeof(ans->summary),
 			 "upload: HTTP %ld with an answer that is not a data element", res.status);
 		r = -EIO;
 	}
+	got = r == 0 ? stored_name(got, filename) : (free(got), NULL);
+	if (ret_stored)
+		*ret_stored = got;
+	else
+		free(got);
 	http_result_clear(&res);
 	free(tail);
 	free(type);
@@ -375,12 +392,21 @@ int app_find_instances(struct altinn *a, const char *org, const char *app, const
 
 int app_replace_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
 		     const char *data_id, const char *filename, const char *content_type, int fd,
-		     uint64_t size, struct app_answer *ans)
+		     uint64_t size, char **ret_stored, struct app_answer *ans)
 {
 	char *tail = xasprintf("instances/%s/data/%s", instance_id, data_id);
 	struct http_result res = { .retry_after_ms = -1 };
 	int r = send_file(a, org, app, tail, "PUT", true, filename, content_type, fd, size, NULL,
 			  NULL, "replace", &res, ans);
+	char *id = NULL, *got = NULL;
+
+	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, &id, &got) == 0)
+		got = stored_name(got, filename);
+	free(id);
+	if (ret_stored)
+		*ret_stored = got;
+	else
+		free(got);
 
 	http_result_clear(&res);
 	free(tail);

@@ -147,7 +147,8 @@ int json_outbox_parse_instance(const char *text, size_t len, struct json_outbox_
 int json_outbox_parse_page(const char *text, size_t len, struct json_outbox_instance **ret,
 			   size_t *ret_n, char **ret_next);
 /* A DataElement's id, lowercase; -EIO when absent or not a guid */
-int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id);
+int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id,
+				 char **ret_filename);
 /* An AppProcessState: its current task (NULL when none) and whether ended */
 int json_outbox_parse_process(const char *text, size_t len, char **ret_task, bool *ret_ended);
 /* {"instanceOwner":{key:value}}, key organisationNumber, personNumber or partyId */
@@ -161,6 +162,7 @@ struct json_outbox_file {
 	const char *file; /* below the item; "" for a file item */
 	const char *filename, *content_type, *data_type, *data_id, *sha256;
 	uint64_t size;
+	const char *stored_name; /* the platform's filename when not filename, or NULL */
 };
 struct json_outbox_report {
 	const char *app_id, *owner, *name;

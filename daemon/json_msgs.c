@@ -436,7 +436,8 @@ int json_outbox_parse_page(const char *text, size_t len, struct json_outbox_inst
 	return 0;
 }
 
-int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id)
+int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id,
+				 char **ret_filename)
 {
 	json_t *root = jsn_load(text, len, "data element");
 	const char *id = jsn_get_str(root, "id");
@@ -444,6 +445,8 @@ int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id)
 
 	if (id && json_is_guid(id)) {
 		*ret_id = jsn_lower_dup(id);
+		if (ret_filename)
+			*ret_filename = jsn_dup_str(root, "filename");
 		r = 0;
 	}
 	json_decref(root);
@@ -525,6 +528,8 @@ static json_t *outbox_files(const struct json_outbox_report *r)
 		if (f->file && *f->file)
 			json_object_set_new(o, "file", jsn_str_or_null(f->file));
 		json_object_set_new(o, "filename", jsn_str_or_null(f->filename));
+		if (f->stored_name)
+			json_object_set_new(o, "stored_name", jsn_str_or_null(f->stored_name));
 		json_object_set_new(o, "data_type", jsn_str_or_null(f->data_type));
 		json_object_set_new(o, "content_type", jsn_str_or_null(f->content_type));
 		json_object_set_new(o, "size", json_integer((json_int_t)f->size));
