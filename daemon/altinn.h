@@ -30,6 +30,10 @@ struct alt_data_type {
 	int min_count;
 	char *task_id;    /* NULL when absent */
 	bool has_app_logic; /* structured form data, not an attachment */
+	/* allowedContributors ("org:ttd", "orgno:...", "app:owned"),
+	 * NULL-terminated; NULL or empty: anyone who may write the instance */
+	char **allowed_contributors;
+	char *action_required_to_write; /* NULL when absent */
 };
 
 struct alt_app {
@@ -67,6 +71,7 @@ struct alt_instance {
 	struct timespec created;
 	struct timespec last_changed;
 	bool is_complete;       /* process.ended present */
+	bool hard_deleted; /* status.isHardDeleted: gone for all but its owner */
 	struct timespec ended;  /* process.ended, zero when not ended */
 	struct alt_data_element *data;
 	size_t n_data;
@@ -162,12 +167,20 @@ struct alt_status_app {
 	char event_cursor[64];        /* "" when none yet */
 	struct timespec last_poll_at; /* zero when never */
 	uint64_t pending_event_files;
+	bool push;                 /* webhook push is configured */
+	int64_t push_subscription; /* its subscription id, 0 before one is known */
+	bool push_validated;       /* the platform validated it: it pushes */
 };
 struct alt_status_outbox {
 	uint64_t pending;
 	struct timespec oldest_pending_at; /* zero when none */
 	uint64_t retries;
 	uint64_t failed;
+	/* every journal's give-up age in seconds (0: not shown); filled by
+	 * altinn_status_render from the configuration */
+	int give_up_s;
+	int instance_writes_give_up_s;
+	int inbox_give_up_s;
 };
 char *altinn_status_render(struct altinn *a, const char *mountpoint,
 			   const struct alt_status_app *apps, size_t n_apps,

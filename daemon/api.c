@@ -60,6 +60,10 @@ void alt_app_free(struct alt_app *app)
 		for (char **c = t->allowed_content_types; c && *c; c++)
 			free(*c);
 		free(t->allowed_content_types);
+		for (char **c = t->allowed_contributors; c && *c; c++)
+			free(*c);
+		free(t->allowed_contributors);
+		free(t->action_required_to_write);
 		free(t->id);
 		free(t->task_id);
 	}
@@ -176,6 +180,11 @@ int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid
 		r = -EIO;
 		goto out_free_url;
 	}
+	if (inst->hard_deleted) { /* as the tree's listing: not there */
+		alt_instance_unref(inst);
+		r = -ENOENT;
+		goto out_free_url;
+	}
 	*ret = inst;
 out_free_url:
 	free(url);
@@ -214,6 +223,9 @@ static int query_url(struct altinn *a, const struct alt_query *q, char **ret)
 		add_param(&url, "process.isComplete", q->is_complete ? "true" : "false");
 	if (q->exclude_confirmed_by)
 		add_param(&url, "excludeConfirmedBy", q->exclude_confirmed_by);
+	else /* Storage lists hard-deleted instances to their app owner; the
+	      * tree shows only live ones (the inbox query takes them all) */
+		add_param(&url, "status.isHardDeleted", "false");
 	if (q->last_changed_gt) {
 		char *v = xasprintf("gt:%s", q->last_changed_gt);
 		add_param(&url, "lastChanged", v);
@@ -372,8 +384,14 @@ char *altinn_status_render(struct altinn *a, const char *mountpoint,
 			   const struct alt_status_app *apps, size_t n_apps,
 			   const struct alt_status_outbox *outbox)
 {
+	struct alt_status_outbox ob = { 0 };
 	struct alt_health h;
 
+	if (outbox)
+		ob = *outbox;
+	ob.give_up_s = a->cfg->outbox_give_up;
+	ob.instance_writes_give_up_s = a->cfg->instance_writes_give_up;
+	ob.inbox_give_up_s = a->cfg->inbox_give_up;
 	altinn_health(a, &h);
-	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps, outbox);
+	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps, &ob);
 }

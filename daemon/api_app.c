@@ -89,6 +89,7 @@ int app_create_instance(struct altinn *a, const char *org, const char *app, cons
 	struct http_request req = {
 		.url = app_url(a, org, app, "instances"),
 		.method = "POST",
+		.stall_timeout = a->cfg->write_timeout,
 		.content_type = "application/json",
 		.body = body,
 		.body_len = strlen(body),
@@ -110,18 +111,91 @@ int app_create_instance(struct altinn *a, const char *org, const char *app, cons
 	return r;
 }
 
-/* RFC 6266 with RFC 8187: the platform takes ASCII headers only, so the
- * real name goes percent-encoded in filename* and filename gets a
- * fallback with anything unsafe replaced. */
+/* The name as the app must be given it so that Storage keeps the
+ * original: Storage URL-decodes the name it gets twice (altinn-storage
+ * DataElementHelper.GetStream and DataController, POST and PUT), so '%'
+ * and '+' are encoded twice. '"' is too: app-lib hands the name to a
+ * .NET header setter that throws on an inner quote (the app answers 500),
+ * and encoded it is no quote until Storage decodes it. */
+static char *storage_encode(const char *name)
+{
+	size_t n = 0;
+	char *out, *o;
+
+	for (const char *p = name; *p; p++)
+		n += strchr("%+\"", *p) ? 7 : 1;
+	out = o = xmalloc(n + 1);
+	for (const char *p = name; *p; p++) {
+		if (*p == '%')
+			o += sprintf(o, "%%2525");
+		else if (*p == '+')
+			o += sprintf(o, "%%252B");
+		else if (*p == '"')
+			o += sprintf(o, "%%2522");
+		else
+			*o++ = *p;
+	}
+	*o = '\0';
+	return out;
+}
+
+static char *base64(const char *s)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i;
+	char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		*o++ = tab[p[i] >> 2];
+		*o++ = tab[(p[i] & 3) << 4 | p[i + 1] >> 4];
+		*o++ = tab[(p[i + 1] & 15) << 2 | p[i + 2] >> 6];
+		*o++ = tab[p[i + 2] & 63];
+	}
+	if (i < n) {
+		*o++ = tab[p[i] >> 2];
+		*o++ = tab[(p[i] & 3) << 4 | (i + 1 < n ? p[i + 1] >> 4 : 0)];
+		*o++ = i + 1 < n ? tab[(p[i + 1] & 15) << 2] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The plain filename= value for a name: quoted as is when it is
+ * printable ASCII without '\\', else one RFC 2047 B-encoded word. The
+ * replace (PUT) path reads only this parameter, through
+ * Microsoft.Net.Http.Headers' ContentDispositionHeaderValue.FileName,
+ * whose getter decodes "=?utf-8?B?...?=" (GetName -> TryDecodeMime in
+ * dotnet/aspnetcore src/Http/Headers/src/ContentDispositionHeaderValue.cs)
+ * and otherwise only removes the quotes. */
+static char *plain_filename(const char *enc)
+{
+	bool plain = strncmp(enc, "=?", 2) != 0;
+	char *b64, *v;
+
+	for (const char *p = enc; *p && plain; p++)
+		plain = (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f && *p != '\\';
+	if (plain)
+		return xasprintf("\"%s\"", enc);
+	b64 = base64(enc);
+	v = xasprintf("\"=?utf-8?B?%s?=\"", b64);
+	free(b64);
+	return v;
+}
+
+/* RFC 6266: the platform takes ASCII headers only. The upload (POST)
+ * path prefers filename* (RFC 8187, percent-encoded UTF-8); the replace
+ * (PUT) path reads only filename; both get the name encoded for Storage
+ * (storage_encode), so the element keeps the file's name. */
 char *app_content_disposition(const char *filename)
 {
-	char *ascii = xstrdup(filename), *enc = http_escape(filename), *v;
+	char *enc = storage_encode(filename), *star = http_escape(enc);
+	char *plain = plain_filename(enc);
+	char *v = xasprintf("attachment; filename=%s; filename*=UTF-8''%s", plain, star);
 
-	for (char *p = ascii; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\')
-			*p = '_';
-	v = xasprintf("attachment; filename=\"%s\"; filename*=UTF-8''%s", ascii, enc);
-	free(ascii);
+	free(plain);
+	free(star);
 	free(enc);
 	return v;
 }
@@ -141,6 +215,7 @@ static int send_file(struct altinn *a, const char *org, const char *app, const c
 	struct http_request req = {
 		.url = app_url(a, org, app, tail),
 		.method = method,
+		.stall_timeout = a->cfg->write_timeout,
 		.content_type = content_type,
 		.has_body_fd = true,
 		.body_fd = fd,
@@ -161,23 +236,40 @@ static int send_file(struct altinn *a, const char *org, const char *app, const c
 	return r;
 }
 
+/* The name the platform stored, when it is not the one sent (NULL). */
+static char *stored_name(char *got, const char *filename)
+{
+	if (got && strcmp(got, filename) != 0) {
+		log_warn("the platform stored \"%s\" as \"%s\"", filename, got);
+		return got;
+	}
+	free(got);
+	return NULL;
+}
+
 int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
 	       const char *data_type, const char *filename, const char *content_type, int fd,
 	       uint64_t size, void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
-	       void *send_ctx, char **ret_id, struct app_answer *ans)
+	       void *send_ctx, char **ret_id, char **ret_stored, struct app_answer *ans)
 {
+	char *got = NULL;
 	char *type = http_escape(data_type);
 	char *tail = xasprintf("instances/%s/data?dataType=%s", instance_id, type);
 	struct http_result res = { .retry_after_ms = -1 };
 	int r = send_file(a, org, app, tail, "POST", false, filename, content_type, fd, size,
 			  on_send, send_ctx, "upload", &res, ans);
 
-	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, ret_id) < 0) {
+	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, ret_id, &got) < 0) {
 		ans->outcome = APP_UNKNOWN;
 		snprintf(ans->summary, sizeof(ans->summary),
 			 "upload: HTTP %ld with an answer that is not a data element", res.status);
 		r = -EIO;
 	}
+	got = r == 0 ? stored_name(got, filename) : (free(got), NULL);
+	if (ret_stored)
+		*ret_stored = got;
+	else
+		free(got);
 	http_result_clear(&res);
 	free(tail);
 	free(type);
@@ -192,6 +284,7 @@ int app_process_next(struct altinn *a, const char *org, const char *app, const c
 	struct http_request req = {
 		.url = app_url(a, org, app, tail),
 		.method = "PUT",
+		.stall_timeout = a->cfg->write_timeout,
 		.once = true, /* a second next would move the process twice */
 		.result = &res,
 	};
@@ -299,12 +392,21 @@ int app_find_instances(struct altinn *a, const char *org, const char *app, const
 
 int app_replace_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
 		     const char *data_id, const char *filename, const char *content_type, int fd,
-		     uint64_t size, struct app_answer *ans)
+		     uint64_t size, char **ret_stored, struct app_answer *ans)
 {
 	char *tail = xasprintf("instances/%s/data/%s", instance_id, data_id);
 	struct http_result res = { .retry_after_ms = -1 };
 	int r = send_file(a, org, app, tail, "PUT", true, filename, content_type, fd, size, NULL,
 			  NULL, "replace", &res, ans);
+	char *id = NULL, *got = NULL;
+
+	if (r == 0 && json_outbox_parse_element_id(res.body, res.body_len, &id, &got) == 0)
+		got = stored_name(got, filename);
+	free(id);
+	if (ret_stored)
+		*ret_stored = got;
+	else
+		free(got);
 
 	http_result_clear(&res);
 	free(tail);
@@ -319,6 +421,7 @@ int app_delete_data(struct altinn *a, const char *org, const char *app, const ch
 	struct http_request req = {
 		.url = app_url(a, org, app, tail),
 		.method = "DELETE",
+		.stall_timeout = a->cfg->write_timeout,
 		.once = true,
 		.result = &res,
 	};

@@ -38,11 +38,12 @@ int app_create_instance(struct altinn *a, const char *org, const char *app, cons
 
 /* POST {app}/instances/{id}/data?dataType=, the body streamed from fd
  * (size bytes from offset 0) and shown to on_send (may be NULL) as it
- * goes; ret_id gets the new element's guid. */
+ * goes; ret_id gets the new element's guid, *ret_stored (when not NULL)
+ * the filename the platform stored when it is not filename, else NULL. */
 int app_upload(struct altinn *a, const char *org, const char *app, const char *instance_id,
 	       const char *data_type, const char *filename, const char *content_type, int fd,
 	       uint64_t size, void (*on_send)(void *ctx, uint64_t off, const char *p, size_t n),
-	       void *send_ctx, char **ret_id, struct app_answer *ans);
+	       void *send_ctx, char **ret_id, char **ret_stored, struct app_answer *ans);
 
 /* PUT {app}/instances/{id}/process/next: the task it moved to (NULL when
  * the process ended). */
@@ -68,7 +69,7 @@ char *app_content_disposition(const char *filename);
  * by size bytes of fd, its filename and content type as given. */
 int app_replace_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
 		     const char *data_id, const char *filename, const char *content_type, int fd,
-		     uint64_t size, struct app_answer *ans);
+		     uint64_t size, char **ret_stored, struct app_answer *ans);
 /* DELETE {app}/instances/{id}/data/{dataId} */
 int app_delete_data(struct altinn *a, const char *org, const char *app, const char *instance_id,
 		    const char *data_id, struct app_answer *ans);

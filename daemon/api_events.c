@@ -77,10 +77,12 @@ int altinn_events_poll(struct altinn *a, const char *org, const char *app, const
 }
 
 int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *source,
-			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created)
+			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created,
+			    bool *ret_validated)
 {
 	char *url = xasprintf("%s/events/api/v1/subscriptions", a->cfg->platform);
 	char *body, *req;
+	bool validated = false;
 	int64_t id;
 	size_t len;
 	int r;
@@ -88,25 +90,32 @@ int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *
 	r = call(a, NULL, url, NULL, cancel, &body, &len);
 	if (r < 0)
 		goto out_free_url;
-	r = json_find_subscription(body, len, endpoint, source, &id);
+	r = json_find_subscription(body, len, endpoint, source, &id, &validated);
 	free(body);
-	if (r == 0) {
+	if (r == 0 && validated) {
 		*ret_id = id;
 		*ret_created = false;
+		*ret_validated = true;
 		goto out_free_url;
 	}
-	if (r != -ENOENT)
+	/* None, or one the platform never validated: it sends the validation
+	 * event only when a subscription is posted, and gives up after about
+	 * eight minutes (altinn-events SubscriptionService
+	 * CompleteSubscriptionCreation, ValidationQueuePolicy). Posting the
+	 * same one again returns it and validates it again. */
+	if (r != 0 && r != -ENOENT)
 		goto out_free_url;
 	req = json_subscription_request(endpoint, source);
 	r = call(a, "POST", url, req, cancel, &body, &len);
 	free(req);
 	if (r < 0)
 		goto out_free_url;
-	r = json_subscription_id(body, len, &id);
+	r = json_subscription_id(body, len, &id, &validated);
 	free(body);
 	if (r == 0) {
 		*ret_id = id;
 		*ret_created = true;
+		*ret_validated = validated;
 	}
 out_free_url:
 	free(url);

@@ -23,9 +23,12 @@ int altinn_events_poll(struct altinn *a, const char *org, const char *app, const
 		       const char *from, unsigned size, const atomic_bool *cancel,
 		       struct json_event **ret, size_t *ret_n);
 
-/* Finds our subscription that pushes events of source (the app's URL)
- * to endpoint, or creates it. *ret_created tells which. */
+/* Finds our validated subscription that pushes events of source (the
+ * app's URL) to endpoint, or posts it: new, or one the platform has not
+ * validated (a post sends the validation event again). *ret_created
+ * tells whether it posted, *ret_validated what the platform says. */
 int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *source,
-			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created);
+			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created,
+			    bool *ret_validated);
 
 #endif

@@ -6,6 +6,7 @@
  * key: a typo must not silently fall back to a default. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -40,6 +41,7 @@ static const struct key_def keys[] = {
 	STR(state_dir),
 	INT(cache_ttl, 0, 86400),
 	INT(timeout, 1, 3600),
+	INT(write_timeout, 1, 86400),
 	INT(page_size, 1, 1000),
 	INT(max_listed, 100, 10000000),
 	INT(poll_interval, 1, 86400),
@@ -54,6 +56,8 @@ static const struct key_def keys[] = {
 	STR(maskinporten_scope),
 	URL(maskinporten_audience),
 	URL(maskinporten_token_url),
+	{ "maskinporten_exchange_test", KEY_FLAG, offsetof(struct config, maskinporten_exchange_test),
+	  0, 0 },
 	STR(subscription_key_file),
 	{ "outbox", KEY_FLAG, offsetof(struct config, outbox), 0, 0 },
 	INT(outbox_uploaders, 1, 32),
@@ -61,6 +65,8 @@ static const struct key_def keys[] = {
 	STR(outbox_data_type),
 	INT(outbox_retry_max, 1, 86400),
 	INT(outbox_give_up, 1, 365 * 86400),
+	INT(instance_writes_give_up, 1, 365 * 86400),
+	INT(inbox_give_up, 1, 365 * 86400),
 	{ "allow_other", KEY_FLAG, offsetof(struct config, allow_other), 0, 0 },
 };
 
@@ -69,6 +75,7 @@ void config_init(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cache_ttl = 10;
 	cfg->timeout = 30;
+	cfg->write_timeout = 300;
 	cfg->page_size = 100;
 	cfg->max_listed = ALT_MAX_LISTED;
 	cfg->poll_interval = 10;
@@ -78,6 +85,8 @@ void config_init(struct config *cfg)
 	cfg->outbox_process_next = true;
 	cfg->outbox_retry_max = 300;
 	cfg->outbox_give_up = 3 * 86400;
+	cfg->instance_writes_give_up = 3 * 86400;
+	cfg->inbox_give_up = 3 * 86400;
 	cfg->events_keep = 10000;
 	cfg->events_keep_days = 30;
 }
@@ -262,6 +271,37 @@ static int check_maskinporten(const struct config *cfg, char **ret_err)
 	return secretfile_check("maskinporten key file", cfg->maskinporten_key_file, ret_err);
 }
 
+/* The host of a URL, lower-case, malloc'd ("" when there is none). */
+static char *url_host(const char *url)
+{
+	const char *p = strstr(url, "://"), *end;
+	char *host;
+
+	p = p ? p + 3 : url;
+	p += strcspn(p, "@/") < strcspn(p, "/") ? strcspn(p, "@") + 1 : 0;
+	end = p + strcspn(p, ":/?#");
+	host = xstrndup(p, (size_t)(end - p));
+	for (char *c = host; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return host;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), k = strlen(tail);
+
+	return n >= k && strcmp(s + n - k, tail) == 0 && (n == k || s[n - k - 1] == '.');
+}
+
+/* A real Altinn environment: its apps are served at
+ * https://{org}.apps.<env>/{org}/{app}, not on the platform host, and
+ * the events service takes only such a sourceFilter as an app's
+ * (altinn-events SubscriptionController.IsAppSubscription: AppsDomain). */
+static bool altinn_host(const char *host)
+{
+	return ends_with(host, "altinn.no") || ends_with(host, "altinn.cloud");
+}
+
 int config_check(const struct config *cfg, char **ret_err)
 {
 	int r;
@@ -273,6 +313,18 @@ int config_check(const struct config *cfg, char **ret_err)
 	if (cfg->n_apps == 0) {
 		*ret_err = xstrdup("no \"apps\" given (a space-separated list of org/app)");
 		return -EINVAL;
+	}
+	if (!cfg->apps_url) {
+		char *host = url_host(cfg->platform);
+		bool bad = altinn_host(host) && strncmp(host, "platform.", 9) != 0;
+
+		if (bad)
+			*ret_err = xasprintf("\"platform\" is an Altinn host (%s) whose apps host "
+					     "cannot be derived: set \"apps_url\" (e.g. "
+					     "https://{org}.apps.tt02.altinn.no)", host);
+		free(host);
+		if (bad)
+			return -EINVAL;
 	}
 	if (!cfg->maskinporten_client_id && (cfg->maskinporten_key_file || cfg->maskinporten_kid ||
 					     cfg->maskinporten_scope || cfg->maskinporten_audience ||
@@ -302,7 +354,19 @@ char *config_app_base(const struct config *cfg, const char *org)
 {
 	const char *base = cfg->apps_url ? cfg->apps_url : cfg->platform;
 	const char *mark = strstr(base, "{org}");
+	char *host;
 
+	if (!cfg->apps_url) {
+		/* platform.<env> of a real Altinn serves apps at {org}.apps.<env> */
+		host = url_host(cfg->platform);
+		if (altinn_host(host) && strncmp(host, "platform.", 9) == 0) {
+			char *v = xasprintf("https://%s.apps.%s", org, host + 9);
+
+			free(host);
+			return v;
+		}
+		free(host);
+	}
 	if (!mark)
 		return xstrdup(base);
 	return xasprintf("%.*s%s%s", (int)(mark - base), base, org, mark + 5);

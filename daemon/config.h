@@ -24,6 +24,7 @@ struct config {
 	char *state_dir;
 	int cache_ttl;      /* seconds a listing/attribute is trusted */
 	int timeout;        /* seconds a request may take (bulk: may stall) */
+	int write_timeout;  /* seconds an App API write may wait for its answer */
 	int page_size;      /* instances per query page */
 	int max_listed;     /* instances one listing may hold (memory bound) */
 	int poll_interval;  /* seconds between event polls */
@@ -38,6 +39,7 @@ struct config {
 	char *maskinporten_scope;
 	char *maskinporten_audience;
 	char *maskinporten_token_url;
+	bool maskinporten_exchange_test; /* ?test=true on the exchange (Digdir testing ttd) */
 	char *subscription_key_file;
 	bool outbox;              /* the outbox/, sent/ and failed/ areas */
 	int outbox_uploaders;     /* submissions delivered at once */
@@ -45,6 +47,8 @@ struct config {
 	char *outbox_data_type;   /* "org/app:dataType ..." overrides */
 	int outbox_retry_max;     /* seconds: the longest wait between attempts */
 	int outbox_give_up;       /* seconds: transient failures older end in failed/ */
+	int instance_writes_give_up; /* seconds: instance writes older are given up */
+	int inbox_give_up;        /* seconds: inbox deliveries older are given up */
 	bool allow_other;
 	bool debug;
 };
@@ -57,7 +61,10 @@ int config_set(struct config *cfg, const char *key, const char *value, char **re
 int config_load_file(struct config *cfg, const char *path, char **ret_err);
 /* checks the whole: required keys, readable token file; 0 or -errno with *ret_err */
 int config_check(const struct config *cfg, char **ret_err);
-/* the app API base for org: apps_url with {org} replaced (caller frees) */
+/* the app API base for org: apps_url with {org} replaced; without
+ * apps_url, https://{org}.apps.<env> for a platform https://platform.<env>
+ * of a real Altinn (*.altinn.no, *.altinn.cloud), else the platform
+ * (caller frees) */
 char *config_app_base(const struct config *cfg, const char *org);
 void config_free(struct config *cfg);
 /* the known keys, comma-separated, for --help */

@@ -540,7 +540,7 @@ static int step_upload(struct outbox *ob, struct ob_item *it, size_t k, struct a
 {
 	struct spool_element *el = &it->s.els[k];
 	struct tap tap = { 0 };
-	char *id = NULL;
+	char *id = NULL, *stored = NULL;
 	int fd, r;
 
 	if (el->state == SPOOL_EL_SENDING) {
@@ -567,7 +567,8 @@ static int step_upload(struct outbox *ob, struct ob_item *it, size_t k, struct a
 		EVP_DigestInit_ex(tap.ctx, EVP_sha256(), NULL);
 	}
 	r = app_upload(ob->a, it->s.org, it->s.app, it->s.instance_id, el->data_type, el->filename,
-		       el->content_type, fd, el->size, tap.ctx ? tap_send : NULL, &tap, &id, ans);
+		       el->content_type, fd, el->size, tap.ctx ? tap_send : NULL, &tap, &id,
+		       &stored, ans);
 	close(fd);
 	tap_finish(ob, it, el, &tap);
 	it->answered = ans->status != 0;
@@ -576,6 +577,8 @@ static int step_upload(struct outbox *ob, struct ob_item *it, size_t k, struct a
 	pthread_mutex_lock(&ob->lock);
 	el->state = r == 0 ? SPOOL_EL_UPLOADED : SPOOL_EL_PENDING;
 	el->data_id = id;
+	free(el->stored_name);
+	el->stored_name = stored;
 	pthread_mutex_unlock(&ob->lock);
 	if (spool_save_element(ob->spool, &it->s, k) < 0 && r == 0)
 		return later(ans, "journal", -EIO);

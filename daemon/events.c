@@ -128,7 +128,15 @@ static int on_push(void *ctx, const char *body, size_t len)
 	if (json_parse_event(body, len, &e) < 0)
 		return -EINVAL;
 	if (strcmp(e.type, VALIDATION_TYPE) == 0) {
+		int64_t id = json_validation_subscription(e.source);
+
 		log_info("webhook: subscription validated (\"%s\")", e.source);
+		if (id > 0) {
+			atomic_store(&ev->last_validated_id, id);
+			for (size_t i = 0; i < ev->n_apps; i++)
+				if (atomic_load(&ev->apps[i].sub_id) == id)
+					atomic_store(&ev->apps[i].validated, true);
+		}
 		json_event_clear(&e);
 		return 0;
 	}
@@ -473,6 +481,9 @@ void events_status(struct events *ev, const char *org, const char *app, struct a
 	pthread_mutex_unlock(&ea->status_lock);
 	n = atomic_load(&ea->n_files);
 	st->pending_event_files = n > 0 ? (uint64_t)n : 0;
+	st->push = ev->secret != NULL;
+	st->push_subscription = atomic_load(&ea->sub_id);
+	st->push_validated = atomic_load(&ea->validated);
 }
 
 void events_stop(struct events *ev)

@@ -50,6 +50,9 @@ struct ev_app {
 	bool started;
 	bool subscribed;
 	unsigned sub_failures;
+	/* shared with the webhook thread and status.json */
+	atomic_llong sub_id;   /* our subscription's id, 0 before one is known */
+	atomic_bool validated; /* the platform validated it: it pushes */
 	long sub_retry_ms; /* monotonic: when to try subscribing again */
 };
 
@@ -63,6 +66,9 @@ struct events {
 	char *secret; /* webhook_url's code, when push is on */
 
 	atomic_bool stopping; /* also cancels requests under way */
+	/* the subscription of the last validation event the webhook took, for
+	 * a validation that comes before the post's answer */
+	atomic_llong last_validated_id;
 	pthread_mutex_t sleep_lock;
 	pthread_cond_t sleep_cond; /* broadcast at stop */
 };

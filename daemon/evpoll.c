@@ -137,10 +137,15 @@ static int poll_round(struct ev_app *ea)
 	return 0;
 }
 
+/* How long a posted subscription may stay unvalidated before it is
+ * looked at (and posted) again: the platform tries its validation for
+ * about eight minutes (altinn-events ValidationQueuePolicy). */
+#define SUB_RECHECK_MS (10 * 60 * 1000L)
+
 static void subscribe(struct ev_app *ea, unsigned *seed)
 {
 	struct events *ev = ea->ev;
-	bool created = false;
+	bool created = false, validated = false;
 	int64_t id = 0;
 	long delay;
 	int r;
@@ -148,11 +153,21 @@ static void subscribe(struct ev_app *ea, unsigned *seed)
 	if (now_ms() < ea->sub_retry_ms)
 		return;
 	r = altinn_events_subscribe(ev->deps.a, ev->cfg->webhook_url, ea->source, &ev->stopping,
-				    &id, &created);
+				    &id, &created, &validated);
 	if (r == 0) {
 		ea->subscribed = true;
-		log_info("events of \"%s\" are pushed by %s subscription %lld", ea->id,
-			 created ? "new" : "existing", (long long)id);
+		ea->sub_failures = 0;
+		atomic_store(&ea->sub_id, id);
+		if (validated || atomic_load(&ev->last_validated_id) == id) {
+			atomic_store(&ea->validated, true);
+			log_info("events of \"%s\" are pushed by %s subscription %lld", ea->id,
+				 created ? "new" : "existing", (long long)id);
+			return;
+		}
+		ea->sub_retry_ms = now_ms() + SUB_RECHECK_MS;
+		log_info("subscription %lld for the events of \"%s\" is %s; it pushes once the "
+			 "platform validated the endpoint", (long long)id, ea->id,
+			 created ? "posted" : "listed");
 		return;
 	}
 	if (r == -ECANCELED)
@@ -175,7 +190,7 @@ void *ev_poller(void *arg)
 		long began = now_ms(), wait;
 		int r;
 
-		if (ev->secret && !ea->subscribed)
+		if (ev->secret && !atomic_load(&ea->validated))
 			subscribe(ea, &seed);
 		r = poll_round(ea);
 		if (atomic_load(&ev->stopping))
@@ -191,7 +206,7 @@ void *ev_poller(void *arg)
 		ev_retain(ea, true);
 		wait = failures ? backoff_ms(ev, failures, &seed)
 				: began + interval_ms(ev) - now_ms();
-		if (ev->secret && !ea->subscribed && ea->sub_retry_ms - now_ms() < wait)
+		if (ev->secret && !atomic_load(&ea->validated) && ea->sub_retry_ms - now_ms() < wait)
 			wait = ea->sub_retry_ms - now_ms();
 		ev_sleep(ev, wait);
 	}

@@ -383,8 +383,16 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 
 static long elapsed_ms(const struct timespec *since);
 
+/* How long a request may take, and go without a byte moving: the
+ * request's own stall_timeout (App API writes, which the platform works
+ * on before it answers), else cfg->timeout. */
+static long patience_ms(const struct http *h, const struct http_request *req)
+{
+	return (req->stall_timeout > 0 ? req->stall_timeout : http_timeout_s(h)) * 1000L;
+}
+
 /* Called at least once a second: ends a transfer that was stopped or
- * cancelled, or in which no byte moved either way for cfg->timeout. */
+ * cancelled, or in which no byte moved either way for its patience. */
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
@@ -395,7 +403,7 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	if (dlnow + ulnow != at->moved) {
 		at->moved = dlnow + ulnow;
 		clock_gettime(CLOCK_MONOTONIC, &at->moved_at);
-	} else if (elapsed_ms(&at->moved_at) >= http_timeout_s(at->h) * 1000L) {
+	} else if (elapsed_ms(&at->moved_at) >= patience_ms(at->h, at->req)) {
 		at->stalled = true;
 		at->cb_err = -ETIMEDOUT;
 		return 1;
@@ -836,7 +844,7 @@ static bool has_deadline(const struct http_request *req)
 
 int http_request(struct http *h, const struct http_request *req)
 {
-	long budget_ms = http_timeout_s(h) * 1000L;
+	long budget_ms = patience_ms(h, req);
 	bool refreshed = false;
 	struct timespec start;
 	int retries = 0;

@@ -76,6 +76,11 @@ struct http_request {
 	/* Carried out at most once, like a POST: a request that is not
 	 * idempotent (PUT process/next) is never retried here. */
 	bool once;
+	/* Seconds the request may take, and go without a byte moving, in
+	 * place of cfg->timeout (0: cfg->timeout). A write the platform works
+	 * on before it answers (an upload it passes on to Storage,
+	 * process/next making PDFs) needs longer than a read. */
+	long stall_timeout;
 	/* Another thread sets it to abort the transfer within about a second;
 	 * an aborted request returns -ECANCELED. NULL: never. */
 	const atomic_bool *cancel;

@@ -25,6 +25,7 @@
 
 struct inbox {
 	struct altinn *a;
+	int give_up_s;        /* inbox_give_up: failing longer is given up */
 	sqlite3 *db;          /* protected by lock */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;  /* with lock: new work or stop */
@@ -59,6 +60,7 @@ int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
 	int r = 0;
 
 	ib->a = a;
+	ib->give_up_s = cfg->inbox_give_up;
 	pthread_mutex_init(&ib->lock, NULL);
 	pthread_cond_init(&ib->wake, NULL);
 	if (sqlite3_open_v2(path, &ib->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -123,7 +125,8 @@ int inbox_confirm(void *ctx, const char *org, const char *app, const char *party
 	 * is harmless, and a failed one is tried again */
 	st = prepare(ib, "INSERT INTO confirmations (org, app, party, guid, state, requested_at)"
 			 " VALUES (?, ?, ?, ?, 'pending', ?)"
-			 " ON CONFLICT DO UPDATE SET state='pending', next_try_at=0"
+			 " ON CONFLICT DO UPDATE SET state='pending', next_try_at=0,"
+			 " requested_at=excluded.requested_at"
 			 " WHERE state='failed'");
 	if (st) {
 		bind_key(st, org, app, party, guid);
@@ -162,6 +165,7 @@ void inbox_counts(struct inbox *ib, unsigned long *ret_pending, unsigned long *r
 struct job {
 	char *org, *app, *party, *guid;
 	int attempts;
+	time_t requested_at;
 };
 
 /* With ib->lock held: up to BATCH confirmations due now. */
@@ -171,7 +175,8 @@ static size_t due(struct inbox *ib, struct job *jobs, time_t *ret_next)
 	size_t n = 0;
 
 	*ret_next = 0;
-	st = prepare(ib, "SELECT org, app, party, guid, attempts, next_try_at FROM confirmations"
+	st = prepare(ib, "SELECT org, app, party, guid, attempts, next_try_at, requested_at"
+			 " FROM confirmations"
 			 " WHERE state='pending' ORDER BY next_try_at LIMIT ?");
 	if (!st)
 		return 0;
@@ -188,6 +193,7 @@ static size_t due(struct inbox *ib, struct job *jobs, time_t *ret_next)
 		jobs[n].party = xstrdup((const char *)sqlite3_column_text(st, 2));
 		jobs[n].guid = xstrdup((const char *)sqlite3_column_text(st, 3));
 		jobs[n].attempts = sqlite3_column_int(st, 4);
+		jobs[n].requested_at = (time_t)sqlite3_column_int64(st, 6);
 		n++;
 	}
 	sqlite3_finalize(st);
@@ -196,6 +202,7 @@ static size_t due(struct inbox *ib, struct job *jobs, time_t *ret_next)
 
 static void record(struct inbox *ib, const struct job *j, int r, const char *msg)
 {
+	bool given_up = r != 0 && r != -ENOENT && time(NULL) - j->requested_at > ib->give_up_s;
 	bool permanent = r == -EACCES || r == -EINVAL || r == -EBUSY;
 	long backoff = 1L << (j->attempts < 8 ? j->attempts : 8);
 	sqlite3_stmt *st;
@@ -207,6 +214,9 @@ static void record(struct inbox *ib, const struct job *j, int r, const char *msg
 		st = prepare(ib, "UPDATE confirmations SET state='done', done_at=?5,"
 				 " attempts=attempts+1, last_error=?6"
 				 " WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
+	else if (given_up) /* forgotten: the entry is back in inbox/ for another rm */
+		st = prepare(ib, "DELETE FROM confirmations WHERE org=?1 AND app=?2 AND party=?3"
+				 " AND guid=?4 AND ?5 IS NOT NULL AND ?6 IS NOT NULL");
 	else if (permanent)
 		st = prepare(ib, "UPDATE confirmations SET state='failed', done_at=?5,"
 				 " attempts=attempts+1, last_error=?6"
@@ -217,7 +227,7 @@ static void record(struct inbox *ib, const struct job *j, int r, const char *msg
 	if (!st)
 		return;
 	bind_key(st, j->org, j->app, j->party, j->guid);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)(r == 0 || r == -ENOENT || permanent
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)(r == 0 || r == -ENOENT || permanent || given_up
 						  ? time(NULL) : time(NULL) + backoff));
 	sqlite3_bind_text(st, 6, r == 0 ? NULL : (msg && *msg ? msg : strerror(-r)), -1,
 			  SQLITE_TRANSIENT);
@@ -229,6 +239,10 @@ static void record(struct inbox *ib, const struct job *j, int r, const char *msg
 	else if (r == -ENOENT)
 		log_warn("inbox: \"%s/%s\" %s/%s is gone from the platform: nothing to confirm",
 			 j->org, j->app, j->party, j->guid);
+	else if (given_up)
+		log_error("inbox: confirming \"%s/%s\" %s/%s given up after %d s "
+			  "(inbox_give_up), the entry is back in inbox/: %s", j->org, j->app, j->party,
+			  j->guid, ib->give_up_s, msg && *msg ? msg : strerror(-r));
 	else if (permanent)
 		log_error("inbox: the platform refused to confirm \"%s/%s\" %s/%s: %s", j->org,
 			  j->app, j->party, j->guid, msg && *msg ? msg : strerror(-r));

@@ -29,7 +29,7 @@
 void iw_row_clear(struct iw_row *row)
 {
 	char **s[] = { &row->org,  &row->app, &row->party,   &row->guid, &row->type,
-		       &row->name, &row->op,  &row->data_id, &row->state };
+		       &row->name, &row->op,  &row->data_id, &row->state, &row->stored_name };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(*s[i]);
@@ -191,12 +191,12 @@ static int send_row(struct instwrite *iw, struct iw_row *row, struct app_answer 
 	}
 	if (strcmp(row->op, "post") == 0) {
 		r = app_upload(iw->a, row->org, row->app, inst, row->type, row->name, type, fd,
-			       row->size, NULL, NULL, &new_id, ans);
+			       row->size, NULL, NULL, &new_id, &row->stored_name, ans);
 		if (r == 0)
 			row->data_id = new_id;
 	} else if (strcmp(row->op, "put") == 0) {
 		r = app_replace_data(iw->a, row->org, row->app, inst, row->data_id, row->name, type,
-				     fd, row->size, ans);
+				     fd, row->size, &row->stored_name, ans);
 	} else {
 		r = app_delete_data(iw->a, row->org, row->app, inst, row->data_id, ans);
 		if (r < 0 && ans->status == 404) /* gone already: what was asked */
@@ -243,6 +243,7 @@ static char *render(const struct iw_row *row, const char *reason)
 	struct { const char *k, *v; } f[] = {
 		{ "app", NULL }, { "instance_id", NULL }, { "data_type", row->type },
 		{ "name", row->name }, { "op", row->op }, { "data_id", row->data_id },
+		{ "stored_name", row->stored_name },
 	};
 	char *app = xasprintf("%s/%s", row->org, row->app);
 	char *inst = xasprintf("%s/%s", row->party, row->guid);
@@ -412,6 +413,17 @@ static void run_row(struct instwrite *iw, struct iw_row *row)
 		goto out;
 	}
 later:
+	/* tried long enough: given up, as the outbox does after outbox_give_up */
+	if (iw_now_ms() - row->received_at > (int64_t)iw->cfg->instance_writes_give_up * 1000) {
+		char *why = xasprintf("given up after %d s (instance_writes_give_up)%s: %s",
+				      iw->cfg->instance_writes_give_up,
+				      ans.outcome == APP_UNKNOWN ? "; the last attempt may have "
+				      "reached the platform" : "", ans.summary);
+
+		finish(iw, row, why);
+		free(why);
+		goto out;
+	}
 	/* not done, or maybe done: `sending` stays for a lost answer */
 	if (ans.outcome != APP_UNKNOWN)
 		set_state(row, "pending");

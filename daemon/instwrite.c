@@ -28,6 +28,7 @@
 #include "api_app.h"
 #include "config.h"
 #include "json.h"
+#include "limits.h"
 #include "log.h"
 #include "mountio.h"
 #include "outbox_rules.h"
@@ -242,7 +243,7 @@ static int check_platform(struct instwrite *iw, const struct alt_dw_key *k, uint
 	struct app_answer ans = { .retry_after_ms = -1 };
 	const struct alt_data_type *t;
 	struct alt_app *meta;
-	char *task_id = NULL, *id;
+	char *id;
 	int r = 0;
 
 	pthread_mutex_lock(&iw->meta_lock);
@@ -254,31 +255,31 @@ static int check_platform(struct instwrite *iw, const struct alt_dw_key *k, uint
 		r = -ENOENT;
 	else if (strcmp(t->id, "ref-data-as-pdf") == 0 || t->has_app_logic)
 		r = -EACCES; /* made by the app, or form data */
-	if (r == 0) {
-		task_id = t->task_id ? xstrdup(t->task_id) : NULL;
-		if (ret_max)
-			*ret_max = t->max_size_mb > 0 ? (uint64_t)t->max_size_mb << 20 : 0;
+	else if (!outbox_contributor(t, k->org))
+		r = -EACCES; /* only its allowedContributors write it ("app:owned") */
+	if (r == 0 && ret_max) {
+		/* maxSize, and never more than the App API takes in one request */
+		uint64_t max = t->max_size_mb > 0 ? (uint64_t)t->max_size_mb << 20 : ALT_MAX_UPLOAD;
+
+		*ret_max = max < ALT_MAX_UPLOAD ? max : ALT_MAX_UPLOAD;
 	}
 	pthread_mutex_unlock(&iw->meta_lock);
 	if (r < 0)
 		return r;
-	if (k->locked) {
-		free(task_id);
+	if (k->locked)
 		return -EBUSY;
-	}
 	id = xasprintf("%s/%s", k->party, k->guid);
+	/* A type's taskId is not checked here: apps enforce it only with
+	 * EnforceDataTypeTaskId (off by default), and then answer 409. */
 	if (app_get_instance(iw->a, id, &oi, &ans) == 0) {
 		if (oi.ended || !oi.task)
 			r = -EBUSY; /* the process has ended: nothing may change */
-		else if (task_id && strcmp(task_id, oi.task) != 0)
-			r = -EBUSY; /* the type belongs to another task */
 	} else if (ans.outcome == APP_REFUSED && ans.status == 404) {
 		r = -ENOENT;
 	}
 	/* a look that failed otherwise: the platform will judge the item */
 	json_outbox_instance_clear(&oi);
 	app_answer_clear(&ans);
-	free(task_id);
 	free(id);
 	return r;
 }

@@ -63,6 +63,7 @@ struct instwrite {
 struct iw_row {
 	int64_t id;
 	char *org, *app, *party, *guid, *type, *name, *op, *data_id, *state;
+	char *stored_name; /* the platform's filename when not name; not journaled */
 	uint64_t size;
 	int64_t attempt_at, received_at;
 	unsigned attempts;

@@ -268,6 +268,10 @@ static int parse_element(json_t *obj, struct alt_data_element *el)
 		log_warn("data element \"%s\" without dataType skipped", id);
 		return -EINVAL;
 	}
+	/* deleted by a user (DataController.Delete with delay): Storage
+	 * still lists it to the app owner, but it is no file any more */
+	if (jsn_get_bool(json_object_get(obj, "deleteStatus"), "isHardDeleted"))
+		return -ENOENT;
 	el->id = jsn_lower_dup(id);
 	el->data_type = xstrdup(type);
 	el->filename = jsn_dup_str(obj, "filename");
@@ -426,6 +430,7 @@ int jsn_instance_from_json(json_t *obj, struct alt_instance **ret)
 		inst->is_complete = true;
 		jsn_get_time(process, "ended", &inst->ended);
 	}
+	inst->hard_deleted = jsn_get_bool(json_object_get(obj, "status"), "isHardDeleted");
 	parse_elements(json_object_get(obj, "data"), inst);
 	inst->doc = jsn_dump_doc(obj, &inst->doc_len);
 	if (inst->doc_len > ALT_MAX_INSTANCE_DOC) {
@@ -520,7 +525,7 @@ static int clamp_int(int64_t v)
 static int parse_data_type(json_t *obj, struct alt_data_type *dt)
 {
 	const char *id = jsn_get_str(obj, "id");
-	json_t *logic = json_object_get(obj, "appLogic");
+	json_t *logic = json_object_get(obj, "appLogic"), *contributors;
 
 	if (!id || !*id)
 		return -EINVAL;
@@ -532,6 +537,14 @@ static int parse_data_type(json_t *obj, struct alt_data_type *dt)
 	dt->min_count = clamp_int(jsn_get_int(obj, "minCount", 0));
 	dt->task_id = jsn_dup_str(obj, "taskId");
 	dt->has_app_logic = json_is_object(logic);
+	/* Storage's model spells it allowedContributers; newer apps write
+	 * allowedContributors */
+	contributors = json_object_get(obj, "allowedContributors");
+	if (!json_is_array(contributors))
+		contributors = json_object_get(obj, "allowedContributers");
+	dt->allowed_contributors = json_is_array(contributors) && json_array_size(contributors)
+				   ? string_list(contributors) : NULL;
+	dt->action_required_to_write = jsn_dup_str(obj, "actionRequiredToWrite");
 	return 0;
 }
 
@@ -711,11 +724,19 @@ static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool eve
 
 	for (size_t i = 0; i < n; i++) {
 		json_t *v;
-		if (events)
-			v = json_pack("{s:o, s:o, s:I}", "cursor", jsn_str_or_null(apps[i].event_cursor),
-				      "last_poll_at", jsn_time_or_null(&apps[i].last_poll_at),
-				      "pending_files", (json_int_t)apps[i].pending_event_files);
-		else
+		if (events) {
+			const struct alt_status_app *a = &apps[i];
+
+			v = json_pack("{s:o, s:o, s:I}", "cursor", jsn_str_or_null(a->event_cursor),
+				      "last_poll_at", jsn_time_or_null(&a->last_poll_at),
+				      "pending_files", (json_int_t)a->pending_event_files);
+			json_object_set_new(v, "push", !a->push ? json_null() :
+					    json_pack("{s:o, s:b}", "subscription",
+						      a->push_subscription > 0
+						      ? json_integer(a->push_subscription)
+						      : json_null(),
+						      "validated", a->push_validated));
+		} else
 			v = json_pack("{s:b, s:I, s:o}", "metadata_loaded", apps[i].metadata_loaded,
 				      "instances_listed", (json_int_t)apps[i].instances_listed,
 				      "listed_at", jsn_time_or_null(&apps[i].listed_at));
@@ -750,6 +771,15 @@ char *json_status_render(const struct alt_health *h, const char *platform_url,
 			 (json_int_t)outbox->retries, "failed", (json_int_t)outbox->failed);
 	if (!root)
 		abort(); /* only allocation failure or a format bug gets here */
+	if (outbox->give_up_s > 0) {
+		/* how long each journal keeps trying before it gives an item up */
+		json_object_set_new(json_object_get(root, "outbox"), "give_up_s",
+				    json_integer(outbox->give_up_s));
+		json_object_set_new(root, "instance_writes",
+				    json_pack("{s:i}", "give_up_s", outbox->instance_writes_give_up_s));
+		json_object_set_new(root, "inbox",
+				    json_pack("{s:i}", "give_up_s", outbox->inbox_give_up_s));
+	}
 	json_object_set_new(root, "events", status_apps(apps, n_apps, true));
 	json_object_set_new(root, "apps", status_apps(apps, n_apps, false));
 	json_object_set_new(root, "mountpoint", jsn_str_or_null(mountpoint));

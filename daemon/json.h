@@ -114,12 +114,17 @@ int json_parse_events(const char *text, size_t len, struct json_event **ret, siz
 void json_event_clear(struct json_event *ev); /* NULL is fine */
 void json_events_free(struct json_event *evs, size_t n);
 /* The id of the subscription in a GET /subscriptions answer that pushes
- * every event of source to endpoint (no type or subject filter);
- * -ENOENT when there is none. */
+ * every event of source to endpoint (no type or subject filter), and
+ * whether the platform validated it; -ENOENT when there is none.
+ * Endpoints are compared as the platform stores them (Uri.AbsoluteUri:
+ * scheme and host in lower case, no default port). */
 int json_find_subscription(const char *text, size_t len, const char *endpoint,
-			   const char *source, int64_t *ret_id);
-/* The id of a POST /subscriptions answer. */
-int json_subscription_id(const char *text, size_t len, int64_t *ret_id);
+			   const char *source, int64_t *ret_id, bool *ret_validated);
+/* The id of a POST /subscriptions answer, and its `validated`. */
+int json_subscription_id(const char *text, size_t len, int64_t *ret_id, bool *ret_validated);
+/* The subscription id a validation event is about: the number its
+ * source ends in (".../subscriptions/{id}"); -1 when none. */
+int64_t json_validation_subscription(const char *source);
 /* The POST /subscriptions body, compact. */
 char *json_subscription_request(const char *endpoint, const char *source);
 
@@ -142,7 +147,8 @@ int json_outbox_parse_instance(const char *text, size_t len, struct json_outbox_
 int json_outbox_parse_page(const char *text, size_t len, struct json_outbox_instance **ret,
 			   size_t *ret_n, char **ret_next);
 /* A DataElement's id, lowercase; -EIO when absent or not a guid */
-int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id);
+int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id,
+				 char **ret_filename);
 /* An AppProcessState: its current task (NULL when none) and whether ended */
 int json_outbox_parse_process(const char *text, size_t len, char **ret_task, bool *ret_ended);
 /* {"instanceOwner":{key:value}}, key organisationNumber, personNumber or partyId */
@@ -156,6 +162,7 @@ struct json_outbox_file {
 	const char *file; /* below the item; "" for a file item */
 	const char *filename, *content_type, *data_type, *data_id, *sha256;
 	uint64_t size;
+	const char *stored_name; /* the platform's filename when not filename, or NULL */
 };
 struct json_outbox_report {
 	const char *app_id, *owner, *name;

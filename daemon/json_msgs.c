@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json_i.h"
 #include "limits.h"
@@ -246,46 +247,98 @@ static bool same_url(const char *a, const char *b)
 	return na == nb && strncmp(a, b, na) == 0;
 }
 
+/* A URL as .NET's Uri.AbsoluteUri writes it, as far as a webhook URL
+ * needs: scheme and host in lower case, the scheme's default port
+ * dropped, an empty path as "/". */
+static char *norm_url(const char *url)
+{
+	const char *sep = strstr(url, "://"), *host, *end, *port;
+	size_t scheme_len, host_len;
+	char *out;
+
+	if (!sep)
+		return xstrdup(url);
+	scheme_len = (size_t)(sep - url);
+	host = sep + 3;
+	end = host + strcspn(host, "/?#");
+	port = memchr(host, ':', (size_t)(end - host));
+	host_len = (size_t)((port ? port : end) - host);
+	if (port && ((scheme_len == 5 && strncasecmp(url, "https", 5) == 0 &&
+		      (size_t)(end - port) == 4 && strncmp(port, ":443", 4) == 0) ||
+		     (scheme_len == 4 && strncasecmp(url, "http", 4) == 0 &&
+		      (size_t)(end - port) == 3 && strncmp(port, ":80", 3) == 0)))
+		port = NULL;
+	out = xasprintf("%.*s://%.*s%.*s%s%s", (int)scheme_len, url, (int)host_len, host,
+			port ? (int)(end - port) : 0, port ? port : "", *end == '/' ? "" : "/", end);
+	for (size_t i = 0; i < scheme_len + 3 + host_len; i++)
+		out[i] = (char)tolower((unsigned char)out[i]);
+	return out;
+}
+
 int json_find_subscription(const char *text, size_t len, const char *endpoint,
-			   const char *source, int64_t *ret_id)
+			   const char *source, int64_t *ret_id, bool *ret_validated)
 {
 	json_t *root = jsn_load(text, len, "the subscriptions"), *list, *v;
+	char *want = norm_url(endpoint);
 	int r = -ENOENT;
 	size_t i;
 
-	if (!root)
+	if (!root) {
+		free(want);
 		return -EIO;
+	}
 	list = json_object_get(root, "subscriptions");
 	json_array_foreach(list, i, v) {
 		const char *ep = jsn_get_str(v, "endPoint"), *src = jsn_get_str(v, "sourceFilter");
 		int64_t id = jsn_get_int(v, "id", -1);
+		char *got = ep ? norm_url(ep) : NULL;
+		bool same = got && strcmp(got, want) == 0;
 
-		if (ep && src && id >= 0 && strcmp(ep, endpoint) == 0 && same_url(src, source) &&
+		free(got);
+		if (same && src && id >= 0 && same_url(src, source) &&
 		    !jsn_get_str(v, "typeFilter") && !jsn_get_str(v, "subjectFilter")) {
 			*ret_id = id;
+			*ret_validated = jsn_get_bool(v, "validated");
 			r = 0;
 			break;
 		}
 	}
 	json_decref(root);
+	free(want);
 	return r;
 }
 
-int json_subscription_id(const char *text, size_t len, int64_t *ret_id)
+int json_subscription_id(const char *text, size_t len, int64_t *ret_id, bool *ret_validated)
 {
 	json_t *root = jsn_load(text, len, "a subscription");
 	int64_t id;
+	bool validated;
 
 	if (!root)
 		return -EIO;
 	id = jsn_get_int(root, "id", -1);
+	validated = jsn_get_bool(root, "validated");
 	json_decref(root);
 	if (id < 0) {
 		log_warn("a subscription without an id");
 		return -EIO;
 	}
 	*ret_id = id;
+	*ret_validated = validated;
 	return 0;
+}
+
+int64_t json_validation_subscription(const char *source)
+{
+	const char *slash = source ? strrchr(source, '/') : NULL;
+	char *end;
+	long long id;
+
+	if (!slash || !slash[1])
+		return -1;
+	errno = 0;
+	id = strtoll(slash + 1, &end, 10);
+	return errno || *end || id < 0 ? -1 : id;
 }
 
 char *json_subscription_request(const char *endpoint, const char *source)
@@ -383,7 +436,8 @@ int json_outbox_parse_page(const char *text, size_t len, struct json_outbox_inst
 	return 0;
 }
 
-int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id)
+int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id,
+				 char **ret_filename)
 {
 	json_t *root = jsn_load(text, len, "data element");
 	const char *id = jsn_get_str(root, "id");
@@ -391,6 +445,8 @@ int json_outbox_parse_element_id(const char *text, size_t len, char **ret_id)
 
 	if (id && json_is_guid(id)) {
 		*ret_id = jsn_lower_dup(id);
+		if (ret_filename)
+			*ret_filename = jsn_dup_str(root, "filename");
 		r = 0;
 	}
 	json_decref(root);
@@ -472,6 +528,8 @@ static json_t *outbox_files(const struct json_outbox_report *r)
 		if (f->file && *f->file)
 			json_object_set_new(o, "file", jsn_str_or_null(f->file));
 		json_object_set_new(o, "filename", jsn_str_or_null(f->filename));
+		if (f->stored_name)
+			json_object_set_new(o, "stored_name", jsn_str_or_null(f->stored_name));
 		json_object_set_new(o, "data_type", jsn_str_or_null(f->data_type));
 		json_object_set_new(o, "content_type", jsn_str_or_null(f->content_type));
 		json_object_set_new(o, "size", json_integer((json_int_t)f->size));

@@ -54,11 +54,17 @@
 #define ALT_NAME_MAX 255
 
 /* ---- events */
+/* The App API's request size limit: app-lib's InstancesController and
+ * DataController have [RequestSizeLimit(2000 MiB)] (REQUEST_SIZE_LIMIT),
+ * as has Storage's DataController. A larger file cannot be written. */
+#define ALT_MAX_UPLOAD (2000ull << 20)
 /* A webhook request body: one CloudEvent. Altinn's are about 1 KiB. */
 #define ALT_MAX_EVENT_BODY (1u << 20)
 /* An event id we accept (Altinn's are GUIDs, 36 characters). */
 #define ALT_MAX_EVENT_ID 256
-/* Events asked for per polling page (the platform's own maximum). */
+/* Events asked for per polling page. The app events endpoint has no
+ * maximum (altinn-events AppController checks only size < 1); 1000 is
+ * the generic /events cap, a page size that keeps one answer small. */
 #define ALT_EVENTS_PAGE 1000
 /* Event ids remembered per app so that no event makes a second file;
  * older ones are covered by a time watermark. Also the most event files

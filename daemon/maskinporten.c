@@ -90,7 +90,11 @@ int mp_new(const struct config *cfg, struct mp **ret)
 		mp->token_url = xstrdup(cfg->maskinporten_token_url);
 	else
 		mp->token_url = xasprintf("%stoken", cfg->maskinporten_audience);
-	mp->exchange_url = xasprintf("%s%s", cfg->platform, MP_EXCHANGE_PATH);
+	/* test=true: Digdir's own clients are made the test org ttd
+	 * (altinn-authentication AuthenticationController
+	 * ExchangeExternalSystemToken, OrgIsDigDirAndTestIsTrue) */
+	mp->exchange_url = xasprintf("%s%s%s", cfg->platform, MP_EXCHANGE_PATH,
+				     cfg->maskinporten_exchange_test ? "?test=true" : "");
 	r = load_key(mp, problem, sizeof(problem));
 	if (r < 0) {
 		log_error("%s", problem);

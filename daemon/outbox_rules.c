@@ -1,9 +1,11 @@
 /* outbox_rules.c - owner folders, temporary names, content and data types.
  *
- * The extension table follows the platform's (app-lib's MimeTypeMap, as
- * the local platform copies it): an upload whose Content-Type is not the
- * type of its extension is refused, so guessing from the bytes would be
- * worse than useless. */
+ * The extension table is a subset of app-lib's MimeTypeMap
+ * (Helpers/MimeTypeMap.cs): an upload whose Content-Type is neither
+ * application/octet-stream nor the type of its extension is refused
+ * (DataRestrictionValidation), so guessing from the bytes would be worse
+ * than useless. Extensions the map lacks (.log, .md, .msg among them)
+ * are application/octet-stream there, and so here. */
 #include "outbox_rules.h"
 
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "limits.h"
 #include "xalloc.h"
 
 #define OCTET_STREAM "application/octet-stream"
@@ -83,9 +86,8 @@ static const struct {
 	{ "gz", "application/x-gzip" }, { "htm", "text/html" }, { "html", "text/html" },
 	{ "ico", "image/x-icon" }, { "jpe", "image/jpeg" }, { "jpeg", "image/jpeg" },
 	{ "jpg", "image/jpeg" }, { "js", "application/javascript" },
-	{ "json", "application/json" }, { "log", "text/plain" }, { "m4a", "audio/m4a" },
-	{ "md", "text/markdown" }, { "mp3", "audio/mpeg" }, { "mp4", "video/mp4" },
-	{ "msg", "application/vnd.ms-outlook" },
+	{ "json", "application/json" }, { "m4a", "audio/m4a" },
+	{ "mp3", "audio/mpeg" }, { "mp4", "video/mp4" },
 	{ "odp", "application/vnd.oasis.opendocument.presentation" },
 	{ "ods", "application/vnd.oasis.opendocument.spreadsheet" },
 	{ "odt", "application/vnd.oasis.opendocument.text" },
@@ -147,10 +149,29 @@ static bool fits(const struct alt_data_type *t, uint64_t size)
 	return t->max_size_mb <= 0 || size <= (uint64_t)t->max_size_mb * 1024 * 1024;
 }
 
-/* Data types the outbox may write: attachments, not the app's receipt. */
-static bool writable(const struct alt_data_type *t)
+bool outbox_contributor(const struct alt_data_type *t, const char *org)
 {
-	return !t->has_app_logic && strcmp(t->id, "ref-data-as-pdf") != 0;
+	char **list = t->allowed_contributors;
+
+	if (!list || !list[0])
+		return true;
+	/* app-lib's AllowedContributorsHelper: an "org:" entry naming the
+	 * service owner, or "orgno:" its number (which the daemon does not
+	 * know, so such a type counts as not ours: the stricter reading);
+	 * "app:owned" matches no caller */
+	for (size_t i = 0; list[i]; i++)
+		if (strncasecmp(list[i], "org:", 4) == 0 && strcasecmp(list[i] + 4, org) == 0)
+			return true;
+	return false;
+}
+
+/* Data types the outbox may write: attachments, not the app's receipt,
+ * not types only the app or other contributors write, and not types
+ * that need an action beyond write (signing, payment). */
+static bool writable(const struct alt_data_type *t, const char *org)
+{
+	return !t->has_app_logic && strcmp(t->id, "ref-data-as-pdf") != 0 &&
+	       outbox_contributor(t, org) && !t->action_required_to_write;
 }
 
 static char *too_big(const struct alt_data_type *t, uint64_t size)
@@ -162,13 +183,30 @@ static char *too_big(const struct alt_data_type *t, uint64_t size)
 int outbox_choose_type(const struct alt_app *meta, const char *forced, const char *content_type,
 		       uint64_t size, const struct alt_data_type **ret, char **ret_reason)
 {
-	const struct alt_data_type *big = NULL;
+	const struct alt_data_type *big = NULL, *closed = NULL;
 
+	if (size > ALT_MAX_UPLOAD) {
+		*ret_reason = xasprintf("%llu bytes is over the App API's request limit of %llu bytes "
+					"(2000 MiB)", (unsigned long long)size,
+					(unsigned long long)ALT_MAX_UPLOAD);
+		return -EFBIG;
+	}
 	for (size_t i = 0; i < meta->n_types; i++) {
 		const struct alt_data_type *t = &meta->types[i];
 
-		if (forced ? strcmp(t->id, forced) != 0 : !writable(t))
+		if (forced && strcmp(t->id, forced) != 0)
 			continue;
+		if (!forced && !writable(t, meta->org)) {
+			if (!t->has_app_logic && accepts(t, content_type) && !closed)
+				closed = t; /* would take it, but is not ours to write */
+			continue;
+		}
+		if (forced && !outbox_contributor(t, meta->org)) {
+			*ret_reason = xasprintf("data type \"%s\" (outbox_data_type) of \"%s\" is "
+						"written only by its allowedContributors, and \"org:%s\" "
+						"is not one of them", forced, meta->id, meta->org);
+			return -EACCES;
+		}
 		if (!accepts(t, content_type)) {
 			if (forced)
 				break;
@@ -188,6 +226,14 @@ int outbox_choose_type(const struct alt_app *meta, const char *forced, const cha
 	if (forced)
 		*ret_reason = xasprintf("data type \"%s\" (outbox_data_type) of \"%s\" %s %s", forced,
 					meta->id, "is not there or does not take", content_type);
+	else if (closed && closed->action_required_to_write)
+		*ret_reason = xasprintf("no data type of \"%s\" takes %s: \"%s\" needs the action "
+					"\"%s\" to write", meta->id, content_type, closed->id,
+					closed->action_required_to_write);
+	else if (closed && strcmp(closed->id, "ref-data-as-pdf") != 0)
+		*ret_reason = xasprintf("no data type of \"%s\" takes %s: \"%s\" is written only "
+					"by its allowedContributors, and \"org:%s\" is not one "
+					"of them", meta->id, content_type, closed->id, meta->org);
 	else
 		*ret_reason = xasprintf("no data type of \"%s\" takes %s", meta->id, content_type);
 	return -EINVAL;

@@ -38,10 +38,18 @@ const char *outbox_content_type(const char *filename);
  * NULL; malloc'd. */
 char *outbox_type_setting(const char *setting, const char *org, const char *app);
 
+/* Whether the service owner org may write data type t: true when t has
+ * no allowedContributors, or lists "org:<org>" (app-lib's
+ * AllowedContributorsHelper; "app:owned" admits nobody). */
+bool outbox_contributor(const struct alt_data_type *t, const char *org);
+
 /* The data type of app that takes a file of this content type and size:
  * forced (the setting's choice, NULL for none) or the first attachment
- * type in the metadata that accepts it. -EINVAL (no type takes it) or
- * -EFBIG (over maxSize) with *ret_reason, a malloc'd sentence. */
+ * type in the metadata that accepts it and that the org may write (see
+ * outbox_contributor; no actionRequiredToWrite). -EINVAL (no type takes
+ * it), -EACCES (the forced type is not the org's to write) or -EFBIG
+ * (over maxSize or the 2000 MiB request limit) with *ret_reason, a
+ * malloc'd sentence. */
 int outbox_choose_type(const struct alt_app *meta, const char *forced, const char *content_type,
 		       uint64_t size, const struct alt_data_type **ret, char **ret_reason);
 

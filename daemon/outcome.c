@@ -64,7 +64,8 @@ static struct json_outbox_file *files_of(const struct ob_item *it)
 		const struct spool_element *el = &it->s.els[i];
 
 		f[i] = (struct json_outbox_file){ el->path, el->filename, el->content_type,
-						  el->data_type, el->data_id, el->sha256, el->size };
+						  el->data_type, el->data_id, el->sha256, el->size,
+						  el->stored_name };
 		if (!el->sha256[0])
 			f[i].sha256 = NULL;
 	}

@@ -93,6 +93,7 @@ static int call(struct altinn *a, const char *method, char *url, const char *jso
 		.content_type = json_body ? "application/json" : NULL,
 		.body = json_body,
 		.body_len = json_body ? strlen(json_body) : 0,
+		.stall_timeout = a->cfg->write_timeout,
 		.result = res,
 		/* next moves the process one step per call: a retry after a lost
 		 * answer could move it twice. The user sees EIO and decides. */

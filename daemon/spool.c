@@ -190,6 +190,7 @@ void spool_elements_clear(struct spool_item *it)
 	for (size_t i = 0; i < it->n_els; i++) {
 		free(it->els[i].path);
 		free(it->els[i].filename);
+		free(it->els[i].stored_name);
 		free(it->els[i].content_type);
 		free(it->els[i].data_type);
 		free(it->els[i].data_id);

@@ -46,6 +46,9 @@ struct spool_element {
 	enum spool_el_state state;
 	int64_t attempt_at; /* ms: the last upload attempt began */
 	char *data_id;      /* once uploaded */
+	/* the platform's filename when it is not `filename` (the upload's
+	 * answer says so); kept for the receipt, not journaled */
+	char *stored_name;
 };
 
 /* Times are milliseconds since the epoch; 0 is "never". */

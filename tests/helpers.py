@@ -197,6 +197,20 @@ EXTENSIONS = {
 NAME_MAX = 255
 
 
+def live_instances(docs):
+    """What the tree shows of a listing: no hard-deleted instances and no elements a user
+    deleted (Storage lists both to the app owner; docs/tree.md)."""
+    out = []
+    for inst in docs:
+        if inst["status"]["isHardDeleted"]:
+            continue
+        inst = dict(inst)
+        inst["data"] = [e for e in inst["data"]
+                        if not (e.get("deleteStatus") or {}).get("isHardDeleted")]
+        out.append(inst)
+    return out
+
+
 def _split_ext(name):
     """(stem, ".ext") of a byte name; a leading dot is not an extension."""
     i = name.rfind(b".")

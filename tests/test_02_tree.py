@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from helpers import STORAGE, WRITE_REFUSED, expected_names, iso_seconds, listdir_b, mount_ctx, read_bytes
+from helpers import (STORAGE, WRITE_REFUSED, expected_names, iso_seconds, listdir_b,
+                     live_instances, mount_ctx, read_bytes)
 
 SOKNAD = "apps/ttd/soknad"
 TILSKUDD = "apps/ttd/tilskudd"
@@ -29,7 +30,7 @@ def soknad_all(platform):
 
 @pytest.fixture(scope="module")
 def tilskudd_all(platform):
-    return platform.instances("ttd/tilskudd")[0]
+    return live_instances(platform.instances("ttd/tilskudd")[0])
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import altinnfs_bin, binary_has_asan, mount_ctx, read_bytes
+from helpers import altinnfs_bin, binary_has_asan, live_instances, mount_ctx, read_bytes
 
 MiB = 1 << 20
 
@@ -34,7 +34,7 @@ def data_requests(platform, mark, path, settle=5.0):
 
 def test_small_files_are_the_platforms_bytes(rmount, platform):
     n = 0
-    for inst in platform.instances("ttd/tilskudd")[0]:
+    for inst in live_instances(platform.instances("ttd/tilskudd")[0]):
         party, guid = inst["id"].split("/")
         base = rmount.path / "apps/ttd/tilskudd/instances" / party / guid / "data"
         for dt in os.listdir(base):

@@ -317,7 +317,9 @@ def strict_app():
     }
 
 
-def test_platform_refusals_after_the_instance(p, mount):
+def test_platform_refusals_after_the_instance(platform_factory, mount):
+    # an app with EnforceDataTypeTaskId: the type of another task is refused on upload
+    p = platform_factory(extra_args=["--enforce-data-type-task-id"])
     r = p.request("POST", "/_localtest/apps", body=strict_app(), auth=False)
     assert r.status == 201, r
     m = mount(localtest=p, apps=f"{SOKNAD} {TILSKUDD} {STRICT}", **FAST)

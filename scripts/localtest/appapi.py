@@ -53,6 +53,7 @@ def _read_parts(req):
     content_type = req.headers.get("Content-Type")
     if content_type is None:
         return []
+    uploads.check_request_size(req)
     body = uploads.read_body(req)
     if "multipart/" in content_type.lower():
         try:
@@ -142,10 +143,11 @@ def _owner(req, template):
     return owner
 
 
-def _store_part(req, app, inst, part, at, by):
+def _store_part(req, app, inst, part, at, by, enforce=False):
     """Add one data part to the new instance (raises a ProblemDetails HttpError)."""
     data_type = app.data_type(part.name)
-    found = appauth.create_problem(inst, data_type, req.principal, size=len(part.data))
+    found = appauth.create_problem(inst, data_type, req.principal, size=len(part.data),
+                                   enforce_task=enforce)
     if found:
         raise appauth.fail(found[0], found[1], found[2], req)
     content_type, filename = part.content_type, part.filename
@@ -155,6 +157,11 @@ def _store_part(req, app, inst, part, at, by):
         except Rejected as e:
             raise uploads.as_http_error(e, legacy=False, path=req.path)
         filename = None
+    try:
+        uploads.check_header_filename(filename)
+    except Rejected as e:
+        raise uploads.as_http_error(e, legacy=False, path=req.path)
+    filename = uploads.storage_filename(filename)
     inst.data.append(model.DataElement(
         str(uuid.uuid4()), data_type["id"], content_type, content.BytesContent(part.data),
         filename=filename, created=at, created_by=by, is_read=not req.principal.is_org))
@@ -199,7 +206,8 @@ def register(router, platform):
         inst.read_status = "Unread" if principal.is_org else "Read"
         process.start(app, inst, now)
         for part in parts:
-            _store_part(req, app, inst, part, now, by)
+            _store_part(req, app, inst, part, now, by,
+                        platform.options.enforce_data_type_task_id)
         process.initialize_task(app, inst, now, by)
         with store.lock:
             store.add_instance(inst)

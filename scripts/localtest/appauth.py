@@ -7,7 +7,13 @@
   "Insufficient scope" otherwise, as app-lib answers Maskinporten-based callers).
 - `mutation_problem`/`create_problem`/`delete_problem` follow app-lib's
   DataElementAccessChecker, check for check: `ref-data-as-pdf` is read-only (403); a data type
-  with a taskId can only change in that task (409 "Conflict with Current Task"); an archived
+  with a taskId can only change in that task (409 "Conflict with Current Task"), only when
+  `EnforceDataTypeTaskId` is on (`--enforce-data-type-task-id`; app-lib AppSettings.cs:255
+  defaults it to false); `actionRequiredToWrite` other than "write" (403: the app's policy
+  decides, and this platform has none, so it takes the stricter reading and refuses);
+  `allowedContributors` (or app-lib's spelling `allowedContributers`) without an
+  `org:<caller's org>` or `orgno:<caller's orgNumber>` entry (403; AllowedContributorsHelper,
+  so `app:owned` refuses every caller and users never match); an archived
   or deleted instance is not active (409); maxCount (409 "Max Count Exceeded"); maxSize (400);
   the only element of a form type and disallowUserDelete (400).
 """
@@ -110,24 +116,57 @@ def current_task_id(inst):
     return task.element_id if task is not None else None
 
 
-def mutation_problem(inst, data_type):
+def allowed_contributors(data_type):
+    """The data type's contributor list (either spelling), or None when it has none."""
+    found = data_type.get("allowedContributors")
+    if found is None:
+        found = data_type.get("allowedContributers")
+    return found or None
+
+
+def is_valid_contributor(data_type, principal):
+    """app-lib AllowedContributorsHelper.IsValidContributor: no list, or an `org:` entry
+    naming the caller's org, or an `orgno:` entry naming its organisation number (both
+    case-insensitive). A user matches neither."""
+    listed = allowed_contributors(data_type)
+    if not listed:
+        return True
+    org = principal.org if principal is not None and principal.is_org else None
+    org_no = principal.org_number if principal is not None and principal.is_org else None
+    for item in listed:
+        key, _, value = str(item).partition(":")
+        if key.lower() == "org" and org and value.lower() == str(org).lower():
+            return True
+        if key.lower() == "orgno" and org_no and value.lower() == str(org_no).lower():
+            return True
+    return False
+
+
+def mutation_problem(inst, data_type, principal=None, enforce_task=False):
     """(status, title, detail) of the first common check that fails, else None."""
     if data_type["id"].lower() == PDF_TYPE:
         return 403, "Forbidden", "Data element of type %s cannot be modified" % data_type["id"]
     expected = data_type.get("taskId")
     current = current_task_id(inst)
-    if expected is not None and expected != current:
+    if enforce_task and expected is not None and expected != current:
         return 409, "Conflict with Current Task", (
             "Data element of type %s can only be modified in %s (current task %s)"
             % (data_type["id"], expected, current or ""))
+    action = data_type.get("actionRequiredToWrite")
+    if action and action != "write":
+        return 403, "Forbidden", ("User is not authorized to perform %s on data element of "
+                                  "type %s" % (action, data_type["id"]))
+    if not is_valid_contributor(data_type, principal):
+        return 403, "Forbidden", "User is not a valid contributor to the data type %s" % (
+            data_type["id"])
     if not is_active(inst):
         return 409, "Instance Not Active", (
             "Cannot update data element of archived or deleted instance %s" % inst.id)
     return None
 
 
-def create_problem(inst, data_type, principal, size=None):
-    found = mutation_problem(inst, data_type)
+def create_problem(inst, data_type, principal, size=None, enforce_task=False):
+    found = mutation_problem(inst, data_type, principal, enforce_task)
     if found:
         return found
     max_count = data_type.get("maxCount") or 0
@@ -147,8 +186,8 @@ def create_problem(inst, data_type, principal, size=None):
     return None
 
 
-def delete_problem(inst, data_type, principal):
-    found = mutation_problem(inst, data_type)
+def delete_problem(inst, data_type, principal, enforce_task=False):
+    found = mutation_problem(inst, data_type, principal, enforce_task)
     if found:
         return found
     app_logic = data_type.get("appLogic") or {}

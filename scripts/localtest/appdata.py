@@ -43,8 +43,9 @@ def _read_form(req, data_type, empty_when_untyped):
 
 
 def _read_attachment(req, data_type, legacy_too_large):
-    """(bytes, content type, filename) of an attachment body after the upload rules."""
-    filename = uploads.check_attachment(req.headers, data_type)
+    """(bytes, content type, filename) of an attachment body after the upload rules. A
+    replace (legacy_too_large) reads the plain filename= parameter, as app-lib's PUT does."""
+    filename = uploads.check_attachment(req.headers, data_type, plain=legacy_too_large)
     content_type = req.headers.get("Content-Type")
     if content_type is None:
         raise Rejected(400, "The request is missing a content type header.",
@@ -61,6 +62,7 @@ def _read_attachment(req, data_type, legacy_too_large):
 
 def register(router, platform):
     store = platform.store
+    enforce = platform.options.enforce_data_type_task_id
     base = "/{org}/{app}/instances/{partyId:int}/{instanceGuid:guid}/data"
 
     def create_checks(req, app, type_id):
@@ -69,7 +71,7 @@ def register(router, platform):
         if data_type is None:
             raise web.HttpError(web.text(400, 'Could not find the specified data type: "%s" in '
                                          "applicationmetadata.json" % type_id))
-        found = appauth.create_problem(inst, data_type, req.principal)
+        found = appauth.create_problem(inst, data_type, req.principal, enforce_task=enforce)
         if found:
             _raise_problem(found, req, legacy=True)
         if appauth.current_task_id(inst) is None:
@@ -85,14 +87,17 @@ def register(router, platform):
                                                        "The dataType field is required."))
         with store.lock:
             _, data_type = create_checks(req, app, type_id)
+        uploads.check_request_size(req)
         filename = None
         try:
             if uploads.is_form(data_type):
                 body, content_type = _read_form(req, data_type, empty_when_untyped=True)
             else:
                 body, content_type, filename = _read_attachment(req, data_type, False)
+            uploads.check_header_filename(filename)
         except Rejected as e:
             raise uploads.as_http_error(e, legacy=True, path=req.path)
+        filename = uploads.storage_filename(filename)
         with store.lock:
             inst, data_type = create_checks(req, app, type_id)
             now = dates.now_ticks()
@@ -107,7 +112,7 @@ def register(router, platform):
 
     def update_checks(req, app):
         inst, element, data_type = appauth.load_element(store, req, app, write=True)
-        found = appauth.mutation_problem(inst, data_type)
+        found = appauth.mutation_problem(inst, data_type, req.principal, enforce)
         if found:
             _raise_problem(found, req, legacy=False)
         return inst, element, data_type
@@ -116,15 +121,18 @@ def register(router, platform):
         app = appauth.find_app(store, req)
         with store.lock:
             _, _, data_type = update_checks(req, app)
+        uploads.check_request_size(req)
         filename = None
         try:
             if uploads.is_form(data_type):
                 body, content_type = _read_form(req, data_type, empty_when_untyped=False)
             else:
                 body, content_type, filename = _read_attachment(req, data_type, True)
+            uploads.check_header_filename(filename)
         except Rejected as e:
             raise uploads.as_http_error(e, legacy=not uploads.is_form(data_type),
                                         path=req.path)
+        filename = uploads.storage_filename(filename)
         with store.lock:
             inst, element, data_type = update_checks(req, app)
             if uploads.is_form(data_type) and appauth.current_task_id(inst) is None:
@@ -144,7 +152,7 @@ def register(router, platform):
         app = appauth.find_app(store, req)
         with store.lock:
             inst, element, data_type = appauth.load_element(store, req, app, write=True)
-            found = appauth.delete_problem(inst, data_type, req.principal)
+            found = appauth.delete_problem(inst, data_type, req.principal, enforce)
             if found:
                 _raise_problem(found, req, legacy=False)
             if element.locked:

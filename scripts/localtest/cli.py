@@ -120,6 +120,10 @@ def parse_args(argv):
                    help="multiply the webhook retry schedule (10 s, 30 s, 1 m, 5 m, 10 m, "
                         "30 m, 1 h, 3 h, 6 h, 12 h, 12 h, then dead-letter) by FACTOR, e.g. "
                         "0.01 in tests (default: %(default)g)")
+    p.add_argument("--enforce-data-type-task-id", action="store_true",
+                   help="refuse writes to a data type whose taskId is not the current task "
+                        "(409), as apps with EnforceDataTypeTaskId do; default: off, as "
+                        "app-lib's default")
     p.add_argument("--version", action="version", version="altinn-localtest " + VERSION)
     args = p.parse_args(argv)
     if args.token_lifetime < 1:
@@ -138,7 +142,8 @@ def main(argv=None):
     options = server.Options(token_lifetime=args.token_lifetime, quiet=args.quiet,
                              ranges=not args.no_ranges, min_event_age=args.min_event_age,
                              allow_http_webhooks=args.allow_http_webhooks,
-                             webhook_retry_scale=args.webhook_retry_scale)
+                             webhook_retry_scale=args.webhook_retry_scale,
+                             enforce_data_type_task_id=args.enforce_data_type_task_id)
     platform = server.LocalPlatform(options)
     seed.SEEDS[args.seed](platform.store)
     try:

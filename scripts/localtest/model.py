@@ -20,7 +20,7 @@ from . import dates
 class DataElement:
     def __init__(self, guid, data_type, content_type, content, *, filename=None,
                  created, created_by, last_changed=None, last_changed_by=None,
-                 locked=False, is_read=False, tags=None, refs=None):
+                 locked=False, is_read=False, tags=None, refs=None, hard_deleted=None):
         self.guid = guid
         self.data_type = data_type
         self.content_type = content_type
@@ -34,6 +34,8 @@ class DataElement:
         self.is_read = is_read
         self.tags = list(tags or [])
         self.refs = list(refs or [])
+        # deleteStatus: the ticks a user deleted it (DataController.Delete with delay), or None
+        self.hard_deleted = hard_deleted
 
     @property
     def size(self):
@@ -67,6 +69,9 @@ class DataElement:
             "lastChanged": dates.format_ticks(self.last_changed),
             "lastChangedBy": self.last_changed_by,
         })
+        if self.hard_deleted is not None:
+            out["deleteStatus"] = {"isHardDeleted": True,
+                                   "hardDeleted": dates.format_ticks(self.hard_deleted)}
         return out
 
 
@@ -172,7 +177,12 @@ class Instance:
                 return element
         return None
 
-    def to_json(self, base, include_data=True, apps=False):
+    def visible_data(self, owner):
+        """Storage hides user-deleted elements from everyone but the app owner
+        (FilterOutDeletedDataElements, skipped when User.GetOrg() == instance.Org)."""
+        return [e for e in self.data if owner or e.hard_deleted is None]
+
+    def to_json(self, base, include_data=True, apps=False, app_owner=True):
         links = {}
         if apps:
             links["apps"] = "%s/%s/instances/%s" % (base, self.app_id, self.id)
@@ -209,7 +219,8 @@ class Instance:
             out["completeConfirmations"] = [
                 {"stakeholderId": who, "confirmedOn": dates.format_ticks(when)}
                 for who, when in self.confirmations]
-        out["data"] = ([e.to_json(self, base, apps) for e in self.data] if include_data else [])
+        out["data"] = ([e.to_json(self, base, apps) for e in self.visible_data(app_owner)]
+                       if include_data else [])
         out.update({
             "created": dates.format_ticks(self.created),
             "createdBy": self.created_by,

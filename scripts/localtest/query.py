@@ -123,6 +123,9 @@ def _build_filters(req, principal):
         filters.append(lambda i: i.party_id in wanted_parties)
     if principal.is_user:
         filters.append(principal.may_read_instance)
+        # ApplyHardDeleteFilter: only the app owner sees hard-deleted instances
+        # (altinn-storage InstancesController.cs:1187-1210)
+        filters.append(lambda i: not i.is_hard_deleted)
     for name, value in req.query:
         if name in DATE_FIELDS:
             filters.append(_date_filter(name, value))
@@ -192,7 +195,8 @@ def search(req, store):
             else:
                 rows = [i for i in rows if (i.last_changed, i.row_id) > after]
         page = rows[:size]
-        instances = [i.to_json(req.base_url, include_data) for i in page]
+        instances = [i.to_json(req.base_url, include_data, app_owner=principal.is_org)
+                     for i in page]
         next_token = (encode_token(page[-1].last_changed, page[-1].row_id)
                       if len(page) == size else None)
 

@@ -93,6 +93,16 @@ def soknad_app():
         _form_type("model", "Altinn.App.Models.Soknad"),
         _data_type("attachment", ["application/pdf", "image/png", "image/jpeg", "text/plain"],
                    maxSize=25, maxCount=10, minCount=0, taskId="Task_1"),
+        # written by the app only, as signing and payment tasks require (app-lib
+        # AllowedContributorsHelper.EnsureDataTypeIsAppOwned): nobody may upload to it
+        _data_type("signatur", ["application/json"], maxCount=1, minCount=0,
+                   allowedContributors=["app:owned"]),
+        # needs an action beyond write (DataElementAccessChecker: actionRequiredToWrite)
+        _data_type("betaling", ["application/json", "text/csv"], maxCount=1, minCount=0,
+                   actionRequiredToWrite="pay"),
+        # only the service owner may write it
+        _data_type("saksbehandling", ["application/zip"], maxCount=5, minCount=0,
+                   allowedContributors=["org:ttd", "orgno:991825827"]),
     ])
     doc["_process"] = [FILL_IN, CONFIRM]
     return model.Application(doc)
@@ -312,6 +322,44 @@ def big_instance():
     return inst
 
 
+DELETED_PARTY = "50013"
+HARD_DELETED_GUID = "de1e0000-0000-4000-8000-000000000001"
+SOFT_DELETED_GUID = "de1e0000-0000-4000-8000-000000000002"
+ACTIVE_GUID = "de1e0000-0000-4000-8000-000000000003"
+DELETED_DATA_GUID = "de1e0000-0000-4000-8000-0000000000de"
+
+
+def deleted_instances():
+    """Party 50013: a hard-deleted instance, a soft-deleted one, and an active one holding an
+    element a user deleted (deleteStatus.isHardDeleted); each has one ordinary element
+    `beholdt.pdf`. Storage shows all of it to the app owner (InstancesController
+    ApplyHardDeleteFilter, DataController Get), and hides the deleted ones from users."""
+    out = []
+    for n, guid in enumerate((HARD_DELETED_GUID, SOFT_DELETED_GUID, ACTIVE_GUID), start=1):
+        created = dates.ticks_from_parts(2026, 4, n, 9, 0, 0, 1111111 * n)
+        deleted = created + DAY
+        inst = model.Instance(guid, DELETED_PARTY, TILSKUDD, {"organisationNumber": "910000013"},
+                              created=created, created_by=DELETED_PARTY,
+                              last_changed=deleted, last_changed_by=DELETED_PARTY)
+        inst.start_process(created)
+        kept = guid[:-3] + "0b%d" % n
+        inst.data.append(_element(kept, "vedlegg", "application/pdf", pdf_bytes(kept, "Beholdt"),
+                                  "beholdt.pdf", created + SECOND, created + SECOND,
+                                  DELETED_PARTY))
+        if guid != ACTIVE_GUID:
+            inst.is_soft_deleted, inst.soft_deleted = True, deleted
+        if guid == HARD_DELETED_GUID:
+            inst.is_hard_deleted, inst.hard_deleted = True, deleted
+        if guid == ACTIVE_GUID:
+            gone = _element(DELETED_DATA_GUID, "vedlegg", "application/pdf",
+                            pdf_bytes(DELETED_DATA_GUID, "Slettet"), "slettet.pdf",
+                            created + 2 * SECOND, deleted, DELETED_PARTY)
+            gone.hard_deleted = deleted
+            inst.data.append(gone)
+        out.append(inst)
+    return out
+
+
 def seed_demo(store):
     used = set()
     store.add_app(soknad_app())
@@ -321,7 +369,7 @@ def seed_demo(store):
                                     "attachment", SOKNAD_COMPLETE, SOKNAD_CONFIRMED, used):
         store.add_instance(inst)
     rng = random.Random(20260302)
-    specials = [special_instance(), big_instance()]
+    specials = [special_instance(), big_instance()] + deleted_instances()
     for inst in specials:
         used.update((inst.created, inst.last_changed))
     for inst in specials:

@@ -29,13 +29,16 @@ _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, s
 
 class Options:
     def __init__(self, token_lifetime=3600, quiet=False, ranges=True, min_event_age=30,
-                 allow_http_webhooks=False, webhook_retry_scale=1.0):
+                 allow_http_webhooks=False, webhook_retry_scale=1.0,
+                 enforce_data_type_task_id=False):
         self.token_lifetime = token_lifetime
         self.quiet = quiet
         self.ranges = ranges
         self.min_event_age = min_event_age              # seconds; events polling only
         self.allow_http_webhooks = allow_http_webhooks  # http:// endpoints on loopback
         self.webhook_retry_scale = webhook_retry_scale  # multiplies the retry schedule
+        # app-lib's EnforceDataTypeTaskId (AppSettings.cs:255, default false)
+        self.enforce_data_type_task_id = enforce_data_type_task_id
 
 
 class LocalPlatform:

@@ -74,13 +74,15 @@ def register(router, platform):
     def get_instance(req):
         with store.lock:
             inst = _find_instance(store, req)
-            return web.json_response(inst.to_json(req.base_url))
+            return web.json_response(inst.to_json(req.base_url,
+                                                  app_owner=req.principal.same_org(inst.org)))
 
     def get_data_elements(req):
         with store.lock:
             inst = _find_instance(store, req)
             return web.json_response(
-                {"dataElements": [e.to_json(inst, req.base_url) for e in inst.data]})
+                {"dataElements": [e.to_json(inst, req.base_url) for e in
+                                  inst.visible_data(req.principal.same_org(inst.org))]})
 
     def get_data(req):
         with store.lock:

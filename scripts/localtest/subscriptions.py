@@ -207,6 +207,24 @@ def _base_of(parts):
     return ("%s://%s" % (parts.scheme, parts.netloc)).lower()
 
 
+def absolute_uri(url):
+    """.NET's Uri.AbsoluteUri, which the platform stores as the endpoint
+    (altinn-events SubscriptionRepository.cs:51,75): scheme and host in lower case, the
+    scheme's default port left out, an empty path as "/"."""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = "[%s]" % host
+    port = parts.port
+    if port is not None and not ((parts.scheme.lower() == "https" and port == 443) or
+                                 (parts.scheme.lower() == "http" and port == 80)):
+        host += ":%d" % port
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (userinfo + "@" if userinfo else "") + host
+    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, parts.path or "/",
+                                    parts.query, parts.fragment))
+
+
 def register(router, platform):
     events = platform.events
     registry = events.registry
@@ -301,7 +319,7 @@ def register(router, platform):
             return web.text(403, "Not authorized to create a subscription for resource %s." %
                             m["resourceFilter"])
         sub, _ = registry.create(dict(
-            endpoint=m["endPoint"], source_filter=m["sourceFilter"],
+            endpoint=absolute_uri(m["endPoint"]), source_filter=m["sourceFilter"],
             resource_filter=m["resourceFilter"], subject_filter=m["subjectFilter"],
             type_filter=m["typeFilter"], consumer=consumer,
             include_subunits=m["includeSubunits"], base=req.base_url))

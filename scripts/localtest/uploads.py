@@ -14,6 +14,7 @@ Form data (appLogic) is parsed instead: `application/xml` must be well-formed XM
 `application/json` valid JSON (the model class itself is not checked); other types are 415.
 """
 
+import base64
 import json
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
@@ -27,7 +28,8 @@ REQUEST_SIZE_LIMIT = 2000 * 1024 * 1024
 MIB = 1024 * 1024
 
 # Extension -> MIME type and its aliases (a subset of app-lib's MimeTypeMap; unknown
-# extensions map to application/octet-stream).
+# extensions map to application/octet-stream). app-lib's map has no .log, .md or .msg
+# (app-lib-dotnet Helpers/MimeTypeMap.cs), so those are octet-stream here too.
 MIME_TYPES = {
     ".7z": ("application/x-7z-compressed",), ".bmp": ("image/bmp",),
     ".csv": ("text/csv",), ".doc": ("application/msword",),
@@ -36,8 +38,8 @@ MIME_TYPES = {
     ".gz": ("application/x-gzip",), ".htm": ("text/html",), ".html": ("text/html",),
     ".ico": ("image/x-icon",), ".jpe": ("image/jpeg",), ".jpeg": ("image/jpeg",),
     ".jpg": ("image/jpeg",), ".js": ("application/javascript",), ".json": ("application/json",),
-    ".log": ("text/plain",), ".m4a": ("audio/m4a", "audio/x-m4a"), ".md": ("text/markdown",),
-    ".mp3": ("audio/mpeg",), ".mp4": ("video/mp4",), ".msg": ("application/vnd.ms-outlook",),
+    ".m4a": ("audio/m4a", "audio/x-m4a"),
+    ".mp3": ("audio/mpeg",), ".mp4": ("video/mp4",),
     ".odp": ("application/vnd.oasis.opendocument.presentation",),
     ".ods": ("application/vnd.oasis.opendocument.spreadsheet",),
     ".odt": ("application/vnd.oasis.opendocument.text",), ".p7s": ("application/pkcs7-signature",),
@@ -152,8 +154,36 @@ def _decode_ext_value(value):
         return None
 
 
-def filename_from_header(value, ascii_only=True):
-    """The filename a Content-Disposition header names, sanitized as app-lib does, or None."""
+def _decode_mime(value):
+    """Microsoft.Net.Http.Headers TryDecodeMime: a quoted `"=?charset?B?base64?="`, else
+    None (only B encoding, one encoded word)."""
+    if len(value) < 10 or not (value.startswith('"') and value.endswith('"')):
+        return None
+    parts = value.split("?")
+    if len(parts) != 5 or parts[0] != '"=' or parts[4] != '="' or parts[2].lower() != "b":
+        return None
+    try:
+        return base64.b64decode(parts[3], validate=True).decode(parts[1], errors="replace")
+    except (ValueError, LookupError):
+        return None
+
+
+def _plain_filename(params):
+    """ContentDispositionHeaderValue.FileName (Microsoft.Net.Http.Headers GetName): an RFC
+    2047 B-encoded word is decoded, otherwise the bounding quotes are removed."""
+    raw = params.get("filename")
+    if raw is None:
+        return None
+    decoded = _decode_mime(raw)
+    if decoded is not None:
+        return decoded
+    return raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
+
+
+def filename_from_header(value, ascii_only=True, plain=False):
+    """The filename a Content-Disposition header names, sanitized as app-lib does, or None.
+    plain: the replace (PUT) path, which reads only `filename` (app-lib DataController
+    `contentDispositionHeader.FileName`); otherwise `filename*` wins (upload, POST)."""
     if not value:
         return None
     if ascii_only and any(ord(ch) > 127 for ch in value):
@@ -163,14 +193,61 @@ def filename_from_header(value, ascii_only=True):
     except ValueError:
         return None
     name = None
-    if "filename*" in params:
+    if "filename*" in params and not plain:
         name = _decode_ext_value(params["filename*"])
-    if name is None and "filename" in params:
-        name = params["filename"]
+    if name is None:
+        name = _plain_filename(params)
     if name is None:
         return None
     name = name.strip('"').replace("/", "_").replace("\0", "_")
     return name or None
+
+
+def url_decode(text):
+    """System.Web.HttpUtility.UrlDecode: `+` is a space, `%xx` a UTF-8 byte, `%uXXXX` a
+    UTF-16 unit; a `%` that starts neither is kept."""
+    out = bytearray()
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "+":
+            out += b" "
+        elif ch == "%" and i + 6 <= n and text[i + 1] in "uU" and _is_hex(text[i + 2:i + 6]):
+            out += chr(int(text[i + 2:i + 6], 16)).encode("utf-8", "surrogatepass")
+            i += 6
+            continue
+        elif ch == "%" and i + 3 <= n and _is_hex(text[i + 1:i + 3]):
+            out.append(int(text[i + 1:i + 3], 16))
+            i += 3
+            continue
+        else:
+            out += ch.encode("utf-8", "surrogatepass")
+        i += 1
+    return out.decode("utf-8", errors="replace")
+
+
+def _is_hex(text):
+    return all(c in _HEX for c in text)
+
+
+_HEX = set("0123456789abcdefABCDEF")
+
+
+def storage_filename(name):
+    """The name Storage keeps for the name the app sends it: decoded twice, once in
+    DataElementHelper.GetStream and again in DataController (altinn-storage
+    Helpers/DataElementHelper.cs:125,141; Controllers/DataController.cs:489 POST, :660 PUT).
+    "a+b.pdf" becomes "a b.pdf"; "a%252B.pdf" becomes "a+.pdf"."""
+    return None if name is None else url_decode(url_decode(name))
+
+
+def check_header_filename(name):
+    """app-lib hands the name to DataClient, whose System.Net.Http ContentDispositionHeaderValue
+    setter throws for a quote inside it ("Only bounding quotes are allowed"): the app answers
+    500. Raises Rejected(500)."""
+    if name is not None and '"' in name:
+        raise Rejected(500, "An error occurred while processing your request.",
+                       title="Internal Server Error")
 
 
 # -- attachments --------------------------------------------------------------------------
@@ -180,9 +257,10 @@ def _max_bytes(data_type):
     return int(size) * MIB if isinstance(size, (int, float)) and size > 0 else None
 
 
-def check_attachment(headers, data_type):
+def check_attachment(headers, data_type, plain=False):
     """DataRestrictionValidation for an attachment upload. Returns the filename; raises
-    Rejected(400, description) on the first rule that fails."""
+    Rejected(400, description) on the first rule that fails. plain: the replace path
+    (filename= only)."""
     disposition = headers.get("Content-Disposition")
     if disposition is None:
         raise Rejected(400, "%s The request must include a Content-Disposition header" % ERROR)
@@ -190,7 +268,7 @@ def check_attachment(headers, data_type):
     length = headers.get("Content-Length")
     if limit is not None and length and length.strip().isdigit() and int(length) > limit:
         raise Rejected(400, "%s Binary attachment exceeds limit of %d" % (ERROR, limit))
-    filename = filename_from_header(disposition)
+    filename = filename_from_header(disposition, plain=plain)
     if filename is None:
         raise Rejected(400, "%s The Content-Disposition header must contain a valid filename"
                        % ERROR)
@@ -214,10 +292,21 @@ def check_attachment(headers, data_type):
     return filename
 
 
+def check_request_size(req):
+    """[RequestSizeLimit(2000 MiB)] on app-lib's InstancesController and DataController
+    (REQUEST_SIZE_LIMIT, InstancesController.cs:83, DataController.cs:57): Kestrel refuses a
+    Content-Length over it with 413 before the action runs."""
+    length = req.headers.get("Content-Length")
+    if length and length.strip().isdigit() and int(length) > REQUEST_SIZE_LIMIT:
+        raise web.HttpError(web.text(413, "Request body too large. The max request body size "
+                                     "is %d bytes." % REQUEST_SIZE_LIMIT))
+
+
 def read_body(req, data_type=None):
     """The request body, refusing more than the data type's maxSize (413) or the request
     size limit. Reads straight from the socket, so it is not bound by web.MAX_BUFFERED_BODY."""
-    limit = (_max_bytes(data_type) if data_type else None) or REQUEST_SIZE_LIMIT
+    limit = min((_max_bytes(data_type) if data_type else None) or REQUEST_SIZE_LIMIT,
+                REQUEST_SIZE_LIMIT)
     body = bytearray()
     for chunk in req.stream():
         body += chunk

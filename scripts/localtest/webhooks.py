@@ -27,6 +27,11 @@ import urllib.parse
 from . import dates
 
 SCHEDULE = (10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 12 * 3600)
+# Validation events have their own, short policy (altinn-events appsettings.json
+# ValidationQueuePolicy: cooldown 1, 5, 10 s, then 30 s, 1, 2, 2, 2 min; then the error
+# queue): nine attempts over about eight minutes, then the subscription stays unvalidated
+# until it is posted again.
+VALIDATION_SCHEDULE = (1, 5, 10, 30, 60, 120, 120, 120)
 TIMEOUT = 10.0
 CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_LOG = 200_000
@@ -123,13 +128,14 @@ class Worker:
         ms = (time.monotonic() - started) * 1000
         ok = 200 <= status < 300
         retry_in = None
+        schedule = VALIDATION_SCHEDULE if delivery.validation else SCHEDULE
         if ok:
             outcome = "delivered"
-        elif delivery.attempt > len(SCHEDULE):
+        elif delivery.attempt > len(schedule):
             outcome = "dead-letter"
         else:
             outcome = "retry"
-            retry_in = SCHEDULE[delivery.attempt - 1] * self.hub.retry_scale()
+            retry_in = schedule[delivery.attempt - 1] * self.hub.retry_scale()
         self.hub.record(self, delivery, status, error, outcome, ms, retry_in)
         if ok and delivery.validation:
             self.hub.validated(self.sub_id)

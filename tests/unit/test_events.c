@@ -94,20 +94,38 @@ static void test_subscriptions(void)
 		"{\"count\":3,\"subscriptions\":["
 		"{\"id\":4,\"endPoint\":\"https://h/e?code=a\",\"sourceFilter\":\"https://o/ttd/soknad\","
 		"\"typeFilter\":\"app.instance.created\"},"
-		"{\"id\":5,\"endPoint\":\"https://h/e?code=a\",\"sourceFilter\":\"https://o/ttd/soknad/\"},"
+		"{\"id\":5,\"endPoint\":\"https://h/e?code=a\",\"sourceFilter\":\"https://o/ttd/soknad/\","
+		"\"validated\":true},"
 		"{\"id\":6,\"endPoint\":\"https://h/e?code=a\",\"sourceFilter\":\"https://o/ttd/other\"}]}";
+	const char *unvalidated =
+		"{\"count\":1,\"subscriptions\":[{\"id\":7,\"endPoint\":\"https://h/e?code=a\","
+		"\"sourceFilter\":\"https://o/ttd/soknad\",\"validated\":false}]}";
 	int64_t id = -1;
+	bool validated = false;
 	char *req;
 
 	CHECK(json_find_subscription(list, strlen(list), "https://h/e?code=a", "https://o/ttd/soknad",
-				     &id) == 0 && id == 5,
+				     &id, &validated) == 0 && id == 5 && validated,
 	      "the one without a type filter, trailing slash aside; got %lld", (long long)id);
 	CHECK(json_find_subscription(list, strlen(list), "https://h/e?code=b", "https://o/ttd/soknad",
-				     &id) == -ENOENT,
+				     &id, &validated) == -ENOENT,
 	      "another endpoint is not ours");
-	CHECK(json_subscription_id("{\"id\":12,\"validated\":false}", 27, &id) == 0 && id == 12,
-	      "a created subscription's id");
-	CHECK(json_subscription_id("{\"validated\":false}", 19, &id) == -EIO, "no id");
+	/* the platform stores Uri.AbsoluteUri: lower-case host, no default port */
+	CHECK(json_find_subscription(list, strlen(list), "HTTPS://H:443/e?code=a",
+				     "https://o/ttd/soknad", &id, &validated) == 0 && id == 5,
+	      "the endpoint compared normalized");
+	CHECK(json_find_subscription(list, strlen(list), "https://h:8443/e?code=a",
+				     "https://o/ttd/soknad", &id, &validated) == -ENOENT,
+	      "another port is another endpoint");
+	CHECK(json_find_subscription(unvalidated, strlen(unvalidated), "https://h/e?code=a",
+				     "https://o/ttd/soknad", &id, &validated) == 0 && id == 7 &&
+	      !validated, "validated:false is reported");
+	CHECK(json_subscription_id("{\"id\":12,\"validated\":false}", 27, &id, &validated) == 0 &&
+	      id == 12 && !validated, "a created subscription's id");
+	CHECK(json_subscription_id("{\"validated\":false}", 19, &id, &validated) == -EIO, "no id");
+	CHECK(json_validation_subscription("https://p/events/api/v1/subscriptions/42") == 42,
+	      "a validation event's subscription");
+	CHECK(json_validation_subscription("https://p/x") == -1, "not a subscription");
 	req = json_subscription_request("https://h/e?code=a", "https://o/ttd/soknad");
 	CHECK(strcmp(req, "{\"endPoint\":\"https://h/e?code=a\",\"sourceFilter\":\"https://o/ttd/soknad\"}") == 0,
 	      "the request body: %s", req);

@@ -435,7 +435,8 @@ static void test_status(void)
 	};
 	struct alt_status_app apps[] = {
 		{ .id = "ttd/soknad", .metadata_loaded = true, .instances_listed = 1200,
-		  .listed_at = { 1605715001, 0 }, .event_cursor = "e1", .pending_event_files = 2 },
+		  .listed_at = { 1605715001, 0 }, .event_cursor = "e1", .pending_event_files = 2,
+		  .push = true, .push_subscription = 42, .push_validated = true },
 		{ .id = "ttd/tilskudd" },
 	};
 	json_t *root, *v;
@@ -466,6 +467,13 @@ static void test_status(void)
 	      strcmp(json_string_value(json_object_get(v, "cursor")), "e1") == 0 &&
 	      json_integer_value(json_object_get(v, "pending_files")) == 2,
 	      "events fields of an app come from its status");
+	CHECK(json_integer_value(json_object_get(json_object_get(v, "push"), "subscription")) == 42 &&
+	      json_is_true(json_object_get(json_object_get(v, "push"), "validated")),
+	      "push: the subscription and whether it is validated");
+	CHECK(json_is_null(json_object_get(json_object_get(json_object_get(root, "events"),
+							   "ttd/tilskudd"), "push")),
+	      "push is null without a webhook");
+	CHECK(!json_object_get(root, "instance_writes"), "no give-up ages without them");
 	v = json_object_get(json_object_get(root, "events"), "ttd/tilskudd");
 	CHECK(json_is_null(json_object_get(v, "cursor")) &&
 		      json_is_null(json_object_get(v, "last_poll_at")) &&

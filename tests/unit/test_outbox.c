@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_app.h"
+#include "config.h"
+#include "limits.h"
 #include "outbox_rules.h"
 #include "spool.h"
 
@@ -58,6 +61,10 @@ static void test_content_types(void)
 	CHECK(strcmp(outbox_content_type("bilde.jpeg"), "image/jpeg") == 0);
 	CHECK(strcmp(outbox_content_type("x.tar.gz"), "application/x-gzip") == 0);
 	CHECK(strcmp(outbox_content_type("data.xyz"), "application/octet-stream") == 0);
+	/* not in app-lib's MimeTypeMap */
+	CHECK(strcmp(outbox_content_type("a.log"), "application/octet-stream") == 0);
+	CHECK(strcmp(outbox_content_type("a.md"), "application/octet-stream") == 0);
+	CHECK(strcmp(outbox_content_type("a.msg"), "application/octet-stream") == 0);
 	CHECK(outbox_content_type("README") == NULL);
 	CHECK(outbox_content_type("slutt.") == NULL);
 }
@@ -108,6 +115,95 @@ static void test_choose(void)
 	      strcmp(t->id, "model") == 0);
 	CHECK(outbox_choose_type(&app, "nope", "application/pdf", 10, &t, &why) == -EINVAL);
 	free(why);
+}
+
+/* allowedContributors, actionRequiredToWrite and the request limit */
+static void test_choose_contributors(void)
+{
+	char *json[] = { "application/json", NULL };
+	char *owned[] = { "app:owned", NULL };
+	char *ours[] = { "orgno:991825827", "ORG:TTD", NULL };
+	char *theirs[] = { "org:skd", "orgno:991825827", NULL };
+	struct alt_data_type types[] = {
+		{ .id = "signatur", .allowed_content_types = json, .allowed_contributors = owned },
+		{ .id = "betaling", .allowed_content_types = json,
+		  .action_required_to_write = "pay" },
+		{ .id = "skd", .allowed_content_types = json, .allowed_contributors = theirs },
+		{ .id = "ours", .allowed_content_types = json, .allowed_contributors = ours },
+	};
+	struct alt_app app = { .id = "ttd/test", .org = "ttd", .types = types, .n_types = 4 };
+	const struct alt_data_type *t = NULL;
+	char *why = NULL;
+
+	CHECK(!outbox_contributor(&types[0], "ttd") && outbox_contributor(&types[1], "ttd"));
+	CHECK(!outbox_contributor(&types[2], "ttd") && outbox_contributor(&types[3], "ttd"));
+	CHECK(outbox_choose_type(&app, NULL, "application/json", 10, &t, &why) == 0 &&
+	      strcmp(t->id, "ours") == 0);
+	app.n_types = 3;
+	CHECK(outbox_choose_type(&app, NULL, "application/json", 10, &t, &why) == -EINVAL);
+	CHECK(why && strstr(why, "allowedContributors"));
+	free(why);
+	why = NULL;
+	CHECK(outbox_choose_type(&app, "signatur", "application/json", 10, &t, &why) == -EACCES);
+	free(why);
+	why = NULL;
+	app.n_types = 4;
+	CHECK(outbox_choose_type(&app, NULL, "application/json", ALT_MAX_UPLOAD + 1, &t, &why) ==
+	      -EFBIG);
+	CHECK(why && strstr(why, "2000 MiB"));
+	free(why);
+}
+
+/* Names encoded so that Storage's double URL-decode gives them back, and
+ * the replace path's plain filename= reads non-ASCII names */
+static void test_content_disposition(void)
+{
+	static const struct {
+		const char *name, *want;
+	} cases[] = {
+		{ "a.pdf", "attachment; filename=\"a.pdf\"; filename*=UTF-8''a.pdf" },
+		{ "a+b 50%.pdf", "attachment; filename=\"a%252Bb 50%2525.pdf\"; "
+				 "filename*=UTF-8''a%25252Bb%2050%252525.pdf" },
+		{ "a\"b.pdf", "attachment; filename=\"a%2522b.pdf\"; filename*=UTF-8''a%252522b.pdf" },
+		{ "s\xc3\xb8knad.pdf", "attachment; filename=\"=?utf-8?B?c8O4a25hZC5wZGY=?=\"; "
+				     "filename*=UTF-8''s%C3%B8knad.pdf" },
+		{ "a\\b.pdf", "attachment; filename=\"=?utf-8?B?YVxiLnBkZg==?=\"; "
+				"filename*=UTF-8''a%5Cb.pdf" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *v = app_content_disposition(cases[i].name);
+
+		CHECK(strcmp(v, cases[i].want) == 0);
+		if (strcmp(v, cases[i].want) != 0)
+			fprintf(stderr, "  got %s\n", v);
+		free(v);
+	}
+}
+
+/* Where App API calls go without apps_url */
+static void test_app_base(void)
+{
+	struct config cfg;
+	char *err = NULL, *v;
+
+	config_init(&cfg);
+	CHECK(config_set(&cfg, "platform", "https://platform.tt02.altinn.no", &err) == 0);
+	CHECK(config_set(&cfg, "apps", "ttd/soknad", &err) == 0);
+	CHECK(config_set(&cfg, "token_file", "/dev/null", &err) == 0);
+	v = config_app_base(&cfg, "ttd");
+	CHECK(strcmp(v, "https://ttd.apps.tt02.altinn.no") == 0);
+	free(v);
+	free(cfg.platform);
+	cfg.platform = strdup("https://tt02.altinn.no");
+	CHECK(config_check(&cfg, &err) == -EINVAL && err && strstr(err, "apps_url"));
+	free(err);
+	free(cfg.platform);
+	cfg.platform = strdup("http://127.0.0.1:8080");
+	v = config_app_base(&cfg, "ttd");
+	CHECK(strcmp(v, "http://127.0.0.1:8080") == 0);
+	free(v);
+	config_free(&cfg);
 }
 
 static int loaded;
@@ -175,6 +271,9 @@ int main(void)
 	test_content_types();
 	test_type_setting();
 	test_choose();
+	test_choose_contributors();
+	test_content_disposition();
+	test_app_base();
 	test_spool();
 	if (failures)
 		fprintf(stderr, "%d failure(s)\n", failures);
