@@ -21,8 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a = b = NULL;
 	if (json_outbox_parse_process(text, size, &a, &ended) == 0)
 		free(a);
-	if (json_outbox_parse_element_id(text, size, &a) == 0)
+	if (json_outbox_parse_element_id(text, size, &a, &b) == 0) {
 		free(a);
+		free(b);
+	}
+	a = b = NULL;
 	if (json_parse_mp_token(text, size, &a, &expires_in) == 0)
 		free(a);
 	if (json_parse_string_answer(text, size, &a) == 0)
