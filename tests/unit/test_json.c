@@ -15,7 +15,7 @@
 #include "altinn.h"
 #include "http.h"
 #include "json.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

@@ -7,7 +7,7 @@
 
 #include "api_app.h"
 #include "config.h"
-#include "limits.h"
+#include "caps.h"
 #include "outbox_rules.h"
 #include "spool.h"
 
@@ -56,17 +56,17 @@ static void test_temp_names(void)
 
 static void test_content_types(void)
 {
-	CHECK(strcmp(outbox_content_type("a.pdf"), "application/pdf") == 0);
-	CHECK(strcmp(outbox_content_type("A.PDF"), "application/pdf") == 0);
-	CHECK(strcmp(outbox_content_type("bilde.jpeg"), "image/jpeg") == 0);
-	CHECK(strcmp(outbox_content_type("x.tar.gz"), "application/x-gzip") == 0);
-	CHECK(strcmp(outbox_content_type("data.xyz"), "application/octet-stream") == 0);
+	CHECK(strcmp(app_content_type("a.pdf"), "application/pdf") == 0);
+	CHECK(strcmp(app_content_type("A.PDF"), "application/pdf") == 0);
+	CHECK(strcmp(app_content_type("bilde.jpeg"), "image/jpeg") == 0);
+	CHECK(strcmp(app_content_type("x.tar.gz"), "application/x-gzip") == 0);
+	CHECK(strcmp(app_content_type("data.xyz"), "application/octet-stream") == 0);
 	/* not in app-lib's MimeTypeMap */
-	CHECK(strcmp(outbox_content_type("a.log"), "application/octet-stream") == 0);
-	CHECK(strcmp(outbox_content_type("a.md"), "application/octet-stream") == 0);
-	CHECK(strcmp(outbox_content_type("a.msg"), "application/octet-stream") == 0);
-	CHECK(outbox_content_type("README") == NULL);
-	CHECK(outbox_content_type("slutt.") == NULL);
+	CHECK(strcmp(app_content_type("a.log"), "application/octet-stream") == 0);
+	CHECK(strcmp(app_content_type("a.md"), "application/octet-stream") == 0);
+	CHECK(strcmp(app_content_type("a.msg"), "application/octet-stream") == 0);
+	CHECK(app_content_type("README") == NULL);
+	CHECK(app_content_type("slutt.") == NULL);
 }
 
 static void test_type_setting(void)
@@ -135,8 +135,8 @@ static void test_choose_contributors(void)
 	const struct alt_data_type *t = NULL;
 	char *why = NULL;
 
-	CHECK(!outbox_contributor(&types[0], "ttd") && outbox_contributor(&types[1], "ttd"));
-	CHECK(!outbox_contributor(&types[2], "ttd") && outbox_contributor(&types[3], "ttd"));
+	CHECK(!app_contributor(&types[0], "ttd") && app_contributor(&types[1], "ttd"));
+	CHECK(!app_contributor(&types[2], "ttd") && app_contributor(&types[3], "ttd"));
 	CHECK(outbox_choose_type(&app, NULL, "application/json", 10, &t, &why) == 0 &&
 	      strcmp(t->id, "ours") == 0);
 	app.n_types = 3;

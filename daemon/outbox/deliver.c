@@ -187,7 +187,7 @@ static int check_file(struct outbox *ob, struct ob_item *it, const char *path,
 	el->path = xstrdup(path);
 	el->filename = xstrdup(filename);
 	el->size = (uint64_t)st.st_size;
-	ctype = outbox_content_type(filename);
+	ctype = app_content_type(filename);
 	if (st.st_size == 0) {
 		*ret_reason = xasprintf("\"%s\" is empty: the platform takes no zero-byte data", filename);
 	} else if (!ctype) {

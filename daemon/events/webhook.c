@@ -23,7 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

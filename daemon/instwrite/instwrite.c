@@ -28,10 +28,9 @@
 #include "api_app.h"
 #include "config.h"
 #include "json.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "mountio.h"
-#include "outbox_rules.h"
 #include "xalloc.h"
 
 static const char schema[] =
@@ -255,7 +254,7 @@ static int check_platform(struct instwrite *iw, const struct alt_dw_key *k, uint
 		r = -ENOENT;
 	else if (strcmp(t->id, "ref-data-as-pdf") == 0 || t->has_app_logic)
 		r = -EACCES; /* made by the app, or form data */
-	else if (!outbox_contributor(t, k->org))
+	else if (!app_contributor(t, k->org))
 		r = -EACCES; /* only its allowedContributors write it ("app:owned") */
 	if (r == 0 && ret_max) {
 		/* maxSize, and never more than the App API takes in one request */

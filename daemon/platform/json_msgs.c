@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "json_i.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

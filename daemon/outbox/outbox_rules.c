@@ -1,11 +1,9 @@
-/* outbox_rules.c - owner folders, temporary names, content and data types.
+/* outbox_rules.c - owner folders, temporary names and data types.
  *
- * The extension table is a subset of app-lib's MimeTypeMap
- * (Helpers/MimeTypeMap.cs): an upload whose Content-Type is neither
- * application/octet-stream nor the type of its extension is refused
- * (DataRestrictionValidation), so guessing from the bytes would be worse
- * than useless. Extensions the map lacks (.log, .md, .msg among them)
- * are application/octet-stream there, and so here. */
+ * The content type of a file comes from its extension
+ * (app_content_type() in api_app.c, the platform's own table): an
+ * upload whose Content-Type is not the type of its extension is refused,
+ * so guessing from the bytes would be worse than useless. */
 #include "outbox_rules.h"
 
 #include <errno.h>
@@ -14,7 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "limits.h"
+#include "api_app.h"
+#include "caps.h"
 #include "xalloc.h"
 
 #define OCTET_STREAM "application/octet-stream"
@@ -76,45 +75,6 @@ bool outbox_temp_name(const char *name)
 	return false;
 }
 
-static const struct {
-	const char *ext, *type;
-} mime_types[] = {
-	{ "7z", "application/x-7z-compressed" }, { "bmp", "image/bmp" }, { "csv", "text/csv" },
-	{ "doc", "application/msword" },
-	{ "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
-	{ "dot", "application/msword" }, { "eml", "message/rfc822" }, { "gif", "image/gif" },
-	{ "gz", "application/x-gzip" }, { "htm", "text/html" }, { "html", "text/html" },
-	{ "ico", "image/x-icon" }, { "jpe", "image/jpeg" }, { "jpeg", "image/jpeg" },
-	{ "jpg", "image/jpeg" }, { "js", "application/javascript" },
-	{ "json", "application/json" }, { "m4a", "audio/m4a" },
-	{ "mp3", "audio/mpeg" }, { "mp4", "video/mp4" },
-	{ "odp", "application/vnd.oasis.opendocument.presentation" },
-	{ "ods", "application/vnd.oasis.opendocument.spreadsheet" },
-	{ "odt", "application/vnd.oasis.opendocument.text" },
-	{ "p7s", "application/pkcs7-signature" }, { "pdf", "application/pdf" },
-	{ "png", "image/png" }, { "ppt", "application/vnd.ms-powerpoint" },
-	{ "pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation" },
-	{ "rtf", "application/rtf" }, { "svg", "image/svg+xml" }, { "tar", "application/x-tar" },
-	{ "tif", "image/tiff" }, { "tiff", "image/tiff" }, { "txt", "text/plain" },
-	{ "wav", "audio/wav" }, { "webp", "image/webp" }, { "xls", "application/vnd.ms-excel" },
-	{ "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
-	{ "xml", "application/xml" }, { "xsd", "text/xml" }, { "xsl", "text/xml" },
-	{ "zip", "application/zip" },
-};
-
-const char *outbox_content_type(const char *filename)
-{
-	const char *dot = strrchr(filename, '.');
-
-	/* as the platform's Path.GetExtension: "a." and "a" have none */
-	if (!dot || dot[1] == '\0')
-		return NULL;
-	for (size_t i = 0; i < sizeof(mime_types) / sizeof(mime_types[0]); i++)
-		if (strcasecmp(dot + 1, mime_types[i].ext) == 0)
-			return mime_types[i].type;
-	return OCTET_STREAM;
-}
-
 char *outbox_type_setting(const char *setting, const char *org, const char *app)
 {
 	size_t k = strlen(org) + 1 + strlen(app);
@@ -149,29 +109,13 @@ static bool fits(const struct alt_data_type *t, uint64_t size)
 	return t->max_size_mb <= 0 || size <= (uint64_t)t->max_size_mb * 1024 * 1024;
 }
 
-bool outbox_contributor(const struct alt_data_type *t, const char *org)
-{
-	char **list = t->allowed_contributors;
-
-	if (!list || !list[0])
-		return true;
-	/* app-lib's AllowedContributorsHelper: an "org:" entry naming the
-	 * service owner, or "orgno:" its number (which the daemon does not
-	 * know, so such a type counts as not ours: the stricter reading);
-	 * "app:owned" matches no caller */
-	for (size_t i = 0; list[i]; i++)
-		if (strncasecmp(list[i], "org:", 4) == 0 && strcasecmp(list[i] + 4, org) == 0)
-			return true;
-	return false;
-}
-
 /* Data types the outbox may write: attachments, not the app's receipt,
  * not types only the app or other contributors write, and not types
  * that need an action beyond write (signing, payment). */
 static bool writable(const struct alt_data_type *t, const char *org)
 {
 	return !t->has_app_logic && strcmp(t->id, "ref-data-as-pdf") != 0 &&
-	       outbox_contributor(t, org) && !t->action_required_to_write;
+	       app_contributor(t, org) && !t->action_required_to_write;
 }
 
 static char *too_big(const struct alt_data_type *t, uint64_t size)
@@ -201,7 +145,7 @@ int outbox_choose_type(const struct alt_app *meta, const char *forced, const cha
 				closed = t; /* would take it, but is not ours to write */
 			continue;
 		}
-		if (forced && !outbox_contributor(t, meta->org)) {
+		if (forced && !app_contributor(t, meta->org)) {
 			*ret_reason = xasprintf("data type \"%s\" (outbox_data_type) of \"%s\" is "
 						"written only by its allowedContributors, and \"org:%s\" "
 						"is not one of them", forced, meta->id, meta->org);

@@ -1,9 +1,9 @@
-/* limits.h - every hard cap on what the network can make us hold, with why.
+/* caps.h - every hard cap on what the network can make us hold, with why.
  *
  * A buffer filled from the platform never grows past these; a response
  * that would is an error (EFBIG/EIO), not an allocation. */
-#ifndef ALTINNFS_LIMITS_H
-#define ALTINNFS_LIMITS_H
+#ifndef ALTINNFS_CAPS_H
+#define ALTINNFS_CAPS_H
 
 /* A JSON response (query page, instance, metadata). A page of 1,000
  * instances with a few data elements each is ~3 MiB; 64 MiB is far above

@@ -61,6 +61,16 @@ int app_find_instances(struct altinn *a, const char *org, const char *app, const
 		       int64_t since_ms, int (*cb)(void *ctx, struct json_outbox_instance *oi),
 		       void *ctx, struct app_answer *ans);
 
+/* Whether the service owner org may write data type t: true when t has
+ * no allowedContributors, or lists "org:<org>" (app-lib's
+ * AllowedContributorsHelper; "app:owned" admits nobody). */
+bool app_contributor(const struct alt_data_type *t, const char *org);
+
+/* The MIME type of a file name's extension, as the platform maps it
+ * (app-lib's MimeTypeMap; application/octet-stream for one it does not
+ * know); NULL when the name has no extension. */
+const char *app_content_type(const char *filename);
+
 /* The Content-Disposition value for a filename: an ASCII fallback in
  * filename="..." and the exact name in filename*=UTF-8''... */
 char *app_content_disposition(const char *filename);

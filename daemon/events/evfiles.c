@@ -35,7 +35,7 @@
 #include "config.h"
 #include "evstore.h"
 #include "json.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "mountio.h"
 #include "xalloc.h"

@@ -13,11 +13,6 @@
  * would read the terminal of a daemon. */
 #include "jwt.h"
 
-/* daemon/limits.h stands in for <limits.h> on this include path, and
- * OpenSSL's headers want INT_MAX from the real one. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>

@@ -21,7 +21,7 @@
 #include "api_events.h"
 #include "config.h"
 #include "json.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

@@ -23,7 +23,6 @@
 #include "json.h"
 #include "log.h"
 #include "mountio.h"
-#include "outbox_rules.h"
 #include "xalloc.h"
 
 void iw_row_clear(struct iw_row *row)
@@ -173,7 +172,7 @@ static int find_posted(struct instwrite *iw, struct iw_row *row, struct app_answ
 static int send_row(struct instwrite *iw, struct iw_row *row, struct app_answer *ans)
 {
 	char *inst = xasprintf("%s/%s", row->party, row->guid);
-	const char *type = outbox_content_type(row->name);
+	const char *type = app_content_type(row->name);
 	char *stage = iw_stage_name(row->id), *new_id = NULL;
 	int fd = -1, r;
 

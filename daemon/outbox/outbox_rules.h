@@ -29,24 +29,14 @@ bool outbox_name_fits(const char *name);
  * for a rename. */
 bool outbox_temp_name(const char *name);
 
-/* The MIME type of a file name's extension, as the platform maps it
- * (application/octet-stream for one it does not know); NULL when the
- * name has no extension. */
-const char *outbox_content_type(const char *filename);
-
 /* The data type setting's choice for org/app ("org/app:type ..."), or
  * NULL; malloc'd. */
 char *outbox_type_setting(const char *setting, const char *org, const char *app);
 
-/* Whether the service owner org may write data type t: true when t has
- * no allowedContributors, or lists "org:<org>" (app-lib's
- * AllowedContributorsHelper; "app:owned" admits nobody). */
-bool outbox_contributor(const struct alt_data_type *t, const char *org);
-
 /* The data type of app that takes a file of this content type and size:
  * forced (the setting's choice, NULL for none) or the first attachment
  * type in the metadata that accepts it and that the org may write (see
- * outbox_contributor; no actionRequiredToWrite). -EINVAL (no type takes
+ * app_contributor in api_app.h; no actionRequiredToWrite). -EINVAL (no type takes
  * it), -EACCES (the forced type is not the org's to write) or -EFBIG
  * (over maxSize or the 2000 MiB request limit) with *ret_reason, a
  * malloc'd sentence. */

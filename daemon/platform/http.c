@@ -36,7 +36,7 @@
 
 #include "auth.h"
 #include "config.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

@@ -21,7 +21,7 @@
 #include "config.h"
 #include "http.h"
 #include "json.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

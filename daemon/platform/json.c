@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "json_i.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

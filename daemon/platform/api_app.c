@@ -12,11 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "altinn_i.h"
 #include "config.h"
 #include "http.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -182,6 +183,68 @@ static char *plain_filename(const char *enc)
 	v = xasprintf("\"=?utf-8?B?%s?=\"", b64);
 	free(b64);
 	return v;
+}
+
+/* The extension table is a subset of app-lib's MimeTypeMap
+ * (Helpers/MimeTypeMap.cs): an upload whose Content-Type is neither
+ * application/octet-stream nor the type of its extension is refused
+ * (DataRestrictionValidation). Extensions the map lacks (.log, .md, .msg
+ * among them) are application/octet-stream there, and so here. */
+#define OCTET_STREAM "application/octet-stream"
+
+static const struct {
+	const char *ext, *type;
+} mime_types[] = {
+	{ "7z", "application/x-7z-compressed" }, { "bmp", "image/bmp" }, { "csv", "text/csv" },
+	{ "doc", "application/msword" },
+	{ "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
+	{ "dot", "application/msword" }, { "eml", "message/rfc822" }, { "gif", "image/gif" },
+	{ "gz", "application/x-gzip" }, { "htm", "text/html" }, { "html", "text/html" },
+	{ "ico", "image/x-icon" }, { "jpe", "image/jpeg" }, { "jpeg", "image/jpeg" },
+	{ "jpg", "image/jpeg" }, { "js", "application/javascript" },
+	{ "json", "application/json" }, { "m4a", "audio/m4a" },
+	{ "mp3", "audio/mpeg" }, { "mp4", "video/mp4" },
+	{ "odp", "application/vnd.oasis.opendocument.presentation" },
+	{ "ods", "application/vnd.oasis.opendocument.spreadsheet" },
+	{ "odt", "application/vnd.oasis.opendocument.text" },
+	{ "p7s", "application/pkcs7-signature" }, { "pdf", "application/pdf" },
+	{ "png", "image/png" }, { "ppt", "application/vnd.ms-powerpoint" },
+	{ "pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation" },
+	{ "rtf", "application/rtf" }, { "svg", "image/svg+xml" }, { "tar", "application/x-tar" },
+	{ "tif", "image/tiff" }, { "tiff", "image/tiff" }, { "txt", "text/plain" },
+	{ "wav", "audio/wav" }, { "webp", "image/webp" }, { "xls", "application/vnd.ms-excel" },
+	{ "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
+	{ "xml", "application/xml" }, { "xsd", "text/xml" }, { "xsl", "text/xml" },
+	{ "zip", "application/zip" },
+};
+
+bool app_contributor(const struct alt_data_type *t, const char *org)
+{
+	char **list = t->allowed_contributors;
+
+	if (!list || !list[0])
+		return true;
+	/* app-lib's AllowedContributorsHelper: an "org:" entry naming the
+	 * service owner, or "orgno:" its number (which the daemon does not
+	 * know, so such a type counts as not ours: the stricter reading);
+	 * "app:owned" matches no caller */
+	for (size_t i = 0; list[i]; i++)
+		if (strncasecmp(list[i], "org:", 4) == 0 && strcasecmp(list[i] + 4, org) == 0)
+			return true;
+	return false;
+}
+
+const char *app_content_type(const char *filename)
+{
+	const char *dot = strrchr(filename, '.');
+
+	/* as the platform's Path.GetExtension: "a." and "a" have none */
+	if (!dot || dot[1] == '\0')
+		return NULL;
+	for (size_t i = 0; i < sizeof(mime_types) / sizeof(mime_types[0]); i++)
+		if (strcasecmp(dot + 1, mime_types[i].ext) == 0)
+			return mime_types[i].type;
+	return OCTET_STREAM;
 }
 
 /* RFC 6266: the platform takes ASCII headers only. The upload (POST)

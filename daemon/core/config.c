@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "caps.h"
 #include "secretfile.h"
 #include "xalloc.h"
 

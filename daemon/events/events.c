@@ -32,7 +32,7 @@
 #include "config.h"
 #include "evstore.h"
 #include "json.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "webhook.h"
 #include "xalloc.h"

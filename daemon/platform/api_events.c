@@ -14,7 +14,7 @@
 #include "altinn_i.h"
 #include "config.h"
 #include "http.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "xalloc.h"
 

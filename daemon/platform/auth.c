@@ -38,7 +38,7 @@
 
 #include "config.h"
 #include "json.h"
-#include "limits.h"
+#include "caps.h"
 #include "log.h"
 #include "maskinporten.h"
 #include "secretfile.h"
