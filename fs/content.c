@@ -3,6 +3,8 @@
  * README.txt is the map a person finds first, with the mount's own apps
  * in its examples. status.json is rendered by daemon/ from what the
  * daemon already knows: reading it never makes a request. */
+#include "content.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +133,7 @@ static void put_indented(struct text *b, const char *lines)
 	}
 }
 
-char *tree_readme(struct fs *fs, size_t *ret_len)
+char *content_readme(struct fs *fs, size_t *ret_len)
 {
 	struct text b = { 0 };
 	char *app;
@@ -160,7 +162,7 @@ char *tree_readme(struct fs *fs, size_t *ret_len)
 	return b.p;
 }
 
-char *tree_status(struct fs *fs, size_t *ret_len)
+char *content_status(struct fs *fs, size_t *ret_len)
 {
 	size_t n = view_n_apps(fs->view);
 	struct alt_status_app *apps = xcalloc(n ? n : 1, sizeof(*apps));

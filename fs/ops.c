@@ -22,6 +22,7 @@
 
 #include "altinn.h"
 #include "config.h"
+#include "content.h"
 #include "dwrite.h"
 #include "dircache.h"
 #include "local_i.h"
@@ -280,10 +281,10 @@ static int open_document(struct fs *fs, struct node *n, struct handle *h)
 
 	switch (n->kind) {
 	case NODE_README:
-		h->buf = tree_readme(fs, &h->len);
+		h->buf = content_readme(fs, &h->len);
 		return 0;
 	case NODE_STATUS:
-		h->buf = tree_status(fs, &h->len);
+		h->buf = content_status(fs, &h->len);
 		return 0;
 	case NODE_APP_JSON:
 		return view_app_doc(n->key.app, &h->buf, &h->len, &mtime, &ctime);

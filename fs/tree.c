@@ -12,6 +12,7 @@
 
 #include "altinn.h"
 #include "config.h"
+#include "content.h"
 #include "dwrite.h"
 #include "layout.h"
 #include "local_i.h"
@@ -124,11 +125,11 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 	switch (dir->kind) {
 	case NODE_ROOT:
 		entry_init(&e[n], dir, "README.txt", NODE_README);
-		doc = tree_readme(fs, &len);
+		doc = content_readme(fs, &len);
 		free(doc);
 		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)len, fs->started, fs->started);
 		entry_init(&e[n], dir, "status.json", NODE_STATUS);
-		doc = tree_status(fs, &len);
+		doc = content_status(fs, &len);
 		free(doc);
 		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)len, zero, fs->started);
 		entry_init(&e[n], dir, "apps", NODE_APPS);

@@ -71,8 +71,4 @@ int tree_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n
 /* Attributes of n itself (st_ino not set). */
 int tree_getattr(struct fs *fs, struct node *n, struct stat *ret);
 
-/* Generated documents. */
-char *tree_readme(struct fs *fs, size_t *ret_len);
-char *tree_status(struct fs *fs, size_t *ret_len);
-
 #endif

@@ -1,0 +1,14 @@
+/* content.h - the generated files at the top of the mount: README.txt and
+ * status.json. Each call renders the whole document from what the daemon
+ * already knows (no request is made); the caller frees it. */
+#ifndef ALTINNFS_CONTENT_H
+#define ALTINNFS_CONTENT_H
+
+#include <stddef.h>
+
+struct fs;
+
+char *content_readme(struct fs *fs, size_t *ret_len);
+char *content_status(struct fs *fs, size_t *ret_len);
+
+#endif
