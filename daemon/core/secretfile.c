@@ -26,6 +26,12 @@ void secretfile_wipe(char *buf, size_t n)
 	free(buf);
 }
 
+void secretfile_free(char *s)
+{
+	if (s)
+		secretfile_wipe(s, strlen(s));
+}
+
 static int read_all(int fd, size_t cap, char **ret, size_t *ret_len)
 {
 	char *buf = xmalloc(cap + 1);

@@ -37,5 +37,8 @@ bool secretfile_same(const struct stat *a, const struct stat *b);
 
 /* Overwrites n bytes of buf, then frees it; NULL is fine. */
 void secretfile_wipe(char *buf, size_t n);
+/* The same for a NUL-terminated secret (a token, an assertion, a header
+ * holding a key): the one way every file frees one. */
+void secretfile_free(char *s);
 
 #endif

@@ -1,20 +1,22 @@
-/* altinn_i.h - the client's insides, shared by api.c and reader.c only.
+/* altinn_i.h - the client's insides, for the files of platform/ only.
  *
- * fs/ sees struct altinn as an opaque handle through altinn.h; the two
- * files that implement that header need its fields. */
+ * Everything outside platform/ sees struct altinn as an opaque handle
+ * through altinn.h; the files that make its calls (api.c, reader.c,
+ * ctl.c, api_app.c, api_events.c) need its fields. */
 #ifndef ALTINNFS_ALTINN_I_H
 #define ALTINNFS_ALTINN_I_H
 
 #include <stdatomic.h>
 
 #include "altinn.h"
+#include "http.h"
 
 struct auth;
-struct http;
 
 struct altinn {
 	const struct config *cfg; /* owned by main; outlives the client */
 	struct auth *auth;
+	struct http_credentials cred; /* auth, as http.c asks for it */
 	struct http *http;
 	char *storage;            /* "{platform}/storage/api/v1"; immutable */
 	atomic_int n_streams;     /* read-ahead streams alive, <= ALT_MAX_STREAMS */

@@ -25,57 +25,23 @@
 #include "log.h"
 #include "xalloc.h"
 
-/* ---- objects */
-
-struct alt_instance *alt_instance_ref(struct alt_instance *inst)
-{
-	__atomic_add_fetch(&inst->refcount, 1, __ATOMIC_RELAXED);
-	return inst;
-}
-
-void alt_instance_unref(struct alt_instance *inst)
-{
-	if (!inst || __atomic_sub_fetch(&inst->refcount, 1, __ATOMIC_ACQ_REL) > 0)
-		return;
-	for (size_t i = 0; i < inst->n_data; i++) {
-		free(inst->data[i].id);
-		free(inst->data[i].data_type);
-		free(inst->data[i].filename);
-		free(inst->data[i].content_type);
-	}
-	free(inst->data);
-	free(inst->id);
-	free(inst->party_id);
-	free(inst->guid);
-	free(inst->doc);
-	free(inst);
-}
-
-void alt_app_free(struct alt_app *app)
-{
-	if (!app)
-		return;
-	for (size_t i = 0; i < app->n_types; i++) {
-		struct alt_data_type *t = &app->types[i];
-		for (char **c = t->allowed_content_types; c && *c; c++)
-			free(*c);
-		free(t->allowed_content_types);
-		for (char **c = t->allowed_contributors; c && *c; c++)
-			free(*c);
-		free(t->allowed_contributors);
-		free(t->action_required_to_write);
-		free(t->id);
-		free(t->task_id);
-	}
-	free(app->types);
-	free(app->id);
-	free(app->org);
-	free(app->app);
-	free(app->doc);
-	free(app);
-}
-
 /* ---- the client */
+
+/* http.c asks for tokens through these and never includes auth.h. */
+static int cred_token(void *ctx, char **ret_token, uint64_t *ret_gen)
+{
+	return auth_token(ctx, ret_token, ret_gen);
+}
+
+static int cred_refresh(void *ctx, uint64_t gen)
+{
+	return auth_refresh(ctx, gen);
+}
+
+static char *cred_subscription_key(void *ctx)
+{
+	return auth_subscription_key(ctx);
+}
 
 int altinn_new(const struct config *cfg, struct altinn **ret)
 {
@@ -91,7 +57,9 @@ int altinn_new(const struct config *cfg, struct altinn **ret)
 	r = auth_new(cfg, &a->auth);
 	if (r < 0)
 		goto out_free;
-	r = http_new(cfg, a->auth, &a->http);
+	a->cred = (struct http_credentials){ a->auth, cred_token, cred_refresh,
+					     cred_subscription_key };
+	r = http_new(cfg, &a->cred, &a->http);
 	if (r < 0)
 		goto out_free;
 	*ret = a;

@@ -24,7 +24,7 @@
  * Fetches are single flight: one at a time, the others wait for it.
  *
  * Tokens live in this module's memory and in short-lived copies that
- * auth_token_free() wipes; no token, key or assertion is ever logged. */
+ * secretfile_free() wipes; no token, key or assertion is ever logged. */
 #include "auth.h"
 
 #include <errno.h>
@@ -101,12 +101,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void auth_token_free(char *token)
-{
-	if (token)
-		secretfile_wipe(token, strlen(token));
-}
-
 /* Logs a problem once, until a different one (or none) replaces it. */
 static void set_problem(char *slot, size_t size, const char *msg)
 {
@@ -123,10 +117,10 @@ static bool set_token(struct auth *a, char *token)
 	if (!token && !a->token)
 		return false;
 	if (token && a->token && strcmp(token, a->token) == 0) {
-		auth_token_free(token);
+		secretfile_free(token);
 		return false;
 	}
-	auth_token_free(a->token);
+	secretfile_free(a->token);
 	a->token = token;
 	a->gen++;
 	memset(&a->claims, 0, sizeof(a->claims));
@@ -223,7 +217,7 @@ static void check_subkey(struct auth *a)
 
 	if (!a->subkey_file.path || !watch_due(&a->subkey_file, false))
 		return;
-	auth_token_free(a->subkey);
+	secretfile_free(a->subkey);
 	a->subkey = NULL;
 	if (watch_read(&a->subkey_file, &key, msg, sizeof(msg)) < 0) {
 		strncat(msg, "; requests go without it", sizeof(msg) - strlen(msg) - 1);
@@ -308,7 +302,7 @@ static void fetch_locked(struct auth *a)
 	subkey = a->subkey ? xstrdup(a->subkey) : NULL;
 	pthread_mutex_unlock(&a->lock);
 	r = mp_fetch(a->mp, subkey, &token, &expires_in, problem, sizeof(problem));
-	auth_token_free(subkey);
+	secretfile_free(subkey);
 	pthread_mutex_lock(&a->lock);
 	a->fetching = false;
 	now = now_ms();
@@ -453,8 +447,8 @@ void auth_free(struct auth *a)
 	if (a->thread_started)
 		pthread_join(a->thread, NULL);
 	mp_free(a->mp);
-	auth_token_free(a->token);
-	auth_token_free(a->subkey);
+	secretfile_free(a->token);
+	secretfile_free(a->subkey);
 	free(a->file.path);
 	free(a->subkey_file.path);
 	pthread_cond_destroy(&a->cond);

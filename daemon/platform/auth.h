@@ -4,7 +4,7 @@
  * again when it changes), or a Maskinporten client (a JWT grant signed
  * with the client's key, exchanged for an Altinn token, refreshed in the
  * background ahead of its expiry). Tokens live in memory only: callers
- * get a copy, send it, and free it with auth_token_free(), which wipes
+ * get a copy, send it, and free it with secretfile_free(), which wipes
  * it. Nothing here logs a token, a key or an assertion. Every function
  * may be called from any thread; threads start with the first call, so
  * auth_new may come before main forks. */
@@ -31,7 +31,6 @@ void auth_free(struct auth *a); /* stops first; NULL is fine */
  * For Maskinporten this may wait for a fetch (bounded by the timeouts of
  * its requests); it never hands out a token about to expire. */
 int auth_token(struct auth *a, char **ret_token, uint64_t *ret_gen);
-void auth_token_free(char *token); /* wipes, then frees; NULL is fine */
 
 /* The platform answered 401 to the token of generation gen: get another
  * one now. 0 when a different token is available (retry once), -EACCES
@@ -41,7 +40,7 @@ int auth_refresh(struct auth *a, uint64_t gen);
 
 /* The optional Ocp-Apim-Subscription-Key value: a malloc'd copy, or NULL
  * when none is configured or usable (also for a == NULL). Free it with
- * auth_token_free(). The file is read again when it changes. */
+ * secretfile_free(). The file is read again when it changes. */
 char *auth_subscription_key(struct auth *a);
 
 /* For status.json: "token_file", "maskinporten" or "none"; the subject and

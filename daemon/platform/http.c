@@ -34,10 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "config.h"
 #include "caps.h"
 #include "log.h"
+#include "secretfile.h"
 #include "xalloc.h"
 
 /* Idle handles (each with its open connection) kept for reuse; more than
@@ -52,7 +52,7 @@
 
 struct http {
 	const struct config *cfg;
-	struct auth *auth;
+	const struct http_credentials *cred; /* NULL: no token of our own */
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
@@ -190,12 +190,12 @@ static void pool_put(struct http *h, CURL *easy)
 		curl_easy_cleanup(easy);
 }
 
-int http_new(const struct config *cfg, struct auth *auth, struct http **ret)
+int http_new(const struct config *cfg, const struct http_credentials *cred, struct http **ret)
 {
 	struct http *h = xcalloc(1, sizeof(*h));
 
 	h->cfg = cfg;
-	h->auth = auth;
+	h->cred = cred;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&h->share_locks[i], NULL);
 	pthread_mutex_init(&h->pool_lock, NULL);
@@ -499,14 +499,14 @@ static struct curl_slist *build_headers(struct http *h, const struct http_reques
 	if (token) {
 		line = xasprintf("Authorization: Bearer %s", token);
 		list = curl_slist_append(list, line);
-		auth_token_free(line);
+		secretfile_free(line);
 	}
-	line = auth_subscription_key(h->auth);
+	line = h->cred ? h->cred->subscription_key(h->cred->ctx) : NULL;
 	if (line) {
 		char *hdr = xasprintf("Ocp-Apim-Subscription-Key: %s", line);
 		list = curl_slist_append(list, hdr);
-		auth_token_free(hdr);
-		auth_token_free(line);
+		secretfile_free(hdr);
+		secretfile_free(line);
 	}
 	if (req->content_type) {
 		line = xasprintf("Content-Type: %s", req->content_type);
@@ -864,16 +864,20 @@ int http_request(struct http *h, const struct http_request *req)
 			token = *req->bearer ? xstrdup(req->bearer) : NULL;
 			gen = 0;
 			refreshed = true; /* not our token: nothing to reload */
-		} else {
-			r = auth_token(h->auth, &token, &gen);
+		} else if (h->cred) {
+			r = h->cred->token(h->cred->ctx, &token, &gen);
 			if (r < 0)
 				return r;
+		} else {
+			token = NULL;
+			gen = 0;
+			refreshed = true;
 		}
 		if (has_deadline(req)) {
 			if (left_ms <= 0) {
 				char path[160];
 
-				auth_token_free(token);
+				secretfile_free(token);
 				url_path(req->url, path, sizeof(path));
 				return log_errno(-ETIMEDOUT, "%s: no time left within %ld s", path,
 						 budget_ms / 1000);
@@ -881,7 +885,7 @@ int http_request(struct http *h, const struct http_request *req)
 			at.budget_ms = left_ms;
 		}
 		r = attempt_once(h, &at, token);
-		auth_token_free(token);
+		secretfile_free(token);
 		record(h, &at, r);
 		if (r == 0) {
 			attempt_done(&at, req->result);
@@ -889,7 +893,7 @@ int http_request(struct http *h, const struct http_request *req)
 		}
 		if (at.head.status == 401 && !refreshed && at.cc == CURLE_OK) {
 			refreshed = true;
-			if (auth_refresh(h->auth, gen) == 0) {
+			if (h->cred && h->cred->refresh(h->cred->ctx, gen) == 0) {
 				attempt_done(&at, NULL);
 				continue;
 			}

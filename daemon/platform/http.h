@@ -1,7 +1,7 @@
 /* http.h - GET requests to the platform, with the rules every call shares.
  *
  * http.c is the only file that includes curl. Every request here gets the
- * same treatment: the bearer token from auth (and one token refresh plus
+ * same treatment: the bearer token from its credentials (and one refresh plus
  * one retry after a 401), Accept: application/json unless told otherwise,
  * one deadline of cfg->timeout seconds for all attempts of a request (bulk
  * transfers have none) and an end to any transfer in which nothing moved
@@ -23,7 +23,6 @@
 
 #include "altinn.h"
 
-struct auth;
 struct config;
 struct http;
 
@@ -33,12 +32,27 @@ struct http;
  * answers nonsense does not look healthy. */
 void http_note_problem(struct http *h, const char *what);
 
+/* Where the bearer token comes from (auth.c, wired by api.c): http.c asks
+ * for it and never knows its source. Tokens are malloc'd copies, freed
+ * with secretfile_free(). */
+struct http_credentials {
+	void *ctx;
+	/* 0 with the token to send (NULL: none) and its generation, or -errno */
+	int (*token)(void *ctx, char **ret_token, uint64_t *ret_gen);
+	/* the platform answered 401 to generation gen: 0 when another token
+	 * is ready (retry once), -EACCES when not */
+	int (*refresh)(void *ctx, uint64_t gen);
+	/* the Ocp-Apim-Subscription-Key value, malloc'd, or NULL */
+	char *(*subscription_key)(void *ctx);
+};
+
 /* Once in main before any thread starts, and once at exit. */
 int http_global_init(void);
 void http_global_cleanup(void);
 
-/* cfg and auth must outlive the client. */
-int http_new(const struct config *cfg, struct auth *auth, struct http **ret);
+/* cfg and cred must outlive the client. cred NULL: requests send only
+ * the bearer they name (http_request.bearer). */
+int http_new(const struct config *cfg, const struct http_credentials *cred, struct http **ret);
 void http_free(struct http *h); /* NULL is fine */
 
 /* The platform's answer, before its body. */

@@ -5,7 +5,7 @@
  * (Storage omits nulls today, older versions and the docs' samples send
  * them), ids are checked before they become path names, guids are
  * lowercased so one element has one name, and counts are capped from
- * limits.h. A bad instance inside a page is skipped with a warning so one
+ * caps.h. A bad instance inside a page is skipped with a warning so one
  * hostile record cannot hide the others.
  *
  * Each instance and app keeps its document re-serialized with two-space

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "secretfile.h"
 #include "json.h"
 #include "xalloc.h"
 
@@ -179,6 +179,6 @@ int jwt_grant_sign(const struct jwt_key *key, const struct jwt_grant *g, char **
 		*ret = xasprintf("%s.%s", input, sig);
 		free(sig);
 	}
-	auth_token_free(input);
+	secretfile_free(input);
 	return r;
 }

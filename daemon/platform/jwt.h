@@ -4,7 +4,7 @@
  * private key from PEM text and signs grants with RS256: header alg and
  * kid, claims aud, iss, scope, iat, exp and a fresh random jti. The key
  * never leaves the opaque struct; assertions are returned in memory the
- * caller wipes (auth_token_free). Nothing here logs. All functions are
+ * caller wipes (secretfile_free). Nothing here logs. All functions are
  * safe to call from any thread. */
 #ifndef ALTINNFS_JWT_H
 #define ALTINNFS_JWT_H
@@ -33,7 +33,7 @@ struct jwt_grant {
 };
 
 /* The signed assertion "header.claims.signature" in *ret (free it with
- * auth_token_free, which wipes). Every call gets a new random jti.
+ * secretfile_free, which wipes). Every call gets a new random jti.
  * -EINVAL for a grant that Maskinporten would refuse on its face. */
 int jwt_grant_sign(const struct jwt_key *key, const struct jwt_grant *grant, char **ret);
 

@@ -25,7 +25,6 @@
 #include <time.h>
 
 #include "altinn.h"
-#include "auth.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -221,11 +220,11 @@ static int get_mp_token(struct mp *mp, char **ret, int64_t *ret_expires_in, char
 		return r;
 	}
 	escaped = http_escape(assertion);
-	auth_token_free(assertion);
+	secretfile_free(assertion);
 	grant_type = http_escape(MP_GRANT_TYPE);
 	body = xasprintf("grant_type=%s&assertion=%s", grant_type, escaped);
 	free(grant_type);
-	auth_token_free(escaped);
+	secretfile_free(escaped);
 	struct http_request req = {
 		.url = mp->token_url,
 		.method = "POST",
@@ -236,7 +235,7 @@ static int get_mp_token(struct mp *mp, char **ret, int64_t *ret_expires_in, char
 		.result = &res,
 	};
 	r = http_request(mp->http, &req);
-	auth_token_free(body);
+	secretfile_free(body);
 	if (r < 0) {
 		describe(mp, STEP_GRANT, &res, r, problem, size);
 		result_wipe(&res);
@@ -269,7 +268,7 @@ static int exchange(struct mp *mp, const char *mp_token, const char *subscriptio
 	int r;
 
 	r = http_request(mp->http, &req);
-	auth_token_free(line);
+	secretfile_free(line);
 	if (r < 0) {
 		describe(mp, STEP_EXCHANGE, &res, r, problem, size);
 		result_wipe(&res);
@@ -278,7 +277,7 @@ static int exchange(struct mp *mp, const char *mp_token, const char *subscriptio
 	r = json_parse_string_answer(res.body ? res.body : "", res.body_len, &token);
 	result_wipe(&res);
 	if (r == 0 && !secretfile_clean(token)) {
-		auth_token_free(token);
+		secretfile_free(token);
 		r = -EIO;
 	}
 	if (r < 0) {
@@ -304,7 +303,7 @@ int mp_fetch(struct mp *mp, const char *subscription_key, char **ret_token,
 	if (r < 0)
 		return r;
 	r = exchange(mp, mp_token, subscription_key, ret_token, problem, size);
-	auth_token_free(mp_token);
+	secretfile_free(mp_token);
 	if (r < 0)
 		return r;
 	*ret_expires_in = expires_in;

@@ -25,7 +25,7 @@ void mp_free(struct mp *mp); /* NULL is fine */
  * later one at once: for shutdown. Any thread. */
 void mp_stop(struct mp *mp);
 
-/* A fresh Altinn token in *ret_token (free it with auth_token_free) and
+/* A fresh Altinn token in *ret_token (free it with secretfile_free) and
  * the Maskinporten token's expires_in (seconds, 0 when unknown). On
  * failure -errno, with one line saying what went wrong and what to check
  * in problem (never a secret). subscription_key, when not NULL, is sent

@@ -238,8 +238,8 @@ out:
 	free(claims);
 	free(h2);
 	free(c2);
-	auth_token_free(jwt1);
-	auth_token_free(jwt2);
+	secretfile_free(jwt1);
+	secretfile_free(jwt2);
 	jwt_key_free(key);
 	EVP_PKEY_free(pub);
 	free(pem);
@@ -270,7 +270,7 @@ static void test_grant_refused(EVP_PKEY *pkey)
 		      "JSON escaping in %s", claims);
 	free(header);
 	free(claims);
-	auth_token_free(jwt);
+	secretfile_free(jwt);
 	jwt_key_free(key);
 	free(pem);
 }
