@@ -1,5 +1,6 @@
 /* outbox_i.h - the outbox's insides, shared by its files only:
- *   outbox.c    the module: items, the area hooks, start and stop
+ *   outbox.c    the module: the list of items, the area hooks, start and stop
+ *   item.c      one item: its names, its journal row, its state
  *   uploader.c  the threads: which item next, backoff, retries, give-up
  *   deliver.c   one item's steps on the platform, and unknown outcomes
  *   outcome.c   receipts in sent/, dead letters in failed/ (via the mount)
@@ -70,6 +71,7 @@ struct outbox {
 	size_t n_threads;
 };
 
+/* item.c */
 int64_t outbox_now_ms(void);
 void outbox_item_free(struct ob_item *it); /* NULL is fine */
 /* "<owner>" of an item's rel, and its name below the owner folder */
