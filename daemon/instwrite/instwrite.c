@@ -53,32 +53,6 @@ static const char schema[] =
 	" done_at INTEGER);"
 	"CREATE INDEX IF NOT EXISTS writes_name ON writes (org, app, party, guid, data_type, name);";
 
-int64_t iw_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int iw_db_errno(struct instwrite *iw, const char *what)
-{
-	int code = sqlite3_errcode(iw->db);
-
-	log_error("instance writes: %s: %s", what, sqlite3_errmsg(iw->db));
-	return code == SQLITE_FULL ? -ENOSPC : -EIO;
-}
-
-/* A statement with its text parameters bound in order (NULL binds NULL). */
-sqlite3_stmt *iw_prepare(struct instwrite *iw, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(iw->db, sql, -1, &st, NULL) != SQLITE_OK)
-		iw_db_errno(iw, "prepare");
-	return st;
-}
-
 static void bind_key(sqlite3_stmt *st, const struct alt_dw_key *k)
 {
 	const char *v[] = { k->org, k->app, k->party, k->guid, k->data_type, k->name };
@@ -90,19 +64,6 @@ static void bind_key(sqlite3_stmt *st, const struct alt_dw_key *k)
 static int exec(struct instwrite *iw, const char *sql)
 {
 	return sqlite3_exec(iw->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : iw_db_errno(iw, sql);
-}
-
-char *iw_stage_name(int64_t id)
-{
-	return xasprintf("%lld", (long long)id);
-}
-
-void iw_stage_unlink(struct instwrite *iw, int64_t id)
-{
-	char *name = iw_stage_name(id);
-
-	unlinkat(iw->stage_fd, name, 0);
-	free(name);
 }
 
 /* A write still open when the daemon died may be incomplete: close()

@@ -1,0 +1,53 @@
+/* journal.c - the small helpers of the instance writes journal: time,
+ * statements, the errno of a failed SQLite call, staging file names.
+ *
+ * Both the hooks (instwrite.c) and the worker (instsend.c) use them; they
+ * use neither. The journal's schema and rows are theirs. */
+#include "instwrite_i.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+int64_t iw_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int iw_db_errno(struct instwrite *iw, const char *what)
+{
+	int code = sqlite3_errcode(iw->db);
+
+	log_error("instance writes: %s: %s", what, sqlite3_errmsg(iw->db));
+	return code == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+/* A statement with its text parameters bound in order (NULL binds NULL). */
+sqlite3_stmt *iw_prepare(struct instwrite *iw, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(iw->db, sql, -1, &st, NULL) != SQLITE_OK)
+		iw_db_errno(iw, "prepare");
+	return st;
+}
+
+char *iw_stage_name(int64_t id)
+{
+	return xasprintf("%lld", (long long)id);
+}
+
+void iw_stage_unlink(struct instwrite *iw, int64_t id)
+{
+	char *name = iw_stage_name(id);
+
+	unlinkat(iw->stage_fd, name, 0);
+	free(name);
+}
