@@ -25,16 +25,6 @@ struct dw_open {
 	uint64_t max; /* bytes a write may reach; 0: no limit */
 };
 
-bool dw_enabled(struct fs *fs);
-/* A NODE_DATA_TYPE listing: pending deletes hidden, pending writes
- * shown (sizes from their staging files). */
-void dw_merge(struct fs *fs, struct node *dir, struct entry **e, size_t *n);
-/* A data type folder that holds no element yet but may be written. */
-bool dw_type_known(struct fs *fs, struct node *data_dir, const char *name);
-/* Entry e (in dir) when a write or delete of it is pending: -ESRCH for
- * a delete (the name is gone), 0 otherwise (e updated). */
-int dw_lookup(struct fs *fs, struct node *dir, struct entry *e);
-
 int dw_create(struct fs *fs, struct node *dir, const char *name, struct dw_open *ret,
 	      struct stat *ret_st);
 /* n a NODE_DATA_FILE opened for writing: only with O_TRUNC */

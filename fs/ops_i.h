@@ -14,6 +14,7 @@
 #include "config.h"
 #include "dircache.h"
 #include "dwrite.h"
+#include "pending.h"
 #include "tree.h"
 
 enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR, HANDLE_FD, HANDLE_CTL };

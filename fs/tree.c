@@ -13,40 +13,14 @@
 #include "altinn.h"
 #include "config.h"
 #include "content.h"
-#include "dwrite.h"
 #include "layout.h"
 #include "local_i.h"
+#include "pending.h"
 #include "view.h"
 #include "xalloc.h"
 
 #define DIR_MODE (S_IFDIR | 0555)
 #define FILE_MODE (S_IFREG | 0444)
-
-void entry_clear(struct entry *e)
-{
-	free(e->name);
-	free(e->org);
-	free(e->party);
-	free(e->guid);
-	free(e->data_type);
-	free(e->data_guid);
-	memset(e, 0, sizeof(*e));
-}
-
-void entries_free(struct entry *e, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		entry_clear(&e[i]);
-	free(e);
-}
-
-struct node_key entry_key(const struct entry *e)
-{
-	return (struct node_key){
-		.org = e->org, .app = e->app, .party = e->party, .guid = e->guid,
-		.data_type = e->data_type, .data_guid = e->data_guid, .area = e->area,
-	};
-}
 
 static char *dup_or_null(const char *s)
 {

@@ -1,0 +1,51 @@
+/* fs_i.h - the filesystem's shared state, private to fs/.
+ *
+ * One struct fs per mount, built by fs_new and handed to every operation
+ * as the session's userdata. Its own header, so that the files which
+ * need its fields (the tree, the local areas, the pending writes) need
+ * not include each other for it. */
+#ifndef ALTINNFS_FS_I_H
+#define ALTINNFS_FS_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "fs.h"
+#include "local.h"
+
+struct altinn;
+struct config;
+struct view;
+struct node_table;
+struct handle;
+
+/* State shared by every operation; immutable after fs_new except where
+ * the module it points into says otherwise. */
+struct fs {
+	struct altinn *a;
+	const struct config *cfg;
+	struct view *view;
+	struct node_table *nodes;
+	char *mountpoint;
+	struct timespec started;
+	uid_t uid;
+	gid_t gid;
+	pthread_t warm_thread;
+	bool warm_started;
+	/* local areas: set before fs_start, then read-only */
+	struct local_hooks hooks[AREA_COUNT];
+	bool area_enabled[AREA_COUNT];
+	int *area_fds; /* [app index * AREA_COUNT + area], -1 when off */
+	struct fs_status_hooks status_hooks; /* set before fs_start */
+	struct fs_inbox_hooks inbox_hooks;   /* set before fs_start */
+	bool inbox_enabled;
+	struct alt_dw_hooks dw_hooks;        /* set before fs_start */
+	bool dw_enabled;
+	struct fuse_session *se;             /* set before fs_start */
+	pthread_mutex_t handles_lock;
+	struct handle *handles; /* open files and folders; protected by handles_lock */
+};
+
+#endif
