@@ -7,7 +7,6 @@
  * down is not a start-up error: the mount comes up and status.json says
  * what is wrong. */
 #include <errno.h>
-#include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -211,8 +210,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 			fputs(usage_text, stdout);
 			return 1;
 		case 'V':
-			printf("altinnfs %s (FUSE %d.%d)\n", ALTINNFS_VERSION, FUSE_MAJOR_VERSION,
-			       FUSE_MINOR_VERSION);
+			printf("altinnfs %s (FUSE %s)\n", ALTINNFS_VERSION, fs_fuse_version());
 			return 1;
 		default:
 			fprintf(stderr, "altinnfs: see --help for usage\n");
@@ -259,6 +257,7 @@ static int load_config(const struct cmdline *cl, struct config *cfg)
 
 /* The modules that own parts of the tree, wired to the filesystem. */
 struct modules {
+	struct altinn *a;
 	struct fs *fs;
 	struct events *events;
 	struct outbox *outbox;
@@ -328,84 +327,56 @@ static int modules_new(struct config *cfg, struct altinn *a, const char *mountpo
 	return 0;
 }
 
+/* After the mount is up and the process has left the terminal. */
+static int modules_start(void *ctx)
+{
+	struct modules *m = ctx;
+	int r = events_start(m->events);
+
+	if (r == 0)
+		r = outbox_start(m->outbox);
+	if (r == 0)
+		r = inbox_start(m->inbox);
+	if (r == 0 && m->instwrite)
+		r = instwrite_start(m->instwrite);
+	return r;
+}
+
+/* Nobody serves the mount any more: end requests under way and tell the
+ * modules to stop; fs_serve then unmounts (their writes through the
+ * mount now fail instead of waiting), and serve() waits for them. */
+static void modules_stop(void *ctx)
+{
+	struct modules *m = ctx;
+
+	altinn_stop(m->a);
+	events_stop(m->events);
+	outbox_stop(m->outbox);
+	inbox_stop(m->inbox);
+	instwrite_stop(m->instwrite);
+}
+
 static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 {
-	char *fuse_argv[] = { "altinnfs", "-o", NULL, NULL };
-	struct fuse_args args = FUSE_ARGS_INIT(3, fuse_argv);
-	struct fuse_loop_config *loop;
-	struct fuse_session *se = NULL;
 	struct modules m = { 0 };
 	struct altinn *a = NULL;
 	int r;
 
-	fuse_argv[2] = cfg->allow_other ? "fsname=altinnfs,subtype=altinnfs,allow_other"
-					: "fsname=altinnfs,subtype=altinnfs";
 	r = altinn_new(cfg, &a);
 	if (r < 0)
 		return log_errno(r, "cannot set up the platform client");
+	m.a = a;
 	m.fs = fs_new(a, cfg, mountpoint);
 	r = modules_new(cfg, a, mountpoint, &m);
-	if (r < 0)
-		goto out_free;
-	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), m.fs);
-	if (!se) {
-		r = -EINVAL;
-		goto out_free;
-	}
-	fs_set_session(m.fs, se);
-	if (fuse_set_signal_handlers(se) < 0) {
-		r = -EIO;
-		goto out_destroy;
-	}
-	if (fuse_session_mount(se, mountpoint) < 0) {
-		fprintf(stderr, "altinnfs: cannot mount at \"%s\" (is /dev/fuse there, and fusermount3?)\n",
-			mountpoint);
-		r = -EIO;
-		goto out_signals;
-	}
-	fuse_daemonize(foreground);
-	/* threads only now: fuse_daemonize forks */
-	r = fs_start(m.fs);
 	if (r == 0)
-		r = events_start(m.events);
-	if (r == 0)
-		r = outbox_start(m.outbox);
-	if (r == 0)
-		r = inbox_start(m.inbox);
-	if (r == 0 && m.instwrite)
-		r = instwrite_start(m.instwrite);
-	if (r < 0)
-		goto out_unmount;
-	log_info("serving %zu app(s) from \"%s\" at \"%s\"", cfg->n_apps, cfg->platform, mountpoint);
-	loop = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(loop, 32);
-	r = fuse_session_loop_mt(se, loop);
-	fuse_loop_cfg_destroy(loop);
-	if (fuse_session_exited(se))
-		r = 0; /* unmounted or told to stop */
-out_unmount:
-	log_info("unmounting \"%s\"", mountpoint);
-	/* Nobody serves the mount any more: end requests under way and tell
-	 * the modules to stop, unmount (their writes through the mount now
-	 * fail instead of waiting), then wait for their threads. */
-	altinn_stop(a);
-	events_stop(m.events);
-	outbox_stop(m.outbox);
-	inbox_stop(m.inbox);
-	instwrite_stop(m.instwrite);
-	fuse_session_unmount(se);
-out_signals:
-	fuse_remove_signal_handlers(se);
-out_destroy:
-	fuse_session_destroy(se);
-out_free:
+		r = fs_serve(m.fs, mountpoint, &(struct fs_run){ foreground, modules_start,
+								 modules_stop, &m });
 	events_free(m.events);
 	outbox_free(m.outbox);
 	inbox_free(m.inbox);
 	instwrite_free(m.instwrite);
 	fs_free(m.fs);
 	altinn_free(a);
-	fuse_opt_free_args(&args);
 	return r;
 }
 

@@ -20,6 +20,8 @@ struct config;
 struct view;
 struct node_table;
 struct handle;
+struct fuse_session;
+struct fuse_lowlevel_ops;
 
 /* State shared by every operation; immutable after fs_new except where
  * the module it points into says otherwise. */
@@ -47,5 +49,13 @@ struct fs {
 	pthread_mutex_t handles_lock;
 	struct handle *handles; /* open files and folders; protected by handles_lock */
 };
+
+/* fs.c: the session, for kernel notifications (mount.c sets it) */
+void fs_set_session(struct fs *fs, struct fuse_session *se);
+/* Opens the local areas and starts the background work (after
+ * fuse_daemonize: threads do not survive its fork). 0 or -errno. */
+int fs_start(struct fs *fs);
+/* ops.c: the table handed to fuse_session_new with fs as userdata */
+const struct fuse_lowlevel_ops *fs_ops(void);
 
 #endif

@@ -1,0 +1,89 @@
+/* mount.c - the mount's life: the FUSE session, from mount to unmount.
+ *
+ * Everything main needs of libfuse is here, so that nothing above fs/
+ * includes it: the session over fs_ops(), the signal handlers (SIGINT,
+ * SIGTERM and SIGHUP end the loop), the mount, fuse_daemonize, the
+ * multi-threaded loop and the unmount. The caller's start runs after
+ * fuse_daemonize (threads do not survive its fork) and its stop runs
+ * once nobody serves the mount any more but before the unmount, so that
+ * background threads writing through the mount fail instead of waiting
+ * for a kernel that waits for us. */
+#include "fs_i.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "log.h"
+
+#define FS_MAX_THREADS 32
+
+#define FS_STR2(x) #x
+#define FS_STR(x) FS_STR2(x)
+
+const char *fs_fuse_version(void)
+{
+	return FS_STR(FUSE_MAJOR_VERSION) "." FS_STR(FUSE_MINOR_VERSION);
+}
+
+static int loop(struct fuse_session *se)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int r;
+
+	fuse_loop_cfg_set_max_threads(cfg, FS_MAX_THREADS);
+	r = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	if (fuse_session_exited(se))
+		r = 0; /* unmounted or told to stop */
+	return r;
+}
+
+int fs_serve(struct fs *fs, const char *mountpoint, const struct fs_run *run)
+{
+	char *fuse_argv[] = { "altinnfs", "-o", NULL, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, fuse_argv);
+	struct fuse_session *se;
+	int r;
+
+	fuse_argv[2] = fs->cfg->allow_other ? "fsname=altinnfs,subtype=altinnfs,allow_other"
+					    : "fsname=altinnfs,subtype=altinnfs";
+	se = fuse_session_new(&args, fs_ops(), sizeof(*fs_ops()), fs);
+	if (!se) {
+		r = -EINVAL;
+		goto out_free_args;
+	}
+	fs_set_session(fs, se);
+	if (fuse_set_signal_handlers(se) < 0) {
+		r = -EIO;
+		goto out_destroy;
+	}
+	if (fuse_session_mount(se, mountpoint) < 0) {
+		fprintf(stderr, "altinnfs: cannot mount at \"%s\" (is /dev/fuse there, and fusermount3?)\n",
+			mountpoint);
+		r = -EIO;
+		goto out_signals;
+	}
+	fuse_daemonize(run->foreground);
+	/* threads only now: fuse_daemonize forks */
+	r = fs_start(fs);
+	if (r == 0)
+		r = run->start(run->ctx);
+	if (r < 0)
+		goto out_unmount;
+	log_info("serving %zu app(s) from \"%s\" at \"%s\"", fs->cfg->n_apps, fs->cfg->platform,
+		 mountpoint);
+	r = loop(se);
+out_unmount:
+	log_info("unmounting \"%s\"", mountpoint);
+	run->stop(run->ctx);
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+out_free_args:
+	fuse_opt_free_args(&args);
+	return r;
+}
