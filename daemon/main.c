@@ -41,35 +41,9 @@ static const char usage_text[] =
 	"  -h, --help       show this help\n"
 	"  -V, --version    show the version\n"
 	"\n"
-	"keys (docs/configuration.md explains each):\n"
-	"  platform         base URL of the platform (Storage, Events, Authentication),\n"
-	"                   e.g. https://platform.tt02.altinn.no             (required)\n"
-	"  apps_url         base URL of the app API; {org} is replaced, e.g.\n"
-	"                   https://{org}.apps.tt02.altinn.no (default: derived from a\n"
-	"                   platform https://platform.<env> of Altinn, else platform)\n"
-	"  apps             space-separated org/app list to mount            (required)\n"
-	"  token_file       file with an Altinn bearer token, re-read when it changes\n"
-	"  state_dir        where the spool, cursors and receipts live\n"
-	"                   (default /var/lib/altinnfs as root, else\n"
-	"                   $XDG_STATE_HOME/altinnfs or ~/.local/state/altinnfs)\n"
-	"  cache_ttl        seconds a listing or attribute is trusted (default 10)\n"
-	"  timeout          seconds a request may take, retries included, before it\n"
-	"                   fails (a large transfer: may stall) (default 30)\n"
-	"  write_timeout    seconds an App API write may wait for its answer (default 300)\n"
-	"  page_size        instances per query page (default 100, at most 1000)\n"
-	"  max_listed       instances one listing may hold (default 200000)\n"
-	"  poll_interval    seconds between event polls (default 10)\n"
-	"  events_start     now (default), all, or an ISO-8601 time\n"
-	"  webhook_listen, webhook_url, maskinporten_client_id, maskinporten_key_file,\n"
-	"  maskinporten_kid, maskinporten_scope, maskinporten_audience,\n"
-	"  maskinporten_token_url, maskinporten_exchange_test, subscription_key_file\n"
-	"                   events push and Maskinporten (see docs/configuration.md)\n"
-	"  outbox, outbox_uploaders, outbox_process_next, outbox_data_type,\n"
-	"  outbox_retry_max, outbox_give_up\n"
-	"                   submissions from outbox/ (see docs/outbox.md)\n"
-	"  instance_writes_give_up, inbox_give_up\n"
-	"                   seconds before a failing write or confirmation is given up\n"
-	"  allow_other      let other users see the mount (needs user_allow_other)\n"
+	"keys, as -o key=value or \"key = value\" lines (docs/configuration.md explains each):\n";
+
+static const char usage_example[] =
 	"\n"
 	"example:\n"
 	"  altinnfs -o platform=https://platform.tt02.altinn.no \\\n"
@@ -208,6 +182,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			config_print_help(stdout);
+			fputs(usage_example, stdout);
 			return 1;
 		case 'V':
 			printf("altinnfs %s (FUSE %s)\n", ALTINNFS_VERSION, fs_fuse_version());

@@ -38,6 +38,20 @@ def test_help(bin_path):
         assert key in out, key
 
 
+def test_help_lists_every_key(bin_path):
+    """--help is printed from config.c's key table: it names every key
+    docs/configuration.md documents, and none it does not."""
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    documented = set()
+    for line in doc.splitlines():
+        if line.startswith("| `") and not line.startswith("| `-"):
+            documented.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    r = run(bin_path, "--help")
+    out = r.stdout.decode()
+    listed = set(re.findall(r"^  ([a-z_]+)  ", out.split("keys,", 1)[1], re.M))
+    assert documented and documented == listed, (documented ^ listed)
+
+
 def _one_error_line(r):
     assert r.returncode != 0, r
     err = r.stderr.decode(errors="replace")

@@ -1,8 +1,9 @@
 /* config.c - settings from a config file (inih) and -o key=value options.
  *
- * One table lists every key with its type and where it lands in struct
- * config, so the file parser, -o and --help can never disagree about
- * which keys exist. Unknown keys and bad values are errors that name the
+ * One table lists every key with its type, where it lands in struct
+ * config and its line in --help, so the file parser, -o and --help can
+ * never disagree about which keys exist (tests/test_01_cli.py holds
+ * --help against docs/configuration.md). Unknown keys and bad values are errors that name the
  * key: a typo must not silently fall back to a default. */
 #include "config.h"
 
@@ -27,47 +28,58 @@ struct key_def {
 	enum key_kind kind;
 	size_t offset;
 	int min, max; /* KEY_INT */
+	const char *help; /* its line in --help; "\n" starts another */
 };
 
-#define STR(k) { #k, KEY_STRING, offsetof(struct config, k), 0, 0 }
-#define URL(k) { #k, KEY_URL, offsetof(struct config, k), 0, 0 }
-#define INT(k, lo, hi) { #k, KEY_INT, offsetof(struct config, k), lo, hi }
+#define STR(k, h) { #k, KEY_STRING, offsetof(struct config, k), 0, 0, h }
+#define URL(k, h) { #k, KEY_URL, offsetof(struct config, k), 0, 0, h }
+#define INT(k, lo, hi, h) { #k, KEY_INT, offsetof(struct config, k), lo, hi, h }
+#define FLAG(k, h) { #k, KEY_FLAG, offsetof(struct config, k), 0, 0, h }
 
 static const struct key_def keys[] = {
-	URL(platform),
-	URL(apps_url),
-	{ "apps", KEY_APPS, 0, 0, 0 },
-	STR(token_file),
-	STR(state_dir),
-	INT(cache_ttl, 0, 86400),
-	INT(timeout, 1, 3600),
-	INT(write_timeout, 1, 86400),
-	INT(page_size, 1, 1000),
-	INT(max_listed, 100, 10000000),
-	INT(poll_interval, 1, 86400),
-	STR(events_start),
-	INT(events_keep, 1, 100000),
-	INT(events_keep_days, 0, 36500),
-	STR(webhook_listen),
-	URL(webhook_url),
-	STR(maskinporten_client_id),
-	STR(maskinporten_key_file),
-	STR(maskinporten_kid),
-	STR(maskinporten_scope),
-	URL(maskinporten_audience),
-	URL(maskinporten_token_url),
-	{ "maskinporten_exchange_test", KEY_FLAG, offsetof(struct config, maskinporten_exchange_test),
-	  0, 0 },
-	STR(subscription_key_file),
-	{ "outbox", KEY_FLAG, offsetof(struct config, outbox), 0, 0 },
-	INT(outbox_uploaders, 1, 32),
-	{ "outbox_process_next", KEY_FLAG, offsetof(struct config, outbox_process_next), 0, 0 },
-	STR(outbox_data_type),
-	INT(outbox_retry_max, 1, 86400),
-	INT(outbox_give_up, 1, 365 * 86400),
-	INT(instance_writes_give_up, 1, 365 * 86400),
-	INT(inbox_give_up, 1, 365 * 86400),
-	{ "allow_other", KEY_FLAG, offsetof(struct config, allow_other), 0, 0 },
+	URL(platform, "base URL of the platform (Storage, Events, Authentication),\n"
+		      "e.g. https://platform.tt02.altinn.no (required)"),
+	URL(apps_url, "base URL of the app API; {org} is replaced, e.g.\n"
+		      "https://{org}.apps.tt02.altinn.no (default: derived from a\n"
+		      "platform https://platform.<env> of Altinn, else platform)"),
+	{ "apps", KEY_APPS, 0, 0, 0, "space-separated org/app list to mount (required)" },
+	STR(token_file, "file with an Altinn bearer token, re-read when it changes"),
+	STR(state_dir, "where the journals, cursors and receipts live (default\n"
+		       "/var/lib/altinnfs as root, else $XDG_STATE_HOME/altinnfs\n"
+		       "or ~/.local/state/altinnfs)"),
+	INT(cache_ttl, 0, 86400, "seconds a listing or attribute is trusted (default 10)"),
+	INT(timeout, 1, 3600, "seconds a request may take, retries included, before it\n"
+			      "fails (a large transfer: may stall) (default 30)"),
+	INT(write_timeout, 1, 86400, "seconds an App API write may wait for its answer\n"
+				     "(default 300)"),
+	INT(page_size, 1, 1000, "instances per query page (default 100)"),
+	INT(max_listed, 100, 10000000, "instances one listing may hold (default 200000)"),
+	INT(poll_interval, 1, 86400, "seconds between event polls (default 10)"),
+	STR(events_start, "now (default), all, or an ISO-8601 time"),
+	INT(events_keep, 1, 100000, "event files kept per app (default 10000)"),
+	INT(events_keep_days, 0, 36500, "days an event file is kept; 0: no limit (default 30)"),
+	STR(webhook_listen, "address:port of the events push endpoint"),
+	URL(webhook_url, "its public https URL, ending in ?code=<secret>"),
+	STR(maskinporten_client_id, "Maskinporten client id: Maskinporten is the token source"),
+	STR(maskinporten_key_file, "the client's RSA private key (PEM, mode 0600)"),
+	STR(maskinporten_kid, "the key id registered for that key"),
+	STR(maskinporten_scope, "space-separated scopes"),
+	URL(maskinporten_audience, "the Maskinporten issuer, with its trailing slash"),
+	URL(maskinporten_token_url, "the token endpoint (default: audience + token)"),
+	FLAG(maskinporten_exchange_test, "send ?test=true on the token exchange (default no)"),
+	STR(subscription_key_file, "file with an Ocp-Apim-Subscription-Key value"),
+	FLAG(outbox, "the outbox/, sent/ and failed/ folders (default yes)"),
+	INT(outbox_uploaders, 1, 32, "submissions delivered at once (default 4)"),
+	FLAG(outbox_process_next, "PUT process/next after the uploads (default yes)"),
+	STR(outbox_data_type, "data type per app: \"org/app:type ...\""),
+	INT(outbox_retry_max, 1, 86400, "longest wait between attempts, seconds (default 300)"),
+	INT(outbox_give_up, 1, 365 * 86400,
+	    "seconds a submission may keep failing before failed/\n(default 259200)"),
+	INT(instance_writes_give_up, 1, 365 * 86400,
+	    "seconds a write into an instance may keep failing\nbefore it is given up (default 259200)"),
+	INT(inbox_give_up, 1, 365 * 86400,
+	    "seconds a confirmation may keep failing before it is\ngiven up (default 259200)"),
+	FLAG(allow_other, "let other users see the mount (needs user_allow_other)"),
 };
 
 void config_init(struct config *cfg)
@@ -384,9 +396,23 @@ void config_free(struct config *cfg)
 	free_apps(cfg);
 }
 
-void config_print_keys(FILE *out)
+void config_print_help(FILE *out)
 {
+	int width = 0;
+
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		fprintf(out, "%s%s", i ? ", " : "", keys[i].name);
-	fputc('\n', out);
+		if ((int)strlen(keys[i].name) > width)
+			width = (int)strlen(keys[i].name);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *h = keys[i].help;
+		bool first = true;
+
+		while (*h) {
+			size_t n = strcspn(h, "\n");
+
+			fprintf(out, "  %-*s  %.*s\n", width, first ? keys[i].name : "", (int)n, h);
+			h += n + (h[n] == '\n');
+			first = false;
+		}
+	}
 }

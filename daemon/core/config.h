@@ -67,7 +67,7 @@ int config_check(const struct config *cfg, char **ret_err);
  * (caller frees) */
 char *config_app_base(const struct config *cfg, const char *org);
 void config_free(struct config *cfg);
-/* the known keys, comma-separated, for --help */
-void config_print_keys(FILE *out);
+/* every key with its help, one or more lines each, for --help */
+void config_print_help(FILE *out);
 
 #endif
