@@ -22,7 +22,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include "config.h"
 #include "log.h"
 #include "outbox_rules.h"
+#include "sha256.h"
 #include "xalloc.h"
 
 /* Metadata older than this is fetched again before a file is checked. */
@@ -86,32 +86,6 @@ static int open_file(struct outbox *ob, const struct ob_item *it, const char *pa
 
 	free(rel);
 	return fd < 0 ? -errno : fd;
-}
-
-static int sha256_fd(int fd, char out[65])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned char md[32];
-	char *buf = xmalloc(1 << 20);
-	off_t off = 0;
-	ssize_t n;
-	int r = 0;
-
-	if (!ctx)
-		abort();
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	while ((n = pread(fd, buf, 1 << 20, off)) > 0) {
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		off += n;
-	}
-	if (n < 0)
-		r = -errno;
-	EVP_DigestFinal_ex(ctx, md, NULL);
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	EVP_MD_CTX_free(ctx);
-	free(buf);
-	return r;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -490,7 +464,7 @@ static int resolve_upload(struct outbox *ob, struct ob_item *it, size_t k, struc
 /* Hashes an upload's bytes as http.c sends them, so a large file is
  * read once; a body sent again after a rewind is not hashed twice. */
 struct tap {
-	EVP_MD_CTX *ctx;
+	struct sha256 *ctx;
 	uint64_t pos;
 	bool broken;
 };
@@ -505,7 +479,7 @@ static void tap_send(void *arg, uint64_t off, const char *p, size_t n)
 		t->broken = true; /* a gap: hash the file afterwards instead */
 		return;
 	}
-	EVP_DigestUpdate(t->ctx, p + (t->pos - off), n - (size_t)(t->pos - off));
+	sha256_update(t->ctx, p + (t->pos - off), n - (size_t)(t->pos - off));
 	t->pos = off + n;
 }
 
@@ -514,15 +488,13 @@ static void tap_finish(struct outbox *ob, struct ob_item *it, struct spool_eleme
 		       struct tap *t)
 {
 	char sha[65] = "";
-	unsigned char md[32];
+	char tapped[65];
 
 	if (!t->ctx)
 		return;
-	EVP_DigestFinal_ex(t->ctx, md, NULL);
-	EVP_MD_CTX_free(t->ctx);
+	sha256_finish(t->ctx, tapped);
 	if (!t->broken && t->pos == el->size) {
-		for (int i = 0; i < 32; i++)
-			snprintf(sha + 2 * i, 3, "%02x", md[i]);
+		memcpy(sha, tapped, sizeof(sha));
 	} else {
 		int fd = open_file(ob, it, el->path);
 
@@ -561,10 +533,7 @@ static int step_upload(struct outbox *ob, struct ob_item *it, size_t k, struct a
 		return later(ans, "journal", r);
 	}
 	if (!el->sha256[0]) {
-		tap.ctx = EVP_MD_CTX_new();
-		if (!tap.ctx)
-			abort();
-		EVP_DigestInit_ex(tap.ctx, EVP_sha256(), NULL);
+		tap.ctx = sha256_new();
 	}
 	r = app_upload(ob->a, it->s.org, it->s.app, it->s.instance_id, el->data_type, el->filename,
 		       el->content_type, fd, el->size, tap.ctx ? tap_send : NULL, &tap, &id,
