@@ -21,8 +21,6 @@
 #include "inbox.h"
 #include "instwrite.h"
 #include "fs.h"
-#include "http.h"
-#include "json.h"
 #include "log.h"
 #include "outbox.h"
 #include "xalloc.h"
@@ -376,8 +374,7 @@ int main(int argc, char **argv)
 	free(cl.opts);
 	log_setup(cl.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, !cl.foreground);
 	/* before any thread: curl's global state and jansson's hash seed */
-	json_global_init();
-	r = http_global_init();
+	r = altinn_global_init();
 	if (r < 0) {
 		log_errno(r, "cannot initialise libcurl");
 		free(mountpoint);
@@ -385,7 +382,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	r = serve(&cfg, mountpoint, cl.foreground);
-	http_global_cleanup();
+	altinn_global_cleanup();
 	free(mountpoint);
 	config_free(&cfg);
 	return r < 0 ? 1 : 0;

@@ -28,7 +28,7 @@ struct fs_status_hooks {
 void fs_set_status_hooks(struct fs *fs, const struct fs_status_hooks *hooks);
 
 /* The inbox: completed instances not yet confirmed. The module that
- * confirms durably (daemon/inbox.c) answers through these. */
+ * confirms durably (daemon/inbox/inbox.c) answers through these. */
 struct fs_inbox_hooks {
 	void *ctx;
 	/* confirmed here already (maybe not yet on the platform): hide it */
@@ -42,7 +42,7 @@ struct fs_inbox_hooks {
 void fs_set_inbox(struct fs *fs, const struct fs_inbox_hooks *hooks);
 
 /* Lets files in instances/.../data/<type>/ be written and removed,
- * through the module that journals them (daemon/instwrite.c); before
+ * through the module that journals them (daemon/instwrite/instwrite.c); before
  * fs_serve. */
 void fs_set_data_writes(struct fs *fs, const struct alt_dw_hooks *hooks);
 

@@ -7,7 +7,7 @@
  * lives; inode numbers are never reused, so a stale kernel handle can
  * only miss, never hit the wrong file.
  *
- * All functions take tree->lock internally; the node fields below are
+ * All functions take the table's own lock internally; the node fields below are
  * immutable after creation except where marked. */
 #ifndef ALTINNFS_NODE_H
 #define ALTINNFS_NODE_H

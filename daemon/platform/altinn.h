@@ -96,6 +96,11 @@ struct alt_query {
  * reference. A non-zero return stops the listing and is returned. */
 typedef int (*alt_instance_cb)(struct alt_instance *inst, void *ctx);
 
+/* Once in main before any thread starts (curl's global state, jansson's
+ * hash seed), and once at exit. 0 or -errno. */
+int altinn_global_init(void);
+void altinn_global_cleanup(void);
+
 int altinn_new(const struct config *cfg, struct altinn **ret);
 /* Ends every request under way (-ECANCELED) and fails new ones: called
  * at shutdown so background threads can be joined at once. */

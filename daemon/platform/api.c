@@ -27,6 +27,17 @@
 
 /* ---- the client */
 
+int altinn_global_init(void)
+{
+	json_global_init();
+	return http_global_init();
+}
+
+void altinn_global_cleanup(void)
+{
+	http_global_cleanup();
+}
+
 /* http.c asks for tokens through these and never includes auth.h. */
 static int cred_token(void *ctx, char **ret_token, uint64_t *ret_gen)
 {

@@ -1,6 +1,6 @@
 /* http.c - every request the daemon makes, made the same careful way.
  *
- * The only file that includes curl. A request borrows an easy handle from
+ * curl lives here (docs/design.md, "Who includes what"). A request borrows an easy handle from
  * a small pool and gives it back, so one handle is used by one thread at a
  * time and keeps its open connection for the next request, whichever
  * thread makes it; DNS answers and TLS sessions are shared between all

@@ -1,6 +1,6 @@
 /* http.h - GET requests to the platform, with the rules every call shares.
  *
- * http.c is the only file that includes curl. Every request here gets the
+ * http.c holds curl (docs/design.md says who includes what). Every request gets the
  * same treatment: the bearer token from its credentials (and one refresh plus
  * one retry after a 401), Accept: application/json unless told otherwise,
  * one deadline of cfg->timeout seconds for all attempts of a request (bulk

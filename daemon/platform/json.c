@@ -1,6 +1,6 @@
 /* json.c - the platform's JSON documents, parsed into altinn.h structs.
  *
- * With json_msgs.c, the only file that includes jansson. The platform is
+ * With json_msgs.c, where jansson stays (docs/design.md). The platform is
  * treated as untrusted input: every field may be null, absent or of the wrong type
  * (Storage omits nulls today, older versions and the docs' samples send
  * them), ids are checked before they become path names, guids are

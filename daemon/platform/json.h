@@ -1,6 +1,6 @@
 /* json.h - platform JSON in, plain structs out; status.json out.
  *
- * json.c and json_msgs.c are the only files that include jansson. Parsers take the raw
+ * jansson stays in json.c and json_msgs.c (docs/design.md). Parsers take the raw
  * response body and return the structs of altinn.h; anything the platform
  * sends that would confuse the tree (a malformed id, a duplicate data guid)
  * is skipped with a warning rather than passed on. All functions return 0 or

@@ -1,6 +1,6 @@
 /* jwt.h - the signed JWT grant a Maskinporten client sends (RFC 7523).
  *
- * jwt.c is the only file that includes OpenSSL. It loads the client's RSA
+ * OpenSSL's signing lives here (docs/design.md). It loads the client's RSA
  * private key from PEM text and signs grants with RS256: header alg and
  * kid, claims aud, iss, scope, iat, exp and a fresh random jti. The key
  * never leaves the opaque struct; assertions are returned in memory the

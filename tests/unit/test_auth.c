@@ -6,11 +6,6 @@
  * are decoded with OpenSSL's standard-alphabet decoder (not ours), so the
  * encoding is checked against a second implementation. Each check prints
  * what it expected; the exit status is the number of failures. */
-/* daemon/limits.h stands in for <limits.h> on this include path, and
- * OpenSSL's headers want INT_MAX from the real one. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
