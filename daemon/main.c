@@ -229,127 +229,52 @@ static int load_config(const struct cmdline *cl, struct config *cfg)
 	return 0;
 }
 
-/* The modules that own parts of the tree, wired to the filesystem. */
-struct modules {
-	struct altinn *a;
-	struct fs *fs;
-	struct events *events;
-	struct outbox *outbox;
-	struct inbox *inbox;
-	struct instwrite *instwrite; /* NULL when the outbox is off: its
-				      * outcomes go to sent/ and failed/ */
+/* The folder families, one line each: adding one is its folder under
+ * daemon/ and a line here (family.h is the contract). fs/ starts them
+ * in this order once the mount is up, stops them before the unmount and
+ * frees them after it. */
+static const family_new_fn families[] = {
+	events_family,
+	outbox_family,
+	inbox_family,
+	instwrite_family, /* after the outbox: its outcomes go to sent/, failed/ */
 };
 
-static void on_instance_changed(void *ctx, const char *org, const char *app, const char *party,
-				const char *guid)
+static void invalidate(void *ctx, const char *org, const char *app, const char *party,
+		       const char *guid)
 {
-	struct modules *m = ctx;
-
-	fs_invalidate(m->fs, org, app, party, guid);
+	fs_invalidate(ctx, org, app, party, guid);
 }
 
-static void status_app(void *ctx, const char *org, const char *app, struct alt_status_app *st)
+/* Nobody serves the mount any more: end requests under way, before the
+ * families are told to stop and fs_serve unmounts. */
+static void client_stop(void *ctx)
 {
-	struct modules *m = ctx;
-
-	events_status(m->events, org, app, st);
-}
-
-static void status_outbox(void *ctx, struct alt_status_outbox *st)
-{
-	struct modules *m = ctx;
-
-	outbox_status(m->outbox, st);
-}
-
-static int modules_new(struct config *cfg, struct altinn *a, const char *mountpoint,
-		       struct modules *m)
-{
-	const struct events_deps ed = { cfg, a, mountpoint, on_instance_changed, m };
-	const struct outbox_deps od = { cfg, a, mountpoint };
-	const struct fs_status_hooks sh = { m, status_app, status_outbox };
-	struct local_hooks hooks;
-	int r;
-
-	r = events_new(&ed, &m->events);
-	if (r < 0)
-		return log_errno(r, "cannot open the events state in \"%s\"", cfg->state_dir);
-	r = outbox_new(&od, &m->outbox);
-	if (r < 0)
-		return log_errno(r, "cannot open the outbox spool in \"%s\"", cfg->state_dir);
-	r = inbox_new(cfg, a, &m->inbox);
-	if (r < 0)
-		return log_errno(r, "cannot open the inbox state in \"%s\"", cfg->state_dir);
-	fs_set_inbox(m->fs, &(struct fs_inbox_hooks){ m->inbox, inbox_hidden, inbox_confirm });
-	if (events_hooks(m->events, &hooks))
-		fs_set_area(m->fs, AREA_EVENTS, &hooks);
-	for (int area = AREA_OUTBOX; area <= AREA_FAILED; area++)
-		if (outbox_hooks(m->outbox, (enum local_area)area, &hooks))
-			fs_set_area(m->fs, (enum local_area)area, &hooks);
-	if (outbox_hooks(m->outbox, AREA_SENT, &hooks)) {
-		struct alt_dw_hooks dw;
-
-		r = instwrite_new(cfg, a, mountpoint, &m->instwrite);
-		if (r < 0)
-			return log_errno(r, "cannot open the instance writes journal in \"%s\"",
-					 cfg->state_dir);
-		instwrite_set_invalidate(m->instwrite, on_instance_changed, m);
-		instwrite_hooks(m->instwrite, &dw);
-		fs_set_data_writes(m->fs, &dw);
-	}
-	fs_set_status_hooks(m->fs, &sh);
-	return 0;
-}
-
-/* After the mount is up and the process has left the terminal. */
-static int modules_start(void *ctx)
-{
-	struct modules *m = ctx;
-	int r = events_start(m->events);
-
-	if (r == 0)
-		r = outbox_start(m->outbox);
-	if (r == 0)
-		r = inbox_start(m->inbox);
-	if (r == 0 && m->instwrite)
-		r = instwrite_start(m->instwrite);
-	return r;
-}
-
-/* Nobody serves the mount any more: end requests under way and tell the
- * modules to stop; fs_serve then unmounts (their writes through the
- * mount now fail instead of waiting), and serve() waits for them. */
-static void modules_stop(void *ctx)
-{
-	struct modules *m = ctx;
-
-	altinn_stop(m->a);
-	events_stop(m->events);
-	outbox_stop(m->outbox);
-	inbox_stop(m->inbox);
-	instwrite_stop(m->instwrite);
+	altinn_stop(ctx);
 }
 
 static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 {
-	struct modules m = { 0 };
 	struct altinn *a = NULL;
+	struct fs *fs;
 	int r;
 
 	r = altinn_new(cfg, &a);
 	if (r < 0)
 		return log_errno(r, "cannot set up the platform client");
-	m.a = a;
-	m.fs = fs_new(a, cfg, mountpoint);
-	r = modules_new(cfg, a, mountpoint, &m);
+	fs = fs_new(a, cfg, mountpoint);
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		const struct family_deps deps = { cfg, a, mountpoint, invalidate, fs };
+		struct fs_family f;
+
+		r = families[i](&deps, &f);
+		if (r < 0)
+			break;
+		fs_add_family(fs, &f);
+	}
 	if (r == 0)
-		r = fs_serve(m.fs, mountpoint, &(struct fs_run){ foreground, modules_start,
-								 modules_stop, &m });
-	events_free(m.events);
-	outbox_free(m.outbox);
-	inbox_free(m.inbox);
-	instwrite_free(m.instwrite);
-	fs_free(m.fs);
+		r = fs_serve(fs, mountpoint, &(struct fs_run){ foreground, NULL, client_stop, a });
+	fs_free(fs);
 	altinn_free(a);
 	return r;
 }

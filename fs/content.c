@@ -5,6 +5,7 @@
  * daemon already knows: reading it never makes a request. */
 #include "content.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,8 @@ char *content_status(struct fs *fs, size_t *ret_len)
 	size_t n = view_n_apps(fs->view);
 	struct alt_status_app *apps = xcalloc(n ? n : 1, sizeof(*apps));
 	char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+	struct alt_status_outbox ob = { 0 };
+	bool have_ob = false;
 	char *doc;
 
 	for (size_t i = 0; i < n; i++) {
@@ -175,18 +178,17 @@ char *content_status(struct fs *fs, size_t *ret_len)
 		ids[i] = xasprintf("%s/%s", view_app_org(va), view_app_name(va));
 		view_app_status(va, &apps[i]);
 		apps[i].id = ids[i];
-		if (fs->status_hooks.app)
-			fs->status_hooks.app(fs->status_hooks.ctx, view_app_org(va),
-					     view_app_name(va), &apps[i]);
+		for (size_t f = 0; f < fs->n_families; f++)
+			if (fs->families[f].status_app)
+				fs->families[f].status_app(fs->families[f].ctx, view_app_org(va),
+							   view_app_name(va), &apps[i]);
 	}
-	if (fs->status_hooks.outbox) {
-		struct alt_status_outbox ob = { 0 };
-
-		fs->status_hooks.outbox(fs->status_hooks.ctx, &ob);
-		doc = altinn_status_render(fs->a, fs->mountpoint, apps, n, &ob);
-	} else {
-		doc = altinn_status_render(fs->a, fs->mountpoint, apps, n, NULL);
-	}
+	for (size_t f = 0; f < fs->n_families; f++)
+		if (fs->families[f].status) {
+			fs->families[f].status(fs->families[f].ctx, &ob);
+			have_ob = true;
+		}
+	doc = altinn_status_render(fs->a, fs->mountpoint, apps, n, have_ob ? &ob : NULL);
 	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);

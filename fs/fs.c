@@ -1,5 +1,5 @@
-/* fs.c - the filesystem's state: built, wired to the modules, started
- * and freed, plus what the modules may ask of it from their own threads
+/* fs.c - the filesystem's state: built, given its families, started and
+ * freed, plus what the families may ask of it from their own threads
  * (dropping cached listings, here and in the kernel). */
 #include "fs.h"
 #include "ops_i.h"
@@ -93,21 +93,42 @@ static void *warm_up(void *arg)
 	return NULL;
 }
 
-void fs_set_data_writes(struct fs *fs, const struct alt_dw_hooks *hooks)
+void fs_add_family(struct fs *fs, const struct fs_family *f)
 {
-	fs->dw_hooks = *hooks;
-	fs->dw_enabled = true;
+	if (!f->ctx)
+		return;
+	fs->families = xrealloc(fs->families, (fs->n_families + 1) * sizeof(*fs->families));
+	fs->families[fs->n_families++] = *f;
+	for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
+		if (f->areas[a].check || f->areas[a].done)
+			local_set_hooks(fs, (enum local_area)a, &f->areas[a]);
+	if (f->inbox.confirm) {
+		fs->inbox_hooks = f->inbox;
+		fs->inbox_enabled = true;
+	}
+	if (f->data_writes.begin) {
+		fs->dw_hooks = f->data_writes;
+		fs->dw_enabled = true;
+	}
 }
 
-void fs_set_inbox(struct fs *fs, const struct fs_inbox_hooks *hooks)
+int fs_families_start(struct fs *fs)
 {
-	fs->inbox_hooks = *hooks;
-	fs->inbox_enabled = true;
+	for (size_t i = 0; i < fs->n_families; i++) {
+		struct fs_family *f = &fs->families[i];
+		int r = f->start ? f->start(f->ctx) : 0;
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
-void fs_set_status_hooks(struct fs *fs, const struct fs_status_hooks *hooks)
+void fs_families_stop(struct fs *fs)
 {
-	fs->status_hooks = *hooks;
+	for (size_t i = 0; i < fs->n_families; i++)
+		if (fs->families[i].stop)
+			fs->families[i].stop(fs->families[i].ctx);
 }
 
 void fs_set_session(struct fs *fs, struct fuse_session *se)
@@ -157,11 +178,6 @@ void fs_invalidate(struct fs *fs, const char *org, const char *app, const char *
 		fuse_lowlevel_notify_inval_entry(fs->se, n->ino, guid, strlen(guid));
 }
 
-void fs_set_area(struct fs *fs, enum local_area area, const struct local_hooks *hooks)
-{
-	local_set_hooks(fs, area, hooks);
-}
-
 int fs_start(struct fs *fs)
 {
 	int r = local_open_dirs(fs);
@@ -177,6 +193,11 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	/* the families first: their threads may still ask us */
+	for (size_t i = 0; i < fs->n_families; i++)
+		if (fs->families[i].free)
+			fs->families[i].free(fs->families[i].ctx);
+	free(fs->families);
 	if (fs->warm_started)
 		pthread_join(fs->warm_thread, NULL);
 	/* files and folders still open at unmount: the kernel need not send

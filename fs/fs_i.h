@@ -40,7 +40,8 @@ struct fs {
 	struct local_hooks hooks[AREA_COUNT];
 	bool area_enabled[AREA_COUNT];
 	int *area_fds; /* [app index * AREA_COUNT + area], -1 when off */
-	struct fs_status_hooks status_hooks; /* set before fs_start */
+	struct fs_family *families;          /* set before fs_start */
+	size_t n_families;
 	struct fs_inbox_hooks inbox_hooks;   /* set before fs_start */
 	bool inbox_enabled;
 	struct alt_dw_hooks dw_hooks;        /* set before fs_start */
@@ -50,6 +51,9 @@ struct fs {
 	struct handle *handles; /* open files and folders; protected by handles_lock */
 };
 
+/* fs.c: the families' life, in the order added (mount.c) */
+int fs_families_start(struct fs *fs);
+void fs_families_stop(struct fs *fs);
 /* fs.c: the session, for kernel notifications (mount.c sets it) */
 void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* Opens the local areas and starts the background work (after

@@ -68,8 +68,10 @@ int fs_serve(struct fs *fs, const char *mountpoint, const struct fs_run *run)
 	fuse_daemonize(run->foreground);
 	/* threads only now: fuse_daemonize forks */
 	r = fs_start(fs);
-	if (r == 0)
+	if (r == 0 && run->start)
 		r = run->start(run->ctx);
+	if (r == 0)
+		r = fs_families_start(fs);
 	if (r < 0)
 		goto out_unmount;
 	log_info("serving %zu app(s) from \"%s\" at \"%s\"", fs->cfg->n_apps, fs->cfg->platform,
@@ -77,7 +79,9 @@ int fs_serve(struct fs *fs, const char *mountpoint, const struct fs_run *run)
 	r = loop(se);
 out_unmount:
 	log_info("unmounting \"%s\"", mountpoint);
-	run->stop(run->ctx);
+	if (run->stop)
+		run->stop(run->ctx);
+	fs_families_stop(fs);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

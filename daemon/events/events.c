@@ -515,3 +515,42 @@ void events_free(struct events *ev)
 	pthread_mutex_destroy(&ev->sleep_lock);
 	free(ev);
 }
+
+/* ---- the family, as fs/ and main.c see it (family.h) */
+
+static int family_start(void *ctx)
+{
+	return events_start(ctx);
+}
+
+static void family_status_app(void *ctx, const char *org, const char *app,
+			      struct alt_status_app *st)
+{
+	events_status(ctx, org, app, st);
+}
+
+static void family_stop(void *ctx)
+{
+	events_stop(ctx);
+}
+
+static void family_free(void *ctx)
+{
+	events_free(ctx);
+}
+
+int events_family(const struct family_deps *deps, struct fs_family *ret)
+{
+	const struct events_deps ed = { deps->cfg, deps->a, deps->mountpoint, deps->invalidate,
+					 deps->invalidate_ctx };
+	struct events *ev;
+	int r = events_new(&ed, &ev);
+
+	if (r < 0)
+		return log_errno(r, "cannot open the events state in \"%s\"", deps->cfg->state_dir);
+	*ret = (struct fs_family){ .name = "events", .ctx = ev, .status_app = family_status_app,
+				   .start = family_start, .stop = family_stop,
+				   .free = family_free };
+	events_hooks(ev, &ret->areas[AREA_EVENTS]);
+	return 0;
+}

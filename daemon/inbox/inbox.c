@@ -337,3 +337,34 @@ void inbox_free(struct inbox *ib)
 	pthread_mutex_destroy(&ib->lock);
 	free(ib);
 }
+
+/* ---- the family, as fs/ and main.c see it (family.h) */
+
+static int family_start(void *ctx)
+{
+	return inbox_start(ctx);
+}
+
+static void family_stop(void *ctx)
+{
+	inbox_stop(ctx);
+}
+
+static void family_free(void *ctx)
+{
+	inbox_free(ctx);
+}
+
+int inbox_family(const struct family_deps *deps, struct fs_family *ret)
+{
+	struct inbox *ib;
+	int r = inbox_new(deps->cfg, deps->a, &ib);
+
+	if (r < 0)
+		return log_errno(r, "cannot open the inbox state in \"%s\"", deps->cfg->state_dir);
+	*ret = (struct fs_family){ .name = "inbox", .ctx = ib,
+				   .inbox = { ib, inbox_hidden, inbox_confirm },
+				   .start = family_start, .stop = family_stop,
+				   .free = family_free };
+	return 0;
+}

@@ -10,7 +10,7 @@
 
 #include <stdbool.h>
 
-#include "altinn.h"
+#include "family.h"
 
 struct config;
 struct inbox;
@@ -27,5 +27,8 @@ void inbox_counts(struct inbox *ib, unsigned long *ret_pending, unsigned long *r
 int inbox_start(struct inbox *ib);
 void inbox_stop(struct inbox *ib);  /* asks the worker to stop; no waiting */
 void inbox_free(struct inbox *ib);  /* joins it; NULL is fine */
+
+/* The family for fs/ and main.c (family.h). */
+int inbox_family(const struct family_deps *deps, struct fs_family *ret);
 
 #endif

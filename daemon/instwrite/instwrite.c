@@ -591,3 +591,40 @@ void instwrite_set_invalidate(struct instwrite *iw,
 	iw->invalidate_ctx = ctx;
 }
 
+/* ---- the family, as fs/ and main.c see it (family.h) */
+
+static int family_start(void *ctx)
+{
+	return instwrite_start(ctx);
+}
+
+static void family_stop(void *ctx)
+{
+	instwrite_stop(ctx);
+}
+
+static void family_free(void *ctx)
+{
+	instwrite_free(ctx);
+}
+
+int instwrite_family(const struct family_deps *deps, struct fs_family *ret)
+{
+	struct instwrite *iw;
+	int r;
+
+	*ret = (struct fs_family){ .name = "instwrite" };
+	if (!deps->cfg->outbox)
+		return 0; /* its outcomes go to sent/ and failed/ */
+	r = instwrite_new(deps->cfg, deps->a, deps->mountpoint, &iw);
+	if (r < 0)
+		return log_errno(r, "cannot open the instance writes journal in \"%s\"",
+				 deps->cfg->state_dir);
+	instwrite_set_invalidate(iw, deps->invalidate, deps->invalidate_ctx);
+	ret->ctx = iw;
+	instwrite_hooks(iw, &ret->data_writes);
+	ret->start = family_start;
+	ret->stop = family_stop;
+	ret->free = family_free;
+	return 0;
+}

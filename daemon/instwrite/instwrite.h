@@ -15,27 +15,10 @@
 #ifndef ALTINNFS_INSTWRITE_H
 #define ALTINNFS_INSTWRITE_H
 
-#include "altinn.h"
+#include "family.h"
 
-struct config;
-struct instwrite;
-
-/* Opens (creating) the journal and the staging folder; starts no thread. */
-int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountpoint,
-		  struct instwrite **ret);
-/* The callbacks of struct alt_dw_hooks, ctx the struct instwrite. */
-void instwrite_hooks(struct instwrite *iw, struct alt_dw_hooks *ret);
-/* Resumes what a restart left and starts the worker, once the mount
- * serves requests. */
-int instwrite_start(struct instwrite *iw);
-/* After each outcome, so listings show the platform's new view. */
-void instwrite_set_invalidate(struct instwrite *iw,
-			      void (*cb)(void *ctx, const char *org, const char *app,
-					 const char *party, const char *guid),
-			      void *ctx);
-/* Asks the worker to stop, and waits for an invalidation under way (the
- * fs session is destroyed next); call before unmounting. */
-void instwrite_stop(struct instwrite *iw);
-void instwrite_free(struct instwrite *iw); /* joins it; NULL is fine */
+/* The family, for main.c's table (family.h); the rest of the module
+ * is private to its folder (instwrite_i.h). */
+int instwrite_family(const struct family_deps *deps, struct fs_family *ret);
 
 #endif

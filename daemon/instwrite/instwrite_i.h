@@ -15,6 +15,29 @@
 
 #include "instwrite.h"
 
+/* ---- the module, as its folder and its face (instwrite.c) see it */
+
+struct config;
+struct instwrite;
+
+/* Opens (creating) the journal and the staging folder; starts no thread. */
+int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountpoint,
+		  struct instwrite **ret);
+/* The callbacks of struct alt_dw_hooks, ctx the struct instwrite. */
+void instwrite_hooks(struct instwrite *iw, struct alt_dw_hooks *ret);
+/* Resumes what a restart left and starts the worker, once the mount
+ * serves requests. */
+int instwrite_start(struct instwrite *iw);
+/* After each outcome, so listings show the platform's new view. */
+void instwrite_set_invalidate(struct instwrite *iw,
+			      void (*cb)(void *ctx, const char *org, const char *app,
+					 const char *party, const char *guid),
+			      void *ctx);
+/* Asks the worker to stop, and waits for an invalidation under way (the
+ * fs session is destroyed next); call before unmounting. */
+void instwrite_stop(struct instwrite *iw);
+void instwrite_free(struct instwrite *iw); /* joins it; NULL is fine */
+
 #define IW_META_MAX_AGE_MS 60000
 #define IW_MAX_BACKOFF_MS 300000
 /* A POST's element is looked for among those created since its attempt,

@@ -626,3 +626,41 @@ void outbox_free(struct outbox *ob)
 	pthread_mutex_destroy(&ob->meta_lock);
 	free(ob);
 }
+
+/* ---- the family, as fs/ and main.c see it (family.h) */
+
+static int family_start(void *ctx)
+{
+	return outbox_start(ctx);
+}
+
+static void family_status(void *ctx, struct alt_status_outbox *st)
+{
+	outbox_status(ctx, st);
+}
+
+static void family_stop(void *ctx)
+{
+	outbox_stop(ctx);
+}
+
+static void family_free(void *ctx)
+{
+	outbox_free(ctx);
+}
+
+int outbox_family(const struct family_deps *deps, struct fs_family *ret)
+{
+	const struct outbox_deps od = { deps->cfg, deps->a, deps->mountpoint };
+	struct outbox *ob;
+	int r = outbox_new(&od, &ob);
+
+	if (r < 0)
+		return log_errno(r, "cannot open the outbox spool in \"%s\"", deps->cfg->state_dir);
+	*ret = (struct fs_family){ .name = "outbox", .ctx = ob, .status = family_status,
+				   .start = family_start, .stop = family_stop,
+				   .free = family_free };
+	for (int area = AREA_OUTBOX; area <= AREA_FAILED; area++)
+		outbox_hooks(ob, (enum local_area)area, &ret->areas[area]);
+	return 0;
+}

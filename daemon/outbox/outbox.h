@@ -10,28 +10,10 @@
 
 #include <stdbool.h>
 
-#include "altinn.h"
+#include "family.h"
 
-struct config;
-struct outbox;
-
-struct outbox_deps {
-	const struct config *cfg;
-	struct altinn *a;
-	const char *mountpoint;
-};
-
-/* Opens the spool under cfg->state_dir; starts no thread. */
-int outbox_new(const struct outbox_deps *deps, struct outbox **ret);
-/* The hooks of an area this module owns (AREA_OUTBOX, AREA_SENT,
- * AREA_FAILED); false when it does not own it or the outbox is off. */
-bool outbox_hooks(struct outbox *ob, enum local_area area, struct local_hooks *ret);
-/* Starts the uploaders and resumes what a restart left, once the mount
- * serves requests. */
-int outbox_start(struct outbox *ob);
-void outbox_status(struct outbox *ob, struct alt_status_outbox *st);
-/* Asks every thread to stop (no waiting); then unmount; then free. */
-void outbox_stop(struct outbox *ob);
-void outbox_free(struct outbox *ob); /* joins the threads; NULL is fine */
+/* The family, for main.c's table (family.h); the rest of the module
+ * is private to its folder (outbox_i.h). */
+int outbox_family(const struct family_deps *deps, struct fs_family *ret);
 
 #endif
