@@ -16,7 +16,9 @@
 #include <time.h>
 
 #include "config.h"
+#include "journal.h"
 #include "log.h"
+#include "retry.h"
 #include "xalloc.h"
 
 #define KEEP_DONE_S (7 * 24 * 3600)
@@ -35,8 +37,6 @@ struct inbox {
 };
 
 static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS confirmations ("
 	" org TEXT NOT NULL, app TEXT NOT NULL, party TEXT NOT NULL, guid TEXT NOT NULL,"
 	" state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),"
@@ -49,8 +49,7 @@ static const char schema[] =
 
 static int db_errno(struct inbox *ib, const char *what)
 {
-	log_error("inbox: %s: %s", what, sqlite3_errmsg(ib->db));
-	return -EIO;
+	return journal_errno(ib->db, 0, "inbox", what);
 }
 
 int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
@@ -63,11 +62,7 @@ int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
 	ib->give_up_s = cfg->inbox_give_up;
 	pthread_mutex_init(&ib->lock, NULL);
 	pthread_cond_init(&ib->wake, NULL);
-	if (sqlite3_open_v2(path, &ib->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						   SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-	    sqlite3_exec(ib->db, schema, NULL, NULL, NULL) != SQLITE_OK)
-		r = db_errno(ib, path);
-	sqlite3_busy_timeout(ib->db, 5000);
+	r = journal_open("inbox", path, schema, &ib->db);
 	free(path);
 	if (r < 0) {
 		inbox_free(ib);
@@ -204,12 +199,10 @@ static void record(struct inbox *ib, const struct job *j, int r, const char *msg
 {
 	bool given_up = r != 0 && r != -ENOENT && time(NULL) - j->requested_at > ib->give_up_s;
 	bool permanent = r == -EACCES || r == -EINVAL || r == -EBUSY;
-	long backoff = 1L << (j->attempts < 8 ? j->attempts : 8);
+	long backoff = (long)((retry_backoff_ms((unsigned)j->attempts + 1, MAX_BACKOFF_S * 1000, -1) +
+			       999) / 1000);
 	sqlite3_stmt *st;
 
-	if (backoff > MAX_BACKOFF_S)
-		backoff = MAX_BACKOFF_S;
-	backoff += rand() % (backoff + 1); /* jitter: outages end for everyone at once */
 	if (r == 0 || r == -ENOENT)
 		st = prepare(ib, "UPDATE confirmations SET state='done', done_at=?5,"
 				 " attempts=attempts+1, last_error=?6"

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "json.h"
 #include "log.h"
+#include "retry.h"
 #include "mountio.h"
 #include "xalloc.h"
 
@@ -369,17 +370,6 @@ static void finish(struct instwrite *iw, struct iw_row *row, const char *reason)
 	pthread_mutex_unlock(&iw->inval_lock);
 }
 
-static int64_t backoff_ms(unsigned attempts, const struct app_answer *ans)
-{
-	int64_t ms = 1000;
-
-	for (unsigned i = 0; i < attempts && ms < IW_MAX_BACKOFF_MS; i++)
-		ms *= 2;
-	if (ans->retry_after_ms > ms)
-		ms = ans->retry_after_ms;
-	return ms < IW_MAX_BACKOFF_MS ? ms : IW_MAX_BACKOFF_MS;
-}
-
 /* Runs one due item to its next wait or its end. */
 static void run_row(struct instwrite *iw, struct iw_row *row)
 {
@@ -429,7 +419,9 @@ later:
 	log_warn("instance writes: %s of \"%s\" will be tried again: %s", row->op, row->name,
 		 ans.summary);
 	row->attempts++;
-	save_row(iw, row, iw_now_ms() + backoff_ms(row->attempts - 1, &ans), ans.summary);
+	save_row(iw, row,
+		 iw_now_ms() + retry_backoff_ms(row->attempts, IW_MAX_BACKOFF_MS, ans.retry_after_ms),
+		 ans.summary);
 out:
 	app_answer_clear(&ans);
 }

@@ -29,13 +29,12 @@
 #include "config.h"
 #include "json.h"
 #include "caps.h"
+#include "journal.h"
 #include "log.h"
 #include "mountio.h"
 #include "xalloc.h"
 
 static const char schema[] =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=FULL;"
 	"CREATE TABLE IF NOT EXISTS writes ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" org TEXT NOT NULL, app TEXT NOT NULL, party TEXT NOT NULL, guid TEXT NOT NULL,"
@@ -110,16 +109,10 @@ int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountp
 	iw->stage_fd = r < 0 ? -1 : open(iw->stage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r == 0 && iw->stage_fd < 0)
 		r = log_errno(-errno, "cannot open \"%s\"", iw->stage_dir);
-	if (r == 0 && (sqlite3_open_v2(path, &iw->db,
-				       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					       SQLITE_OPEN_NOMUTEX,
-				       NULL) != SQLITE_OK ||
-		       sqlite3_exec(iw->db, schema, NULL, NULL, NULL) != SQLITE_OK))
-		r = iw_db_errno(iw, path);
-	if (r == 0) {
-		sqlite3_busy_timeout(iw->db, 5000);
+	if (r == 0)
+		r = journal_open("instance writes", path, schema, &iw->db);
+	if (r == 0)
 		r = forget_old(iw);
-	}
 	free(path);
 	if (r < 0) {
 		instwrite_free(iw);

@@ -1,7 +1,7 @@
 /* instwrite_i.h - the insides of instance writes, shared by:
  *   instwrite.c  the journal and the hooks the fs calls (FUSE threads)
  *   instsend.c   the worker: sending items, unknown outcomes, receipts
- *   journal.c    helpers both use: time, statements, errors, staging names
+ *   db.c         helpers both use: time, statements, errors, staging names
  * The journal (db) is protected by lock, the metadata cache by
  * meta_lock; neither is held across a request to the platform except
  * meta_lock while the metadata is fetched (once a minute). */
@@ -93,7 +93,7 @@ struct iw_row {
 	unsigned attempts;
 };
 
-/* journal.c */
+/* db.c */
 int64_t iw_now_ms(void);
 /* logs; -ENOSPC when the disk is full, -EIO otherwise */
 int iw_db_errno(struct instwrite *iw, const char *what);

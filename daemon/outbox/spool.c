@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "journal.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -76,9 +77,7 @@ bool spool_state_parse(const char *name, enum spool_state *ret)
 
 static int sql_errno(struct spool *sp, int rc, const char *what)
 {
-	int r = rc == SQLITE_FULL ? -ENOSPC : -EIO;
-
-	return log_errno(r, "spool: %s: %s", what, sqlite3_errmsg(sp->db));
+	return journal_errno(sp->db, rc, "spool", what);
 }
 
 static int exec(struct spool *sp, const char *sql)
@@ -138,21 +137,15 @@ int spool_open(const char *path, int keep_days, struct spool **ret)
 {
 	struct spool *sp = xcalloc(1, sizeof(*sp));
 	sqlite3_stmt *st;
-	int rc, r;
+	int r;
 
 	pthread_mutex_init(&sp->lock, NULL);
-	rc = sqlite3_open_v2(path, &sp->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		r = log_errno(-EIO, "cannot open the spool \"%s\": %s", path,
-			      sp->db ? sqlite3_errmsg(sp->db) : "out of memory");
+	r = journal_open("spool", path, NULL, &sp->db);
+	if (r < 0) {
 		spool_close(sp);
 		return r;
 	}
-	sqlite3_busy_timeout(sp->db, 10000);
-	r = exec(sp, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-	if (r == 0)
-		r = exec(sp, schema);
+	r = exec(sp, schema);
 	if (r == 0) {
 		st = prepare(sp, "DELETE FROM elements WHERE item_id IN (SELECT id FROM items"
 				 " WHERE state IN ('done','failed') AND finished_at < ?1);"

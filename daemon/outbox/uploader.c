@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "retry.h"
 #include "xalloc.h"
 
 /* The longest an idle uploader sleeps before it looks again. */
@@ -51,22 +52,6 @@ static struct ob_item *pick(struct outbox *ob, int64_t now, int64_t *ret_wait)
 	return best;
 }
 
-static int64_t backoff_ms(struct outbox *ob, unsigned attempts, long retry_after_ms)
-{
-	static _Thread_local unsigned int seed;
-	int64_t cap = (int64_t)ob->cfg->outbox_retry_max * 1000;
-	int64_t d = 1000;
-
-	if (!seed)
-		seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)&seed;
-	for (unsigned i = 1; i < attempts && d < cap; i++)
-		d *= 2;
-	if (d > cap)
-		d = cap;
-	d = d / 2 + (int64_t)(rand_r(&seed) % (unsigned int)(d / 2 + 1));
-	return retry_after_ms > d ? retry_after_ms : d;
-}
-
 static const char *failing_step(enum spool_state st)
 {
 	return st <= SPOOL_CREATING ? "create_instance" : st == SPOOL_CREATED ? "upload"
@@ -89,7 +74,9 @@ static void retry_later(struct outbox *ob, struct ob_item *it, int r, struct app
 		free(why);
 		return;
 	}
-	delay = waiting ? ans->retry_after_ms : backoff_ms(ob, it->s.attempts + 1, ans->retry_after_ms);
+	delay = waiting ? ans->retry_after_ms
+			: retry_backoff_ms(it->s.attempts + 1, (int64_t)ob->cfg->outbox_retry_max * 1000,
+					   ans->retry_after_ms);
 	pthread_mutex_lock(&ob->lock);
 	if (!waiting) {
 		it->s.attempts++;

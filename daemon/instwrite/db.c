@@ -1,4 +1,4 @@
-/* journal.c - the small helpers of the instance writes journal: time,
+/* db.c - the small helpers of the instance writes journal: time,
  * statements, the errno of a failed SQLite call, staging file names.
  *
  * Both the hooks (instwrite.c) and the worker (instsend.c) use them; they
@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -23,10 +24,7 @@ int64_t iw_now_ms(void)
 
 int iw_db_errno(struct instwrite *iw, const char *what)
 {
-	int code = sqlite3_errcode(iw->db);
-
-	log_error("instance writes: %s: %s", what, sqlite3_errmsg(iw->db));
-	return code == SQLITE_FULL ? -ENOSPC : -EIO;
+	return journal_errno(iw->db, 0, "instance writes", what);
 }
 
 /* A statement with its text parameters bound in order (NULL binds NULL). */

@@ -1,0 +1,139 @@
+/* test_core.c - the shared journal setup and the shared backoff, once for
+ * every family: a journal is opened in WAL mode with synchronous=FULL and
+ * keeps what was committed; a full disk is -ENOSPC and anything else
+ * -EIO; a journal that cannot be opened leaves *ret alone; the backoff
+ * doubles from one second, stays within its cap with jitter in its upper
+ * half, and lets a longer Retry-After win. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "retry.h"
+#include "check.h"
+
+static char *pragma(sqlite3 *db, const char *name)
+{
+	char sql[64], *out = NULL;
+	sqlite3_stmt *st;
+
+	snprintf(sql, sizeof(sql), "PRAGMA %s", name);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		out = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
+static void test_journal(void)
+{
+	char dir[] = "/tmp/altinnfs-test-core-XXXXXX", path[96];
+	sqlite3 *db = NULL, *keep = (sqlite3 *)&path;
+	char *v;
+	int r;
+
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	snprintf(path, sizeof(path), "%s/j.db", dir);
+	r = journal_open("test", path, "CREATE TABLE t (x INTEGER);", &db);
+	CHECK(r == 0 && db, "journal_open: %d", r);
+	v = pragma(db, "journal_mode");
+	CHECK(v && strcmp(v, "wal") == 0, "journal_mode %s", v ? v : "(none)");
+	free(v);
+	v = pragma(db, "synchronous");
+	CHECK(v && strcmp(v, "2") == 0, "synchronous %s (2 is FULL)", v ? v : "(none)");
+	free(v);
+	CHECK(sqlite3_exec(db, "INSERT INTO t VALUES (7)", NULL, NULL, NULL) == SQLITE_OK, "insert");
+	journal_close(db);
+
+	/* reopened: the row is there, and the schema may be run again */
+	db = NULL;
+	r = journal_open("test", path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);", &db);
+	CHECK(r == 0, "reopen: %d", r);
+	v = db ? pragma(db, "synchronous") : NULL;
+	CHECK(v && strcmp(v, "2") == 0, "synchronous after reopen %s", v ? v : "(none)");
+	free(v);
+	{
+		sqlite3_stmt *st;
+		int x = 0;
+
+		if (sqlite3_prepare_v2(db, "SELECT x FROM t", -1, &st, NULL) == SQLITE_OK) {
+			if (sqlite3_step(st) == SQLITE_ROW)
+				x = sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+		}
+		CHECK(x == 7, "committed row: %d", x);
+	}
+
+	/* one errno per failure */
+	CHECK(journal_errno(db, SQLITE_FULL, "test", "full") == -ENOSPC, "SQLITE_FULL -> ENOSPC");
+	CHECK(journal_errno(db, SQLITE_IOERR_WRITE, "test", "io") == -EIO, "IOERR -> EIO");
+	CHECK(journal_errno(db, SQLITE_CORRUPT, "test", "corrupt") == -EIO, "CORRUPT -> EIO");
+	CHECK(journal_errno(NULL, 0, "test", "no db") == -EIO, "no connection -> EIO");
+	journal_close(db);
+
+	/* a bad schema or an impossible path: an errno, and *ret untouched */
+	r = journal_open("test", path, "NOT SQL", &keep);
+	CHECK(r == -EIO && keep == (sqlite3 *)&path, "bad schema: %d", r);
+	snprintf(path, sizeof(path), "%s/missing/j.db", dir);
+	r = journal_open("test", path, NULL, &keep);
+	CHECK(r == -EIO && keep == (sqlite3 *)&path, "missing folder: %d", r);
+	journal_close(NULL);
+
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	CHECK(system(path) == 0, "cleanup");
+}
+
+static void test_backoff(void)
+{
+	for (unsigned tries = 1; tries <= 12; tries++) {
+		int64_t full = 1000, d;
+
+		for (unsigned i = 1; i < tries; i++)
+			full *= 2;
+		if (full > 60000)
+			full = 60000;
+		for (int n = 0; n < 200; n++) {
+			d = retry_backoff_ms(tries, 60000, -1);
+			CHECK(d >= full / 2 && d <= full, "try %u: %lld not in [%lld, %lld]", tries,
+			      (long long)d, (long long)full / 2, (long long)full);
+		}
+	}
+	/* jitter: not every wait the same */
+	{
+		int64_t first = retry_backoff_ms(8, 300000, -1);
+		int differ = 0;
+
+		for (int n = 0; n < 50; n++)
+			differ |= retry_backoff_ms(8, 300000, -1) != first;
+		CHECK(differ, "no jitter: always %lld", (long long)first);
+	}
+	CHECK(retry_backoff_ms(1, 60000, 90000) == 90000, "a longer Retry-After wins");
+	CHECK(retry_backoff_ms(3, 60000, 10) <= 4000, "a shorter Retry-After does not");
+	CHECK(retry_backoff_ms(40, 5000, -1) <= 5000, "many tries stay within the cap");
+}
+
+static void test_clocks(void)
+{
+	int64_t m1 = retry_mono_ms(), w = retry_wall_ms(), m2;
+
+	usleep(20000);
+	m2 = retry_mono_ms();
+	CHECK(m2 - m1 >= 19 && m2 - m1 < 5000, "monotonic: %lld ms", (long long)(m2 - m1));
+	CHECK(w > 1600000000000LL, "wall clock in ms: %lld", (long long)w);
+}
+
+int main(void)
+{
+	log_setup(LOG_LVL_ERROR, false);
+	test_journal();
+	test_backoff();
+	test_clocks();
+	if (failures)
+		fprintf(stderr, "%d check(s) failed\n", failures);
+	return failures ? 1 : 0;
+}
