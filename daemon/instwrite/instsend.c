@@ -212,63 +212,22 @@ out:
 
 /* ----- outcomes, through the mount ----- */
 
-/* s as a JSON string (quotes and escapes added), appended to buf. */
-static void json_str(char *buf, size_t size, const char *s)
-{
-	size_t n = strlen(buf);
-
-	if (!s) {
-		snprintf(buf + n, size - n, "null");
-		return;
-	}
-	if (n + 1 < size)
-		buf[n++] = '"';
-	for (; *s && n + 8 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			n += (size_t)snprintf(buf + n, size - n, "\\%c", c);
-		else if (c < 0x20)
-			n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
-		else
-			buf[n++] = (char)c;
-	}
-	snprintf(buf + n, size - n, "\"");
-}
-
 static char *render(const struct iw_row *row, const char *reason)
 {
-	char buf[4096] = "", when[40];
-	struct timespec ts = { (time_t)(iw_now_ms() / 1000), 0 };
-	struct { const char *k, *v; } f[] = {
-		{ "app", NULL }, { "instance_id", NULL }, { "data_type", row->type },
-		{ "name", row->name }, { "op", row->op }, { "data_id", row->data_id },
-		{ "stored_name", row->stored_name },
-	};
 	char *app = xasprintf("%s/%s", row->org, row->app);
 	char *inst = xasprintf("%s/%s", row->party, row->guid);
+	const struct json_write_report rep = {
+		.app_id = app, .instance_id = inst, .data_type = row->type, .name = row->name,
+		.op = row->op, .data_id = row->data_id, .stored_name = row->stored_name,
+		.size = row->size,
+		.attempts = row->attempts + 1,
+		.at = { (time_t)(iw_now_ms() / 1000), 0 }, .error = reason,
+	};
+	char *doc = json_write_report(&rep);
 
-	f[0].v = app;
-	f[1].v = inst;
-	snprintf(buf, sizeof(buf), "{\n");
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "  \"%s\": ", f[i].k);
-		json_str(buf, sizeof(buf), f[i].v);
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ",\n");
-	}
-	json_format_time(&ts, when, sizeof(when));
-	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
-		 "  \"size\": %llu,\n  \"attempts\": %u,\n  \"%s\": \"%s\"",
-		 (unsigned long long)row->size, row->attempts + 1, reason ? "failed_at" : "sent_at",
-		 when);
-	if (reason) {
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ",\n  \"error\": ");
-		json_str(buf, sizeof(buf), reason);
-	}
-	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "\n}\n");
 	free(app);
 	free(inst);
-	return xstrdup(buf);
+	return doc;
 }
 
 /* mkdir -p of area/instance-<party>-<guid>/<type> through the mount */

@@ -183,4 +183,17 @@ struct json_outbox_report {
 char *json_outbox_receipt(const struct json_outbox_report *r);
 char *json_outbox_dead_letter(const struct json_outbox_report *r);
 
+/* What sent/instance-<party>-<guid>/<type>/<name>.json and the
+ * .error.json beside a refused write say (docs/instance-writes.md). */
+struct json_write_report {
+	const char *app_id, *instance_id, *data_type, *name, *op, *data_id;
+	const char *stored_name; /* the platform's name for it, when not name */
+	uint64_t size;
+	unsigned attempts;
+	struct timespec at;  /* sent_at, or failed_at when error is set */
+	const char *error;   /* NULL for a receipt */
+};
+/* A malloc'd pretty-printed document ending in "\n"; never truncated. */
+char *json_write_report(const struct json_write_report *r);
+
 #endif

@@ -589,3 +589,28 @@ char *json_outbox_dead_letter(const struct json_outbox_report *r)
 	json_object_set_new(o, "reason", jsn_str_or_null(r->reason));
 	return outbox_dump(o, r, "failed_at");
 }
+
+/* ---- instance writes: receipts and dead letters */
+
+char *json_write_report(const struct json_write_report *r)
+{
+	json_t *o = json_object();
+	size_t len;
+	char *doc;
+
+	json_object_set_new(o, "app", jsn_str_or_null(r->app_id));
+	json_object_set_new(o, "instance_id", jsn_str_or_null(r->instance_id));
+	json_object_set_new(o, "data_type", jsn_str_or_null(r->data_type));
+	json_object_set_new(o, "name", jsn_str_or_null(r->name));
+	json_object_set_new(o, "op", jsn_str_or_null(r->op));
+	json_object_set_new(o, "data_id", jsn_str_or_null(r->data_id));
+	json_object_set_new(o, "stored_name", jsn_str_or_null(r->stored_name));
+	json_object_set_new(o, "size", json_integer((json_int_t)r->size));
+	json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
+	json_object_set_new(o, r->error ? "failed_at" : "sent_at", jsn_time_or_null(&r->at));
+	if (r->error)
+		json_object_set_new(o, "error", jsn_str_or_null(r->error));
+	doc = jsn_dump_doc(o, &len);
+	json_decref(o);
+	return doc;
+}

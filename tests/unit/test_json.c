@@ -540,6 +540,40 @@ static void test_answers_are_one_printable_line(void)
 	CHECK(strncmp(out, "process at Task_1", 17) == 0, "summary, got \"%s\"", out);
 }
 
+/* An instance write's receipt and dead letter: jansson writes them, so a
+ * long reason is kept whole and quotes stay quoted (it used to be built by
+ * hand in a 4 KiB buffer that cut it short). */
+static void test_write_report(void)
+{
+	char *reason = malloc(10001);
+	struct json_write_report r = {
+		.app_id = "ttd/a", .instance_id = "500/x", .data_type = "vedlegg",
+		.name = "a \"b\".pdf", .op = "post", .size = 12, .attempts = 2,
+		.at = { 1700000000, 0 },
+	};
+	json_t *o;
+	char *doc;
+
+	doc = json_write_report(&r);
+	o = json_loads(doc, 0, NULL);
+	CHECK(o && strcmp(json_string_value(json_object_get(o, "name")), "a \"b\".pdf") == 0,
+	      "receipt: %s", doc);
+	CHECK(o && json_object_get(o, "sent_at") && !json_object_get(o, "error") &&
+	      json_is_null(json_object_get(o, "data_id")), "receipt fields: %s", doc);
+	json_decref(o);
+	free(doc);
+	memset(reason, 'x', 10000);
+	reason[10000] = '\0';
+	r.error = reason;
+	doc = json_write_report(&r);
+	o = json_loads(doc, 0, NULL);
+	CHECK(o && strlen(json_string_value(json_object_get(o, "error"))) == 10000 &&
+	      json_object_get(o, "failed_at"), "dead letter cut short (%zu bytes)", strlen(doc));
+	json_decref(o);
+	free(doc);
+	free(reason);
+}
+
 int main(void)
 {
 	log_setup(LOG_LVL_ERROR, false); /* the warnings for bad input are expected */
@@ -557,6 +591,7 @@ int main(void)
 	test_errno_table();
 	test_status();
 	test_answers_are_one_printable_line();
+	test_write_report();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	else
