@@ -2,7 +2,8 @@
  *
  * One SQLite table is the journal: a row per confirmation, pending until
  * the platform answers 2xx (or 404: nothing left to confirm), failed when
- * it refuses for good (403, 400, 409), retried with backoff otherwise. A
+ * it refuses for good (403, 400, 409: api_app.h's one classifier),
+ * retried with backoff (core/retry.c) otherwise. A
  * row stays after success for KEEP_DONE_S so the entry stays hidden even
  * if a listing fetched just before the confirmation is still cached. */
 #include "inbox.h"
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_app.h"
 #include "config.h"
 #include "journal.h"
 #include "log.h"
@@ -195,15 +197,21 @@ static size_t due(struct inbox *ib, struct job *jobs, time_t *ret_next)
 	return n;
 }
 
-static void record(struct inbox *ib, const struct job *j, int r, const char *msg)
+/* The outcome of one confirmation, by the one classifier of answers
+ * (api_app.h): done (also 404: nothing left to confirm), given up after
+ * inbox_give_up (forgotten: the entry is back in inbox/), refused for
+ * good, or again later with backoff. */
+static void record(struct inbox *ib, const struct job *j, int r, const struct app_answer *ans)
 {
-	bool given_up = r != 0 && r != -ENOENT && time(NULL) - j->requested_at > ib->give_up_s;
-	bool permanent = r == -EACCES || r == -EINVAL || r == -EBUSY;
-	long backoff = (long)((retry_backoff_ms((unsigned)j->attempts + 1, MAX_BACKOFF_S * 1000, -1) +
-			       999) / 1000);
+	bool gone = r < 0 && ans->status == 404;
+	bool done = r == 0 || gone;
+	bool given_up = !done && time(NULL) - j->requested_at > ib->give_up_s;
+	bool permanent = !done && ans->outcome == APP_REFUSED;
+	long backoff = (long)((retry_backoff_ms((unsigned)j->attempts + 1, MAX_BACKOFF_S * 1000,
+						ans->retry_after_ms) + 999) / 1000);
 	sqlite3_stmt *st;
 
-	if (r == 0 || r == -ENOENT)
+	if (done)
 		st = prepare(ib, "UPDATE confirmations SET state='done', done_at=?5,"
 				 " attempts=attempts+1, last_error=?6"
 				 " WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
@@ -220,28 +228,27 @@ static void record(struct inbox *ib, const struct job *j, int r, const char *msg
 	if (!st)
 		return;
 	bind_key(st, j->org, j->app, j->party, j->guid);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)(r == 0 || r == -ENOENT || permanent || given_up
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)(done || permanent || given_up
 						  ? time(NULL) : time(NULL) + backoff));
-	sqlite3_bind_text(st, 6, r == 0 ? NULL : (msg && *msg ? msg : strerror(-r)), -1,
-			  SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 6, r == 0 ? NULL : ans->summary, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		db_errno(ib, "cannot record a confirmation's outcome");
 	sqlite3_finalize(st);
 	if (r == 0)
 		log_info("inbox: confirmed \"%s/%s\" %s/%s", j->org, j->app, j->party, j->guid);
-	else if (r == -ENOENT)
+	else if (gone)
 		log_warn("inbox: \"%s/%s\" %s/%s is gone from the platform: nothing to confirm",
 			 j->org, j->app, j->party, j->guid);
 	else if (given_up)
 		log_error("inbox: confirming \"%s/%s\" %s/%s given up after %d s "
 			  "(inbox_give_up), the entry is back in inbox/: %s", j->org, j->app, j->party,
-			  j->guid, ib->give_up_s, msg && *msg ? msg : strerror(-r));
+			  j->guid, ib->give_up_s, ans->summary);
 	else if (permanent)
 		log_error("inbox: the platform refused to confirm \"%s/%s\" %s/%s: %s", j->org,
-			  j->app, j->party, j->guid, msg && *msg ? msg : strerror(-r));
+			  j->app, j->party, j->guid, ans->summary);
 	else
 		log_warn("inbox: confirming \"%s/%s\" %s/%s failed (%s); again in %ld s", j->org,
-			 j->app, j->party, j->guid, msg && *msg ? msg : strerror(-r), backoff);
+			 j->app, j->party, j->guid, ans->summary, backoff);
 }
 
 static void prune(struct inbox *ib)
@@ -276,17 +283,18 @@ static void *worker(void *arg)
 		}
 		for (size_t i = 0; i < n; i++) {
 			bool stop = ib->stopping;
-			char msg[512];
+			struct app_answer ans = { .retry_after_ms = -1 };
+			char *id = xasprintf("%s/%s", jobs[i].party, jobs[i].guid);
 			int r;
 
 			pthread_mutex_unlock(&ib->lock);
 			r = stop ? -ECANCELED
-					 : altinn_complete_instance(ib->a, jobs[i].org, jobs[i].app,
-								    jobs[i].party, jobs[i].guid,
-								    msg, sizeof(msg));
+				 : app_complete_instance(ib->a, jobs[i].org, jobs[i].app, id, &ans);
 			pthread_mutex_lock(&ib->lock);
 			if (r != -ECANCELED)
-				record(ib, &jobs[i], r, msg);
+				record(ib, &jobs[i], r, &ans);
+			app_answer_clear(&ans);
+			free(id);
 			free(jobs[i].org);
 			free(jobs[i].app);
 			free(jobs[i].party);

@@ -203,9 +203,5 @@ int altinn_instance_command(struct altinn *a, const char *org, const char *app,
  * and the platform's message (malloc'd). */
 char *altinn_instance_report(struct altinn *a, const char *org, const char *app,
 			     const char *party, const char *guid);
-/* POST .../complete (confirming is idempotent). On failure msg (if not
- * NULL) gets the platform's message. */
-int altinn_complete_instance(struct altinn *a, const char *org, const char *app,
-			     const char *party, const char *guid, char *msg, size_t size);
 
 #endif

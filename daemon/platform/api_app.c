@@ -496,3 +496,23 @@ int app_delete_data(struct altinn *a, const char *org, const char *app, const ch
 	free(tail);
 	return r;
 }
+
+int app_complete_instance(struct altinn *a, const char *org, const char *app,
+			  const char *instance_id, struct app_answer *ans)
+{
+	char *tail = xasprintf("instances/%s/complete", instance_id);
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = app_url(a, org, app, tail),
+		.method = "POST",
+		.result = &res,
+	};
+	int r = http_request(a->http, &req);
+
+	/* confirming is idempotent: a lost answer is only "try again" */
+	r = conclude(r, &res, false, "complete", ans);
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(tail);
+	return r;
+}

@@ -1,4 +1,4 @@
-/* api_app.h - the calls the outbox makes: App API writes, Storage looks.
+/* api_app.h - the calls the families make: App API writes, Storage looks.
  *
  * Each call makes one request (http.c never repeats a POST, nor a
  * request marked `once`) and says what its outcome means for a journal
@@ -60,6 +60,11 @@ int app_get_instance(struct altinn *a, const char *instance_id, struct json_outb
 int app_find_instances(struct altinn *a, const char *org, const char *app, const char *party_id,
 		       int64_t since_ms, int (*cb)(void *ctx, struct json_outbox_instance *oi),
 		       void *ctx, struct app_answer *ans);
+
+/* POST {app}/instances/{id}/complete: the instance confirmed as received
+ * (idempotent, so an answer that was lost is APP_LATER, not unknown). */
+int app_complete_instance(struct altinn *a, const char *org, const char *app,
+			  const char *instance_id, struct app_answer *ans);
 
 /* Whether the service owner org may write data type t: true when t has
  * no allowedContributors, or lists "org:<org>" (app-lib's

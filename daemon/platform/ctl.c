@@ -191,19 +191,3 @@ int altinn_instance_command(struct altinn *a, const char *org, const char *app,
 	free(key);
 	return r;
 }
-
-int altinn_complete_instance(struct altinn *a, const char *org, const char *app,
-			     const char *party, const char *guid, char *msg, size_t size)
-{
-	struct http_result res = { 0 };
-	int r = call(a, "POST", instance_url(a, org, app, party, guid, "complete"), NULL, false,
-		     &res);
-
-	if (msg && size) {
-		msg[0] = '\0';
-		if (r < 0)
-			json_problem_text(res.body, res.body_len, msg, size);
-	}
-	http_result_clear(&res);
-	return r;
-}
