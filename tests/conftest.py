@@ -20,8 +20,9 @@ import threading
 
 import pytest
 
-import helpers
-from helpers import ACTIVE_MOUNTS, Platform, mount_ctx
+import procs
+from localplatform import Platform
+from mounts import ACTIVE_MOUNTS, mount_ctx
 
 TEST_TIMEOUT = float(os.environ.get("ALTINNFS_TEST_TIMEOUT", "240"))
 ACTIVE_PLATFORMS = []
@@ -93,7 +94,7 @@ def mount(request, tmp_path):
 
 @pytest.fixture(scope="session")
 def bin_path():
-    path = helpers.altinnfs_bin()
+    path = procs.altinnfs_bin()
     assert os.access(path, os.X_OK), f"daemon binary {path} missing (ninja -C build)"
     return path
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from helpers import REPO, SANITIZER_MARKS, Mount, altinnfs_bin, mounted
+from mounts import Mount, mounted
+from procs import REPO, SANITIZER_MARKS, altinnfs_bin
 
 
 def run(bin_path, *args, timeout=10):

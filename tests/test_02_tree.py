@@ -10,8 +10,9 @@ import subprocess
 
 import pytest
 
-from helpers import (STORAGE, WRITE_REFUSED, expected_names, iso_seconds, listdir_b,
-                     live_instances, mount_ctx, read_bytes)
+from localplatform import STORAGE
+from mounts import WRITE_REFUSED, listdir_b, mount_ctx, read_bytes
+from reference import expected_names, iso_seconds, live_instances
 
 SOKNAD = "apps/ttd/soknad"
 TILSKUDD = "apps/ttd/tilskudd"

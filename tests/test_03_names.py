@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from helpers import expected_names, listdir_b, live_instances, read_bytes
+from mounts import listdir_b, read_bytes
+from reference import expected_names, live_instances
 
 FIXED = "apps/ttd/tilskudd/instances/50001/5a1e0000-0000-4000-8000-000000000001/data"
 LONG = "Langt navn " + "ø" * 120 + ".txt"
@@ -38,7 +39,7 @@ ORIGINAL = {
 
 @pytest.fixture(scope="module")
 def names_mount(platform, tmp_path_factory):
-    from helpers import mount_ctx
+    from mounts import mount_ctx
     with mount_ctx(tmp_path_factory.mktemp("names"), platform, {"cache_ttl": 120}) as m:
         yield m
 

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from helpers import altinnfs_bin, binary_has_asan, live_instances, mount_ctx, read_bytes
+from mounts import mount_ctx, read_bytes
+from procs import altinnfs_bin, binary_has_asan
+from reference import live_instances
 
 MiB = 1 << 20
 

@@ -11,7 +11,9 @@ import uuid
 
 import pytest
 
-from helpers import STORAGE, iso_seconds, query_pages, read_bytes
+from localplatform import STORAGE, query_pages
+from mounts import read_bytes
+from reference import iso_seconds
 
 
 def storage_requests(entries):

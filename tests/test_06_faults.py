@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from helpers import STORAGE, free_port, query_pages, read_bytes, run_bounded
+from localplatform import STORAGE, query_pages
+from mounts import read_bytes
+from procs import free_port, run_bounded
 
 FAIL = (errno.EIO, errno.ETIMEDOUT)
 INSTANCES = STORAGE + "/instances"

@@ -21,8 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from helpers import (SANITIZER_MARKS, altinnfs_bin, free_port, read_bytes, run_bounded,
-                     write_secret)
+from mounts import read_bytes
+from procs import SANITIZER_MARKS, altinnfs_bin, free_port, run_bounded, write_secret
 
 SCOPE = "altinn:serviceowner/instances.read altinn:serviceowner/instances.write"
 INSTANCES = "apps/ttd/tilskudd/instances"

@@ -16,7 +16,7 @@ import pytest
 
 from events_util import (IN_CLOSE_WRITE, IN_DELETE, IN_MODIFY, IN_MOVED_TO, Watcher,
                          event_id_of, platform_events, publish, subscriptions_validated)
-from helpers import free_port
+from procs import free_port
 
 EV_ARGS = ["--min-event-age", "0", "--allow-http-webhooks", "--webhook-retry-scale", "0.01"]
 SOKNAD, TILSKUDD = "ttd/soknad", "ttd/tilskudd"

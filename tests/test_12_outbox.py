@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import iso_seconds
+from reference import iso_seconds
 
 from outbox_util import (FAST, PDF, SOKNAD, TILSKUDD, area, attachments, calls, expect_errno,
                          instance_by_id, instances_of, new_org, owner_dir, stored_bytes,

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from helpers import STORAGE
+from localplatform import STORAGE
 
 TILSKUDD = "/ttd/tilskudd"
 

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from helpers import STORAGE, altinnfs_bin, binary_has_asan, read_bytes, run_bounded
+from localplatform import STORAGE
+from mounts import read_bytes
+from procs import altinnfs_bin, binary_has_asan, run_bounded
 
 MiB = 1 << 20
 INSTANCES = STORAGE + "/instances"

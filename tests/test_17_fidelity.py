@@ -15,7 +15,7 @@ import pytest
 from outbox_util import (FAST, PDF, SOKNAD, TILSKUDD, area, attachments, calls, expect_errno,
                          instances_of, new_org, owner_dir, stored_bytes, wait_dead_letter,
                          wait_for, wait_receipt)
-from helpers import free_port
+from procs import free_port
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 
-from helpers import REPO, STORAGE
+from localplatform import STORAGE
+from procs import REPO
 
 TILSKUDD = "/ttd/tilskudd"
 SOKNAD = "/ttd/soknad"

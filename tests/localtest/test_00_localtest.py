@@ -13,7 +13,9 @@ import uuid
 
 import pytest
 
-from helpers import STORAGE, entry_query, iso_seconds
+from localplatform import STORAGE, entry_query
+from procs import REPO
+from reference import iso_seconds
 
 SOKNAD = "ttd/soknad"
 TILSKUDD = "ttd/tilskudd"
@@ -318,7 +320,7 @@ def test_token_lifetime(platform_factory):
 
 
 def test_help_names_files_of_the_project_not_of_one_machine():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO)
     out = subprocess.run(["/usr/bin/python3", os.path.join(root, "scripts/altinn-localtest"),
                           "--help"], capture_output=True, text=True, timeout=30, check=True).stdout
     assert "/work/" not in out and "/home/" not in out, out

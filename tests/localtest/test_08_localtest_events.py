@@ -18,7 +18,9 @@ import uuid
 
 import pytest
 
-from helpers import LOCALTEST, PYTHON, entry_query, iso_seconds, reap
+from localplatform import LOCALTEST, entry_query
+from procs import PYTHON, reap
+from reference import iso_seconds
 
 EVENTS = "/events/api/v1"
 SUBS = EVENTS + "/subscriptions"
