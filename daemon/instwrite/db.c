@@ -1,5 +1,5 @@
-/* db.c - the small helpers of the instance writes journal: time,
- * statements, the errno of a failed SQLite call, staging file names.
+/* db.c - the small helpers of the instance writes journal: state names,
+ * time, statements, the errno of a failed SQLite call, staging names.
  *
  * Both the hooks (instwrite.c) and the worker (instsend.c) use them; they
  * use neither. The journal's schema and rows are theirs. */
@@ -12,7 +12,28 @@
 
 #include "journal.h"
 #include "log.h"
+#include "states.h"
 #include "xalloc.h"
+
+static const char *const state_names[IW_N_STATES] = {
+	[IW_WRITING] = "writing", [IW_PENDING] = "pending", [IW_SENDING] = "sending",
+	[IW_DONE] = "done",       [IW_FAILED] = "failed",
+};
+
+const char *iw_state_name(enum iw_state st)
+{
+	return state_name(state_names, IW_N_STATES, (int)st);
+}
+
+bool iw_state_parse(const char *name, enum iw_state *ret)
+{
+	int st;
+
+	if (!state_parse(state_names, IW_N_STATES, name, &st))
+		return false;
+	*ret = (enum iw_state)st;
+	return true;
+}
 
 int64_t iw_now_ms(void)
 {

@@ -29,7 +29,7 @@
 void iw_row_clear(struct iw_row *row)
 {
 	char **s[] = { &row->org,  &row->app, &row->party,   &row->guid, &row->type,
-		       &row->name, &row->op,  &row->data_id, &row->state, &row->stored_name };
+		       &row->name, &row->op,  &row->data_id, &row->stored_name };
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		free(*s[i]);
@@ -73,7 +73,8 @@ static int next_due(struct instwrite *iw, struct iw_row *ret, int64_t *ret_wait_
 			ret->name = col(st, 6);
 			ret->op = col(st, 7);
 			ret->data_id = col(st, 8);
-			ret->state = col(st, 9);
+			if (!iw_state_parse((const char *)sqlite3_column_text(st, 9), &ret->state))
+				ret->state = IW_PENDING; /* the query asked for pending or sending */
 			ret->size = (uint64_t)sqlite3_column_int64(st, 10);
 			ret->attempt_at = sqlite3_column_int64(st, 11);
 			ret->received_at = sqlite3_column_int64(st, 12);
@@ -99,7 +100,7 @@ static int save_row(struct instwrite *iw, const struct iw_row *row, int64_t next
 			    " done_at = CASE WHEN ?2 IN ('done', 'failed') THEN ?8 END WHERE id = ?1");
 	if (st) {
 		sqlite3_bind_int64(st, 1, row->id);
-		sqlite3_bind_text(st, 2, row->state, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, iw_state_name(row->state), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, row->data_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, row->attempt_at);
 		sqlite3_bind_int(st, 5, (int)row->attempts);
@@ -116,10 +117,9 @@ static int save_row(struct instwrite *iw, const struct iw_row *row, int64_t next
 	return r;
 }
 
-static void set_state(struct iw_row *row, const char *state)
+static void set_state(struct iw_row *row, enum iw_state state)
 {
-	free(row->state);
-	row->state = xstrdup(state);
+	row->state = state;
 }
 
 /* Is this element id held by another item of ours (a POST that found it)? */
@@ -313,7 +313,7 @@ static void finish(struct instwrite *iw, struct iw_row *row, const char *reason)
 
 	if (r < 0)
 		log_errno(r, "instance writes: cannot write the outcome of \"%s\"", row->name);
-	set_state(row, reason ? "failed" : "done");
+	set_state(row, reason ? IW_FAILED : IW_DONE);
 	/* bytes too large to copy into failed/ stay until the item is forgotten */
 	if (save_row(iw, row, 0, reason) == 0 && !(reason && row->size > IW_MAX_DEAD_COPY))
 		iw_stage_unlink(iw, row->id);
@@ -335,7 +335,7 @@ static void run_row(struct instwrite *iw, struct iw_row *row)
 	struct app_answer ans = { .retry_after_ms = -1 };
 	int r;
 
-	if (strcmp(row->state, "sending") == 0 && strcmp(row->op, "post") == 0) {
+	if (row->state == IW_SENDING && strcmp(row->op, "post") == 0) {
 		r = find_posted(iw, row, &ans);
 		if (r == 1) {
 			finish(iw, row, NULL);
@@ -344,7 +344,7 @@ static void run_row(struct instwrite *iw, struct iw_row *row)
 		if (r < 0)
 			goto later;
 	}
-	set_state(row, "sending");
+	set_state(row, IW_SENDING);
 	row->attempt_at = iw_now_ms();
 	if (save_row(iw, row, 0, NULL) < 0) {
 		ans.outcome = APP_LATER;
@@ -374,7 +374,7 @@ later:
 	}
 	/* not done, or maybe done: `sending` stays for a lost answer */
 	if (ans.outcome != APP_UNKNOWN)
-		set_state(row, "pending");
+		set_state(row, IW_PENDING);
 	log_warn("instance writes: %s of \"%s\" will be tried again: %s", row->op, row->name,
 		 ans.summary);
 	row->attempts++;

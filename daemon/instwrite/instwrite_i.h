@@ -83,17 +83,32 @@ struct instwrite {
 	size_t n_held_open, cap_held_open;
 };
 
+/* The states of an item, as the journal's state column names them:
+ *
+ *   writing --close()--> pending --worker--> sending --2xx--> done
+ *      |                    ^                 |    |
+ *      | write failed,      +--- not done ----+    +--refused for good--> failed
+ *      | or died open:        (APP_LATER)     |
+ *      v dropped                              +-- maybe done (APP_UNKNOWN): stays
+ *                                                 sending; a POST is looked up first
+ * rm journals a delete straight as pending. */
+enum iw_state { IW_WRITING, IW_PENDING, IW_SENDING, IW_DONE, IW_FAILED, IW_N_STATES };
+
 /* One journal row, as the worker handles it. */
 struct iw_row {
 	int64_t id;
-	char *org, *app, *party, *guid, *type, *name, *op, *data_id, *state;
+	char *org, *app, *party, *guid, *type, *name, *op, *data_id;
 	char *stored_name; /* the platform's filename when not name; not journaled */
+	enum iw_state state;
 	uint64_t size;
 	int64_t attempt_at, received_at;
 	unsigned attempts;
 };
 
 /* db.c */
+const char *iw_state_name(enum iw_state st);
+/* false for a name that is not a state (a journal from a newer version) */
+bool iw_state_parse(const char *name, enum iw_state *ret);
 int64_t iw_now_ms(void);
 /* logs; -ENOSPC when the disk is full, -EIO otherwise */
 int iw_db_errno(struct instwrite *iw, const char *what);

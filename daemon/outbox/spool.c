@@ -24,6 +24,7 @@
 
 #include "journal.h"
 #include "log.h"
+#include "states.h"
 #include "xalloc.h"
 
 struct spool {
@@ -62,17 +63,17 @@ static const char schema[] =
 
 const char *spool_state_name(enum spool_state st)
 {
-	return st < SPOOL_N_STATES ? state_names[st] : "unknown";
+	return state_name(state_names, SPOOL_N_STATES, (int)st);
 }
 
 bool spool_state_parse(const char *name, enum spool_state *ret)
 {
-	for (int i = 0; i < SPOOL_N_STATES; i++)
-		if (name && strcmp(name, state_names[i]) == 0) {
-			*ret = (enum spool_state)i;
-			return true;
-		}
-	return false;
+	int st;
+
+	if (!state_parse(state_names, SPOOL_N_STATES, name, &st))
+		return false;
+	*ret = (enum spool_state)st;
+	return true;
 }
 
 static int sql_errno(struct spool *sp, int rc, const char *what)

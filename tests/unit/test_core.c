@@ -1,9 +1,10 @@
-/* test_core.c - the shared journal setup and the shared backoff, once for
- * every family: a journal is opened in WAL mode with synchronous=FULL and
+/* test_core.c - the shared journal setup, backoff and state names, once
+ * for every family: a journal is opened in WAL mode with synchronous=FULL and
  * keeps what was committed; a full disk is -ENOSPC and anything else
  * -EIO; a journal that cannot be opened leaves *ret alone; the backoff
  * doubles from one second, stays within its cap with jitter in its upper
- * half, and lets a longer Retry-After win. */
+ * half, and lets a longer Retry-After win; a state table names and
+ * parses states, and says "unknown" rather than reading past itself. */
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "journal.h"
 #include "log.h"
 #include "retry.h"
+#include "states.h"
 #include "check.h"
 
 static char *pragma(sqlite3 *db, const char *name)
@@ -117,6 +119,21 @@ static void test_backoff(void)
 	CHECK(retry_backoff_ms(40, 5000, -1) <= 5000, "many tries stay within the cap");
 }
 
+static void test_states(void)
+{
+	static const char *const names[] = { "writing", "pending", NULL, "done" };
+	int st = -7;
+
+	CHECK(strcmp(state_name(names, 4, 1), "pending") == 0, "name of 1");
+	CHECK(strcmp(state_name(names, 4, 2), "unknown") == 0, "a hole in the table");
+	CHECK(strcmp(state_name(names, 4, 4), "unknown") == 0, "past the table");
+	CHECK(strcmp(state_name(names, 4, -1), "unknown") == 0, "before the table");
+	CHECK(state_parse(names, 4, "done", &st) && st == 3, "parse done: %d", st);
+	st = -7;
+	CHECK(!state_parse(names, 4, "sent", &st) && st == -7, "an unknown name leaves *ret");
+	CHECK(!state_parse(names, 4, NULL, &st) && st == -7, "NULL is no state");
+}
+
 static void test_clocks(void)
 {
 	int64_t m1 = retry_mono_ms(), w = retry_wall_ms(), m2;
@@ -132,6 +149,7 @@ int main(void)
 	log_setup(LOG_LVL_ERROR, false);
 	test_journal();
 	test_backoff();
+	test_states();
 	test_clocks();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
