@@ -21,6 +21,7 @@
 #include "journal.h"
 #include "log.h"
 #include "retry.h"
+#include "worker.h"
 #include "xalloc.h"
 
 #define KEEP_DONE_S (7 * 24 * 3600)
@@ -32,11 +33,11 @@ struct inbox {
 	int give_up_s;        /* inbox_give_up: failing longer is given up */
 	sqlite3 *db;          /* protected by lock */
 	pthread_mutex_t lock;
-	pthread_cond_t wake;  /* with lock: new work or stop */
-	bool stopping;        /* protected by lock */
-	bool started;
-	pthread_t worker;
+	struct worker worker; /* sends the confirmations (core/worker.c) */
+	bool pruned;          /* the worker's own */
 };
+
+static int work_one(void *ctx, int64_t *ret_wait_ms);
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS confirmations ("
@@ -63,7 +64,7 @@ int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
 	ib->a = a;
 	ib->give_up_s = cfg->inbox_give_up;
 	pthread_mutex_init(&ib->lock, NULL);
-	pthread_cond_init(&ib->wake, NULL);
+	worker_init(&ib->worker, "inbox", work_one, ib);
 	r = journal_open("inbox", path, schema, &ib->db);
 	free(path);
 	if (r < 0) {
@@ -134,7 +135,7 @@ int inbox_confirm(void *ctx, const char *org, const char *app, const char *party
 	}
 	if (r == 0) {
 		log_info("inbox: confirming \"%s/%s\" %s/%s", org, app, party, guid);
-		pthread_cond_signal(&ib->wake);
+		worker_wake(&ib->worker);
 	}
 	pthread_mutex_unlock(&ib->lock);
 	return r;
@@ -262,79 +263,65 @@ static void prune(struct inbox *ib)
 	sqlite3_finalize(st);
 }
 
-static void *worker(void *arg)
+/* One batch of due confirmations (core/worker.h). */
+static int work_one(void *ctx, int64_t *ret_wait_ms)
 {
-	struct inbox *ib = arg;
+	struct inbox *ib = ctx;
 	struct job jobs[BATCH];
+	time_t next;
+	size_t n;
 
 	pthread_mutex_lock(&ib->lock);
-	prune(ib);
-	while (!ib->stopping) {
-		time_t next;
-		size_t n = due(ib, jobs, &next);
+	if (!ib->pruned) {
+		prune(ib);
+		ib->pruned = true;
+	}
+	n = due(ib, jobs, &next);
+	if (n == 0) {
+		pthread_mutex_unlock(&ib->lock);
+		*ret_wait_ms = !next ? -1 : next > time(NULL) ? (int64_t)(next - time(NULL)) * 1000 : 0;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool stop = worker_stopping(&ib->worker);
+		struct app_answer ans = { .retry_after_ms = -1 };
+		char *id = xasprintf("%s/%s", jobs[i].party, jobs[i].guid);
+		int r;
 
-		if (n == 0) {
-			struct timespec until;
-
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec = next ? next : until.tv_sec + 60;
-			pthread_cond_timedwait(&ib->wake, &ib->lock, &until);
-			continue;
-		}
-		for (size_t i = 0; i < n; i++) {
-			bool stop = ib->stopping;
-			struct app_answer ans = { .retry_after_ms = -1 };
-			char *id = xasprintf("%s/%s", jobs[i].party, jobs[i].guid);
-			int r;
-
-			pthread_mutex_unlock(&ib->lock);
-			r = stop ? -ECANCELED
-				 : app_complete_instance(ib->a, jobs[i].org, jobs[i].app, id, &ans);
-			pthread_mutex_lock(&ib->lock);
-			if (r != -ECANCELED)
-				record(ib, &jobs[i], r, &ans);
-			app_answer_clear(&ans);
-			free(id);
-			free(jobs[i].org);
-			free(jobs[i].app);
-			free(jobs[i].party);
-			free(jobs[i].guid);
-		}
+		pthread_mutex_unlock(&ib->lock);
+		r = stop ? -ECANCELED
+			 : app_complete_instance(ib->a, jobs[i].org, jobs[i].app, id, &ans);
+		pthread_mutex_lock(&ib->lock);
+		if (r != -ECANCELED)
+			record(ib, &jobs[i], r, &ans);
+		app_answer_clear(&ans);
+		free(id);
+		free(jobs[i].org);
+		free(jobs[i].app);
+		free(jobs[i].party);
+		free(jobs[i].guid);
 	}
 	pthread_mutex_unlock(&ib->lock);
-	return NULL;
+	return 1;
 }
 
 int inbox_start(struct inbox *ib)
 {
-	int r = pthread_create(&ib->worker, NULL, worker, ib);
-
-	if (r != 0)
-		return log_errno(-r, "cannot start the inbox worker");
-	ib->started = true;
-	return 0;
+	return worker_start(&ib->worker);
 }
 
 void inbox_stop(struct inbox *ib)
 {
-	if (!ib)
-		return;
-	pthread_mutex_lock(&ib->lock);
-	ib->stopping = true;
-	pthread_cond_signal(&ib->wake);
-	pthread_mutex_unlock(&ib->lock);
+	if (ib)
+		worker_stop(&ib->worker);
 }
 
 void inbox_free(struct inbox *ib)
 {
 	if (!ib)
 		return;
-	if (ib->started) {
-		inbox_stop(ib);
-		pthread_join(ib->worker, NULL);
-	}
+	worker_destroy(&ib->worker);
 	sqlite3_close(ib->db);
-	pthread_cond_destroy(&ib->wake);
 	pthread_mutex_destroy(&ib->lock);
 	free(ib);
 }

@@ -385,56 +385,32 @@ out:
 	app_answer_clear(&ans);
 }
 
-void *iw_worker(void *arg)
+int iw_work_one(void *ctx, int64_t *ret_wait_ms)
 {
-	struct instwrite *iw = arg;
+	struct instwrite *iw = ctx;
+	struct iw_row row = { 0 };
+	int r;
 
 	pthread_mutex_lock(&iw->lock);
-	while (!iw->stopping) {
-		struct iw_row row = { 0 };
-		int64_t wait_ms;
-		int r = next_due(iw, &row, &wait_ms);
-
-		if (r == 1) {
-			pthread_mutex_unlock(&iw->lock);
-			run_row(iw, &row);
-			iw_row_clear(&row);
-			pthread_mutex_lock(&iw->lock);
-			continue;
-		}
-		if (wait_ms < 0 || r < 0)
-			wait_ms = r < 0 ? 5000 : 60000;
-		{
-			struct timespec ts;
-			int64_t until = iw_now_ms() + wait_ms;
-
-			ts.tv_sec = (time_t)(until / 1000);
-			ts.tv_nsec = (long)(until % 1000) * 1000000;
-			pthread_cond_timedwait(&iw->wake, &iw->lock, &ts);
-		}
-	}
+	r = next_due(iw, &row, ret_wait_ms);
 	pthread_mutex_unlock(&iw->lock);
-	return NULL;
+	if (r != 1)
+		return r;
+	run_row(iw, &row);
+	iw_row_clear(&row);
+	return 1;
 }
 
 int instwrite_start(struct instwrite *iw)
 {
-	int r = pthread_create(&iw->worker, NULL, iw_worker, iw);
-
-	if (r)
-		return log_errno(-r, "cannot start the instance writes worker");
-	iw->started = true;
-	return 0;
+	return worker_start(&iw->worker);
 }
 
 void instwrite_stop(struct instwrite *iw)
 {
 	if (!iw)
 		return;
-	pthread_mutex_lock(&iw->lock);
-	iw->stopping = true;
-	pthread_cond_broadcast(&iw->wake);
-	pthread_mutex_unlock(&iw->lock);
+	worker_stop(&iw->worker);
 	/* waits for an invalidation under way: the session goes next */
 	pthread_mutex_lock(&iw->inval_lock);
 	iw->inval_off = true;
@@ -446,8 +422,7 @@ void instwrite_free(struct instwrite *iw)
 	if (!iw)
 		return;
 	instwrite_stop(iw);
-	if (iw->started)
-		pthread_join(iw->worker, NULL);
+	worker_destroy(&iw->worker);
 	while (iw->metas) {
 		struct iw_meta *m = iw->metas;
 
@@ -460,7 +435,6 @@ void instwrite_free(struct instwrite *iw)
 	sqlite3_close(iw->db);
 	if (iw->stage_fd >= 0)
 		close(iw->stage_fd);
-	pthread_cond_destroy(&iw->wake);
 	pthread_mutex_destroy(&iw->meta_lock);
 	pthread_mutex_destroy(&iw->inval_lock);
 	pthread_mutex_destroy(&iw->lock);

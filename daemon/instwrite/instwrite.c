@@ -103,7 +103,7 @@ int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountp
 	pthread_mutex_init(&iw->lock, NULL);
 	pthread_mutex_init(&iw->meta_lock, NULL);
 	pthread_mutex_init(&iw->inval_lock, NULL);
-	pthread_cond_init(&iw->wake, NULL);
+	worker_init(&iw->worker, "instance writes", iw_work_one, iw);
 	if (mkdir(iw->stage_dir, 0700) < 0 && errno != EEXIST)
 		r = log_errno(-errno, "cannot create \"%s\"", iw->stage_dir);
 	iw->stage_fd = r < 0 ? -1 : open(iw->stage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -379,7 +379,7 @@ static void hook_commit(void *ctx, int64_t id, int error, bool open)
 	}
 	if (open)
 		set_held_open(iw, id, true);
-	pthread_cond_signal(&iw->wake);
+	worker_wake(&iw->worker);
 out:
 	pthread_mutex_unlock(&iw->lock);
 	free(name);
@@ -413,7 +413,7 @@ static void hook_release(void *ctx, int64_t id)
 
 	pthread_mutex_lock(&iw->lock);
 	set_held_open(iw, id, false);
-	pthread_cond_signal(&iw->wake);
+	worker_wake(&iw->worker);
 	pthread_mutex_unlock(&iw->lock);
 }
 
@@ -437,7 +437,7 @@ static int hook_remove(void *ctx, const struct alt_dw_key *k)
 	if (r == 0)
 		r = insert_row(iw, k, "delete", k->data_id, "pending", &id);
 	if (r == 0)
-		pthread_cond_signal(&iw->wake);
+		worker_wake(&iw->worker);
 out:
 	pthread_mutex_unlock(&iw->lock);
 	return r;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "instwrite.h"
+#include "worker.h"
 
 /* ---- the module, as its folder and its face (instwrite.c) see it */
 
@@ -65,10 +66,7 @@ struct instwrite {
 	pthread_mutex_t meta_lock;
 	struct iw_meta *metas; /* protected by meta_lock */
 	pthread_mutex_t lock;
-	pthread_cond_t wake;   /* with lock: work or stop */
-	bool stopping;         /* protected by lock */
-	bool started;
-	pthread_t worker;
+	struct worker worker;  /* sends the items (core/worker.c) */
 	void (*invalidate)(void *ctx, const char *org, const char *app, const char *party,
 			   const char *guid);
 	void *invalidate_ctx;
@@ -119,7 +117,8 @@ void iw_stage_unlink(struct instwrite *iw, int64_t id);
 bool iw_held_open(struct instwrite *iw, int64_t id);
 
 /* instsend.c */
-void *iw_worker(void *arg);
+/* works one due item (core/worker.h) */
+int iw_work_one(void *ctx, int64_t *ret_wait_ms);
 void iw_row_clear(struct iw_row *row);
 
 #endif

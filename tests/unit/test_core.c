@@ -4,9 +4,13 @@
  * -EIO; a journal that cannot be opened leaves *ret alone; the backoff
  * doubles from one second, stays within its cap with jitter in its upper
  * half, and lets a longer Retry-After win; a state table names and
- * parses states, and says "unknown" rather than reading past itself. */
+ * parses states, and says "unknown" rather than reading past itself; the
+ * worker sleeps until an item is due, wakes at once when told, and stops
+ * at once. */
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,7 @@
 #include "log.h"
 #include "retry.h"
 #include "states.h"
+#include "worker.h"
 #include "check.h"
 
 static char *pragma(sqlite3 *db, const char *name)
@@ -134,6 +139,87 @@ static void test_states(void)
 	CHECK(!state_parse(names, 4, NULL, &st) && st == -7, "NULL is no state");
 }
 
+/* A queue of `due` items, each due `gap_ms` after the one before. */
+struct queue {
+	pthread_mutex_t lock;
+	int due, done, calls;
+	int64_t next_at, gap_ms;
+};
+
+static int work_one(void *ctx, int64_t *ret_wait_ms)
+{
+	struct queue *q = ctx;
+	int64_t now = retry_mono_ms();
+	int r = 0;
+
+	pthread_mutex_lock(&q->lock);
+	q->calls++;
+	if (q->due > 0 && now >= q->next_at) {
+		q->due--;
+		q->done++;
+		q->next_at = now + q->gap_ms;
+		r = 1;
+	} else {
+		*ret_wait_ms = q->due > 0 ? q->next_at - now : -1;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+static int done_of(struct queue *q)
+{
+	int n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->done;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+static bool wait_done(struct queue *q, int want, int64_t limit_ms)
+{
+	int64_t until = retry_mono_ms() + limit_ms;
+
+	while (done_of(q) < want && retry_mono_ms() < until)
+		usleep(5000);
+	return done_of(q) >= want;
+}
+
+static void test_worker(void)
+{
+	struct queue q = { .lock = PTHREAD_MUTEX_INITIALIZER, .due = 3, .gap_ms = 100 };
+	struct worker w;
+	int64_t t0 = retry_mono_ms(), took;
+
+	worker_init(&w, "test", work_one, &q);
+	CHECK(worker_start(&w) == 0, "start");
+	/* three items, each due 100 ms after the last: the worker sleeps
+	 * until each is due, neither polling nor oversleeping */
+	CHECK(wait_done(&q, 3, 5000), "three items done: %d", done_of(&q));
+	took = retry_mono_ms() - t0;
+	CHECK(took >= 190 && took < 2000, "waited for due times: %lld ms", (long long)took);
+	CHECK(q.calls < 20, "no busy loop: %d calls", q.calls);
+	/* idle (nothing known): a wake makes it look at once, not in 60 s */
+	pthread_mutex_lock(&q.lock);
+	q.due = 1;
+	q.next_at = 0;
+	pthread_mutex_unlock(&q.lock);
+	t0 = retry_mono_ms();
+	worker_wake(&w);
+	CHECK(wait_done(&q, 4, 5000), "woken item done: %d", done_of(&q));
+	CHECK(retry_mono_ms() - t0 < 1000, "woken at once: %lld ms", (long long)(retry_mono_ms() - t0));
+	CHECK(!worker_stopping(&w), "not stopping yet");
+	worker_stop(&w);
+	CHECK(worker_stopping(&w), "stopping");
+	t0 = retry_mono_ms();
+	worker_destroy(&w);
+	CHECK(retry_mono_ms() - t0 < 1000, "stop ends the idle wait at once");
+
+	/* destroyed without ever starting */
+	worker_init(&w, "test", work_one, &q);
+	worker_destroy(&w);
+}
+
 static void test_clocks(void)
 {
 	int64_t m1 = retry_mono_ms(), w = retry_wall_ms(), m2;
@@ -150,6 +236,7 @@ int main(void)
 	test_journal();
 	test_backoff();
 	test_states();
+	test_worker();
 	test_clocks();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
