@@ -1,8 +1,10 @@
 /* altinn.h - the platform, as fs/ sees it: plain structs and calls.
  *
- * This is the one header fs/ includes from daemon/. Nothing here mentions
- * HTTP, curl or JSON: every call returns 0 or a negative errno, mapped from
- * the platform's answer by one table (docs/errors.md):
+ * The platform client's face for fs/ (the families also use api_app.h and
+ * api_events.h); its insides (altinn_i.h, http.h, auth.h) stay in
+ * platform/, which docs/design.md's checked table holds. Nothing here
+ * mentions HTTP, curl or JSON: every call returns 0 or a negative errno,
+ * mapped from the platform's answer by one table (docs/errors.md):
  *   404 -> -ENOENT, 401/403 -> -EACCES, 409 -> -EBUSY, 413 -> -EFBIG,
  *   400 -> -EINVAL, 5xx/429 after retries -> -EIO, connection failure -> -EIO,
  *   no whole answer within the configured timeout -> -ETIMEDOUT.
