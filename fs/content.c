@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "altinn.h"
-#include "tree.h"
+#include "fs_i.h"
 #include "view.h"
 #include "xalloc.h"
 

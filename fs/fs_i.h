@@ -12,8 +12,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "fs.h"
-#include "local.h"
+#include "family.h"
 
 struct altinn;
 struct config;

@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "entry.h"
+#include "fs_i.h"
 #include "log.h"
-#include "tree.h"
+#include "node.h"
 #include "view.h"
 #include "xalloc.h"
 

@@ -8,6 +8,7 @@
  * once nobody serves the mount any more but before the unmount, so that
  * background threads writing through the mount fail instead of waiting
  * for a kernel that waits for us. */
+#include "fs.h"
 #include "fs_i.h"
 
 #include <errno.h>

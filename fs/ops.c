@@ -6,7 +6,6 @@
  * that changes on the platform mid-readdir never repeats or skips
  * entries. The platform's part is read-only (EROFS) except ctl, inbox
  * entries and the files of data folders (dwrite.c). */
-#include "fs.h"
 #include "ops_i.h"
 
 #include <fcntl.h>

@@ -5,7 +5,6 @@
  * each instance's ctl and the inbox. Everywhere else the platform is
  * read-only through this mount, and says so with EROFS. The extended
  * attributes live here too: they answer for both kinds of place. */
-#include "fs.h"
 #include "ops_i.h"
 
 #include <fcntl.h>
