@@ -70,3 +70,29 @@ void iw_stage_unlink(struct instwrite *iw, int64_t id)
 	unlinkat(iw->stage_fd, name, 0);
 	free(name);
 }
+
+bool iw_held_open(struct instwrite *iw, int64_t id)
+{
+	for (size_t i = 0; i < iw->n_held_open; i++)
+		if (iw->held_open[i] == id)
+			return true;
+	return false;
+}
+
+/* Called with lock held. */
+void iw_set_held_open(struct instwrite *iw, int64_t id, bool open)
+{
+	for (size_t i = 0; i < iw->n_held_open; i++)
+		if (iw->held_open[i] == id) {
+			if (!open)
+				iw->held_open[i] = iw->held_open[--iw->n_held_open];
+			return;
+		}
+	if (!open)
+		return;
+	if (iw->n_held_open == iw->cap_held_open) {
+		iw->cap_held_open = iw->cap_held_open ? 2 * iw->cap_held_open : 8;
+		iw->held_open = xrealloc(iw->held_open, iw->cap_held_open * sizeof(*iw->held_open));
+	}
+	iw->held_open[iw->n_held_open++] = id;
+}

@@ -326,32 +326,6 @@ static int hook_begin(void *ctx, const struct alt_dw_key *k, int *ret_fd, int64_
 	return r;
 }
 
-bool iw_held_open(struct instwrite *iw, int64_t id)
-{
-	for (size_t i = 0; i < iw->n_held_open; i++)
-		if (iw->held_open[i] == id)
-			return true;
-	return false;
-}
-
-/* Called with lock held. */
-static void set_held_open(struct instwrite *iw, int64_t id, bool open)
-{
-	for (size_t i = 0; i < iw->n_held_open; i++)
-		if (iw->held_open[i] == id) {
-			if (!open)
-				iw->held_open[i] = iw->held_open[--iw->n_held_open];
-			return;
-		}
-	if (!open)
-		return;
-	if (iw->n_held_open == iw->cap_held_open) {
-		iw->cap_held_open = iw->cap_held_open ? 2 * iw->cap_held_open : 8;
-		iw->held_open = xrealloc(iw->held_open, iw->cap_held_open * sizeof(*iw->held_open));
-	}
-	iw->held_open[iw->n_held_open++] = id;
-}
-
 /* At close(2), before it returns: what the user sees next is decided
  * here (pending with its size, or gone when a write failed). */
 static void hook_commit(void *ctx, int64_t id, int error, bool open)
@@ -378,7 +352,7 @@ static void hook_commit(void *ctx, int64_t id, int error, bool open)
 		sqlite3_finalize(st);
 	}
 	if (open)
-		set_held_open(iw, id, true);
+		iw_set_held_open(iw, id, true);
 	worker_wake(&iw->worker);
 out:
 	pthread_mutex_unlock(&iw->lock);
@@ -412,7 +386,7 @@ static void hook_release(void *ctx, int64_t id)
 	struct instwrite *iw = ctx;
 
 	pthread_mutex_lock(&iw->lock);
-	set_held_open(iw, id, false);
+	iw_set_held_open(iw, id, false);
 	worker_wake(&iw->worker);
 	pthread_mutex_unlock(&iw->lock);
 }

@@ -115,6 +115,9 @@ char *iw_stage_name(int64_t id); /* the staging file of row id */
 void iw_stage_unlink(struct instwrite *iw, int64_t id);
 /* Is row id's file still held open (see held_open)? Caller holds lock. */
 bool iw_held_open(struct instwrite *iw, int64_t id);
+/* Marks it held open (a flush while the kernel keeps the file) or not
+ * (its release). Caller holds lock. */
+void iw_set_held_open(struct instwrite *iw, int64_t id, bool open);
 
 /* instsend.c */
 /* works one due item (core/worker.h) */
