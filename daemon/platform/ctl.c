@@ -1,4 +1,4 @@
-/* owner.c - the service owner's actions on one instance: the ctl file.
+/* ctl.c - the service owner's actions on one instance: the ctl file.
  *
  * A write of one command line performs one App API call and answers with
  * its result as an errno; the report of the last command per instance is
