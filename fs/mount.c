@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -26,6 +28,45 @@
 const char *fs_fuse_version(void)
 {
 	return FS_STR(FUSE_MAJOR_VERSION) "." FS_STR(FUSE_MINOR_VERSION);
+}
+
+/* libfuse's handler ends the session, and its loop notices only when a
+ * signal interrupts the main thread's wait. The kernel hands a signal to
+ * any thread that does not block it, and the uploaders, pollers and
+ * curl's threads do not: so a SIGINT that lands on one of them is passed
+ * on to the main thread, or the mount would stay up until the next
+ * request (a test saw 10 s go by). */
+static struct fuse_session *signal_session;
+static pthread_t signal_main;
+
+static void on_stop_signal(int sig)
+{
+	int saved = errno;
+
+	fuse_session_exit(signal_session);
+	if (!pthread_equal(pthread_self(), signal_main))
+		pthread_kill(signal_main, sig);
+	errno = saved;
+}
+
+static void catch_stop_signals(struct fuse_session *se)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	signal_session = se;
+	signal_main = pthread_self();
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: the main thread's wait must end */
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+static void release_stop_signals(void)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 }
 
 static int loop(struct fuse_session *se)
@@ -56,10 +97,11 @@ int fs_serve(struct fs *fs, const char *mountpoint, const struct fs_run *run)
 		goto out_free_args;
 	}
 	fs_set_session(fs, se);
-	if (fuse_set_signal_handlers(se) < 0) {
+	if (fuse_set_signal_handlers(se) < 0) { /* and SIGPIPE ignored */
 		r = -EIO;
 		goto out_destroy;
 	}
+	catch_stop_signals(se);
 	if (fuse_session_mount(se, mountpoint) < 0) {
 		fprintf(stderr, "altinnfs: cannot mount at \"%s\" (is /dev/fuse there, and fusermount3?)\n",
 			mountpoint);
@@ -85,6 +127,7 @@ out_unmount:
 	fs_families_stop(fs);
 	fuse_session_unmount(se);
 out_signals:
+	release_stop_signals();
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);

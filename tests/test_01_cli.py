@@ -167,6 +167,34 @@ def test_signal_unmounts_cleanly(platform, tmp_path, sig):
     assert not m.sanitizer_report(), m.log_tail()
 
 
+def test_a_signal_to_a_background_thread_unmounts_too(platform, tmp_path):
+    """The kernel gives a process's signal to any thread not blocking it:
+    one that lands on a poller or uploader thread must end the mount too,
+    not wait for the next request (a SIGINT test hung so, once in a while)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    m = Mount(tmp_path, platform)
+    try:
+        m.start()
+        assert "README.txt" in os.listdir(m.path)
+        pid = m.proc.pid
+        # threads made before the FUSE loop (pollers, uploaders, workers)
+        # have the lowest thread ids after the main thread's
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+        assert tids, "no background threads"
+        SYS_tgkill = 234  # x86_64
+        assert libc.syscall(SYS_tgkill, pid, tids[0], signal.SIGTERM) == 0
+        try:
+            status = m.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("altinnfs still running 10 s after SIGTERM to a background thread")
+        assert status == 0, m.log_tail()
+        assert not mounted(m.path)
+    finally:
+        m.stop()
+    assert not m.sanitizer_report(), m.log_tail()
+
+
 def test_unmount_ends_daemon(platform, tmp_path):
     """fusermount3 -u makes the foreground daemon exit by itself."""
     m = Mount(tmp_path, platform)
