@@ -86,6 +86,32 @@ def test_kill_9_mid_delivery_then_restart(p, mount, step):
     assert len(calls(p, mark, "POST", "/instances")) == (2 if step == "create-not-done" else 1)
 
 
+def test_creates_of_one_owner_are_one_at_a_time(p, mount):
+    """One item's look-up after a lost answer must not find the instance
+    another item's create has just made and not yet recorded (both then
+    used it). So creates and look-ups of one owner go one at a time: while
+    one create is held, the other file's waits."""
+    m1 = mount(localtest=p, outbox_uploaders=4, **FAST)
+    owner, number = new_org()
+    d = owner_dir(m1, SOKNAD, owner)
+    p.fault("/ttd/soknad/instances$", method="POST", delay_ms=4000, after=True, count=2)
+    mark = p.mark()
+    (d / "a.pdf").write_bytes(PDF)
+    (d / "b.pdf").write_bytes(PDF + b"b")
+    wait_for(lambda: in_flight(p, mark, "POST", "/instances"), what="a create held")
+    time.sleep(1.5)
+    assert len(in_flight(p, mark, "POST", "/instances")) == 1
+    wait_for(lambda: len(instances_of(p, SOKNAD, number)) == 1, what="the first instance")
+    kill9(m1)                              # its answer is lost
+    m2 = mount(localtest=p, state_dir=str(m1.state_dir), outbox_uploaders=4, **FAST)
+    ra = wait_receipt(m2, SOKNAD, owner, "a.pdf", timeout=40)
+    rb = wait_receipt(m2, SOKNAD, owner, "b.pdf", timeout=40)
+    assert ra["instance_id"] != rb["instance_id"]
+    insts = instances_of(p, SOKNAD, number)
+    assert len(insts) == 2
+    assert sorted(len(attachments(i)) for i in insts) == [1, 1]
+
+
 def test_file_half_written_when_the_daemon_died_is_held(p, mount):
     m1 = mount(localtest=p, **FAST)
     owner, number = new_org()

@@ -370,18 +370,44 @@ out:
 
 /* ---- the steps */
 
+/* The lock that makes creates and look-ups one at a time for this
+ * item's app and owner (see struct outbox). */
+static pthread_mutex_t *create_lock(struct outbox *ob, const struct ob_item *it,
+				    const char *owner)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ it->app;
+
+	for (const unsigned char *p = (const unsigned char *)owner; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	return &ob->create_locks[h % OB_CREATE_LOCKS];
+}
+
+static int create_locked(struct outbox *ob, struct ob_item *it, const char *owner,
+			 struct app_answer *ans);
+
 static int step_create(struct outbox *ob, struct ob_item *it, struct app_answer *ans)
 {
 	char *owner = outbox_item_owner(it);
+	pthread_mutex_t *lock = create_lock(ob, it, owner);
+	int r;
+
+	pthread_mutex_lock(lock);
+	r = create_locked(ob, it, owner, ans);
+	pthread_mutex_unlock(lock);
+	free(owner);
+	return r;
+}
+
+static int create_locked(struct outbox *ob, struct ob_item *it, const char *owner,
+			 struct app_answer *ans)
+{
 	struct json_outbox_instance oi = { 0 };
 	const char *key, *value;
 	int r;
 
-	if (!outbox_owner_parse(owner, &key, &value)) {
-		free(owner);
+	if (!outbox_owner_parse(owner, &key, &value))
 		return outcome_refuse(ob, it, "check", NULL, "not an owner folder (org-<9 digits>, "
 				      "person-<11 digits> or party-<partyId>)");
-	}
 	if (it->s.state == SPOOL_CREATING) {
 		r = resolve_create(ob, it, key, value, ans);
 		if (r < 0 || it->s.state == SPOOL_CREATED)
@@ -422,7 +448,6 @@ static int step_create(struct outbox *ob, struct ob_item *it, struct app_answer 
 	}
 out:
 	json_outbox_instance_clear(&oi);
-	free(owner);
 	return r;
 }
 

@@ -530,6 +530,8 @@ int outbox_new(const struct outbox_deps *deps, struct outbox **ret)
 	ob->a = deps->a;
 	pthread_mutex_init(&ob->lock, NULL);
 	pthread_mutex_init(&ob->meta_lock, NULL);
+	for (size_t i = 0; i < OB_CREATE_LOCKS; i++)
+		pthread_mutex_init(&ob->create_locks[i], NULL);
 	pthread_cond_init(&ob->cond, NULL);
 	if (!ob->cfg->outbox) {
 		*ret = ob;
@@ -624,6 +626,8 @@ void outbox_free(struct outbox *ob)
 	pthread_cond_destroy(&ob->cond);
 	pthread_mutex_destroy(&ob->lock);
 	pthread_mutex_destroy(&ob->meta_lock);
+	for (size_t i = 0; i < OB_CREATE_LOCKS; i++)
+		pthread_mutex_destroy(&ob->create_locks[i]);
 	free(ob);
 }
 

@@ -77,6 +77,8 @@ struct ob_app {
 };
 enum { OB_OUTBOX, OB_SENT, OB_FAILED };
 
+#define OB_CREATE_LOCKS 64
+
 struct outbox {
 	const struct config *cfg;
 	struct altinn *a;
@@ -90,6 +92,12 @@ struct outbox {
 	struct ob_item *items; /* protected by lock: every unfinished item */
 	bool stopping;         /* protected by lock */
 	uint64_t failed;       /* protected by lock: items that ended in failed/ */
+
+	/* Creating an instance, or looking for one a lost answer made, is
+	 * one owner's at a time (striped by owner): else one item's look-up
+	 * finds the instance another item's create has just made, before
+	 * that item has recorded it, and both use it. */
+	pthread_mutex_t create_locks[OB_CREATE_LOCKS];
 
 	pthread_t *threads;
 	size_t n_threads;
