@@ -20,6 +20,7 @@
 #include "dwrite.h"
 #include "dircache.h"
 #include "local_i.h"
+#include "layout.h"
 #include "log.h"
 #include "tree.h"
 #include "view.h"
@@ -33,6 +34,7 @@ struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountp
 	fs->a = a;
 	fs->cfg = cfg;
 	fs->view = view_new(a, cfg);
+	fs->layouts = layout_cache_new();
 	fs->nodes = node_table_new();
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->mountpoint = xstrdup(mountpoint);
@@ -206,6 +208,7 @@ void fs_free(struct fs *fs)
 		handle_free(fs->handles);
 	pthread_mutex_destroy(&fs->handles_lock);
 	local_close_dirs(fs);
+	layout_cache_free(fs->layouts);
 	view_free(fs->view);
 	node_table_free(fs->nodes);
 	free(fs->mountpoint);

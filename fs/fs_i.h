@@ -28,6 +28,7 @@ struct fs {
 	struct altinn *a;
 	const struct config *cfg;
 	struct view *view;
+	struct layout_cache *layouts; /* recent instances' data folders */
 	struct node_table *nodes;
 	char *mountpoint;
 	struct timespec started;

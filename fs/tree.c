@@ -226,7 +226,7 @@ static int list_instances(struct fs *fs, struct node *dir, struct entry **ret, s
 static int list_instance(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
 {
 	struct alt_instance *inst;
-	struct layout l;
+	const struct layout *l;
 	struct entry *e;
 	size_t n = 0;
 	int r = view_instance(dir->key.app, dir->key.party, dir->key.guid, &inst);
@@ -251,16 +251,16 @@ static int list_instance(struct fs *fs, struct node *dir, struct entry **ret, si
 		free(report);
 		goto out;
 	}
-	layout_build(inst, &l);
+	l = layout_cache_get(fs->layouts, inst);
 	if (dir->kind == NODE_DATA) {
-		e = xcalloc(l.n_types ? l.n_types : 1, sizeof(*e));
-		for (size_t i = 0; i < l.n_types; i++) {
-			entry_init(&e[n], dir, l.types[i].name, NODE_DATA_TYPE);
-			e[n].data_type = xstrdup(l.types[i].name);
-			fill_stat(fs, &e[n++].st, DIR_MODE, 0, l.types[i].mtime, l.types[i].ctime);
+		e = xcalloc(l->n_types ? l->n_types : 1, sizeof(*e));
+		for (size_t i = 0; i < l->n_types; i++) {
+			entry_init(&e[n], dir, l->types[i].name, NODE_DATA_TYPE);
+			e[n].data_type = xstrdup(l->types[i].name);
+			fill_stat(fs, &e[n++].st, DIR_MODE, 0, l->types[i].mtime, l->types[i].ctime);
 		}
 	} else {
-		const struct layout_type *t = layout_find_type(&l, dir->key.data_type);
+		const struct layout_type *t = layout_find_type(l, dir->key.data_type);
 
 		e = xcalloc(t && t->n_files ? t->n_files : 1, sizeof(*e));
 		for (size_t i = 0; t && i < t->n_files; i++) {
@@ -273,13 +273,13 @@ static int list_instance(struct fs *fs, struct node *dir, struct entry **ret, si
 		}
 		if (!t && !dw_type_known(fs, dir->parent, dir->key.data_type)) {
 			free(e);
-			layout_free(&l);
+			layout_cache_put(fs->layouts, l);
 			alt_instance_unref(inst);
 			return -ENOENT;
 		}
 		dw_merge(fs, dir, &e, &n);
 	}
-	layout_free(&l);
+	layout_cache_put(fs->layouts, l);
 out:
 	alt_instance_unref(inst);
 	*ret = e;
@@ -364,6 +364,40 @@ static int find_in_list(struct fs *fs, struct node *dir, const char *name, struc
 	return r;
 }
 
+/* One data file by name, from the instance's cached layout: a stat of one
+ * of 10,000 files must not list all of them. -EAGAIN when the name is not
+ * on the platform (a pending new write, perhaps): the listing decides. */
+static int lookup_data_file(struct fs *fs, struct node *dir, const char *name,
+			    struct entry *ret)
+{
+	const struct layout_type *t;
+	const struct layout_file *f;
+	const struct layout *l;
+	struct alt_instance *inst;
+	int r = view_instance(dir->key.app, dir->key.party, dir->key.guid, &inst);
+
+	if (r < 0)
+		return r;
+	l = layout_cache_get(fs->layouts, inst);
+	t = layout_find_type(l, dir->key.data_type);
+	f = t ? layout_find_file(t, name) : NULL;
+	if (f) {
+		entry_init(ret, dir, f->name, NODE_DATA_FILE);
+		ret->data_guid = xstrdup(f->el->id);
+		fill_stat(fs, &ret->st, FILE_MODE, (off_t)f->el->size, f->el->last_changed,
+			  f->el->created);
+		if (dw_lookup(fs, dir, ret) == -ESRCH) { /* a delete is pending */
+			entry_clear(ret);
+			r = -ENOENT;
+		}
+	} else {
+		r = -EAGAIN;
+	}
+	layout_cache_put(fs->layouts, l);
+	alt_instance_unref(inst);
+	return r;
+}
+
 int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry *ret)
 {
 	struct view_party p;
@@ -440,6 +474,9 @@ int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry 
 			alt_instance_unref(inst);
 		}
 		return r;
+	case NODE_DATA_TYPE:
+		r = lookup_data_file(fs, dir, name, ret);
+		return r == -EAGAIN ? find_in_list(fs, dir, name, ret) : r;
 	case NODE_README:
 	case NODE_STATUS:
 	case NODE_APP_JSON:
