@@ -19,7 +19,7 @@
 #include "secretfile.h"
 #include "xalloc.h"
 
-enum key_kind { KEY_STRING, KEY_URL, KEY_INT, KEY_APPS, KEY_FLAG };
+enum key_kind { KEY_STRING, KEY_URL, KEY_INT, KEY_APPS, KEY_FLAG, KEY_BYTES };
 
 struct key_def {
 	const char *name;
@@ -40,6 +40,8 @@ static const struct key_def keys[] = {
 	STR(state_dir),
 	INT(cache_ttl, 0, 86400),
 	INT(timeout, 1, 3600),
+	STR(cache_dir),
+	{ "cache_max", KEY_BYTES, offsetof(struct config, cache_max), 0, 0 },
 	INT(page_size, 1, 1000),
 	INT(max_listed, 100, 10000000),
 	INT(poll_interval, 1, 86400),
@@ -69,6 +71,7 @@ void config_init(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cache_ttl = 10;
 	cfg->timeout = 30;
+	cfg->cache_max = 1ull << 30;
 	cfg->page_size = 100;
 	cfg->max_listed = ALT_MAX_LISTED;
 	cfg->poll_interval = 10;
@@ -80,6 +83,33 @@ void config_init(struct config *cfg)
 	cfg->outbox_give_up = 3 * 86400;
 	cfg->events_keep = 10000;
 	cfg->events_keep_days = 30;
+}
+
+/* A byte count: digits with an optional K, M, G or T (powers of 1024). */
+static int set_bytes(uint64_t *out, const char *key, const char *value, char **ret_err)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (!errno && end != value && *end && !end[1]) {
+		const char *units = "KMGT", *u = strchr(units, *end & ~0x20);
+
+		if (u && *u)
+			shift = 10 * (unsigned)(u - units + 1);
+		else
+			errno = EINVAL;
+		end++;
+	}
+	if (errno || end == value || *end || value[0] == '-' || (shift && v > (~0ull >> shift))) {
+		*ret_err = xasprintf("invalid value \"%s\" for \"%s\": want a number of bytes "
+				     "(a K, M, G or T suffix is fine)", value, key);
+		return -EINVAL;
+	}
+	*out = (uint64_t)v << shift;
+	return 0;
 }
 
 static const struct key_def *find_key(const char *name)
@@ -178,6 +208,8 @@ int config_set(struct config *cfg, const char *key, const char *value, char **re
 		}
 		*(int *)((char *)cfg + k->offset) = (int)v;
 		return 0;
+	case KEY_BYTES:
+		return set_bytes((uint64_t *)((char *)cfg + k->offset), key, value, ret_err);
 	case KEY_URL:
 		if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
 			*ret_err = xasprintf("invalid value \"%s\" for \"%s\": want an http:// or https:// URL",

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct config_app {
@@ -24,6 +25,8 @@ struct config {
 	char *state_dir;
 	int cache_ttl;      /* seconds a listing/attribute is trusted */
 	int timeout;        /* seconds a request may take (bulk: may stall) */
+	char *cache_dir;    /* data element cache; NULL: <state_dir>/cache */
+	uint64_t cache_max; /* its bound in bytes; 0: no cache */
 	int page_size;      /* instances per query page */
 	int max_listed;     /* instances one listing may hold (memory bound) */
 	int poll_interval;  /* seconds between event polls */
