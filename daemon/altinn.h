@@ -115,7 +115,12 @@ int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid
  * ALT_STREAM_WINDOW bytes; random reads become single range requests. */
 struct alt_reader;
 int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
-		       const char *data_guid, uint64_t size, struct alt_reader **ret);
+		       const char *data_guid, uint64_t size, const struct timespec *last_changed,
+		       struct alt_reader **ret);
+/* Bytes of that element (at that lastChanged) held in the local cache:
+ * the user.altinn.cached attribute. */
+uint64_t altinn_cached_bytes(struct altinn *a, const char *data_guid,
+			     const struct timespec *last_changed);
 /* Reads up to len bytes at off into buf; returns the count (0 at or past
  * the end) or a negative errno. Short only at the end of the element.
  * Fails within cfg->timeout; after a failure, reads of this reader fail
@@ -139,6 +144,13 @@ void altinn_reader_release(struct alt_bytes *b);
 void altinn_reader_close(struct alt_reader *r); /* NULL is fine */
 
 /* Health and token facts for status.json. */
+/* The data element cache (docs/cache.md), for status.json. */
+struct alt_cache_status {
+	bool on;
+	char dir[512];
+	uint64_t max, used, entries, hits, misses, bytes_fetched;
+};
+
 struct alt_health {
 	bool checked;          /* any request made yet */
 	bool reachable;        /* the last request got an HTTP answer */
@@ -148,6 +160,7 @@ struct alt_health {
 	char token_subject[128];
 	struct timespec token_expires_at; /* zero when unknown */
 	uint64_t requests;     /* HTTP requests made since start */
+	struct alt_cache_status cache;
 };
 void altinn_health(struct altinn *a, struct alt_health *ret);
 

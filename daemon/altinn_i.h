@@ -11,6 +11,7 @@
 
 struct auth;
 struct http;
+struct cache;
 
 struct altinn {
 	const struct config *cfg; /* owned by main; outlives the client */
@@ -18,6 +19,7 @@ struct altinn {
 	struct http *http;
 	char *storage;            /* "{platform}/storage/api/v1"; immutable */
 	atomic_int n_streams;     /* read-ahead streams alive, <= ALT_MAX_STREAMS */
+	struct cache *cache;      /* data element bytes on disk; NULL when off */
 };
 
 #endif

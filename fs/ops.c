@@ -320,7 +320,7 @@ static int open_data(struct fs *fs, struct node *n, struct handle *h, struct fus
 	if (r < 0)
 		return r;
 	r = altinn_reader_open(fs->a, n->key.party, n->key.guid, guid, (uint64_t)st.st_size,
-			       &h->reader);
+			       &st.st_mtim, &h->reader);
 	free(guid);
 	if (r < 0)
 		return r;
