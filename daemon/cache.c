@@ -38,7 +38,7 @@
 #include "xalloc.h"
 
 #define CACHE_AHEAD (8ull << 20)   /* the download's lead on the furthest read */
-#define CACHE_FAR (16ull << 20)     /* a read this far ahead takes a Range instead */
+#define CACHE_FAR (1ull << 20)      /* a read this far ahead takes a Range instead */
 #define CACHE_PAUSE_S 10            /* a download held back this long ends */
 #define CACHE_RESERVE (256ull << 20) /* free space left on the cache's file system, */
 #define CACHE_RESERVE_PCT 5          /* ... or this share of it when smaller */
