@@ -39,6 +39,7 @@
 
 #define CACHE_AHEAD (8ull << 20)   /* the download's lead on the furthest read */
 #define CACHE_FAR (1ull << 20)      /* a read this far ahead takes a Range instead */
+#define CACHE_SLOW_BPS (64u << 10) /* a wait longer than the timeout fails below this */
 #define CACHE_PAUSE_S 10            /* a download held back this long ends */
 #define CACHE_RESERVE (256ull << 20) /* free space left on the cache's file system, */
 #define CACHE_RESERVE_PCT 5          /* ... or this share of it when smaller */
@@ -64,6 +65,8 @@ struct cache_entry {
 	bool verified;  /* its bytes are known good (written or checked since start) */
 	bool downloading;
 	bool paused;    /* the download ended for want of readers */
+	int err;        /* why it failed: -errno, for its readers */
+	bool local_err; /* ... on this side (disk): read uncached instead */
 	char sha[65];   /* of a complete entry */
 	uint64_t have;  /* bytes [0, have) are in the file */
 	uint64_t wanted; /* the furthest byte a reader asked for */
@@ -312,8 +315,14 @@ static int fill_data(void *ctx, const char *p, size_t n)
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k < 0)
-			return -errno;
+		if (k < 0) {
+			r = -errno;
+			pthread_mutex_lock(&c->lock);
+			e->local_err = true;
+			pthread_mutex_unlock(&c->lock);
+			log_warn("cannot write cache entry \"%s\": %s", e->base, strerror(-r));
+			return r;
+		}
 		done += (size_t)k;
 	}
 	EVP_DigestUpdate(e->md, p, n);
@@ -376,8 +385,12 @@ static void *fill_main(void *arg)
 			 e->url, e->have, e->size);
 		r = -EIO;
 	}
-	if (r == 0 && e->indexed)
+	if (r == 0 && e->indexed) {
 		r = fill_finish(e);
+		e->local_err = r < 0;
+	}
+	if (r == -ERANGE) /* a 416 inside the size the document gave: broken */
+		r = -EIO;
 	if (r == 0 && e->indexed) {
 		e->state = E_COMPLETE;
 		e->verified = true;
@@ -387,6 +400,8 @@ static void *fill_main(void *arg)
 				 e->url, strerror(-r));
 		entry_drop(c, e);
 		e->state = E_FAILED;
+		if (!e->err)
+			e->err = r < 0 ? r : -EIO;
 	}
 	e->downloading = false;
 	c->downloads--;
@@ -414,6 +429,7 @@ static void fill_start(struct cache_entry *e)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, fill_main, e) != 0) {
 		log_warn("cannot start a download thread; reading \"%s\" uncached", e->url);
+		e->local_err = true;
 		e->downloading = false;
 		c->downloads--;
 		entry_drop(c, e);
@@ -561,17 +577,24 @@ ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf)
 	struct cache *c = e->c;
 	uint64_t end = off + len > e->size ? e->size : off + len;
 	time_t since = mono_s();
+	uint64_t had;
 	size_t done = 0;
 	int fd;
 
 	if (off >= e->size)
 		return 0;
 	pthread_mutex_lock(&c->lock);
+	had = e->have;
 	for (;;) {
 		if (e->state == E_COMPLETE || end <= e->have)
 			break;
-		if (e->state == E_FAILED ||
-		    (atomic_load(&c->ranges) == CACHE_RANGES_YES && off > e->have + CACHE_FAR)) {
+		if (e->state == E_FAILED) {
+			int r = e->local_err || e->err == -ECANCELED ? CACHE_UNCACHED : e->err;
+
+			pthread_mutex_unlock(&c->lock);
+			return r;
+		}
+		if (atomic_load(&c->ranges) == CACHE_RANGES_YES && off > e->have + CACHE_FAR) {
 			pthread_mutex_unlock(&c->lock);
 			return CACHE_UNCACHED;
 		}
@@ -583,7 +606,17 @@ ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf)
 			fill_start(e);
 			continue;
 		}
-		if (mono_s() - e->progress_at >= c->timeout && mono_s() - since >= c->timeout) {
+		if (mono_s() - since >= c->timeout &&
+		    (mono_s() - e->progress_at >= c->timeout ||
+		     e->have - had < (uint64_t)c->timeout * CACHE_SLOW_BPS)) {
+			/* stalled, or trickling too slowly to be of use: the
+			 * readers waiting with us fail too, and a new open
+			 * tries again */
+			e->err = -ETIMEDOUT;
+			e->state = E_FAILED;
+			atomic_store(&e->cancel, true);
+			entry_drop(c, e);
+			pthread_cond_broadcast(&e->cond);
 			pthread_mutex_unlock(&c->lock);
 			return -ETIMEDOUT;
 		}

@@ -871,18 +871,22 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	loan = xcalloc(1, sizeof(*loan));
 	ret->loan = loan;
 
-	if (r->a->cache) {
-		struct cache_entry *e = reader_entry(r);
-		ssize_t n = e ? cached_read(r, e, off, len, loan, ret) : CACHE_UNCACHED;
-
-		if (n != CACHE_UNCACHED)
-			return n;
-	}
 	pthread_mutex_lock(&r->lock);
 	if (r->fail_err && mono_s() < r->fail_until) {
 		err = r->fail_err; /* the same read again: no second wait */
 		pthread_mutex_unlock(&r->lock);
 		return err;
+	}
+	if (r->a->cache) {
+		struct cache_entry *e;
+		ssize_t n;
+
+		pthread_mutex_unlock(&r->lock);
+		e = reader_entry(r);
+		n = e ? cached_read(r, e, off, len, loan, ret) : CACHE_UNCACHED;
+		if (n != CACHE_UNCACHED)
+			return n;
+		pthread_mutex_lock(&r->lock);
 	}
 	seq = sequential(r, off);
 	r->have_read = true;
