@@ -128,11 +128,16 @@ uint64_t altinn_cached_bytes(struct altinn *a, const char *data_guid,
 ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf);
 
 /* Bytes lent by the reader without a copy: one or two pieces of its
- * memory (its ring may wrap), valid until altinn_reader_release(). */
+ * memory (its ring may wrap), or (is_fd) len bytes of the file fd at
+ * fd_off (the local cache: the reply can splice them), valid until
+ * altinn_reader_release(). */
 struct alt_bytes {
 	struct iovec iov[2];
 	int n_iov;
-	size_t len;               /* iov[0].iov_len + iov[1].iov_len */
+	size_t len;               /* iov[0].iov_len + iov[1].iov_len, or of the fd */
+	bool is_fd;
+	int fd;
+	uint64_t fd_off;
 	struct alt_loan *loan;    /* private: what keeps the bytes */
 };
 /* Like altinn_reader_read, but lends the bytes in *ret. Give them back

@@ -54,7 +54,6 @@ struct cache_entry {
 	uint64_t size;
 	char *url;    /* NULL for an entry found on disk */
 	atomic_bool cancel;
-	EVP_MD_CTX *md; /* the downloads' running hash; one download at a time */
 	uint64_t skip;  /* the download's: bytes to drop before new ones */
 	pthread_cond_t cond; /* bytes arrived, a download ended, or a reader wants more */
 	/* protected by c->lock: */
@@ -135,7 +134,6 @@ static void entry_free(struct cache_entry *e)
 {
 	if (e->fd >= 0)
 		close(e->fd);
-	EVP_MD_CTX_free(e->md);
 	pthread_cond_destroy(&e->cond);
 	free(e->base);
 	free(e->guid);
@@ -325,7 +323,6 @@ static int fill_data(void *ctx, const char *p, size_t n)
 		}
 		done += (size_t)k;
 	}
-	EVP_DigestUpdate(e->md, p, n);
 	pthread_mutex_lock(&c->lock);
 	e->have += n;
 	c->unwritten -= n;
@@ -337,16 +334,41 @@ static int fill_data(void *ctx, const char *p, size_t n)
 	return 0;
 }
 
-/* Renames a full entry to its complete name; locked. */
+/* The sha256 of the first size bytes of fd, in hex: 0, or -EIO when the
+ * file is shorter. */
+static int file_sha256(int fd, uint64_t size, char hex[65])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char sum[32], *buf = xmalloc(1 << 20);
+	uint64_t total = 0;
+	ssize_t n = 0;
+
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	while (total < size && (n = pread(fd, buf, 1 << 20, (off_t)total)) > 0) {
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(md, sum, NULL);
+	EVP_MD_CTX_free(md);
+	free(buf);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	return total == size && n >= 0 ? 0 : -EIO;
+}
+
+/* Hashes a full entry (its readers go on meanwhile: the bytes are all
+ * there) and renames it to its complete name; called and returns locked. */
 static int fill_finish(struct cache_entry *e)
 {
-	unsigned char md[32];
-	char *from, *to;
-	int r = 0;
+	char sha[65], *from, *to;
+	int r;
 
-	EVP_DigestFinal_ex(e->md, md, NULL);
-	for (int i = 0; i < 32; i++)
-		snprintf(e->sha + 2 * i, 3, "%02x", md[i]);
+	pthread_mutex_unlock(&e->c->lock);
+	r = file_sha256(e->fd, e->size, sha);
+	pthread_mutex_lock(&e->c->lock);
+	if (r < 0 || !e->indexed)
+		return r < 0 ? r : -ECANCELED;
+	memcpy(e->sha, sha, sizeof(sha));
 	from = entry_path(e, NULL);
 	to = entry_path(e, e->sha);
 	if (rename(from, to) < 0)
@@ -461,23 +483,9 @@ static struct cache_entry *entry_new(struct cache *c, const char *guid,
  * once, at its first use since the start. */
 static bool entry_check(struct cache_entry *e)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char sum[32], *buf = xmalloc(1 << 20);
 	char hex[65];
-	uint64_t total = 0;
-	ssize_t n;
 
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	while ((n = pread(e->fd, buf, 1 << 20, (off_t)total)) > 0) {
-		EVP_DigestUpdate(md, buf, (size_t)n);
-		total += (uint64_t)n;
-	}
-	EVP_DigestFinal_ex(md, sum, NULL);
-	EVP_MD_CTX_free(md);
-	free(buf);
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-	return n == 0 && total == e->size && strcmp(hex, e->sha) == 0;
+	return file_sha256(e->fd, e->size, hex) == 0 && strcmp(hex, e->sha) == 0;
 }
 
 /* Opens the file of a complete entry for its first reader; locked. */
@@ -535,8 +543,6 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 	}
 	e = entry_new(c, guid, changed, size);
 	e->url = xstrdup(url);
-	e->md = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(e->md, EVP_sha256(), NULL);
 	path = entry_path(e, NULL);
 	e->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (e->fd < 0) {
@@ -572,14 +578,12 @@ void cache_entry_put(struct cache_entry *e)
 	pthread_mutex_unlock(&c->lock);
 }
 
-ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf)
+ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd)
 {
 	struct cache *c = e->c;
 	uint64_t end = off + len > e->size ? e->size : off + len;
 	time_t since = mono_s();
 	uint64_t had;
-	size_t done = 0;
-	int fd;
 
 	if (off >= e->size)
 		return 0;
@@ -627,10 +631,24 @@ ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf)
 		pthread_cond_timedwait(&e->cond, &c->lock, &until);
 		e->waiters--;
 	}
-	fd = e->fd;
+	*ret_fd = e->fd;
 	pthread_mutex_unlock(&c->lock);
-	while (done < end - off) {
-		ssize_t k = pread(fd, buf + done, (size_t)(end - off) - done, (off_t)(off + done));
+	return (ssize_t)(end - off);
+}
+
+ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf)
+{
+	ssize_t n = cache_wait(e, off, len, &(int){ -1 });
+	size_t done = 0;
+	int fd;
+
+	if (n <= 0)
+		return n;
+	pthread_mutex_lock(&e->c->lock);
+	fd = e->fd;
+	pthread_mutex_unlock(&e->c->lock);
+	while (done < (size_t)n) {
+		ssize_t k = pread(fd, buf + done, (size_t)n - done, (off_t)(off + done));
 
 		if (k < 0 && errno == EINTR)
 			continue;

@@ -61,6 +61,9 @@ void cache_entry_put(struct cache_entry *e); /* NULL is fine */
  * timeout. */
 #define CACHE_UNCACHED (-10000)
 ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf);
+/* Like cache_read, but instead of copying, says where the bytes are: the
+ * entry's file *ret_fd, at offset off; valid while the entry is held. */
+ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd);
 
 /* Bytes of that element (at that lastChanged) on local disk. */
 uint64_t cache_local_bytes(struct cache *c, const char *guid, const struct timespec *changed);

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "altinn_i.h"
 #include "cache.h"
@@ -839,20 +840,21 @@ static struct cache_entry *reader_entry(struct alt_reader *r)
 static ssize_t cached_read(struct alt_reader *r, struct cache_entry *e, uint64_t off,
 			   size_t len, struct alt_loan *loan, struct alt_bytes *ret)
 {
-	char *buf = xmalloc(len);
-	ssize_t n = cache_read(e, off, len, buf);
+	int fd = -1;
+	ssize_t n = cache_wait(e, off, len, &fd);
 
+	(void)loan; /* the entry, held by r until it closes, keeps the bytes */
 	if (n < 0) {
-		free(buf);
 		if (n != CACHE_UNCACHED)
 			hold_failure(r, (int)n);
 		return n;
 	}
-	if ((size_t)n < len && off + (uint64_t)n < r->size) {
-		free(buf);
+	if ((size_t)n < len && off + (uint64_t)n < r->size)
 		return -EIO;
-	}
-	lend_buf(loan, buf, (size_t)n, ret);
+	ret->is_fd = true;
+	ret->fd = fd;
+	ret->fd_off = off;
+	ret->len = (size_t)n;
 	return n;
 }
 
@@ -966,7 +968,20 @@ ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char 
 	struct alt_bytes b;
 	ssize_t n = altinn_reader_borrow(r, off, len, &b);
 
-	if (n > 0) {
+	if (n > 0 && b.is_fd) {
+		size_t done = 0;
+
+		while (done < (size_t)n) {
+			ssize_t k = pread(b.fd, buf + done, (size_t)n - done,
+					  (off_t)(b.fd_off + done));
+
+			if (k <= 0) {
+				n = k < 0 ? -errno : -EIO;
+				break;
+			}
+			done += (size_t)k;
+		}
+	} else if (n > 0) {
 		memcpy(buf, b.iov[0].iov_base, b.iov[0].iov_len);
 		if (b.n_iov == 2)
 			memcpy(buf + b.iov[0].iov_len, b.iov[1].iov_base, b.iov[1].iov_len);

@@ -90,6 +90,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* replies from the data cache's files go by splice, without copies */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	log_info("mounted (FUSE protocol %u.%u)", conn->proto_major, conn->proto_minor);
 }
 
@@ -416,10 +419,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	/* straight from the reader's memory: no copy of our own */
 	got = altinn_reader_borrow(h->reader, (uint64_t)off, size, &bytes);
-	if (got < 0)
+	if (got < 0) {
 		fuse_reply_err(req, (int)-got);
-	else
+	} else if (bytes.is_fd) {
+		/* a file of the local cache: spliced to the kernel where it can */
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(bytes.len);
+
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = bytes.fd;
+		bv.buf[0].pos = (off_t)bytes.fd_off;
+		fuse_reply_data(req, &bv, 0);
+	} else {
 		fuse_reply_iov(req, bytes.iov, bytes.n_iov);
+	}
 	altinn_reader_release(&bytes);
 }
 
