@@ -64,6 +64,7 @@ struct cache_entry {
 	bool verified;  /* its bytes are known good (written or checked since start) */
 	bool downloading;
 	bool paused;    /* the download ended for want of readers */
+	bool throttled; /* the download waits for readers to want more */
 	int err;        /* why it failed: -errno, for its readers */
 	bool local_err; /* ... on this side (disk): read uncached instead */
 	char sha[65];   /* of a complete entry */
@@ -276,7 +277,9 @@ static int fill_wait_wanted(struct cache_entry *e)
 		}
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
+		e->throttled = true;
 		pthread_cond_timedwait(&e->cond, &e->c->lock, &until);
+		e->throttled = false;
 	}
 	return atomic_load(&e->cancel) ? -ECANCELED : 0;
 }
@@ -402,6 +405,8 @@ static void *fill_main(void *arg)
 	r = http_request(c->http, &req);
 
 	pthread_mutex_lock(&c->lock);
+	if (r == -ECANCELED && e->have == e->size)
+		r = 0; /* stopped after the last byte (its reader closed): complete */
 	if (r == 0 && e->have != e->size) {
 		log_warn("download of \"%s\": %" PRIu64 " bytes came, the element is %" PRIu64,
 			 e->url, e->have, e->size);
@@ -589,6 +594,12 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd)
 		return 0;
 	pthread_mutex_lock(&c->lock);
 	had = e->have;
+	if (end > e->wanted) {
+		/* also when the bytes are here: the download keeps its lead */
+		e->wanted = end;
+		if (e->throttled)
+			pthread_cond_broadcast(&e->cond);
+	}
 	for (;;) {
 		if (e->state == E_COMPLETE || end <= e->have)
 			break;
@@ -601,10 +612,6 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd)
 		if (atomic_load(&c->ranges) == CACHE_RANGES_YES && off > e->have + CACHE_FAR) {
 			pthread_mutex_unlock(&c->lock);
 			return CACHE_UNCACHED;
-		}
-		if (end > e->wanted) {
-			e->wanted = end;
-			pthread_cond_broadcast(&e->cond);
 		}
 		if (!e->downloading) {
 			fill_start(e);
