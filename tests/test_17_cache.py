@@ -154,7 +154,9 @@ def test_random_reads_cost_at_most_one_transfer(platform_factory, mount, mode):
         os.close(fd)
     m.stop()
     total = sum(e["bytes"] for e in requests_for(p, mark, el))
-    assert total <= el["size"], total
+    # with ranges, reads far ahead of the download take ranges of their
+    # own (128 KiB each) besides it
+    assert total <= el["size"] + (len(spots) * 128 * 1024 if mode else 0), total
 
 
 def test_head_of_a_large_element_stops_its_download(platform_factory, mount):
