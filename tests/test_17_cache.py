@@ -80,6 +80,16 @@ def cache_files(d):
     return sorted(f for f in os.listdir(d)) if os.path.isdir(d) else []
 
 
+def wait_complete(d, timeout=10):
+    """Until no entry in d is partial: an entry is hashed and renamed just
+    after its last byte, and the fixtures kill the daemon right after they
+    unmount, which may be sooner (a clean unmount waits for it)."""
+    deadline = time.monotonic() + timeout
+    while any(f.endswith(".part") for f in cache_files(d)):
+        assert time.monotonic() < deadline, cache_files(d)
+        time.sleep(0.05)
+
+
 def cache_bytes(d):
     return sum(os.path.getsize(os.path.join(d, f)) for f in cache_files(d))
 
@@ -128,6 +138,7 @@ def test_read_again_after_restart_costs_nothing(platform_factory, tmp_path, mode
     opts = {"cache_ttl": 120, "state_dir": str(state)}
     with mount_ctx(tmp_path / "m1", p, opts) as m:
         assert file_sha(m.path / el["rel"]) == want
+        wait_complete(state / "cache")
     mark = p.mark()
     with mount_ctx(tmp_path / "m2", p, opts) as m:
         assert int(os.getxattr(m.path / el["rel"], "user.altinn.cached")) == el["size"]
@@ -155,8 +166,9 @@ def test_random_reads_cost_at_most_one_transfer(platform_factory, mount, mode):
     m.stop()
     total = sum(e["bytes"] for e in requests_for(p, mark, el))
     # with ranges, reads far ahead of the download take ranges of their
-    # own (128 KiB each) besides it
-    assert total <= el["size"] + (len(spots) * 128 * 1024 if mode else 0), total
+    # own besides it
+    # (128 KiB each, or windows of a stream once they look sequential)
+    assert total <= el["size"] * (1.25 if mode else 1), total
 
 
 def test_head_of_a_large_element_stops_its_download(platform_factory, mount):
@@ -189,6 +201,7 @@ def test_lru_eviction_keeps_the_bound(platform_factory, tmp_path):
             with open(m.path / el["rel"], "rb") as f:
                 assert len(f.read()) == MiB
             assert cache_bytes(cache) <= 3 * MiB
+            wait_complete(cache)
             time.sleep(0.02)  # distinct mtimes: the order after a restart
         c = status(m)["cache"]
         assert c["entries"] == 3 and c["used"] == 3 * MiB and c["max"] == 3 * MiB
@@ -251,6 +264,7 @@ def test_damaged_entry_is_fetched_again(platform_factory, tmp_path, damage):
     opts = {"cache_ttl": 120, "state_dir": str(state)}
     with mount_ctx(tmp_path / "m1", p, opts) as m:
         assert (m.path / el["rel"]).read_bytes() == want
+        wait_complete(cache)
     [name] = cache_files(cache)
     with open(cache / name, "r+b") as f:
         if damage == "flipped":
@@ -305,7 +319,9 @@ def test_full_disk_reads_uncached(platform_factory, mount, small_fs):
     assert e.value.errno == errno.ENOSPC
     assert file_sha(m.path / other["rel"]) == sha_of(p, other)
     assert int(os.getxattr(m.path / other["rel"], "user.altinn.cached")) == 0
-    assert status(m)["cache"]["entries"] == 0
+    # small went to make room, unless its release (asynchronous after
+    # close) had not yet come: then it stays and other is uncached anyway
+    assert status(m)["cache"]["entries"] <= 1
 
 
 def test_replaced_element_is_a_new_entry(platform_factory, mount):
