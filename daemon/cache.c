@@ -643,32 +643,6 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd)
 	return (ssize_t)(end - off);
 }
 
-ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf)
-{
-	ssize_t n = cache_wait(e, off, len, &(int){ -1 });
-	size_t done = 0;
-	int fd;
-
-	if (n <= 0)
-		return n;
-	pthread_mutex_lock(&e->c->lock);
-	fd = e->fd;
-	pthread_mutex_unlock(&e->c->lock);
-	while (done < (size_t)n) {
-		ssize_t k = pread(fd, buf + done, (size_t)n - done, (off_t)(off + done));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			log_warn("cannot read cache entry \"%s\": %s", e->base,
-				 k < 0 ? strerror(errno) : "it is short");
-			return CACHE_UNCACHED;
-		}
-		done += (size_t)k;
-	}
-	return (ssize_t)done;
-}
-
 uint64_t cache_local_bytes(struct cache *c, const char *guid, const struct timespec *changed)
 {
 	struct cache_entry *e;

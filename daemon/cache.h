@@ -53,16 +53,15 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 		    uint64_t size, const char *url, struct cache_entry **ret);
 void cache_entry_put(struct cache_entry *e); /* NULL is fine */
 
-/* Reads [off, off+len) into buf, waiting for the download if it has not
- * got there yet: the bytes read (short only at the element's end), or
- * CACHE_UNCACHED when the entry cannot serve it (its download failed, or
+/* Waits until [off, off+len) of the element is in the entry's file, if
+ * the download has not got there yet, and says where it is: the bytes
+ * available from off (short only at the element's end), in the file
+ * *ret_fd (valid while the entry is held). Or CACHE_UNCACHED when the
+ * entry cannot serve it (a failure on this side, such as a full disk; or
  * the read is far ahead and the server honours ranges: a ranged request
- * is quicker), or -ETIMEDOUT when the download made no progress for the
- * timeout. */
+ * is quicker), or the download's -errno (-EIO, -ETIMEDOUT when it made no
+ * progress, or too little, for the timeout). */
 #define CACHE_UNCACHED (-10000)
-ssize_t cache_read(struct cache_entry *e, uint64_t off, size_t len, char *buf);
-/* Like cache_read, but instead of copying, says where the bytes are: the
- * entry's file *ret_fd, at offset off; valid while the entry is held. */
 ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd);
 
 /* Bytes of that element (at that lastChanged) on local disk. */
