@@ -35,6 +35,7 @@ static int xattr_value(struct fs *fs, struct node *n, const char *name, char **r
 {
 	struct alt_instance *inst;
 	const struct alt_data_element *el = NULL;
+	char *cached = NULL;
 	const char *v = NULL;
 	int r;
 
@@ -62,9 +63,13 @@ static int xattr_value(struct fs *fs, struct node *n, const char *name, char **r
 		v = el->content_type;
 	else if (el && strcmp(name, "user.altinn.filename") == 0)
 		v = el->filename;
+	else if (el && strcmp(name, "user.altinn.cached") == 0)
+		v = cached = xasprintf("%llu", (unsigned long long)altinn_cached_bytes(
+							fs->a, el->id, &el->last_changed));
 	r = v ? 0 : -ENODATA;
 	if (v)
 		*ret = xstrdup(v);
+	free(cached);
 	alt_instance_unref(inst);
 	return r;
 }
@@ -113,6 +118,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	static const char *const names[] = { "user.altinn.id", "user.altinn.data_type",
 					     "user.altinn.content_type", "user.altinn.filename",
+					     "user.altinn.cached",
 					     "user.altinn.state", "user.altinn.last_error" };
 	struct fs *fs = req_fs(req);
 	struct node *n = get_node(fs, ino);

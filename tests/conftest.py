@@ -50,9 +50,22 @@ def platform_ctx(workdir, **kw):
         ACTIVE_PLATFORMS.remove(p)
 
 
+# The local platform ignores Range, as Storage does; ALTINNFS_TEST_RANGES=1
+# runs the suites against one that honours it (--ranges).
+SESSION_RANGES = os.environ.get("ALTINNFS_TEST_RANGES", "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory):
-    with platform_ctx(tmp_path_factory.mktemp("platform")) as p:
+    extra = ["--ranges"] if SESSION_RANGES else []
+    with platform_ctx(tmp_path_factory.mktemp("platform"), extra_args=extra) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def ranged_platform(tmp_path_factory):
+    """A platform that honours Range (--ranges), seeded as `platform`."""
+    with platform_ctx(tmp_path_factory.mktemp("ranged-platform"), extra_args=["--ranges"]) as p:
         yield p
 
 

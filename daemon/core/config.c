@@ -21,7 +21,7 @@
 #include "secretfile.h"
 #include "xalloc.h"
 
-enum key_kind { KEY_STRING, KEY_URL, KEY_INT, KEY_APPS, KEY_FLAG };
+enum key_kind { KEY_STRING, KEY_URL, KEY_INT, KEY_APPS, KEY_FLAG, KEY_BYTES };
 
 struct key_def {
 	const char *name;
@@ -52,6 +52,10 @@ static const struct key_def keys[] = {
 			      "fails (a large transfer: may stall) (default 30)"),
 	INT(write_timeout, 1, 86400, "seconds an App API write may wait for its answer\n"
 				     "(default 300)"),
+	STR(cache_dir, "where the content cache of data elements lives\n"
+		       "(default <state_dir>/cache)"),
+	{ "cache_max", KEY_BYTES, offsetof(struct config, cache_max), 0, 0,
+	  "the content cache's bound in bytes, K/M/G/T allowed;\n0: no cache (default 1G)" },
 	INT(page_size, 1, 1000, "instances per query page (default 100)"),
 	INT(max_listed, 100, 10000000, "instances one listing may hold (default 200000)"),
 	INT(poll_interval, 1, 86400, "seconds between event polls (default 10)"),
@@ -88,6 +92,7 @@ void config_init(struct config *cfg)
 	cfg->cache_ttl = 10;
 	cfg->timeout = 30;
 	cfg->write_timeout = 300;
+	cfg->cache_max = 1ull << 30;
 	cfg->page_size = 100;
 	cfg->max_listed = ALT_MAX_LISTED;
 	cfg->poll_interval = 10;
@@ -101,6 +106,33 @@ void config_init(struct config *cfg)
 	cfg->inbox_give_up = 3 * 86400;
 	cfg->events_keep = 10000;
 	cfg->events_keep_days = 30;
+}
+
+/* A byte count: digits with an optional K, M, G or T (powers of 1024). */
+static int set_bytes(uint64_t *out, const char *key, const char *value, char **ret_err)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (!errno && end != value && *end && !end[1]) {
+		const char *units = "KMGT", *u = strchr(units, *end & ~0x20);
+
+		if (u && *u)
+			shift = 10 * (unsigned)(u - units + 1);
+		else
+			errno = EINVAL;
+		end++;
+	}
+	if (errno || end == value || *end || value[0] == '-' || (shift && v > (~0ull >> shift))) {
+		*ret_err = xasprintf("invalid value \"%s\" for \"%s\": want a number of bytes "
+				     "(a K, M, G or T suffix is fine)", value, key);
+		return -EINVAL;
+	}
+	*out = (uint64_t)v << shift;
+	return 0;
 }
 
 static const struct key_def *find_key(const char *name)
@@ -199,6 +231,8 @@ int config_set(struct config *cfg, const char *key, const char *value, char **re
 		}
 		*(int *)((char *)cfg + k->offset) = (int)v;
 		return 0;
+	case KEY_BYTES:
+		return set_bytes((uint64_t *)((char *)cfg + k->offset), key, value, ret_err);
 	case KEY_URL:
 		if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
 			*ret_err = xasprintf("invalid value \"%s\" for \"%s\": want an http:// or https:// URL",

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct config_app {
@@ -25,6 +26,8 @@ struct config {
 	int cache_ttl;      /* seconds a listing/attribute is trusted */
 	int timeout;        /* seconds a request may take (bulk: may stall) */
 	int write_timeout;  /* seconds an App API write may wait for its answer */
+	char *cache_dir;    /* data element cache; NULL: <state_dir>/cache */
+	uint64_t cache_max; /* its bound in bytes; 0: no cache */
 	int page_size;      /* instances per query page */
 	int max_listed;     /* instances one listing may hold (memory bound) */
 	int poll_interval;  /* seconds between event polls */

@@ -127,7 +127,12 @@ int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid
  * ALT_STREAM_WINDOW bytes; random reads become single range requests. */
 struct alt_reader;
 int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
-		       const char *data_guid, uint64_t size, struct alt_reader **ret);
+		       const char *data_guid, uint64_t size, const struct timespec *last_changed,
+		       struct alt_reader **ret);
+/* Bytes of that element (at that lastChanged) held in the local cache:
+ * the user.altinn.cached attribute. */
+uint64_t altinn_cached_bytes(struct altinn *a, const char *data_guid,
+			     const struct timespec *last_changed);
 /* Reads up to len bytes at off into buf; returns the count (0 at or past
  * the end) or a negative errno. Short only at the end of the element.
  * Fails within cfg->timeout; after a failure, reads of this reader fail
@@ -135,11 +140,16 @@ int altinn_reader_open(struct altinn *a, const char *party_id, const char *insta
 ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char *buf);
 
 /* Bytes lent by the reader without a copy: one or two pieces of its
- * memory (its ring may wrap), valid until altinn_reader_release(). */
+ * memory (its ring may wrap), or (is_fd) len bytes of the file fd at
+ * fd_off (the local cache: the reply can splice them), valid until
+ * altinn_reader_release(). */
 struct alt_bytes {
 	struct iovec iov[2];
 	int n_iov;
-	size_t len;               /* iov[0].iov_len + iov[1].iov_len */
+	size_t len;               /* iov[0].iov_len + iov[1].iov_len, or of the fd */
+	bool is_fd;
+	int fd;
+	uint64_t fd_off;
 	struct alt_loan *loan;    /* private: what keeps the bytes */
 };
 /* Like altinn_reader_read, but lends the bytes in *ret. Give them back
@@ -151,6 +161,13 @@ void altinn_reader_release(struct alt_bytes *b);
 void altinn_reader_close(struct alt_reader *r); /* NULL is fine */
 
 /* Health and token facts for status.json. */
+/* The data element cache (docs/cache.md), for status.json. */
+struct alt_cache_status {
+	bool on;
+	char dir[512];
+	uint64_t max, used, entries, hits, misses, bytes_fetched;
+};
+
 struct alt_health {
 	bool checked;          /* any request made yet */
 	bool reachable;        /* the last request got an HTTP answer */
@@ -160,6 +177,7 @@ struct alt_health {
 	char token_subject[128];
 	struct timespec token_expires_at; /* zero when unknown */
 	uint64_t requests;     /* HTTP requests made since start */
+	struct alt_cache_status cache;
 };
 void altinn_health(struct altinn *a, struct alt_health *ret);
 

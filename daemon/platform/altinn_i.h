@@ -12,6 +12,7 @@
 #include "http.h"
 
 struct auth;
+struct cache;
 
 struct altinn {
 	const struct config *cfg; /* owned by main; outlives the client */
@@ -20,6 +21,7 @@ struct altinn {
 	struct http *http;
 	char *storage;            /* "{platform}/storage/api/v1"; immutable */
 	atomic_int n_streams;     /* read-ahead streams alive, <= ALT_MAX_STREAMS */
+	struct cache *cache;      /* data element bytes on disk; NULL when off */
 };
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "altinn_i.h"
 #include "auth.h"
+#include "cache.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -73,6 +74,15 @@ int altinn_new(const struct config *cfg, struct altinn **ret)
 	r = http_new(cfg, &a->cred, &a->http);
 	if (r < 0)
 		goto out_free;
+	if (cfg->cache_dir || cfg->state_dir) {
+		char *dir = cfg->cache_dir ? xstrdup(cfg->cache_dir)
+					   : xasprintf("%s/cache", cfg->state_dir);
+
+		r = cache_new(dir, cfg->cache_max, cfg->timeout, a->http, &a->cache);
+		free(dir);
+		if (r < 0)
+			goto out_free;
+	}
 	*ret = a;
 	return 0;
 out_free:
@@ -90,6 +100,7 @@ void altinn_free(struct altinn *a)
 {
 	if (!a)
 		return;
+	cache_free(a->cache); /* before the client its downloads use */
 	http_free(a->http);
 	auth_free(a->auth);
 	free(a->storage);
@@ -372,5 +383,6 @@ char *altinn_status_render(struct altinn *a, const char *mountpoint,
 	ob.instance_writes_give_up_s = a->cfg->instance_writes_give_up;
 	ob.inbox_give_up_s = a->cfg->inbox_give_up;
 	altinn_health(a, &h);
+	cache_get_stats(a->cache, &h.cache);
 	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps, &ob);
 }

@@ -747,6 +747,19 @@ static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool eve
 	return obj;
 }
 
+static json_t *status_cache(const struct alt_cache_status *c)
+{
+	json_t *obj = json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "dir",
+				c->on ? jsn_str_or_null(c->dir) : json_null(), "max",
+				(json_int_t)c->max, "used", (json_int_t)c->used, "entries",
+				(json_int_t)c->entries, "hits", (json_int_t)c->hits, "misses",
+				(json_int_t)c->misses, "bytes_fetched", (json_int_t)c->bytes_fetched);
+
+	if (!obj)
+		abort();
+	return obj;
+}
+
 char *json_status_render(const struct alt_health *h, const char *platform_url,
 			 const char *mountpoint, const struct alt_status_app *apps,
 			 size_t n_apps, const struct alt_status_outbox *outbox)
@@ -785,6 +798,7 @@ char *json_status_render(const struct alt_health *h, const char *platform_url,
 	json_object_set_new(root, "mountpoint", jsn_str_or_null(mountpoint));
 	json_object_set_new(root, "version", json_string(ALTINNFS_VERSION));
 	json_object_set_new(root, "requests", json_integer((json_int_t)h->requests));
+	json_object_set_new(root, "cache", status_cache(&h->cache));
 	doc = jsn_dump_doc(root, &len);
 	json_decref(root);
 	return doc;

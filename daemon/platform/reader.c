@@ -48,8 +48,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "altinn_i.h"
+#include "cache.h"
 #include "config.h"
 #include "http.h"
 #include "json.h"
@@ -117,6 +119,10 @@ struct alt_reader {
 	struct altinn *a;
 	char *url;
 	uint64_t size;
+	char *data_guid;
+	struct timespec changed;  /* the element's lastChanged: its cache key */
+	struct cache_entry *entry; /* set once by the first read; NULL: uncached */
+	bool entry_tried;         /* protected by lock */
 
 	pthread_mutex_t lock;
 	/* protected by lock: */
@@ -202,6 +208,8 @@ static int stream_head(void *ctx, const struct http_head *head)
 
 	pthread_mutex_lock(&s->lock);
 	s->skip = 0;
+	if (head->status == 200 || head->status == 206)
+		cache_note_ranges(s->a->cache, head->status == 206);
 	if (head->status == 200) {
 		/* the server ignored Range: this answer is the whole element,
 		 * and it is the last one we ask for */
@@ -592,6 +600,7 @@ struct range_sink {
 	bool whole;         /* a 200: the body is the whole element */
 	uint64_t total;     /* from Content-Range; UINT64_MAX unknown */
 	const char *url;
+	struct cache *cache; /* told whether the server honours ranges */
 };
 
 static int range_head(void *ctx, const struct http_head *head)
@@ -602,6 +611,8 @@ static int range_head(void *ctx, const struct http_head *head)
 	k->skip = 0;
 	k->whole = false;
 	k->total = UINT64_MAX;
+	if (head->status == 200 || head->status == 206)
+		cache_note_ranges(k->cache, head->status == 206);
 	if (head->status == 200) {
 		k->whole = true;
 		k->skip = k->off;
@@ -638,7 +649,8 @@ static int range_data(void *ctx, const char *p, size_t n)
 /* [off, off+want) into buf; *ret_n short only at the element's end. */
 static int range_get(struct alt_reader *r, uint64_t off, size_t want, char *buf, size_t *ret_n)
 {
-	struct range_sink k = { .off = off, .want = want, .buf = buf, .url = r->url };
+	struct range_sink k = { .off = off, .want = want, .buf = buf, .url = r->url,
+				.cache = r->a->cache };
 	struct http_request req = {
 		.url = r->url,
 		.accept = "*/*",
@@ -681,7 +693,8 @@ static int range_get(struct alt_reader *r, uint64_t off, size_t want, char *buf,
 /* ---- the reader */
 
 int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
-		       const char *data_guid, uint64_t size, struct alt_reader **ret)
+		       const char *data_guid, uint64_t size, const struct timespec *last_changed,
+		       struct alt_reader **ret)
 {
 	struct alt_reader *r;
 
@@ -691,6 +704,8 @@ int altinn_reader_open(struct altinn *a, const char *party_id, const char *insta
 	r = xcalloc(1, sizeof(*r));
 	r->a = a;
 	r->size = size;
+	r->data_guid = xstrdup(data_guid);
+	r->changed = *last_changed;
 	r->url = xasprintf("%s/instances/%s/%s/data/%s", a->storage, party_id, instance_guid,
 			   data_guid);
 	pthread_mutex_init(&r->lock, NULL);
@@ -703,6 +718,8 @@ void altinn_reader_close(struct alt_reader *r)
 	if (!r)
 		return;
 	stream_stop(r->stream);
+	cache_entry_put(r->entry);
+	free(r->data_guid);
 	free(r->cache);
 	free(r->url);
 	pthread_mutex_destroy(&r->lock);
@@ -801,6 +818,46 @@ static void hold_failure(struct alt_reader *r, int err)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* The cache entry of this reader's element, asked for at its first read
+ * (an open that reads nothing fetches nothing); NULL: read uncached. */
+static struct cache_entry *reader_entry(struct alt_reader *r)
+{
+	struct cache_entry *e;
+
+	pthread_mutex_lock(&r->lock);
+	if (!r->entry_tried) {
+		r->entry_tried = true;
+		if (cache_entry_get(r->a->cache, r->data_guid, &r->changed, r->size, r->url,
+				    &r->entry) < 0)
+			r->entry = NULL;
+	}
+	e = r->entry;
+	pthread_mutex_unlock(&r->lock);
+	return e;
+}
+
+/* Serves a read from the cache: its length, CACHE_UNCACHED, or -errno. */
+static ssize_t cached_read(struct alt_reader *r, struct cache_entry *e, uint64_t off,
+			   size_t len, struct alt_loan *loan, struct alt_bytes *ret)
+{
+	int fd = -1;
+	ssize_t n = cache_wait(e, off, len, &fd);
+
+	(void)loan; /* the entry, held by r until it closes, keeps the bytes */
+	if (n < 0) {
+		if (n != CACHE_UNCACHED)
+			hold_failure(r, (int)n);
+		return n;
+	}
+	if ((size_t)n < len && off + (uint64_t)n < r->size)
+		return -EIO;
+	ret->is_fd = true;
+	ret->fd = fd;
+	ret->fd_off = off;
+	ret->len = (size_t)n;
+	return n;
+}
+
 ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 			     struct alt_bytes *ret)
 {
@@ -821,6 +878,17 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 		err = r->fail_err; /* the same read again: no second wait */
 		pthread_mutex_unlock(&r->lock);
 		return err;
+	}
+	if (r->a->cache) {
+		struct cache_entry *e;
+		ssize_t n;
+
+		pthread_mutex_unlock(&r->lock);
+		e = reader_entry(r);
+		n = e ? cached_read(r, e, off, len, loan, ret) : CACHE_UNCACHED;
+		if (n != CACHE_UNCACHED)
+			return n;
+		pthread_mutex_lock(&r->lock);
 	}
 	seq = sequential(r, off);
 	r->have_read = true;
@@ -900,11 +968,30 @@ ssize_t altinn_reader_read(struct alt_reader *r, uint64_t off, size_t len, char 
 	struct alt_bytes b;
 	ssize_t n = altinn_reader_borrow(r, off, len, &b);
 
-	if (n > 0) {
+	if (n > 0 && b.is_fd) {
+		size_t done = 0;
+
+		while (done < (size_t)n) {
+			ssize_t k = pread(b.fd, buf + done, (size_t)n - done,
+					  (off_t)(b.fd_off + done));
+
+			if (k <= 0) {
+				n = k < 0 ? -errno : -EIO;
+				break;
+			}
+			done += (size_t)k;
+		}
+	} else if (n > 0) {
 		memcpy(buf, b.iov[0].iov_base, b.iov[0].iov_len);
 		if (b.n_iov == 2)
 			memcpy(buf + b.iov[0].iov_len, b.iov[1].iov_base, b.iov[1].iov_len);
 	}
 	altinn_reader_release(&b);
 	return n;
+}
+
+uint64_t altinn_cached_bytes(struct altinn *a, const char *data_guid,
+			     const struct timespec *last_changed)
+{
+	return cache_local_bytes(a->cache, data_guid, last_changed);
 }

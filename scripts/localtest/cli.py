@@ -106,10 +106,12 @@ def parse_args(argv):
                         "access tokens and exchanged tokens (default: %(default)s)")
     p.add_argument("--quiet", action="store_true",
                    help="no per-request log lines on stderr")
+    p.add_argument("--ranges", action="store_true",
+                   help="honour a single byte range on data downloads (206/416); default: "
+                        "ignore Range (always 200 with the whole body, no Accept-Ranges), as "
+                        "Storage's DataController does")
     p.add_argument("--no-ranges", action="store_true",
-                   help="ignore Range on data downloads (always 200 with the whole body, no "
-                        "Accept-Ranges), as Storage's DataController does; default: honour a "
-                        "single byte range with 206/416")
+                   help="the default (ignore Range); accepted for old scripts")
     p.add_argument("--min-event-age", type=float, default=30, metavar="SECONDS",
                    help="events polling hides events registered less than this long ago, "
                         "as the platform does; webhooks do not wait (default: %(default)g)")
@@ -140,7 +142,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     options = server.Options(token_lifetime=args.token_lifetime, quiet=args.quiet,
-                             ranges=not args.no_ranges, min_event_age=args.min_event_age,
+                             ranges=args.ranges, min_event_age=args.min_event_age,
                              allow_http_webhooks=args.allow_http_webhooks,
                              webhook_retry_scale=args.webhook_retry_scale,
                              enforce_data_type_task_id=args.enforce_data_type_task_id)

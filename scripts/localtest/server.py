@@ -28,7 +28,7 @@ _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, s
 
 
 class Options:
-    def __init__(self, token_lifetime=3600, quiet=False, ranges=True, min_event_age=30,
+    def __init__(self, token_lifetime=3600, quiet=False, ranges=False, min_event_age=30,
                  allow_http_webhooks=False, webhook_retry_scale=1.0,
                  enforce_data_type_task_id=False):
         self.token_lifetime = token_lifetime

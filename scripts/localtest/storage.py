@@ -3,8 +3,8 @@
 Follows Altinn's Storage controllers (altinn-api.md §2): plain-text 400/404 bodies, empty 403s,
 instance documents with platform self links, and data downloads with the stored content type
 and a Content-Disposition built from the element's filename. Downloads are streamed from the
-content object and honour a single byte range (206/416) unless the platform was started with
---no-ranges, which makes it answer like Storage's DataController does today (whole body, 200).
+content object and, like Storage's DataController, ignore Range (whole body, 200) unless the
+platform was started with --ranges, which makes them honour a single byte range (206/416).
 """
 
 import urllib.parse

@@ -1,0 +1,73 @@
+/* cache.h - data element bytes kept on local disk (docs/cache.md).
+ *
+ * An entry is the bytes of one data element as it was at one lastChanged:
+ * a replaced element is another entry. One streaming download per entry
+ * fills it from byte 0, shared by every reader of it; a reader whose bytes
+ * are on disk is served at once, a reader ahead of the download waits for
+ * it. The cache holds at most `max` bytes of entries (least recently used
+ * complete entries go first, entries in use never) and leaves a free-space
+ * reserve on its file system; an element it cannot hold is read uncached.
+ * A download that no open file holds any longer stops at once.
+ *
+ * On disk: "<guid>-<sec>.<nsec>-<size>-<sha256>" for a complete entry and
+ * "....part" while one fills. Only complete entries survive a restart, and
+ * each is checked (size, then its sha256 at its first use) before it is
+ * served; a partial, truncated or corrupted one is removed and fetched
+ * again.
+ *
+ * Every function may be called from any thread at once. */
+#ifndef ALTINNFS_CACHE_H
+#define ALTINNFS_CACHE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "altinn.h"
+
+struct http;
+struct cache;
+struct cache_entry;
+
+/* Opens dir (made if missing), drops partial entries and indexes the
+ * complete ones. max 0: *ret is NULL and nothing is cached. timeout is
+ * how long a read may wait for a download that makes no progress. */
+int cache_new(const char *dir, uint64_t max, int timeout, struct http *http,
+	      struct cache **ret);
+/* Stops the downloads under way and waits for them. NULL is fine. */
+void cache_free(struct cache *c);
+
+/* Where the server's ranges stand: what the downloads learn (a 206 or a
+ * 200 to "Range: bytes=0-") and the reader learns, shared per host. */
+enum cache_ranges { CACHE_RANGES_UNKNOWN, CACHE_RANGES_YES, CACHE_RANGES_NO };
+void cache_note_ranges(struct cache *c, bool honoured);
+enum cache_ranges cache_ranges(struct cache *c);
+
+/* The entry of an element, shared with its other readers, its download
+ * started if it is not complete. -ENOSPC when the cache cannot hold it
+ * now (read it uncached). Give it back with cache_entry_put. */
+int cache_entry_get(struct cache *c, const char *guid, const struct timespec *changed,
+		    uint64_t size, const char *url, struct cache_entry **ret);
+void cache_entry_put(struct cache_entry *e); /* NULL is fine */
+
+/* Waits until [off, off+len) of the element is in the entry's file, if
+ * the download has not got there yet, and says where it is: the bytes
+ * available from off (short only at the element's end), in the file
+ * *ret_fd (valid while the entry is held). Or CACHE_UNCACHED when the
+ * entry cannot serve it (a failure on this side, such as a full disk; or
+ * the read is far ahead and the server honours ranges: a ranged request
+ * is quicker), or the download's -errno (-EIO, -ETIMEDOUT when it made no
+ * progress, or too little, for the timeout). */
+#define CACHE_UNCACHED (-10000)
+ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd);
+
+/* Bytes of that element (at that lastChanged) on local disk. */
+uint64_t cache_local_bytes(struct cache *c, const char *guid, const struct timespec *changed);
+
+/* For status.json; c NULL: the cache is off. */
+void cache_get_stats(struct cache *c, struct alt_cache_status *ret);
+
+#endif
