@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from helpers import mount_ctx
+from mounts import mount_ctx
 
 MiB = 1 << 20
 TILSKUDD = "ttd/tilskudd"
