@@ -142,9 +142,16 @@ def assert_no_secrets(m, secrets):
         places["status.json"] = read_bytes(m / "status.json")
     except OSError:
         pass
+    cache = os.path.join(m.state_dir, "cache")
     for root, _, files in os.walk(m.state_dir):
         for name in files:
             path = os.path.join(root, name)
+            places[path + " (its name)"] = name.encode()
+            if os.path.commonpath([path, cache]) == cache:
+                # the content cache holds element bytes as the platform
+                # sent them (test_18 checks each against its sha256);
+                # scanning 256 MiB for every piece took a minute
+                continue
             with open(path, "rb") as f:
                 places[path] = f.read()
     pieces = {s[i:i + 24] for s in secrets for i in range(0, max(1, len(s) - 23), 8)}
