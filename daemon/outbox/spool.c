@@ -315,6 +315,20 @@ static int write_element(struct spool *sp, const struct spool_item *it, size_t i
 	return run(sp, st, "save element");
 }
 
+/* Runs sql, a statement about the rows of it's name (org, app, rel). */
+static int delete_waiting(struct spool *sp, const struct spool_item *it, const char *sql,
+			  const char *what)
+{
+	sqlite3_stmt *st = prepare(sp, sql);
+
+	if (st) {
+		bind_text(st, 1, it->org);
+		bind_text(st, 2, it->app);
+		bind_text(st, 3, it->rel);
+	}
+	return run(sp, st, what);
+}
+
 static int write_item(struct spool *sp, struct spool_item *it)
 {
 	sqlite3_stmt *st;
@@ -322,24 +336,13 @@ static int write_item(struct spool *sp, struct spool_item *it)
 
 	if (it->id == 0) {
 		/* a new drop replaces one that was waiting under the same name */
-		st = prepare(sp, "DELETE FROM elements WHERE item_id IN (SELECT id FROM items WHERE"
-				 " org=?1 AND app=?2 AND rel=?3 AND state IN ('writing','held','received'))");
-		if (st) {
-			bind_text(st, 1, it->org);
-			bind_text(st, 2, it->app);
-			bind_text(st, 3, it->rel);
-		}
-		r = run(sp, st, "replace elements");
+		r = delete_waiting(sp, it, "DELETE FROM elements WHERE item_id IN (SELECT id FROM"
+				   " items WHERE org=?1 AND app=?2 AND rel=?3 AND state IN"
+				   " ('writing','held','received'))", "replace elements");
 		if (r < 0)
 			return r;
-		st = prepare(sp, "DELETE FROM items WHERE org=?1 AND app=?2 AND rel=?3"
-				 " AND state IN ('writing','held','received')");
-		if (st) {
-			bind_text(st, 1, it->org);
-			bind_text(st, 2, it->app);
-			bind_text(st, 3, it->rel);
-		}
-		r = run(sp, st, "replace item");
+		r = delete_waiting(sp, it, "DELETE FROM items WHERE org=?1 AND app=?2 AND rel=?3"
+				   " AND state IN ('writing','held','received')", "replace item");
 		if (r < 0)
 			return r;
 		st = prepare(sp, "INSERT INTO items (org, app, rel, is_dir, state, received_at,"
