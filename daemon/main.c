@@ -232,12 +232,12 @@ static int load_config(const struct cmdline *cl, struct config *cfg)
 /* The folder families, one line each: adding one is its folder under
  * daemon/ and a line here (family.h is the contract). fs/ starts them
  * in this order once the mount is up, stops them before the unmount and
- * frees them after it. */
+ * frees them after it; README.txt shows their places in this order. */
 static const family_new_fn families[] = {
-	events_family,
-	outbox_family,
 	inbox_family,
+	outbox_family,
 	instwrite_family, /* after the outbox: its outcomes go to sent/, failed/ */
+	events_family,
 };
 
 static void invalidate(void *ctx, const char *org, const char *app, const char *party,

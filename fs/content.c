@@ -15,15 +15,11 @@
 #include "view.h"
 #include "xalloc.h"
 
-/* README.txt, one part per place of the tree, in the tree's order. Every
- * folder of an app has its part, with an example; "{app}" in an example
- * stands for the first mounted org/app. A folder family adds its part
- * here, and test_02_tree checks that each folder an app shows has one. */
-struct readme_part {
-	const char *place;
-	const char *about;   /* lines, each ending in '\n' */
-	const char *example; /* one command line, or NULL */
-};
+/* README.txt, one part per place of the tree, in the tree's order: the
+ * places fs/ serves itself here, then each family's own (its readme in
+ * family.h). Every folder of an app has its part, with an example;
+ * "{app}" in an example stands for the first mounted org/app;
+ * test_02_tree checks that each folder an app shows has one. */
 
 static const char readme_head[] =
 	"altinnfs: this folder is the Altinn 3 platform, as files\n"
@@ -33,7 +29,7 @@ static const char readme_head[] =
 	"of a stable contract. Each place is followed by what it is and an example.\n"
 	"\n";
 
-static const struct readme_part readme_parts[] = {
+static const struct fs_readme_part readme_parts[] = {
 	{ "README.txt", "this file\n", NULL },
 	{ "status.json",
 	  "health: is the platform reachable, the last error, the token's source and\n"
@@ -58,26 +54,6 @@ static const struct readme_part readme_parts[] = {
 	  "write one command: next [action], complete, or substatus <label>\n"
 	  "[description]; read it for the last result\n",
 	  "echo next > apps/{app}/instances/<partyId>/<instanceGuid>/ctl" },
-	{ "apps/<org>/<app>/inbox/<partyId>-<instanceGuid>",
-	  "a link to each completed instance not yet confirmed, oldest first; rm\n"
-	  "confirms it (durably, with retries)\n",
-	  "ls -l apps/{app}/inbox/" },
-	{ "apps/<org>/<app>/outbox/<owner>/<name>",
-	  "drop a file (or rename a folder) in: it becomes one submission for\n"
-	  "<owner>, one of org-<9 digits>, person-<11 digits>, party-<partyId> (mkdir\n"
-	  "it first); names starting with '.' or ending in .tmp or .part wait\n",
-	  "cp soknad.pdf apps/{app}/outbox/org-910000004/" },
-	{ "apps/<org>/<app>/sent/<owner>/<name>.json",
-	  "the receipt of each delivered submission: instance and element ids, sizes,\n"
-	  "sha256, times\n",
-	  "jq .instance_id apps/{app}/sent/org-910000004/soknad.pdf.json" },
-	{ "apps/<org>/<app>/failed/<owner>/<name> and <name>.error.json",
-	  "a refused submission's bytes, and why: the platform's status and reason\n",
-	  "cat apps/{app}/failed/*/*.error.json" },
-	{ "apps/<org>/<app>/events/<number>_<type>_<id>.json",
-	  "one file per platform event (the CloudEvent as sent), numbered in arrival\n"
-	  "order; each appears complete, once; rm acknowledges it for good\n",
-	  "inotifywait -m -e moved_to apps/{app}/events/" },
 };
 
 static const char readme_tail[] =
@@ -134,6 +110,16 @@ static void put_indented(struct text *b, const char *lines)
 	}
 }
 
+static void put_part(struct text *b, const struct fs_readme_part *part, const char *app)
+{
+	puts_(b, part->place);
+	puts_(b, "\n");
+	put_indented(b, part->about);
+	if (part->example)
+		put_example(b, part->example, app);
+	puts_(b, "\n");
+}
+
 char *content_readme(struct fs *fs, size_t *ret_len)
 {
 	struct text b = { 0 };
@@ -147,16 +133,12 @@ char *content_readme(struct fs *fs, size_t *ret_len)
 		app = xstrdup("<org>/<app>");
 	}
 	puts_(&b, readme_head);
-	for (size_t i = 0; i < sizeof(readme_parts) / sizeof(readme_parts[0]); i++) {
-		const struct readme_part *part = &readme_parts[i];
-
-		puts_(&b, part->place);
-		puts_(&b, "\n");
-		put_indented(&b, part->about);
-		if (part->example)
-			put_example(&b, part->example, app);
-		puts_(&b, "\n");
-	}
+	for (size_t i = 0; i < sizeof(readme_parts) / sizeof(readme_parts[0]); i++)
+		put_part(&b, &readme_parts[i], app);
+	for (size_t f = 0; f < fs->n_families; f++)
+		for (const struct fs_readme_part *part = fs->families[f].readme;
+		     part && part->place; part++)
+			put_part(&b, part, app);
 	puts_(&b, readme_tail);
 	free(app);
 	*ret_len = b.len;

@@ -539,6 +539,14 @@ static void family_free(void *ctx)
 	events_free(ctx);
 }
 
+static const struct fs_readme_part readme[] = {
+	{ "apps/<org>/<app>/events/<number>_<type>_<id>.json",
+	  "one file per platform event (the CloudEvent as sent), numbered in arrival\n"
+	  "order; each appears complete, once; rm acknowledges it for good\n",
+	  "inotifywait -m -e moved_to apps/{app}/events/" },
+	{ NULL, NULL, NULL },
+};
+
 int events_family(const struct family_deps *deps, struct fs_family *ret)
 {
 	const struct events_deps ed = { deps->cfg, deps->a, deps->mountpoint, deps->invalidate,
@@ -549,6 +557,7 @@ int events_family(const struct family_deps *deps, struct fs_family *ret)
 	if (r < 0)
 		return log_errno(r, "cannot open the events state in \"%s\"", deps->cfg->state_dir);
 	*ret = (struct fs_family){ .name = "events", .ctx = ev, .status_app = family_status_app,
+				   .readme = readme,
 				   .start = family_start, .stop = family_stop,
 				   .free = family_free };
 	events_hooks(ev, &ret->areas[AREA_EVENTS]);

@@ -343,6 +343,14 @@ static void family_free(void *ctx)
 	inbox_free(ctx);
 }
 
+static const struct fs_readme_part readme[] = {
+	{ "apps/<org>/<app>/inbox/<partyId>-<instanceGuid>",
+	  "a link to each completed instance not yet confirmed, oldest first; rm\n"
+	  "confirms it (durably, with retries)\n",
+	  "ls -l apps/{app}/inbox/" },
+	{ NULL, NULL, NULL },
+};
+
 int inbox_family(const struct family_deps *deps, struct fs_family *ret)
 {
 	struct inbox *ib;
@@ -351,7 +359,7 @@ int inbox_family(const struct family_deps *deps, struct fs_family *ret)
 	if (r < 0)
 		return log_errno(r, "cannot open the inbox state in \"%s\"", deps->cfg->state_dir);
 	*ret = (struct fs_family){ .name = "inbox", .ctx = ib,
-				   .inbox = { ib, inbox_hidden, inbox_confirm },
+				   .inbox = { ib, inbox_hidden, inbox_confirm }, .readme = readme,
 				   .start = family_start, .stop = family_stop,
 				   .free = family_free };
 	return 0;

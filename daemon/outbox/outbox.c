@@ -653,6 +653,22 @@ static void family_free(void *ctx)
 	outbox_free(ctx);
 }
 
+static const struct fs_readme_part readme[] = {
+	{ "apps/<org>/<app>/outbox/<owner>/<name>",
+	  "drop a file (or rename a folder) in: it becomes one submission for\n"
+	  "<owner>, one of org-<9 digits>, person-<11 digits>, party-<partyId> (mkdir\n"
+	  "it first); names starting with '.' or ending in .tmp or .part wait\n",
+	  "cp soknad.pdf apps/{app}/outbox/org-910000004/" },
+	{ "apps/<org>/<app>/sent/<owner>/<name>.json",
+	  "the receipt of each delivered submission: instance and element ids, sizes,\n"
+	  "sha256, times\n",
+	  "jq .instance_id apps/{app}/sent/org-910000004/soknad.pdf.json" },
+	{ "apps/<org>/<app>/failed/<owner>/<name> and <name>.error.json",
+	  "a refused submission's bytes, and why: the platform's status and reason\n",
+	  "cat apps/{app}/failed/*/*.error.json" },
+	{ NULL, NULL, NULL },
+};
+
 int outbox_family(const struct family_deps *deps, struct fs_family *ret)
 {
 	const struct outbox_deps od = { deps->cfg, deps->a, deps->mountpoint };
@@ -662,6 +678,7 @@ int outbox_family(const struct family_deps *deps, struct fs_family *ret)
 	if (r < 0)
 		return log_errno(r, "cannot open the outbox spool in \"%s\"", deps->cfg->state_dir);
 	*ret = (struct fs_family){ .name = "outbox", .ctx = ob, .status = family_status,
+				   .readme = readme,
 				   .start = family_start, .stop = family_stop,
 				   .free = family_free };
 	for (int area = AREA_OUTBOX; area <= AREA_FAILED; area++)

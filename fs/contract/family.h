@@ -137,6 +137,16 @@ struct fs_inbox_hooks {
 		       const char *guid);
 };
 
+/* ---- README.txt: the family's places, as the map a person finds first ----
+ * Each place the family serves, what it is, and an example; fs/ prints
+ * them after its own, family by family in the table's order. */
+struct fs_readme_part {
+	const char *place;   /* "apps/<org>/<app>/inbox/<partyId>-<instanceGuid>" */
+	const char *about;   /* lines, each ending in '\n' */
+	const char *example; /* one command line, "{app}" standing for the first
+			      * mounted org/app; or NULL */
+};
+
 /* ---- a family, as fs/ knows it ---- */
 
 /* What every family gets to build itself from. */
@@ -163,6 +173,8 @@ struct fs_family {
 	struct fs_inbox_hooks inbox;
 	/* data/<type>/ folders of instances take writes (data_writes.begin set) */
 	struct alt_dw_hooks data_writes;
+	/* README.txt: its places, ended by a part whose place is NULL */
+	const struct fs_readme_part *readme;
 	/* status.json: its fields of one app, and its global section */
 	void (*status_app)(void *ctx, const char *org, const char *app, struct alt_status_app *st);
 	void (*status)(void *ctx, struct alt_status_outbox *st);
