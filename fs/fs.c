@@ -19,7 +19,7 @@
 #include "config.h"
 #include "dwrite.h"
 #include "dircache.h"
-#include "local_i.h"
+#include "local.h"
 #include "layout.h"
 #include "log.h"
 #include "tree.h"

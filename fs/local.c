@@ -6,7 +6,7 @@
  * The owning module's hooks decide what is allowed; this file only does
  * the file system work, durably where it matters: a file written here
  * is fsynced, with its folder, before close() returns. */
-#include "local_i.h"
+#include "local.h"
 
 #include <dirent.h>
 #include <errno.h>

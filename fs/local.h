@@ -4,15 +4,57 @@
  * state_dir/apps/<org>/<app>/<area>/, served through the mount so that
  * inotify watchers see what happens in them. What may be created, and
  * what happens when a file is closed, renamed or removed, is decided by
- * the hooks of the family that owns the area (family.h). */
+ * the hooks of the family that owns the area (family.h). Private to fs/. */
 #ifndef ALTINNFS_LOCAL_H
 #define ALTINNFS_LOCAL_H
 
+#include <fuse_lowlevel.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 
+#include "entry.h"
 #include "family.h"
 
 /* The folder name of an area ("events"), or NULL. */
 const char *local_area_name(enum local_area area);
+
+struct fs;
+struct node;
+
+/* Registers an area for every app; before fs_start. */
+void local_set_hooks(struct fs *fs, enum local_area area, const struct local_hooks *hooks);
+/* Creates and opens the areas' folders; 0 or -errno (logged). */
+int local_open_dirs(struct fs *fs);
+void local_close_dirs(struct fs *fs);
+bool local_enabled(struct fs *fs, enum local_area area);
+
+/* n is NODE_AREA or NODE_LOCAL */
+bool local_is_local(const struct node *n);
+/* Attributes of name in local folder dir (name NULL: dir itself). */
+int local_stat(struct fs *fs, struct node *dir, const char *name, struct stat *ret);
+int local_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n);
+
+/* The changes. Each checks with the area's hook first and reports to it
+ * after; self says the caller is one of our own threads. */
+int local_create(struct fs *fs, struct node *dir, const char *name, mode_t mode, int flags,
+		 bool self, int *ret_fd, struct stat *ret_st);
+int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd);
+int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, bool self,
+		struct stat *ret_st);
+int local_remove(struct fs *fs, struct node *dir, const char *name, bool is_dir, bool self);
+int local_rename(struct fs *fs, struct node *dir, const char *name, struct node *newdir,
+		 const char *newname, unsigned int flags, bool self);
+int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr, int to_set,
+		  bool self, struct stat *ret_st);
+/* A file written to is closed: make it durable, then tell the hook,
+ * with the errno a write or flush failed with (0: none); open says the
+ * kernel still holds the file (a close(2) of one of its descriptors). */
+int local_flush(struct fs *fs, struct node *n, int fd);
+void local_closed(struct fs *fs, struct node *n, bool self, int error, bool open);
+/* A write through a file told closed (open) before: checked again. */
+int local_reopen(struct fs *fs, struct node *n, bool self);
+/* The last close of a file told closed with open. */
+void local_released(struct fs *fs, struct node *n, bool self);
+int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret);
 
 #endif

@@ -24,7 +24,7 @@
 #include "content.h"
 #include "dwrite.h"
 #include "dircache.h"
-#include "local_i.h"
+#include "local.h"
 #include "log.h"
 #include "tree.h"
 #include "view.h"

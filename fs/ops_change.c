@@ -22,7 +22,7 @@
 #include "config.h"
 #include "dwrite.h"
 #include "dircache.h"
-#include "local_i.h"
+#include "local.h"
 #include "log.h"
 #include "tree.h"
 #include "view.h"

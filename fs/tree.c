@@ -14,7 +14,7 @@
 #include "config.h"
 #include "content.h"
 #include "layout.h"
-#include "local_i.h"
+#include "local.h"
 #include "pending.h"
 #include "view.h"
 #include "xalloc.h"
