@@ -101,9 +101,9 @@ void fs_add_family(struct fs *fs, const struct fs_family *f)
 		return;
 	fs->families = xrealloc(fs->families, (fs->n_families + 1) * sizeof(*fs->families));
 	fs->families[fs->n_families++] = *f;
-	for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
-		if (f->areas[a].check || f->areas[a].done)
-			local_set_hooks(fs, (enum local_area)a, &f->areas[a]);
+	for (int a = 0; a < FS_FAMILY_MAX_AREAS && f->areas[a].name; a++)
+		if (f->areas[a].hooks.check || f->areas[a].hooks.done)
+			local_add_area(fs, fs->n_families - 1, a, &f->areas[a]);
 	if (f->inbox.confirm) {
 		fs->inbox_hooks = f->inbox;
 		fs->inbox_enabled = true;
@@ -200,6 +200,7 @@ void fs_free(struct fs *fs)
 		if (fs->families[i].free)
 			fs->families[i].free(fs->families[i].ctx);
 	free(fs->families);
+	free(fs->areas);
 	if (fs->warm_started)
 		pthread_join(fs->warm_thread, NULL);
 	/* files and folders still open at unmount: the kernel need not send

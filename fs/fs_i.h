@@ -22,6 +22,14 @@ struct handle;
 struct fuse_session;
 struct fuse_lowlevel_ops;
 
+/* One local area of one family, as fs/ keeps it. */
+struct local_area_slot {
+	const char *name;         /* its folder's name in every app */
+	struct local_hooks hooks;
+	int index;                /* in its family's areas[]: local_call.area */
+	size_t family;            /* index in fs->families */
+};
+
 /* State shared by every operation; immutable after fs_new except where
  * the module it points into says otherwise. */
 struct fs {
@@ -36,10 +44,12 @@ struct fs {
 	gid_t gid;
 	pthread_t warm_thread;
 	bool warm_started;
-	/* local areas: set before fs_start, then read-only */
-	struct local_hooks hooks[AREA_COUNT];
-	bool area_enabled[AREA_COUNT];
-	int *area_fds; /* [app index * AREA_COUNT + area], -1 when off */
+	/* local areas: every family's, in the order added; set before
+	 * fs_start, then read-only. A node's key.area is 1 + an index here
+	 * (0: none). */
+	struct local_area_slot *areas;
+	size_t n_areas;
+	int *area_fds; /* [app index * n_areas + index], -1 when not open */
 	struct fs_family *families;          /* set before fs_start */
 	size_t n_families;
 	struct fs_inbox_hooks inbox_hooks;   /* set before fs_start */

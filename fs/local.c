@@ -25,25 +25,24 @@
 #include "view.h"
 #include "xalloc.h"
 
-static const char *const area_names[AREA_COUNT] = {
-	[AREA_EVENTS] = "events", [AREA_OUTBOX] = "outbox",
-	[AREA_SENT] = "sent",     [AREA_FAILED] = "failed",
-};
-
-const char *local_area_name(enum local_area area)
+/* The slot of a node's key.area (1 + its index), or NULL. */
+static const struct local_area_slot *slot_of(struct fs *fs, int area)
 {
-	return area > AREA_NONE && area < AREA_COUNT ? area_names[area] : NULL;
+	return area > 0 && (size_t)area <= fs->n_areas ? &fs->areas[area - 1] : NULL;
 }
 
-void local_set_hooks(struct fs *fs, enum local_area area, const struct local_hooks *hooks)
+const char *local_area_name(struct fs *fs, int area)
 {
-	fs->hooks[area] = *hooks;
-	fs->area_enabled[area] = true;
+	const struct local_area_slot *s = slot_of(fs, area);
+
+	return s ? s->name : NULL;
 }
 
-bool local_enabled(struct fs *fs, enum local_area area)
+void local_add_area(struct fs *fs, size_t family, int index, const struct fs_area *area)
 {
-	return area > AREA_NONE && area < AREA_COUNT && fs->area_enabled[area];
+	fs->areas = xrealloc(fs->areas, (fs->n_areas + 1) * sizeof(*fs->areas));
+	fs->areas[fs->n_areas++] = (struct local_area_slot){ area->name, area->hooks, index,
+							     family };
 }
 
 bool local_is_local(const struct node *n)
@@ -79,20 +78,18 @@ int local_open_dirs(struct fs *fs)
 
 	if (state < 0)
 		return log_errno(-errno, "cannot open state_dir \"%s\"", fs->cfg->state_dir);
-	fs->area_fds = xcalloc(n * AREA_COUNT, sizeof(*fs->area_fds));
-	for (size_t i = 0; i < n * AREA_COUNT; i++)
+	fs->area_fds = xcalloc(n * fs->n_areas + 1, sizeof(*fs->area_fds));
+	for (size_t i = 0; i < n * fs->n_areas; i++)
 		fs->area_fds[i] = -1;
 	for (size_t i = 0; i < n; i++) {
 		struct view_app *va = view_app_at(fs->view, i);
 
-		for (int a = AREA_NONE + 1; a < AREA_COUNT; a++) {
+		for (size_t a = 0; a < fs->n_areas; a++) {
 			char *path;
 			int r, fd;
 
-			if (!fs->area_enabled[a])
-				continue;
 			path = xasprintf("apps/%s/%s/%s", view_app_org(va), view_app_name(va),
-					 area_names[a]);
+					 fs->areas[a].name);
 			r = mkdir_p_at(state, path);
 			fd = r < 0 ? -1 : openat(state, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (fd < 0) {
@@ -102,7 +99,7 @@ int local_open_dirs(struct fs *fs)
 				close(state);
 				return r;
 			}
-			fs->area_fds[i * AREA_COUNT + (size_t)a] = fd;
+			fs->area_fds[i * fs->n_areas + a] = fd;
 			free(path);
 		}
 	}
@@ -112,7 +109,7 @@ int local_open_dirs(struct fs *fs)
 
 void local_close_dirs(struct fs *fs)
 {
-	size_t n = view_n_apps(fs->view) * AREA_COUNT;
+	size_t n = view_n_apps(fs->view) * fs->n_areas;
 
 	for (size_t i = 0; fs->area_fds && i < n; i++)
 		if (fs->area_fds[i] >= 0)
@@ -125,21 +122,24 @@ void local_close_dirs(struct fs *fs)
 static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
 {
 	size_t i = view_app_index(fs->view, n->key.app);
-	int area = AREA_NONE;
+	size_t area = SIZE_MAX;
 	char *rel;
 
-	if (!fs->area_fds || n->key.area <= AREA_NONE || n->key.area >= AREA_COUNT)
+	if (!fs->area_fds || !slot_of(fs, n->key.area))
 		return -ENOENT;
 	rel = node_path_below(fs->nodes, n, NODE_APP);
 	if (!rel)
 		return -ENOENT;
 	/* the area is the path's first name, not n's key: our own threads
 	 * move files (and folders with theirs) from one area to another */
-	for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
-		if (strncmp(rel, area_names[a], strlen(area_names[a])) == 0 &&
-		    (rel[strlen(area_names[a])] == '/' || rel[strlen(area_names[a])] == '\0'))
+	for (size_t a = 0; a < fs->n_areas; a++) {
+		size_t len = strlen(fs->areas[a].name);
+
+		if (strncmp(rel, fs->areas[a].name, len) == 0 &&
+		    (rel[len] == '/' || rel[len] == '\0'))
 			area = a;
-	if (area == AREA_NONE) {
+	}
+	if (area == SIZE_MAX) {
 		free(rel);
 		return -ENOENT;
 	}
@@ -149,7 +149,7 @@ static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
 
 		memmove(rel, slash ? slash + 1 : rel + strlen(rel), strlen(slash ? slash + 1 : "") + 1);
 	}
-	*ret_fd = fs->area_fds[i * AREA_COUNT + (size_t)area];
+	*ret_fd = fs->area_fds[i * fs->n_areas + area];
 	*ret_rel = rel;
 	return 0;
 }
@@ -162,41 +162,44 @@ static char *join(const char *dir, const char *name)
 	return *dir ? xasprintf("%s/%s", dir, name) : xstrdup(name);
 }
 
-/* The area whose folder fd is (n's key may be older than a move). */
-static enum local_area fd_area(struct fs *fs, struct node *n, int fd)
+/* The slot whose folder fd is (n's key may be older than a move). */
+static const struct local_area_slot *fd_slot(struct fs *fs, struct node *n, int fd)
 {
 	size_t i = view_app_index(fs->view, n->key.app);
 
-	for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
-		if (fs->area_fds && fs->area_fds[i * AREA_COUNT + (size_t)a] == fd)
-			return (enum local_area)a;
-	return (enum local_area)n->key.area;
+	for (size_t a = 0; a < fs->n_areas; a++)
+		if (fs->area_fds && fs->area_fds[i * fs->n_areas + a] == fd)
+			return &fs->areas[a];
+	return slot_of(fs, n->key.area);
 }
 
-static void call_init(struct fs *fs, struct node *n, struct local_call *c, enum local_op op,
-		      int dirfd, const char *rel, bool is_dir, bool self)
+/* Fills c for a change in n's area and returns that area's hooks. */
+static const struct local_hooks *call_init(struct fs *fs, struct node *n, struct local_call *c,
+					   enum local_op op, int dirfd, const char *rel,
+					   bool is_dir, bool self)
 {
+	static const struct local_hooks none;
+	const struct local_area_slot *s = fd_slot(fs, n, dirfd);
+
 	memset(c, 0, sizeof(*c));
 	c->org = view_app_org(n->key.app);
 	c->app = view_app_name(n->key.app);
-	c->area = fd_area(fs, n, dirfd);
+	c->area = s ? s->index : -1;
 	c->op = op;
 	c->rel = rel;
 	c->is_dir = is_dir;
 	c->self = self;
 	c->dirfd = dirfd;
+	return s ? &s->hooks : &none;
 }
 
-static int hook_check(struct fs *fs, const struct local_call *c)
+static int hook_check(const struct local_hooks *h, const struct local_call *c)
 {
-	const struct local_hooks *h = &fs->hooks[c->area];
-
 	return h->check ? h->check(h->ctx, c) : -EROFS;
 }
 
-static void hook_done(struct fs *fs, const struct local_call *c)
+static void hook_done(const struct local_hooks *h, const struct local_call *c)
 {
-	const struct local_hooks *h = &fs->hooks[c->area];
 
 	if (h->done)
 		h->done(h->ctx, c);
@@ -295,6 +298,7 @@ static int sync_parent(int fd, const char *path)
 int local_create(struct fs *fs, struct node *dir, const char *name, mode_t mode, int flags,
 		 bool self, int *ret_fd, struct stat *ret_st)
 {
+	const struct local_hooks *h;
 	struct local_call c;
 	char *rel, *path;
 	int fd, afd, r;
@@ -303,8 +307,8 @@ int local_create(struct fs *fs, struct node *dir, const char *name, mode_t mode,
 	if (r < 0)
 		return r;
 	path = join(rel, name);
-	call_init(fs, dir, &c, LOCAL_CREATE, afd, path, false, self);
-	r = hook_check(fs, &c);
+	h = call_init(fs, dir, &c, LOCAL_CREATE, afd, path, false, self);
+	r = hook_check(h, &c);
 	if (r < 0)
 		goto out;
 	fd = openat(afd, path, (flags & ~O_NOFOLLOW) | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
@@ -320,7 +324,7 @@ int local_create(struct fs *fs, struct node *dir, const char *name, mode_t mode,
 	}
 	fix_stat(fs, ret_st);
 	*ret_fd = fd;
-	hook_done(fs, &c);
+	hook_done(h, &c);
 out:
 	free(path);
 	free(rel);
@@ -329,6 +333,7 @@ out:
 
 int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 {
+	const struct local_hooks *h;
 	struct local_call c;
 	char *rel;
 	int fd, afd, r;
@@ -337,8 +342,8 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 	if (r < 0)
 		return r;
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
-		call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
-		r = hook_check(fs, &c);
+		h = call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+		r = hook_check(h, &c);
 		if (r < 0)
 			goto out;
 	}
@@ -355,6 +360,7 @@ out:
 int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, bool self,
 		struct stat *ret_st)
 {
+	const struct local_hooks *h;
 	struct local_call c;
 	char *rel, *path;
 	int afd, r;
@@ -363,8 +369,8 @@ int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, 
 	if (r < 0)
 		return r;
 	path = join(rel, name);
-	call_init(fs, dir, &c, LOCAL_MKDIR, afd, path, true, self);
-	r = hook_check(fs, &c);
+	h = call_init(fs, dir, &c, LOCAL_MKDIR, afd, path, true, self);
+	r = hook_check(h, &c);
 	if (r == 0 && mkdirat(afd, path, mode & 0777) < 0)
 		r = -errno;
 	if (r == 0 && fstatat(afd, path, ret_st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -372,7 +378,7 @@ int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, 
 	if (r == 0) {
 		sync_parent(afd, path);
 		fix_stat(fs, ret_st);
-		hook_done(fs, &c);
+		hook_done(h, &c);
 	}
 	free(path);
 	free(rel);
@@ -381,6 +387,7 @@ int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, 
 
 int local_remove(struct fs *fs, struct node *dir, const char *name, bool is_dir, bool self)
 {
+	const struct local_hooks *h;
 	struct local_call c;
 	char *rel, *path;
 	int afd, r;
@@ -389,30 +396,41 @@ int local_remove(struct fs *fs, struct node *dir, const char *name, bool is_dir,
 	if (r < 0)
 		return r;
 	path = join(rel, name);
-	call_init(fs, dir, &c, LOCAL_REMOVE, afd, path, is_dir, self);
-	r = hook_check(fs, &c);
+	h = call_init(fs, dir, &c, LOCAL_REMOVE, afd, path, is_dir, self);
+	r = hook_check(h, &c);
 	if (r == 0 && unlinkat(afd, path, is_dir ? AT_REMOVEDIR : 0) < 0)
 		r = -errno;
 	if (r == 0) {
 		sync_parent(afd, path);
 		node_unlink(fs->nodes, dir, name);
-		hook_done(fs, &c);
+		hook_done(h, &c);
 	}
 	free(path);
 	free(rel);
 	return r;
 }
 
+/* Are a and b in areas of one family? Only within one may our own
+ * threads move files from area to area (outbox -> failed). */
+static bool same_family(struct fs *fs, struct node *a, struct node *b)
+{
+	const struct local_area_slot *sa = slot_of(fs, a->key.area);
+	const struct local_area_slot *sb = slot_of(fs, b->key.area);
+
+	return sa && sb && sa->family == sb->family;
+}
+
 int local_rename(struct fs *fs, struct node *dir, const char *name, struct node *newdir,
 		 const char *newname, unsigned int flags, bool self)
 {
 	char *rel = NULL, *newrel = NULL, *path = NULL, *newpath = NULL;
+	const struct local_hooks *h;
 	struct local_call c;
 	struct stat st;
 	int afd, nafd, r;
 
 	if (!local_is_local(newdir) || newdir->key.app != dir->key.app ||
-	    (newdir->key.area != dir->key.area && !self))
+	    (newdir->key.area != dir->key.area && (!self || !same_family(fs, dir, newdir))))
 		return -EXDEV; /* mv falls back to copy and remove */
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
@@ -427,10 +445,10 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 		r = -errno;
 		goto out;
 	}
-	call_init(fs, newdir, &c, LOCAL_RENAME, nafd, newpath, S_ISDIR(st.st_mode), self);
+	h = call_init(fs, newdir, &c, LOCAL_RENAME, nafd, newpath, S_ISDIR(st.st_mode), self);
 	c.old_rel = path;
-	c.old_area = (enum local_area)dir->key.area;
-	r = hook_check(fs, &c);
+	c.old_area = fd_slot(fs, dir, afd) ? fd_slot(fs, dir, afd)->index : -1;
+	r = hook_check(h, &c);
 	if (r == 0 && renameat2(afd, path, nafd, newpath, flags) < 0)
 		r = -errno;
 	if (r == 0) {
@@ -446,7 +464,7 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 			node_rename(fs->nodes, n, newdir, newname);
 		if (n && newdir->key.area != dir->key.area)
 			n->key.area = newdir->key.area; /* outbox -> failed */
-		hook_done(fs, &c);
+		hook_done(h, &c);
 	}
 out:
 	free(path);
@@ -459,6 +477,7 @@ out:
 int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr, int to_set,
 		  bool self, struct stat *ret_st)
 {
+	const struct local_hooks *h;
 	struct local_call c;
 	char *rel;
 	int afd, r;
@@ -466,9 +485,9 @@ int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr
 	r = area_of(fs, n, &afd, &rel);
 	if (r < 0)
 		return r;
-	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	h = call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
 	c.attrs_only = !(to_set & FUSE_SET_ATTR_SIZE);
-	r = hook_check(fs, &c);
+	r = hook_check(h, &c);
 	if (r < 0)
 		goto out;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -484,7 +503,7 @@ int local_setattr(struct fs *fs, struct node *n, int fd, const struct stat *attr
 		if (r < 0)
 			goto out;
 		if (fd < 0)
-			hook_done(fs, &c);
+			hook_done(h, &c);
 	}
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		if (fchmodat(afd, *rel ? rel : ".", attr->st_mode & 07777, 0) < 0) {
@@ -536,16 +555,17 @@ int local_flush(struct fs *fs, struct node *n, int fd)
 static void tell_closed(struct fs *fs, struct node *n, enum local_op op, bool self, int error,
 			bool open)
 {
+	const struct local_hooks *h;
 	struct local_call c;
 	char *rel;
 	int afd;
 
 	if (area_of(fs, n, &afd, &rel) < 0)
 		return;
-	call_init(fs, n, &c, op, afd, rel, false, self);
+	h = call_init(fs, n, &c, op, afd, rel, false, self);
 	c.error = error;
 	c.open = open;
-	hook_done(fs, &c);
+	hook_done(h, &c);
 	free(rel);
 }
 
@@ -561,6 +581,7 @@ void local_released(struct fs *fs, struct node *n, bool self)
 
 int local_reopen(struct fs *fs, struct node *n, bool self)
 {
+	const struct local_hooks *h;
 	struct local_call c;
 	char *rel;
 	int afd, r;
@@ -568,8 +589,8 @@ int local_reopen(struct fs *fs, struct node *n, bool self)
 	r = area_of(fs, n, &afd, &rel);
 	if (r < 0)
 		return r;
-	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
-	r = hook_check(fs, &c);
+	h = call_init(fs, n, &c, LOCAL_WRITE, afd, rel, false, self);
+	r = hook_check(h, &c);
 	free(rel);
 	return r;
 }
@@ -581,13 +602,12 @@ int local_xattr(struct fs *fs, struct node *n, const char *name, char **ret)
 	char *rel;
 	int afd, r;
 
-	if (n->key.area <= AREA_NONE || n->key.area >= AREA_COUNT)
+	if (!slot_of(fs, n->key.area))
 		return -ENODATA;
 	r = area_of(fs, n, &afd, &rel);
 	if (r < 0)
 		return r == -ENOENT ? -ENODATA : r;
-	call_init(fs, n, &c, LOCAL_WRITE, afd, rel, n->kind == NODE_AREA, false);
-	h = &fs->hooks[c.area];
+	h = call_init(fs, n, &c, LOCAL_WRITE, afd, rel, n->kind == NODE_AREA, false);
 	if (!h->xattr) {
 		free(rel);
 		return -ENODATA;

@@ -1,7 +1,8 @@
 /* local.h - areas of the tree kept on local disk under state_dir.
  *
- * events/, outbox/, sent/ and failed/ of each app are real files in
- * state_dir/apps/<org>/<app>/<area>/, served through the mount so that
+ * The folders the families name in each app (events/, outbox/, sent/,
+ * failed/) are real files in state_dir/apps/<org>/<app>/<area>/,
+ * served through the mount so that
  * inotify watchers see what happens in them. What may be created, and
  * what happens when a file is closed, renamed or removed, is decided by
  * the hooks of the family that owns the area (family.h). Private to fs/. */
@@ -15,18 +16,19 @@
 #include "entry.h"
 #include "family.h"
 
-/* The folder name of an area ("events"), or NULL. */
-const char *local_area_name(enum local_area area);
-
 struct fs;
 struct node;
 
-/* Registers an area for every app; before fs_start. */
-void local_set_hooks(struct fs *fs, enum local_area area, const struct local_hooks *hooks);
+/* The folder name of an area (a node's key.area: 1 + its index in
+ * fs->areas), or NULL. */
+const char *local_area_name(struct fs *fs, int area);
+
+/* Registers area (the index'th of family family) for every app; before
+ * fs_start. */
+void local_add_area(struct fs *fs, size_t family, int index, const struct fs_area *area);
 /* Creates and opens the areas' folders; 0 or -errno (logged). */
 int local_open_dirs(struct fs *fs);
 void local_close_dirs(struct fs *fs);
-bool local_enabled(struct fs *fs, enum local_area area);
 
 /* n is NODE_AREA or NODE_LOCAL */
 bool local_is_local(const struct node *n);

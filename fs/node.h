@@ -49,7 +49,7 @@ struct node_key {
 	const char *guid;          /* NODE_INSTANCE and below */
 	const char *data_type;     /* NODE_DATA_TYPE: the folder's name */
 	const char *data_guid;     /* NODE_DATA_FILE */
-	int area;                  /* NODE_AREA and NODE_LOCAL: enum local_area */
+	int area;                  /* NODE_AREA and NODE_LOCAL: 1 + its index in fs->areas */
 };
 
 struct node {

@@ -95,7 +95,7 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 	char *doc;
 	int r;
 
-	e = xcalloc(cap + AREA_COUNT + 1, sizeof(*e));
+	e = xcalloc(cap + fs->n_areas + 1, sizeof(*e));
 	switch (dir->kind) {
 	case NODE_ROOT:
 		entry_init(&e[n], dir, "README.txt", NODE_README);
@@ -153,10 +153,8 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 			entry_init(&e[n], dir, "inbox", NODE_INBOX);
 			fill_stat(fs, &e[n++].st, S_IFDIR | 0755, 0, fs->started, fs->started);
 		}
-		for (int a = AREA_NONE + 1; a < AREA_COUNT; a++) {
-			if (!local_enabled(fs, (enum local_area)a))
-				continue;
-			r = tree_lookup(fs, dir, local_area_name((enum local_area)a), &e[n]);
+		for (size_t a = 1; a <= fs->n_areas; a++) {
+			r = tree_lookup(fs, dir, local_area_name(fs, (int)a), &e[n]);
 			if (r == 0)
 				n++;
 		}
@@ -440,13 +438,12 @@ int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry 
 		return 0;
 	}
 	case NODE_APP:
-		for (int a = AREA_NONE + 1; a < AREA_COUNT; a++)
-			if (local_enabled(fs, (enum local_area)a) &&
-			    strcmp(name, local_area_name((enum local_area)a)) == 0) {
+		for (size_t a = 1; a <= fs->n_areas; a++)
+			if (strcmp(name, local_area_name(fs, (int)a)) == 0) {
 				struct stat st;
 
 				entry_init(ret, dir, name, NODE_AREA);
-				ret->area = a;
+				ret->area = (int)a;
 				{
 					struct node tmp = { .kind = NODE_AREA, .parent = dir,
 							    .name = ret->name, .key = entry_key(ret) };

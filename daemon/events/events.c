@@ -560,6 +560,7 @@ int events_family(const struct family_deps *deps, struct fs_family *ret)
 				   .readme = readme,
 				   .start = family_start, .stop = family_stop,
 				   .free = family_free };
-	events_hooks(ev, &ret->areas[AREA_EVENTS]);
+	ret->areas[0].name = "events";
+	events_hooks(ev, &ret->areas[0].hooks);
 	return 0;
 }

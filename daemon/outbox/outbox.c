@@ -365,9 +365,9 @@ static int hook_xattr(void *ctx, const struct local_call *c, const char *name, c
 	return v ? 0 : -ENODATA;
 }
 
-bool outbox_hooks(struct outbox *ob, enum local_area area, struct local_hooks *ret)
+bool outbox_hooks(struct outbox *ob, enum outbox_area area, struct local_hooks *ret)
 {
-	if (!ob->cfg->outbox || (area != AREA_OUTBOX && area != AREA_SENT && area != AREA_FAILED))
+	if (!ob->cfg->outbox || area >= OUTBOX_N_AREAS)
 		return false;
 	memset(ret, 0, sizeof(*ret));
 	ret->ctx = ob;
@@ -669,6 +669,11 @@ static const struct fs_readme_part readme[] = {
 	{ NULL, NULL, NULL },
 };
 
+/* its folders in every app (a contract: docs/tree.md) */
+static const char *const area_names[OUTBOX_N_AREAS] = {
+	[AREA_OUTBOX] = "outbox", [AREA_SENT] = "sent", [AREA_FAILED] = "failed",
+};
+
 int outbox_family(const struct family_deps *deps, struct fs_family *ret)
 {
 	const struct outbox_deps od = { deps->cfg, deps->a, deps->mountpoint };
@@ -681,7 +686,9 @@ int outbox_family(const struct family_deps *deps, struct fs_family *ret)
 				   .readme = readme,
 				   .start = family_start, .stop = family_stop,
 				   .free = family_free };
-	for (int area = AREA_OUTBOX; area <= AREA_FAILED; area++)
-		outbox_hooks(ob, (enum local_area)area, &ret->areas[area]);
+	for (int area = 0; area < OUTBOX_N_AREAS; area++) {
+		ret->areas[area].name = area_names[area];
+		outbox_hooks(ob, (enum outbox_area)area, &ret->areas[area].hooks);
+	}
 	return 0;
 }

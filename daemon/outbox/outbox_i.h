@@ -24,6 +24,10 @@
 
 /* ---- the module, as its folder and its face (outbox.c) see it */
 
+/* The areas it serves in every app, as local_call.area names them: the
+ * index of each in its fs_family's areas[] (outbox_family). */
+enum outbox_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, OUTBOX_N_AREAS };
+
 struct config;
 struct outbox;
 
@@ -35,9 +39,8 @@ struct outbox_deps {
 
 /* Opens the spool under cfg->state_dir; starts no thread. */
 int outbox_new(const struct outbox_deps *deps, struct outbox **ret);
-/* The hooks of an area this module owns (AREA_OUTBOX, AREA_SENT,
- * AREA_FAILED); false when it does not own it or the outbox is off. */
-bool outbox_hooks(struct outbox *ob, enum local_area area, struct local_hooks *ret);
+/* The hooks of one of its areas; false when the outbox is off. */
+bool outbox_hooks(struct outbox *ob, enum outbox_area area, struct local_hooks *ret);
 /* Starts the uploaders and resumes what a restart left, once the mount
  * serves requests. */
 int outbox_start(struct outbox *ob);

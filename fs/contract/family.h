@@ -20,12 +20,12 @@
 
 #include "altinn.h"
 
-/* ---- local areas: events/, outbox/, sent/, failed/ of each app ----
- * Real files under state_dir, served through the mount by fs/ so that
- * inotify watchers see what happens in them. What may happen there is
- * decided by the family that owns the area, through these hooks. */
-
-enum local_area { AREA_NONE, AREA_EVENTS, AREA_OUTBOX, AREA_SENT, AREA_FAILED, AREA_COUNT };
+/* ---- local areas: folders of each app kept on local disk ----
+ * A family names the folders it serves in every app (events/; outbox/,
+ * sent/, failed/): real files under state_dir/apps/<org>/<app>/<name>/,
+ * served through the mount by fs/ so that inotify watchers see what
+ * happens in them. What may happen there is decided by the family that
+ * owns the area, through its hooks; fs/ knows no area by name. */
 
 enum local_op {
 	LOCAL_CREATE,  /* a new file */
@@ -37,19 +37,20 @@ enum local_op {
 			* open (see local_call.open); nothing changed */
 };
 
-/* One change in an app's area, as the hooks see it. rel is relative to the area's
- * folder ("org-910000001/a.pdf"); self tells whether the caller is one of
- * the daemon's own threads (writing through its mount). */
+/* One change in an app's area, as the hooks see it. area is the area's
+ * index in the family's own areas[]; rel is relative to the area's folder
+ * ("org-910000001/a.pdf"); self tells whether the caller is one of the
+ * daemon's own threads (writing through its mount). */
 struct local_call {
 	const char *org;
 	const char *app;
-	enum local_area area;
+	int area;
 	enum local_op op;
 	const char *rel;
 	const char *old_rel; /* LOCAL_RENAME: the name it had */
-	enum local_area old_area; /* LOCAL_RENAME: the area it came from;
-				   * only our own threads move files
-				   * between areas (outbox -> failed) */
+	int old_area; /* LOCAL_RENAME: the area it came from; only our own
+		       * threads move files between areas, and only between
+		       * areas of one family (outbox -> failed) */
 	bool is_dir;
 	bool self;
 	int dirfd; /* the area's folder on disk, for the hook to look in */
@@ -73,6 +74,15 @@ struct local_hooks {
 	/* a user.altinn.* attribute of rel: 0 and a malloc'd value, or -ENODATA */
 	int (*xattr)(void *ctx, const struct local_call *call, const char *name, char **ret);
 };
+
+/* One area of a family: its folder's name in every app, and its hooks
+ * (check or done set). */
+struct fs_area {
+	const char *name; /* "outbox" */
+	struct local_hooks hooks;
+};
+
+#define FS_FAMILY_MAX_AREAS 4
 
 /* ---- writes into existing instances: data/<type>/<name> ----
  * The fs asks the family that journals them (daemon/instwrite/). */
@@ -167,8 +177,8 @@ struct family_deps {
 struct fs_family {
 	const char *name; /* "outbox": for logs */
 	void *ctx;        /* handed to every call below */
-	/* local areas of each app it owns (areas[a].check or .done set) */
-	struct local_hooks areas[AREA_COUNT];
+	/* local areas of each app it owns, ended by one without a name */
+	struct fs_area areas[FS_FAMILY_MAX_AREAS];
 	/* inbox/ of each app (when inbox.confirm is set) */
 	struct fs_inbox_hooks inbox;
 	/* data/<type>/ folders of instances take writes (data_writes.begin set) */
