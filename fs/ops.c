@@ -347,7 +347,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->kind = HANDLE_FD;
 		h->self = req_is_self(req);
 		r = local_open(fs, n, fi->flags, h->self, &h->fd);
-		h->written = r == 0 && (fi->flags & O_TRUNC);
+		/* an open for writing told the area's family that a write
+		 * begins (LOCAL_WRITE): its close tells it the write ended,
+		 * even when no byte came */
+		h->written = r == 0 && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC));
 	} else if (n->kind == NODE_CTL) {
 		/* a console: writes are commands, reads the last report */
 		h->kind = HANDLE_CTL;

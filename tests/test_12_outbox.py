@@ -426,6 +426,22 @@ def test_state_is_decided_when_close_returns(p, m):
         wait_dead_letter(m, SOKNAD, owner, f"tom{i}.pdf")
 
 
+def test_open_for_writing_without_a_write_is_decided_at_close(p, m):
+    """An open for writing (no O_TRUNC) starts the file over; closing it
+    without writing a byte must still hand it over, not leave it `writing`
+    for ever."""
+    owner, _ = new_org()
+    d = owner_dir(m, SOKNAD, owner)
+    fd = os.open(d / "tom.pdf", os.O_WRONLY | os.O_CREAT)
+    os.close(fd)
+    assert xattr(d / "tom.pdf", "user.altinn.state") == "received"
+    fd = os.open(d / "tom.pdf", os.O_WRONLY)
+    assert xattr(d / "tom.pdf", "user.altinn.state") == "writing"
+    os.close(fd)
+    assert xattr(d / "tom.pdf", "user.altinn.state") == "received"
+    wait_dead_letter(m, SOKNAD, owner, "tom.pdf")  # empty: refused, as any empty file
+
+
 def test_write_through_a_dup_after_close_starts_it_over(p, m):
     """Each close() of a descriptor flushes; one after a write hands the file
     over. A descriptor still open (a dup, a shell's child) may write again: the
