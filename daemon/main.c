@@ -17,6 +17,7 @@
 
 #include "altinn.h"
 #include "config.h"
+#include "ctl.h"
 #include "events.h"
 #include "inbox.h"
 #include "instwrite.h"
@@ -234,6 +235,7 @@ static int load_config(const struct cmdline *cl, struct config *cfg)
  * in this order once the mount is up, stops them before the unmount and
  * frees them after it; README.txt shows their places in this order. */
 static const family_new_fn families[] = {
+	ctl_family,
 	inbox_family,
 	outbox_family,
 	instwrite_family, /* after the outbox: its outcomes go to sent/, failed/ */

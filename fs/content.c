@@ -50,10 +50,6 @@ static const struct fs_readme_part readme_parts[] = {
 	  "user.altinn.id, .data_type, .content_type, .filename, and .state while a\n"
 	  "write is pending\n",
 	  "getfattr -d -e text apps/{app}/instances/*/*/data/*/*" },
-	{ "apps/<org>/<app>/instances/<partyId>/<instanceGuid>/ctl",
-	  "write one command: next [action], complete, or substatus <label>\n"
-	  "[description]; read it for the last result\n",
-	  "echo next > apps/{app}/instances/<partyId>/<instanceGuid>/ctl" },
 };
 
 static const char readme_tail[] =

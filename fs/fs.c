@@ -108,6 +108,10 @@ void fs_add_family(struct fs *fs, const struct fs_family *f)
 		fs->inbox_hooks = f->inbox;
 		fs->inbox_enabled = true;
 	}
+	if (f->ctl.command) {
+		fs->ctl_hooks = f->ctl;
+		fs->ctl_enabled = true;
+	}
 	if (f->data_writes.begin) {
 		fs->dw_hooks = f->data_writes;
 		fs->dw_enabled = true;

@@ -54,6 +54,8 @@ struct fs {
 	size_t n_families;
 	struct fs_inbox_hooks inbox_hooks;   /* set before fs_start */
 	bool inbox_enabled;
+	struct fs_ctl_hooks ctl_hooks;       /* set before fs_start */
+	bool ctl_enabled;
 	struct alt_dw_hooks dw_hooks;        /* set before fs_start */
 	bool dw_enabled;
 	struct fuse_session *se;             /* set before fs_start */

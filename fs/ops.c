@@ -354,8 +354,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else if (n->kind == NODE_CTL) {
 		/* a console: writes are commands, reads the last report */
 		h->kind = HANDLE_CTL;
-		h->buf = altinn_instance_report(fs->a, view_app_org(n->key.app),
-						view_app_name(n->key.app), n->key.party, n->key.guid);
+		h->buf = fs->ctl_hooks.report(fs->ctl_hooks.ctx, view_app_org(n->key.app),
+					      view_app_name(n->key.app), n->key.party, n->key.guid);
 		h->len = strlen(h->buf);
 		fi->direct_io = 1;
 		r = 0;
@@ -499,9 +499,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, ESTALE);
 			return;
 		}
-		r = altinn_instance_command(fs->a, view_app_org(node->key.app),
-					    view_app_name(node->key.app), node->key.party,
-					    node->key.guid, buf, size);
+		r = fs->ctl_hooks.command(fs->ctl_hooks.ctx, view_app_org(node->key.app),
+					  view_app_name(node->key.app), node->key.party,
+					  node->key.guid, buf, size);
 		/* the instance changed (or may have): ask again next time */
 		view_app_invalidate(node->key.app);
 		if (r < 0)

@@ -232,21 +232,25 @@ static int list_instance(struct fs *fs, struct node *dir, struct entry **ret, si
 	if (r < 0)
 		return r;
 	if (dir->kind == NODE_INSTANCE) {
-		char *report = altinn_instance_report(fs->a, view_app_org(dir->key.app),
-						      view_app_name(dir->key.app), inst->party_id,
-						      inst->guid);
-
 		e = xcalloc(3, sizeof(*e));
 		entry_init(&e[n], dir, "instance.json", NODE_INSTANCE_JSON);
 		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)inst->doc_len, inst->last_changed,
 			  inst->created);
 		entry_init(&e[n], dir, "data", NODE_DATA);
 		fill_stat(fs, &e[n++].st, DIR_MODE, 0, inst->last_changed, inst->created);
-		/* commands are written, their report read */
-		entry_init(&e[n], dir, "ctl", NODE_CTL);
-		fill_stat(fs, &e[n++].st, S_IFREG | 0644, (off_t)strlen(report), inst->last_changed,
-			  inst->created);
-		free(report);
+		/* commands are written, their report read (when a family
+		 * performs them) */
+		if (fs->ctl_enabled) {
+			char *report = fs->ctl_hooks.report(fs->ctl_hooks.ctx,
+							    view_app_org(dir->key.app),
+							    view_app_name(dir->key.app),
+							    inst->party_id, inst->guid);
+
+			entry_init(&e[n], dir, "ctl", NODE_CTL);
+			fill_stat(fs, &e[n++].st, S_IFREG | 0644, (off_t)strlen(report),
+				  inst->last_changed, inst->created);
+			free(report);
+		}
 		goto out;
 	}
 	l = layout_cache_get(fs->layouts, inst);

@@ -213,15 +213,31 @@ char *altinn_status_render(struct altinn *a, const char *mountpoint,
 
 /* ---- the service owner's actions on one instance ---- */
 
-/* Performs one ctl command line (len bytes of text: "next [action]",
- * "complete" or "substatus <label> [description ...]") with the App API.
- * Returns 0, or -EBUSY (409), -EACCES (401/403), -EINVAL (400 or not a
- * command), -ENOENT (404), -EIO (5xx, network). */
-int altinn_instance_command(struct altinn *a, const char *org, const char *app,
-			    const char *party, const char *guid, const char *text, size_t len);
-/* What reading ctl shows: the last command, when it ran, the HTTP status
- * and the platform's message (malloc'd). */
-char *altinn_instance_report(struct altinn *a, const char *org, const char *app,
-			     const char *party, const char *guid);
+enum alt_action_verb {
+	ALT_ACTION_NEXT,      /* PUT process/next, arg: an action or NULL */
+	ALT_ACTION_COMPLETE,  /* POST complete */
+	ALT_ACTION_SUBSTATUS, /* PUT substatus, arg: the label */
+};
+
+struct alt_action {
+	const char *org, *app, *party, *guid;
+	enum alt_action_verb verb;
+	const char *arg;
+	const char *description; /* SUBSTATUS: or NULL */
+};
+
+struct alt_action_reply {
+	long status;       /* HTTP status; 0 when no answer came */
+	char what[512];    /* NEXT done: the process's new state, one line */
+	char message[512]; /* refused or failed: the platform's problem text */
+};
+
+/* Performs one action with the App API (one request; process/next is
+ * never repeated). Returns 0, or -EBUSY (409), -EACCES (401/403),
+ * -EINVAL (400, or an argument the platform cannot be given), -ENOENT
+ * (404), -EIO (5xx), -ETIMEDOUT or -ECANCELED (no answer in time), with
+ * what the platform said in *ret. */
+int altinn_instance_action(struct altinn *a, const struct alt_action *act,
+			   struct alt_action_reply *ret);
 
 #endif

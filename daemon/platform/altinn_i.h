@@ -2,7 +2,7 @@
  *
  * Everything outside platform/ sees struct altinn as an opaque handle
  * through altinn.h; the files that make its calls (api.c, reader.c,
- * ctl.c, api_app.c, api_events.c) need its fields. */
+ * api_action.c, api_app.c, api_events.c) need its fields. */
 #ifndef ALTINNFS_ALTINN_I_H
 #define ALTINNFS_ALTINN_I_H
 

@@ -1,11 +1,12 @@
 /* family.h - the one contract between fs/ and a folder family.
  *
- * A family (events, outbox, inbox, instance writes; Broker and
+ * A family (events, outbox, inbox, instance writes, ctl; Broker and
  * Correspondence next) lives in a folder of its own under daemon/ and
  * reaches the tree only through this header, which fs/ owns: the places
  * it serves in each app (local areas, the inbox, data folders that take
- * writes), its fields in status.json, and its life (started once the
- * mount is up, stopped before the unmount, freed after it). fs/ never
+ * writes, each instance's ctl), its fields in status.json, and its life
+ * (started once the mount is up, stopped before the unmount, freed after
+ * it). fs/ never
  * calls a family by name, and a family never includes fs/'s insides:
  * this folder is the only one of fs/ on a family's include path.
  *
@@ -15,6 +16,7 @@
 #define ALTINNFS_FAMILY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -147,6 +149,20 @@ struct fs_inbox_hooks {
 		       const char *guid);
 };
 
+/* ---- ctl: each instance's console ----
+ * The family that performs the service owner's commands (daemon/ctl/)
+ * answers through these; without one, instances have no ctl file. */
+struct fs_ctl_hooks {
+	void *ctx;
+	/* One write of len bytes: one command line. 0 or the -errno the
+	 * write(2) gets. */
+	int (*command)(void *ctx, const char *org, const char *app, const char *party,
+		       const char *guid, const char *text, size_t len);
+	/* What reading ctl shows (malloc'd). */
+	char *(*report)(void *ctx, const char *org, const char *app, const char *party,
+			const char *guid);
+};
+
 /* ---- README.txt: the family's places, as the map a person finds first ----
  * Each place the family serves, what it is, and an example; fs/ prints
  * them after its own, family by family in the table's order. */
@@ -181,6 +197,8 @@ struct fs_family {
 	struct fs_area areas[FS_FAMILY_MAX_AREAS];
 	/* inbox/ of each app (when inbox.confirm is set) */
 	struct fs_inbox_hooks inbox;
+	/* the ctl file of each instance (when ctl.command is set) */
+	struct fs_ctl_hooks ctl;
 	/* data/<type>/ folders of instances take writes (data_writes.begin set) */
 	struct alt_dw_hooks data_writes;
 	/* README.txt: its places, ended by a part whose place is NULL */
