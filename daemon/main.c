@@ -13,21 +13,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "altinn.h"
 #include "config.h"
 #include "ctl.h"
+#include "credentials.h"
 #include "events.h"
 #include "inbox.h"
 #include "instwrite.h"
 #include "fs.h"
 #include "log.h"
 #include "outbox.h"
+#include "service.h"
 #include "xalloc.h"
 
 static const char usage_text[] =
-	"usage: altinnfs [-f] [-d] [--config FILE] [-o key=value,...] MOUNTPOINT\n"
+	"usage: altinnfs [-f] [-d] [--config FILE] [-o key=value,...] [SOURCE] MOUNTPOINT\n"
 	"\n"
 	"Mounts Altinn 3 apps as a directory tree: instances and their data elements\n"
 	"are folders and files (see README.txt at the top of the mount).\n"
@@ -36,7 +39,9 @@ static const char usage_text[] =
 	"  -f               stay in the foreground, logging to stderr\n"
 	"  -d               debug logging (implies -f)\n"
 	"  --config FILE    read settings from FILE: \"key = value\" lines, '#' comments\n"
-	"  -o key=value,... set keys (overrides the config file); may be repeated\n"
+	"  -o key=value,... set keys (overrides the config file); may be repeated;\n"
+	"                   -o config=FILE is --config FILE (for fstab and mount -t)\n"
+	"  SOURCE           what mount(8) passes first (fstab's first field): ignored\n"
 	"  -h, --help       show this help\n"
 	"  -V, --version    show the version\n"
 	"\n"
@@ -52,17 +57,42 @@ static const char usage_example[] =
 	"\n"
 	"Unmount with: fusermount3 -u MOUNTPOINT (or send SIGTERM)\n";
 
-/* Mount options that fstab lines carry and that change nothing here. */
+/* Mount options that fstab lines carry and that change nothing here:
+ * mount(8) and mount.fuse3 act on them (or the kernel's defaults hold),
+ * and they reach us in the -o of "altinnfs SOURCE MOUNTPOINT -o ...". */
 static bool ignorable_mount_option(const char *opt)
 {
-	static const char *const names[] = { "ro", "nosuid", "nodev", "noatime", "noexec",
-					     "_netdev", "defaults", "nofail", "auto", "noauto",
-					     "user", "users", NULL };
+	static const char *const names[] = {
+		"rw", "ro", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime",
+		"noatime", "relatime", "norelatime", "strictatime", "nodiratime", "async",
+		"sync", "_netdev", "defaults", "nofail", "auto", "noauto", "user", "nouser",
+		"users", "owner", "group", NULL
+	};
 
 	for (size_t i = 0; names[i]; i++)
 		if (strcmp(opt, names[i]) == 0)
 			return true;
-	return false;
+	/* x-systemd.*, x-gvfs-* and comment=: for other readers of fstab */
+	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0;
+}
+
+/* The config=FILE of -o options (the last one wins), which mount -t and
+ * fstab use since they cannot pass --config: malloc'd, or NULL. */
+static char *config_option(char **opts, size_t n_opts)
+{
+	char *found = NULL;
+
+	for (size_t i = 0; i < n_opts; i++) {
+		char *copy = xstrdup(opts[i]), *save = NULL;
+
+		for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			if (strncmp(tok, "config=", 7) == 0) {
+				free(found);
+				found = xstrdup(tok + 7);
+			}
+		free(copy);
+	}
+	return found;
 }
 
 static int apply_options(struct config *cfg, const char *opts)
@@ -74,8 +104,8 @@ static int apply_options(struct config *cfg, const char *opts)
 		char *eq = strchr(tok, '=');
 		char *err = NULL;
 
-		if (!eq && ignorable_mount_option(tok))
-			continue;
+		if (ignorable_mount_option(tok) || strncmp(tok, "config=", 7) == 0)
+			continue; /* config=: read before the others (load_config) */
 		if (eq)
 			*eq = '\0';
 		r = config_set(cfg, tok, eq ? eq + 1 : "", &err);
@@ -92,7 +122,10 @@ static int apply_options(struct config *cfg, const char *opts)
 static char *default_state_dir(void)
 {
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	const char *unit = getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
 
+	if (unit && *unit)
+		return xstrndup(unit, strcspn(unit, ":"));
 	if (geteuid() == 0)
 		return xstrdup("/var/lib/altinnfs");
 	if (xdg && *xdg)
@@ -127,6 +160,12 @@ static int check_mountpoint(const char *path, char **ret_real)
 	struct stat st;
 	char *real;
 
+	/* mount.fuse3 -o drop_privileges mounts itself and hands us the
+	 * FUSE descriptor as /dev/fd/N, which libfuse takes as it is */
+	if (strncmp(path, "/dev/fd/", 8) == 0) {
+		*ret_real = xstrdup(path);
+		return 0;
+	}
 	if (stat(path, &st) < 0) {
 		fprintf(stderr, "altinnfs: mountpoint \"%s\": %s\n", path, strerror(errno));
 		return -errno;
@@ -192,29 +231,34 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 			return -1;
 		}
 	}
-	if (optind != argc - 1) {
+	/* [SOURCE] MOUNTPOINT: mount.fuse3 runs "altinnfs SOURCE MOUNTPOINT -o ..." */
+	if (optind == argc || argc - optind > 2) {
 		fprintf(stderr, optind == argc ? "altinnfs: no mountpoint given (see --help)\n"
 					       : "altinnfs: more than one mountpoint given\n");
 		return -1;
 	}
-	cl->mountpoint = argv[optind];
+	cl->mountpoint = argv[argc - 1];
 	return 0;
 }
 
 static int load_config(const struct cmdline *cl, struct config *cfg)
 {
-	char *err = NULL;
+	char *err = NULL, *opt_file = config_option(cl->opts, cl->n_opts);
+	const char *file = opt_file ? opt_file : cl->config_file;
 
 	config_init(cfg);
-	if (cl->config_file && config_load_file(cfg, cl->config_file, &err) < 0) {
+	if (file && config_load_file(cfg, file, &err) < 0) {
 		fprintf(stderr, "altinnfs: %s\n", err);
 		free(err);
+		free(opt_file);
 		return -1;
 	}
+	free(opt_file);
 	for (size_t i = 0; i < cl->n_opts; i++)
 		if (apply_options(cfg, cl->opts[i]) < 0)
 			return -1;
 	cfg->debug = cl->debug;
+	credentials_resolve(cfg);
 	if (config_check(cfg, &err) < 0) {
 		fprintf(stderr, "altinnfs: %s\n", err);
 		free(err);
@@ -248,15 +292,67 @@ static void invalidate(void *ctx, const char *org, const char *app, const char *
 	fs_invalidate(ctx, org, app, party, guid);
 }
 
+/* What main hands fs_serve's start and stop: the client and the service
+ * manager's link. */
+struct run_ctx {
+	struct altinn *a;
+	struct fs *fs;
+	struct service *svc;
+};
+
+/* One line for systemctl status: the outbox's queue, each app's events
+ * cursor, whether the platform answers. */
+static void status_line(void *ctx, char *buf, size_t size)
+{
+	struct run_ctx *rc = ctx;
+	struct fs_status_snapshot s;
+	struct alt_health h;
+	size_t n = 0;
+
+	fs_status_snapshot(rc->fs, &s);
+	altinn_health(rc->a, &h);
+	n += (size_t)snprintf(buf + n, size - n, "serving %zu app(s); platform %s", s.n_apps,
+			      !h.checked ? "not asked yet" : h.reachable ? "answers" : "unreachable");
+	if (s.have_outbox && n < size) {
+		struct timespec now;
+		long age = 0;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (s.outbox.pending && s.outbox.oldest_pending_at.tv_sec)
+			age = (long)(now.tv_sec - s.outbox.oldest_pending_at.tv_sec);
+		n += (size_t)snprintf(buf + n, size - n,
+				      "; outbox %llu pending (oldest %ld s), %llu failed",
+				      (unsigned long long)s.outbox.pending, age,
+				      (unsigned long long)s.outbox.failed);
+	}
+	for (size_t i = 0; i < s.n_apps && n < size; i++)
+		if (s.apps[i].event_cursor[0])
+			n += (size_t)snprintf(buf + n, size - n, "; events %s at %s", s.apps[i].id,
+					      s.apps[i].event_cursor);
+	fs_status_snapshot_free(&s);
+}
+
+/* The mount is up: tell the service manager. */
+static int run_start(void *ctx)
+{
+	struct run_ctx *rc = ctx;
+
+	return service_ready(rc->svc);
+}
+
 /* Nobody serves the mount any more: end requests under way, before the
  * families are told to stop and fs_serve unmounts. */
-static void client_stop(void *ctx)
+static void run_stop(void *ctx)
 {
-	altinn_stop(ctx);
+	struct run_ctx *rc = ctx;
+
+	service_stopping(rc->svc);
+	altinn_stop(rc->a);
 }
 
 static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 {
+	struct run_ctx rc = { 0 };
 	struct altinn *a = NULL;
 	struct fs *fs;
 	int r;
@@ -274,8 +370,12 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 			break;
 		fs_add_family(fs, &f);
 	}
+	rc = (struct run_ctx){ a, fs, NULL };
 	if (r == 0)
-		r = fs_serve(fs, mountpoint, &(struct fs_run){ foreground, NULL, client_stop, a });
+		r = service_new(status_line, &rc, &rc.svc);
+	if (r == 0)
+		r = fs_serve(fs, mountpoint, &(struct fs_run){ foreground, run_start, run_stop, &rc });
+	service_free(rc.svc);
 	fs_free(fs);
 	altinn_free(a);
 	return r;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "altinn.h"
+#include "fs.h"
 #include "fs_i.h"
 #include "view.h"
 #include "xalloc.h"
@@ -141,36 +142,50 @@ char *content_readme(struct fs *fs, size_t *ret_len)
 	return b.p;
 }
 
-char *content_status(struct fs *fs, size_t *ret_len)
+void fs_status_snapshot(struct fs *fs, struct fs_status_snapshot *ret)
 {
 	size_t n = view_n_apps(fs->view);
-	struct alt_status_app *apps = xcalloc(n ? n : 1, sizeof(*apps));
-	char **ids = xcalloc(n ? n : 1, sizeof(*ids));
-	struct alt_status_outbox ob = { 0 };
-	bool have_ob = false;
-	char *doc;
 
+	memset(ret, 0, sizeof(*ret));
+	ret->apps = xcalloc(n ? n : 1, sizeof(*ret->apps));
+	ret->ids = xcalloc(n ? n : 1, sizeof(*ret->ids));
+	ret->n_apps = n;
 	for (size_t i = 0; i < n; i++) {
 		struct view_app *va = view_app_at(fs->view, i);
 
-		ids[i] = xasprintf("%s/%s", view_app_org(va), view_app_name(va));
-		view_app_status(va, &apps[i]);
-		apps[i].id = ids[i];
+		ret->ids[i] = xasprintf("%s/%s", view_app_org(va), view_app_name(va));
+		view_app_status(va, &ret->apps[i]);
+		ret->apps[i].id = ret->ids[i];
 		for (size_t f = 0; f < fs->n_families; f++)
 			if (fs->families[f].status_app)
 				fs->families[f].status_app(fs->families[f].ctx, view_app_org(va),
-							   view_app_name(va), &apps[i]);
+							   view_app_name(va), &ret->apps[i]);
 	}
 	for (size_t f = 0; f < fs->n_families; f++)
 		if (fs->families[f].status) {
-			fs->families[f].status(fs->families[f].ctx, &ob);
-			have_ob = true;
+			fs->families[f].status(fs->families[f].ctx, &ret->outbox);
+			ret->have_outbox = true;
 		}
-	doc = altinn_status_render(fs->a, fs->mountpoint, apps, n, have_ob ? &ob : NULL);
-	for (size_t i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
-	free(apps);
+}
+
+void fs_status_snapshot_free(struct fs_status_snapshot *s)
+{
+	for (size_t i = 0; i < s->n_apps; i++)
+		free(s->ids[i]);
+	free(s->ids);
+	free(s->apps);
+	memset(s, 0, sizeof(*s));
+}
+
+char *content_status(struct fs *fs, size_t *ret_len)
+{
+	struct fs_status_snapshot s;
+	char *doc;
+
+	fs_status_snapshot(fs, &s);
+	doc = altinn_status_render(fs->a, fs->mountpoint, s.apps, s.n_apps,
+				   s.have_outbox ? &s.outbox : NULL);
+	fs_status_snapshot_free(&s);
 	*ret_len = strlen(doc);
 	return doc;
 }

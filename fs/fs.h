@@ -41,6 +41,19 @@ struct fs_run {
  * and unmounts. 0, or -errno (a failure to mount is printed to stderr). */
 int fs_serve(struct fs *fs, const char *mountpoint, const struct fs_run *run);
 void fs_free(struct fs *fs);
+/* What status.json shows, as figures (no request is made): each app's,
+ * its families' fields filled in, and the outbox section (have_outbox
+ * false when no family fills one). For the metrics and the service
+ * manager's status line; any thread. Free with fs_status_snapshot_free. */
+struct fs_status_snapshot {
+	struct alt_status_app *apps;
+	char **ids; /* apps[i].id points here */
+	size_t n_apps;
+	struct alt_status_outbox outbox;
+	bool have_outbox;
+};
+void fs_status_snapshot(struct fs *fs, struct fs_status_snapshot *ret);
+void fs_status_snapshot_free(struct fs_status_snapshot *s);
 /* "3.14": the libfuse API fs/ is built against, for --version */
 const char *fs_fuse_version(void);
 

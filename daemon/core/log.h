@@ -13,7 +13,12 @@
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
+/* use_syslog: the daemon has left the terminal. Otherwise stderr; when
+ * that is the journal, lines carry "<N>" priority prefixes instead of
+ * "altinnfs: " (see log.c). */
 void log_setup(enum log_level max, bool use_syslog);
+/* stderr is the journal: JOURNAL_STREAM names its device and inode */
+bool log_stderr_is_journal(void);
 bool log_enabled(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* logs at error level with strerror(-r) appended; returns r (a -errno) */
