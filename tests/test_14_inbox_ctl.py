@@ -10,8 +10,10 @@ import time
 import uuid
 
 import pytest
+import sqlite3
 
 from localplatform import STORAGE
+from mounts import mount_ctx
 
 TILSKUDD = "/ttd/tilskudd"
 
@@ -165,6 +167,50 @@ def test_a_citizen_submission_reaches_the_inbox(plat, mount):
     entry = m / f"apps/ttd/tilskudd/inbox/{party}-{guid}"
     wait_for(lambda: entry.is_symlink(), timeout=5, what="the submission in the inbox")
     assert (entry / "data/vedlegg/svar.txt").read_bytes() == b"takk for hjelpa\n"
+
+
+# The journal of a version before core/queue.c: its own table.
+OLD_INBOX_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS confirmations ("
+    " org TEXT NOT NULL, app TEXT NOT NULL, party TEXT NOT NULL, guid TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " requested_at INTEGER NOT NULL,"
+    " next_try_at INTEGER NOT NULL DEFAULT 0,"
+    " done_at INTEGER,"
+    " PRIMARY KEY (org, app, party, guid));")
+
+
+def test_an_earlier_versions_journal_is_kept(plat, tmp_path):
+    (a_party, a_guid), (b_party, b_guid) = add_complete(plat, 2, party_base=71000)
+    state = tmp_path / "old" / "state"
+    state.mkdir(parents=True)
+    db = sqlite3.connect(state / "inbox.db")
+    db.executescript(OLD_INBOX_SCHEMA)
+    now = int(time.time())
+    db.execute("INSERT INTO confirmations VALUES ('ttd', 'tilskudd', ?, ?, 'pending', 2,"
+               " '503', ?, 0, NULL)", (a_party, a_guid, now - 60))
+    db.execute("INSERT INTO confirmations VALUES ('ttd', 'tilskudd', ?, ?, 'done', 1,"
+               " NULL, ?, 0, ?)", (b_party, b_guid, now - 60, now - 30))
+    db.commit()
+    db.close()
+    mark = plat.mark()
+    with mount_ctx(tmp_path / "old", plat, {"cache_ttl": 1}) as m:
+        names = os.listdir(m / "apps/ttd/tilskudd/inbox")
+        # both stay hidden: the pending one and the one confirmed before
+        assert f"{a_party}-{a_guid}" not in names and f"{b_party}-{b_guid}" not in names
+        wait_for(lambda: any(c.get("stakeholderId") == "ttd" for c in
+                             admin_instance(plat, a_party, a_guid).get("completeConfirmations",
+                                                                        [])),
+                 what="the pending confirmation of the old journal")
+        posts = complete_posts(plat.since(mark))
+        assert [e["path"] for e in posts] == [
+            f"/ttd/tilskudd/instances/{a_party}/{a_guid}/complete"], posts
+    db = sqlite3.connect(state / "inbox.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert "confirmations" not in tables
 
 
 # ---- ctl -----------------------------------------------------------------

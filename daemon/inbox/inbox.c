@@ -1,58 +1,109 @@
 /* inbox.c - confirming received instances, durably (see inbox.h).
  *
- * One SQLite table is the journal: a row per confirmation, pending until
- * the platform answers 2xx (or 404: nothing left to confirm), failed when
- * it refuses for good (403, 400, 409: api_app.h's one classifier),
- * retried with backoff (core/retry.c) otherwise. A
- * row stays after success for KEEP_DONE_S so the entry stays hidden even
- * if a listing fetched just before the confirmation is still cached. */
+ * The journal is core's durable queue (core/queue.h) in
+ * state_dir/inbox.db: an item per confirmation, keyed
+ * "org/app/party/guid", pending until the platform answers 2xx (or 404:
+ * nothing left to confirm), failed when it refuses for good (403, 400,
+ * 409: api_app.h's one classifier), retried with backoff (queue_retry)
+ * otherwise, and given up after inbox_give_up. An item stays after
+ * success for KEEP_DONE_MS so the entry stays hidden even if a listing
+ * fetched just before the confirmation is still cached.
+ *
+ *   rm --> pending --2xx, 404--> done (kept a week, then forgotten)
+ *           ^   |  \--refused for good--> failed --rm again--> pending
+ *           +---+   \--failing past inbox_give_up--> forgotten (back in inbox/)
+ *        later (backoff)
+ *
+ * A state_dir of an earlier version kept its own table, confirmations;
+ * its rows move into the queue when the journal is opened. */
 #include "inbox.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api_app.h"
 #include "config.h"
 #include "journal.h"
 #include "log.h"
-#include "retry.h"
+#include "queue.h"
+#include "states.h"
 #include "worker.h"
 #include "xalloc.h"
 
-#define KEEP_DONE_S (7 * 24 * 3600)
-#define MAX_BACKOFF_S 300
-#define BATCH 16
+#define KEEP_DONE_MS (7LL * 24 * 3600 * 1000)
+#define MAX_BACKOFF_MS (300 * 1000)
+
+enum ib_state { IB_PENDING, IB_DONE, IB_FAILED, IB_N_STATES };
+enum ib_field { IB_ORG, IB_APP, IB_PARTY, IB_GUID, IB_N_FIELDS };
+
+static const char *const state_names[IB_N_STATES] = { "pending", "done", "failed" };
+static const char *const field_names[IB_N_FIELDS] = { "org", "app", "party", "guid" };
+static const struct queue_def queue_def = {
+	.name = "inbox", .states = state_names, .n_states = IB_N_STATES,
+	.fields = field_names, .n_fields = IB_N_FIELDS, .max_backoff_ms = MAX_BACKOFF_MS,
+};
 
 struct inbox {
 	struct altinn *a;
 	int give_up_s;        /* inbox_give_up: failing longer is given up */
-	sqlite3 *db;          /* protected by lock */
-	pthread_mutex_t lock;
+	struct journal *j;
+	struct queue *q;
+	pthread_mutex_t lock; /* a confirmation's look and change are one step */
 	struct worker worker; /* sends the confirmations (core/worker.c) */
 	bool pruned;          /* the worker's own */
 };
 
 static int work_one(void *ctx, int64_t *ret_wait_ms);
 
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS confirmations ("
-	" org TEXT NOT NULL, app TEXT NOT NULL, party TEXT NOT NULL, guid TEXT NOT NULL,"
-	" state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" last_error TEXT,"
-	" requested_at INTEGER NOT NULL,"
-	" next_try_at INTEGER NOT NULL DEFAULT 0,"
-	" done_at INTEGER,"
-	" PRIMARY KEY (org, app, party, guid));";
-
-static int db_errno(struct inbox *ib, const char *what)
+static char *key_of(const char *org, const char *app, const char *party, const char *guid)
 {
-	return journal_errno(ib->db, 0, "inbox", what);
+	return xasprintf("%s/%s/%s/%s", org, app, party, guid);
+}
+
+/* ---- an earlier version's table, moved into the queue once */
+
+static const char *const old_cols[] = { "org", "app", "party", "guid", "state", "attempts",
+					"last_error", "requested_at", "next_try_at", "done_at" };
+
+static int import_row(void *ctx, const char *const *v)
+{
+	struct inbox *ib = ctx;
+	struct queue_item it = { .state = IB_PENDING };
+	int st, r;
+
+	if (!v[0] || !v[1] || !v[2] || !v[3])
+		return 0;
+	it.key = key_of(v[0], v[1], v[2], v[3]);
+	for (int i = 0; i < IB_N_FIELDS; i++)
+		queue_set(&it.f[i], v[i]);
+	if (state_parse(state_names, IB_N_STATES, v[4], &st))
+		it.state = st;
+	it.tries = v[5] ? (unsigned)atoi(v[5]) : 0;
+	queue_set(&it.last_error, v[6]);
+	/* the old table kept seconds */
+	it.created_at = v[7] ? atoll(v[7]) * 1000 : 0;
+	it.due_at = v[8] ? atoll(v[8]) * 1000 : 0;
+	it.done_at = v[9] ? atoll(v[9]) * 1000 : 0;
+	r = queue_add(ib->q, &it);
+	queue_item_clear(&it);
+	return r;
+}
+
+static int upgrade(struct inbox *ib)
+{
+	int r;
+
+	if (!journal_has_table(ib->j, "confirmations"))
+		return 0;
+	r = journal_begin(ib->j, true);
+	if (r == 0)
+		r = journal_end(ib->j, journal_import(ib->j, "confirmations", old_cols,
+						      (int)(sizeof(old_cols) / sizeof(old_cols[0])),
+						      import_row, ib));
+	return r;
 }
 
 int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
@@ -65,8 +116,12 @@ int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
 	ib->give_up_s = cfg->inbox_give_up;
 	pthread_mutex_init(&ib->lock, NULL);
 	worker_init(&ib->worker, "inbox", work_one, ib);
-	r = journal_open("inbox", path, schema, &ib->db);
+	r = journal_new("inbox", path, false, &ib->j);
 	free(path);
+	if (r == 0)
+		r = queue_open(ib->j, &queue_def, &ib->q);
+	if (r == 0)
+		r = upgrade(ib);
 	if (r < 0) {
 		inbox_free(ib);
 		return r;
@@ -75,39 +130,18 @@ int inbox_new(const struct config *cfg, struct altinn *a, struct inbox **ret)
 	return 0;
 }
 
-static sqlite3_stmt *prepare(struct inbox *ib, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(ib->db, sql, -1, &st, NULL) != SQLITE_OK)
-		db_errno(ib, sql);
-	return st;
-}
-
-static void bind_key(sqlite3_stmt *st, const char *org, const char *app, const char *party,
-		     const char *guid)
-{
-	sqlite3_bind_text(st, 1, org, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, app, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, party, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 4, guid, -1, SQLITE_TRANSIENT);
-}
-
 bool inbox_hidden(void *ctx, const char *org, const char *app, const char *party,
 		  const char *guid)
 {
 	struct inbox *ib = ctx;
-	sqlite3_stmt *st;
-	bool found = false;
+	char *key = key_of(org, app, party, guid);
+	struct queue_item it;
+	bool found;
 
-	pthread_mutex_lock(&ib->lock);
-	st = prepare(ib, "SELECT 1 FROM confirmations WHERE org=? AND app=? AND party=? AND guid=?");
-	if (st) {
-		bind_key(st, org, app, party, guid);
-		found = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&ib->lock);
+	found = queue_find(ib->q, key, QUEUE_ALL_STATES, &it) == 0;
+	if (found)
+		queue_item_clear(&it);
+	free(key);
 	return found;
 }
 
@@ -115,27 +149,34 @@ int inbox_confirm(void *ctx, const char *org, const char *app, const char *party
 		  const char *guid)
 {
 	struct inbox *ib = ctx;
-	sqlite3_stmt *st;
-	int r = -EIO;
+	struct queue_item it = { .state = IB_PENDING };
+	const char *f[IB_N_FIELDS] = { org, app, party, guid };
+	char *key = key_of(org, app, party, guid);
+	int r;
 
 	pthread_mutex_lock(&ib->lock);
 	/* a second rm of the same instance changes nothing: confirming twice
 	 * is harmless, and a failed one is tried again */
-	st = prepare(ib, "INSERT INTO confirmations (org, app, party, guid, state, requested_at)"
-			 " VALUES (?, ?, ?, ?, 'pending', ?)"
-			 " ON CONFLICT DO UPDATE SET state='pending', next_try_at=0,"
-			 " requested_at=excluded.requested_at"
-			 " WHERE state='failed'");
-	if (st) {
-		bind_key(st, org, app, party, guid);
-		sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-		/* synchronous=FULL: durable once the step returns */
-		r = sqlite3_step(st) == SQLITE_DONE ? 0 : db_errno(ib, "cannot record a confirmation");
-		sqlite3_finalize(st);
+	r = queue_find(ib->q, key, QUEUE_ALL_STATES, &it);
+	if (r == -ENOENT) {
+		it = (struct queue_item){ .state = IB_PENDING, .key = key };
+		key = NULL;
+		for (int i = 0; i < IB_N_FIELDS; i++)
+			queue_set(&it.f[i], f[i]);
+		r = queue_add(ib->q, &it); /* synchronous=FULL: durable once it returns */
+	} else if (r == 0 && it.state == IB_FAILED) {
+		it.state = IB_PENDING;
+		it.due_at = 0;
+		it.created_at = queue_now_ms(ib->q);
+		r = queue_save(ib->q, &it);
 	}
+	queue_item_clear(&it);
+	free(key);
 	if (r == 0) {
 		log_info("inbox: confirming \"%s/%s\" %s/%s", org, app, party, guid);
 		worker_wake(&ib->worker);
+	} else {
+		log_errno(r, "inbox: cannot record a confirmation");
 	}
 	pthread_mutex_unlock(&ib->lock);
 	return r;
@@ -143,165 +184,99 @@ int inbox_confirm(void *ctx, const char *org, const char *app, const char *party
 
 void inbox_counts(struct inbox *ib, unsigned long *ret_pending, unsigned long *ret_failed)
 {
-	sqlite3_stmt *st;
+	uint64_t n;
 
 	*ret_pending = *ret_failed = 0;
-	pthread_mutex_lock(&ib->lock);
-	st = prepare(ib, "SELECT state, count(*) FROM confirmations GROUP BY state");
-	while (st && sqlite3_step(st) == SQLITE_ROW) {
-		const char *state = (const char *)sqlite3_column_text(st, 0);
-
-		if (state && strcmp(state, "pending") == 0)
-			*ret_pending = (unsigned long)sqlite3_column_int64(st, 1);
-		else if (state && strcmp(state, "failed") == 0)
-			*ret_failed = (unsigned long)sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&ib->lock);
-}
-
-struct job {
-	char *org, *app, *party, *guid;
-	int attempts;
-	time_t requested_at;
-};
-
-/* With ib->lock held: up to BATCH confirmations due now. */
-static size_t due(struct inbox *ib, struct job *jobs, time_t *ret_next)
-{
-	sqlite3_stmt *st;
-	size_t n = 0;
-
-	*ret_next = 0;
-	st = prepare(ib, "SELECT org, app, party, guid, attempts, next_try_at, requested_at"
-			 " FROM confirmations"
-			 " WHERE state='pending' ORDER BY next_try_at LIMIT ?");
-	if (!st)
-		return 0;
-	sqlite3_bind_int(st, 1, BATCH);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		time_t at = (time_t)sqlite3_column_int64(st, 5);
-
-		if (at > time(NULL)) {
-			*ret_next = at;
-			break;
-		}
-		jobs[n].org = xstrdup((const char *)sqlite3_column_text(st, 0));
-		jobs[n].app = xstrdup((const char *)sqlite3_column_text(st, 1));
-		jobs[n].party = xstrdup((const char *)sqlite3_column_text(st, 2));
-		jobs[n].guid = xstrdup((const char *)sqlite3_column_text(st, 3));
-		jobs[n].attempts = sqlite3_column_int(st, 4);
-		jobs[n].requested_at = (time_t)sqlite3_column_int64(st, 6);
-		n++;
-	}
-	sqlite3_finalize(st);
-	return n;
+	if (queue_count(ib->q, &(struct queue_query){ .states = QUEUE_STATE(IB_PENDING) }, &n) == 0)
+		*ret_pending = (unsigned long)n;
+	if (queue_count(ib->q, &(struct queue_query){ .states = QUEUE_STATE(IB_FAILED) }, &n) == 0)
+		*ret_failed = (unsigned long)n;
 }
 
 /* The outcome of one confirmation, by the one classifier of answers
  * (api_app.h): done (also 404: nothing left to confirm), given up after
  * inbox_give_up (forgotten: the entry is back in inbox/), refused for
- * good, or again later with backoff. */
-static void record(struct inbox *ib, const struct job *j, int r, const struct app_answer *ans)
+ * good, or again later with backoff. Called with ib->lock held. */
+static void record(struct inbox *ib, struct queue_item *it, int r, const struct app_answer *ans)
 {
 	bool gone = r < 0 && ans->status == 404;
 	bool done = r == 0 || gone;
-	bool given_up = !done && time(NULL) - j->requested_at > ib->give_up_s;
+	bool given_up = !done && queue_given_up(ib->q, it, (int64_t)ib->give_up_s * 1000);
 	bool permanent = !done && ans->outcome == APP_REFUSED;
-	long backoff = (long)((retry_backoff_ms((unsigned)j->attempts + 1, MAX_BACKOFF_S * 1000,
-						ans->retry_after_ms) + 999) / 1000);
-	sqlite3_stmt *st;
+	const char *org = it->f[IB_ORG], *app = it->f[IB_APP], *party = it->f[IB_PARTY],
+		   *guid = it->f[IB_GUID];
+	int64_t wait = 0;
+	int w;
 
-	if (done)
-		st = prepare(ib, "UPDATE confirmations SET state='done', done_at=?5,"
-				 " attempts=attempts+1, last_error=?6"
-				 " WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
-	else if (given_up) /* forgotten: the entry is back in inbox/ for another rm */
-		st = prepare(ib, "DELETE FROM confirmations WHERE org=?1 AND app=?2 AND party=?3"
-				 " AND guid=?4 AND ?5 IS NOT NULL AND ?6 IS NOT NULL");
-	else if (permanent)
-		st = prepare(ib, "UPDATE confirmations SET state='failed', done_at=?5,"
-				 " attempts=attempts+1, last_error=?6"
-				 " WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
-	else
-		st = prepare(ib, "UPDATE confirmations SET attempts=attempts+1, last_error=?6,"
-				 " next_try_at=?5 WHERE org=?1 AND app=?2 AND party=?3 AND guid=?4");
-	if (!st)
-		return;
-	bind_key(st, j->org, j->app, j->party, j->guid);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)(done || permanent || given_up
-						  ? time(NULL) : time(NULL) + backoff));
-	sqlite3_bind_text(st, 6, r == 0 ? NULL : ans->summary, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		db_errno(ib, "cannot record a confirmation's outcome");
-	sqlite3_finalize(st);
+	if (given_up) { /* forgotten: the entry is back in inbox/ for another rm */
+		w = queue_delete(ib->q, it->id);
+	} else if (done || permanent) {
+		it->state = done ? IB_DONE : IB_FAILED;
+		it->done_at = queue_now_ms(ib->q);
+		it->tries++;
+		queue_set(&it->last_error, r == 0 ? NULL : ans->summary);
+		w = queue_save(ib->q, it);
+	} else {
+		wait = queue_retry(ib->q, it, ans->summary, ans->retry_after_ms);
+		w = queue_save(ib->q, it);
+	}
+	if (w < 0)
+		log_errno(w, "inbox: cannot record a confirmation's outcome");
 	if (r == 0)
-		log_info("inbox: confirmed \"%s/%s\" %s/%s", j->org, j->app, j->party, j->guid);
+		log_info("inbox: confirmed \"%s/%s\" %s/%s", org, app, party, guid);
 	else if (gone)
 		log_warn("inbox: \"%s/%s\" %s/%s is gone from the platform: nothing to confirm",
-			 j->org, j->app, j->party, j->guid);
+			 org, app, party, guid);
 	else if (given_up)
 		log_error("inbox: confirming \"%s/%s\" %s/%s given up after %d s "
-			  "(inbox_give_up), the entry is back in inbox/: %s", j->org, j->app, j->party,
-			  j->guid, ib->give_up_s, ans->summary);
+			  "(inbox_give_up), the entry is back in inbox/: %s", org, app, party,
+			  guid, ib->give_up_s, ans->summary);
 	else if (permanent)
-		log_error("inbox: the platform refused to confirm \"%s/%s\" %s/%s: %s", j->org,
-			  j->app, j->party, j->guid, ans->summary);
+		log_error("inbox: the platform refused to confirm \"%s/%s\" %s/%s: %s", org, app,
+			  party, guid, ans->summary);
 	else
-		log_warn("inbox: confirming \"%s/%s\" %s/%s failed (%s); again in %ld s", j->org,
-			 j->app, j->party, j->guid, ans->summary, backoff);
+		log_warn("inbox: confirming \"%s/%s\" %s/%s failed (%s); again in %lld s", org,
+			 app, party, guid, ans->summary, (long long)((wait + 999) / 1000));
 }
 
 static void prune(struct inbox *ib)
 {
-	sqlite3_stmt *st = prepare(ib, "DELETE FROM confirmations WHERE state='done' AND done_at < ?");
+	struct queue_query qq = { .states = QUEUE_STATE(IB_DONE),
+				  .done_before = queue_now_ms(ib->q) - KEEP_DONE_MS };
 
-	if (!st)
-		return;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(time(NULL) - KEEP_DONE_S));
-	sqlite3_step(st);
-	sqlite3_finalize(st);
+	queue_delete_where(ib->q, &qq);
 }
 
-/* One batch of due confirmations (core/worker.h). */
+/* One due confirmation (core/worker.h). */
 static int work_one(void *ctx, int64_t *ret_wait_ms)
 {
 	struct inbox *ib = ctx;
-	struct job jobs[BATCH];
-	time_t next;
-	size_t n;
+	struct app_answer ans = { .retry_after_ms = -1 };
+	struct queue_item it;
+	char *id;
+	int r;
 
-	pthread_mutex_lock(&ib->lock);
 	if (!ib->pruned) {
 		prune(ib);
 		ib->pruned = true;
 	}
-	n = due(ib, jobs, &next);
-	if (n == 0) {
-		pthread_mutex_unlock(&ib->lock);
-		*ret_wait_ms = !next ? -1 : next > time(NULL) ? (int64_t)(next - time(NULL)) * 1000 : 0;
-		return 0;
+	r = queue_next_due(ib->q, QUEUE_STATE(IB_PENDING), NULL, NULL, &it, ret_wait_ms);
+	if (r != 1)
+		return r;
+	if (worker_stopping(&ib->worker)) {
+		queue_item_clear(&it);
+		return 1;
 	}
-	for (size_t i = 0; i < n; i++) {
-		bool stop = worker_stopping(&ib->worker);
-		struct app_answer ans = { .retry_after_ms = -1 };
-		char *id = xasprintf("%s/%s", jobs[i].party, jobs[i].guid);
-		int r;
-
-		pthread_mutex_unlock(&ib->lock);
-		r = stop ? -ECANCELED
-			 : app_complete_instance(ib->a, jobs[i].org, jobs[i].app, id, &ans);
+	id = xasprintf("%s/%s", it.f[IB_PARTY], it.f[IB_GUID]);
+	r = app_complete_instance(ib->a, it.f[IB_ORG], it.f[IB_APP], id, &ans);
+	if (r != -ECANCELED) {
 		pthread_mutex_lock(&ib->lock);
-		if (r != -ECANCELED)
-			record(ib, &jobs[i], r, &ans);
-		app_answer_clear(&ans);
-		free(id);
-		free(jobs[i].org);
-		free(jobs[i].app);
-		free(jobs[i].party);
-		free(jobs[i].guid);
+		record(ib, &it, r, &ans);
+		pthread_mutex_unlock(&ib->lock);
 	}
-	pthread_mutex_unlock(&ib->lock);
+	app_answer_clear(&ans);
+	queue_item_clear(&it);
+	free(id);
 	return 1;
 }
 
@@ -321,7 +296,8 @@ void inbox_free(struct inbox *ib)
 	if (!ib)
 		return;
 	worker_destroy(&ib->worker);
-	sqlite3_close(ib->db);
+	queue_close(ib->q);
+	journal_free(ib->j);
 	pthread_mutex_destroy(&ib->lock);
 	free(ib);
 }
