@@ -261,3 +261,59 @@ def test_pending_write_shows_and_survives_kill_9(p, mount):
     [el] = elements(p, party, guid)
     assert receipt["data_id"] == el["id"] and stored(p, el["id"]) == PDF
     assert len(calls(p, mark, "POST", "/data")) == 1
+
+
+# The journal of a version before core/queue.c: its own table.
+OLD_WRITES_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS writes ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " org TEXT NOT NULL, app TEXT NOT NULL, party TEXT NOT NULL, guid TEXT NOT NULL,"
+    " data_type TEXT NOT NULL, name TEXT NOT NULL,"
+    " op TEXT NOT NULL CHECK (op IN ('post', 'put', 'delete')),"
+    " data_id TEXT,"
+    " state TEXT NOT NULL"
+    "  CHECK (state IN ('writing', 'pending', 'sending', 'done', 'failed')),"
+    " size INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " attempt_at INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL DEFAULT 0,"
+    " received_at INTEGER NOT NULL,"
+    " last_error TEXT,"
+    " done_at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS writes_name ON writes (org, app, party, guid, data_type, name);")
+
+
+def test_an_earlier_versions_journal_is_delivered(p, mount, tmp_path):
+    import sqlite3
+    party, guid = new_instance(p, [("attachment", "gammel.txt", TEXT, b"borte\n", False)])
+    [old] = elements(p, party, guid)
+    state = tmp_path / "oldstate"
+    (state / "instwrite").mkdir(parents=True)
+    (state / "instwrite" / "7").write_bytes(PDF)
+    db = sqlite3.connect(state / "instwrite.db")
+    db.executescript(OLD_WRITES_SCHEMA)
+    now = int(time.time() * 1000)
+    org, app = SOKNAD.split("/")
+    db.execute("INSERT INTO writes (id, org, app, party, guid, data_type, name, op, state, size,"
+               " attempts, received_at, last_error) VALUES (7, ?, ?, ?, ?, 'attachment',"
+               " 'fra-før.pdf', 'post', 'pending', ?, 1, ?, '503')",
+               (org, app, party, guid, len(PDF), now - 5000))
+    db.execute("INSERT INTO writes (id, org, app, party, guid, data_type, name, op, data_id,"
+               " state, received_at) VALUES (9, ?, ?, ?, ?, 'attachment', 'gammel.txt',"
+               " 'delete', ?, 'pending', ?)", (org, app, party, guid, old["id"], now - 4000))
+    db.commit()
+    db.close()
+    mark = p.mark()
+    m = mount(localtest=p, state_dir=str(state), **FAST)
+    posted = outcome(m, "sent", party, guid, "fra-før.pdf.json")
+    deleted = outcome(m, "sent", party, guid, "gammel.txt.json")
+    [el] = elements(p, party, guid)
+    assert posted["op"] == "post" and posted["data_id"] == el["id"]
+    assert el["filename"] == "fra-før.pdf" and stored(p, el["id"]) == PDF
+    assert deleted["op"] == "delete" and deleted["data_id"] == old["id"]
+    assert len(calls(p, mark, "POST", "/data")) == 1
+    assert not (state / "instwrite" / "7").exists()  # its staging file went with it
+    db = sqlite3.connect(state / "instwrite.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert "writes" not in tables

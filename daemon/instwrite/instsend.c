@@ -21,6 +21,7 @@
 #include "api_app.h"
 #include "config.h"
 #include "json.h"
+#include "journal.h"
 #include "log.h"
 #include "retry.h"
 #include "mountio.h"
@@ -36,54 +37,21 @@ void iw_row_clear(struct iw_row *row)
 	memset(row, 0, sizeof(*row));
 }
 
-static char *col(sqlite3_stmt *st, int i)
+static bool held_open(void *ctx, int64_t id)
 {
-	const unsigned char *v = sqlite3_column_text(st, i);
-
-	return v ? xstrdup((const char *)v) : NULL;
+	return iw_held_open(ctx, id); /* its release wakes us */
 }
 
 /* The oldest due item; 1 when found, 0 when none (*ret_wait_ms: until
  * the next one is due, -1 for none), or -errno. Called with lock held. */
 static int next_due(struct instwrite *iw, struct iw_row *ret, int64_t *ret_wait_ms)
 {
-	sqlite3_stmt *st = iw_prepare(iw, "SELECT id, org, app, party, guid, data_type, name, op,"
-					  " data_id, state, size, attempt_at, received_at, attempts,"
-					  " next_at FROM writes WHERE state IN ('pending', 'sending')"
-					  " ORDER BY next_at, id");
-	int64_t now = iw_now_ms(), next_at;
-	int r = 0;
+	struct queue_item it;
+	int r = queue_next_due(iw->q, QUEUE_STATE(IW_PENDING) | QUEUE_STATE(IW_SENDING), held_open,
+			       iw, &it, ret_wait_ms);
 
-	*ret_wait_ms = -1;
-	if (!st)
-		return -EIO;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (iw_held_open(iw, sqlite3_column_int64(st, 0)))
-			continue; /* its release wakes us */
-		next_at = sqlite3_column_int64(st, 14);
-		if (next_at > now) {
-			*ret_wait_ms = next_at - now;
-		} else {
-			ret->id = sqlite3_column_int64(st, 0);
-			ret->org = col(st, 1);
-			ret->app = col(st, 2);
-			ret->party = col(st, 3);
-			ret->guid = col(st, 4);
-			ret->type = col(st, 5);
-			ret->name = col(st, 6);
-			ret->op = col(st, 7);
-			ret->data_id = col(st, 8);
-			if (!iw_state_parse((const char *)sqlite3_column_text(st, 9), &ret->state))
-				ret->state = IW_PENDING; /* the query asked for pending or sending */
-			ret->size = (uint64_t)sqlite3_column_int64(st, 10);
-			ret->attempt_at = sqlite3_column_int64(st, 11);
-			ret->received_at = sqlite3_column_int64(st, 12);
-			ret->attempts = (unsigned)sqlite3_column_int(st, 13);
-			r = 1;
-		}
-		break;
-	}
-	sqlite3_finalize(st);
+	if (r == 1)
+		iw_row_take(ret, &it);
 	return r;
 }
 
@@ -91,29 +59,14 @@ static int next_due(struct instwrite *iw, struct iw_row *ret, int64_t *ret_wait_
 static int save_row(struct instwrite *iw, const struct iw_row *row, int64_t next_at,
 		    const char *error)
 {
-	sqlite3_stmt *st;
-	int r = 0;
+	struct queue_item it;
+	int r;
 
+	iw_item_of(&it, row, next_at, error);
 	pthread_mutex_lock(&iw->lock);
-	st = iw_prepare(iw, "UPDATE writes SET state = ?2, data_id = ?3, attempt_at = ?4,"
-			    " attempts = ?5, next_at = ?6, last_error = ?7,"
-			    " done_at = CASE WHEN ?2 IN ('done', 'failed') THEN ?8 END WHERE id = ?1");
-	if (st) {
-		sqlite3_bind_int64(st, 1, row->id);
-		sqlite3_bind_text(st, 2, iw_state_name(row->state), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, row->data_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, row->attempt_at);
-		sqlite3_bind_int(st, 5, (int)row->attempts);
-		sqlite3_bind_int64(st, 6, next_at);
-		sqlite3_bind_text(st, 7, error, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 8, iw_now_ms());
-		if (sqlite3_step(st) != SQLITE_DONE)
-			r = iw_db_errno(iw, "save");
-		sqlite3_finalize(st);
-	} else {
-		r = -EIO;
-	}
+	r = queue_save(iw->q, &it);
 	pthread_mutex_unlock(&iw->lock);
+	queue_item_clear(&it);
 	return r;
 }
 
@@ -125,19 +78,17 @@ static void set_state(struct iw_row *row, enum iw_state state)
 /* Is this element id held by another item of ours (a POST that found it)? */
 static bool claimed(struct instwrite *iw, const char *data_id, int64_t skip)
 {
-	sqlite3_stmt *st;
-	bool found = false;
+	struct queue_query qq = { .skip_id = skip };
+	uint64_t n = 0;
 
+	qq.match[IW_F_OP] = "post";
+	qq.match[IW_F_DATA_ID] = data_id;
 	pthread_mutex_lock(&iw->lock);
-	st = iw_prepare(iw, "SELECT 1 FROM writes WHERE op = 'post' AND data_id = ?1 AND id != ?2");
-	if (st) {
-		sqlite3_bind_text(st, 1, data_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, skip);
-		found = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_finalize(st);
-	}
+	/* a journal that cannot answer: taken as claimed, so nothing is taken twice */
+	if (queue_count(iw->q, &qq, &n) < 0)
+		n = 1;
 	pthread_mutex_unlock(&iw->lock);
-	return found;
+	return n > 0;
 }
 
 /* A POST whose outcome is unknown: 1 and row->data_id when the platform
@@ -379,7 +330,8 @@ later:
 		 ans.summary);
 	row->attempts++;
 	save_row(iw, row,
-		 iw_now_ms() + retry_backoff_ms(row->attempts, IW_MAX_BACKOFF_MS, ans.retry_after_ms),
+		 queue_now_ms(iw->q) + retry_backoff_ms(row->attempts, IW_MAX_BACKOFF_MS,
+							ans.retry_after_ms),
 		 ans.summary);
 out:
 	app_answer_clear(&ans);
@@ -432,7 +384,8 @@ void instwrite_free(struct instwrite *iw)
 		free(m->app);
 		free(m);
 	}
-	sqlite3_close(iw->db);
+	queue_close(iw->q);
+	journal_free(iw->j);
 	if (iw->stage_fd >= 0)
 		close(iw->stage_fd);
 	pthread_mutex_destroy(&iw->meta_lock);

@@ -1,8 +1,9 @@
 /* instwrite.c - writes into existing instances, durably (see instwrite.h).
  *
- * The journal is one SQLite table (WAL, synchronous=FULL): a row per
- * write or delete of data/<type>/<name>, with the staging file
- * state_dir/instwrite/<id> holding a write's bytes. A row moves
+ * The journal is core's durable queue (core/queue.h, in
+ * state_dir/instwrite.db): an item per write or delete of
+ * data/<type>/<name>, with the staging file state_dir/instwrite/<id>
+ * holding a write's bytes. An item moves
  *   writing -> pending -> sending -> done | failed
  * and is saved before each step: `sending` means a request went out
  * whose outcome may be unknown. Before a POST in that state is tried
@@ -16,8 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,39 +31,17 @@
 #include "json.h"
 #include "caps.h"
 #include "journal.h"
+#include "queue.h"
 #include "log.h"
 #include "mountio.h"
 #include "xalloc.h"
 
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS writes ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" org TEXT NOT NULL, app TEXT NOT NULL, party TEXT NOT NULL, guid TEXT NOT NULL,"
-	" data_type TEXT NOT NULL, name TEXT NOT NULL,"
-	" op TEXT NOT NULL CHECK (op IN ('post', 'put', 'delete')),"
-	" data_id TEXT,"
-	" state TEXT NOT NULL"
-	"  CHECK (state IN ('writing', 'pending', 'sending', 'done', 'failed')),"
-	" size INTEGER NOT NULL DEFAULT 0,"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" attempt_at INTEGER NOT NULL DEFAULT 0,"
-	" next_at INTEGER NOT NULL DEFAULT 0,"
-	" received_at INTEGER NOT NULL,"
-	" last_error TEXT,"
-	" done_at INTEGER);"
-	"CREATE INDEX IF NOT EXISTS writes_name ON writes (org, app, party, guid, data_type, name);";
+#define IW_KEEP_DONE_MS (30LL * 86400000)
 
-static void bind_key(sqlite3_stmt *st, const struct alt_dw_key *k)
+static int unlink_stage(void *ctx, struct queue_item *it)
 {
-	const char *v[] = { k->org, k->app, k->party, k->guid, k->data_type, k->name };
-
-	for (int i = 0; i < 6; i++)
-		sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_TRANSIENT);
-}
-
-static int exec(struct instwrite *iw, const char *sql)
-{
-	return sqlite3_exec(iw->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : iw_db_errno(iw, sql);
+	iw_stage_unlink(ctx, it->id);
+	return 0;
 }
 
 /* A write still open when the daemon died may be incomplete: close()
@@ -70,22 +49,17 @@ static int exec(struct instwrite *iw, const char *sql)
  * days (their names stay claimed), then forgotten with their bytes. */
 static int forget_old(struct instwrite *iw)
 {
-	static const char which[] =
-		" FROM writes WHERE state = 'writing' OR (state IN ('done', 'failed')"
-		" AND done_at < strftime('%s', 'now') * 1000 - 30 * 86400000)";
-	char *sql = xasprintf("SELECT id%s", which);
-	sqlite3_stmt *st = iw_prepare(iw, sql);
-	int r;
+	struct queue_query open = { .states = QUEUE_STATE(IW_WRITING) };
+	struct queue_query old = { .states = QUEUE_STATE(IW_DONE) | QUEUE_STATE(IW_FAILED),
+				   .done_before = iw_now_ms() - IW_KEEP_DONE_MS };
+	int r = queue_list(iw->q, &open, unlink_stage, iw);
 
-	free(sql);
-	if (!st)
-		return -EIO;
-	while (sqlite3_step(st) == SQLITE_ROW)
-		iw_stage_unlink(iw, sqlite3_column_int64(st, 0));
-	sqlite3_finalize(st);
-	sql = xasprintf("DELETE%s", which);
-	r = exec(iw, sql);
-	free(sql);
+	if (r == 0)
+		r = queue_delete_where(iw->q, &open);
+	if (r == 0)
+		r = queue_list(iw->q, &old, unlink_stage, iw);
+	if (r == 0)
+		r = queue_delete_where(iw->q, &old);
 	return r;
 }
 
@@ -110,7 +84,7 @@ int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountp
 	if (r == 0 && iw->stage_fd < 0)
 		r = log_errno(-errno, "cannot open \"%s\"", iw->stage_dir);
 	if (r == 0)
-		r = journal_open("instance writes", path, schema, &iw->db);
+		r = iw_journal_open(iw, path);
 	if (r == 0)
 		r = forget_old(iw);
 	free(path);
@@ -160,31 +134,27 @@ static const struct alt_data_type *find_type(const struct alt_app *meta, const c
 	return NULL;
 }
 
-/* The newest unfinished row of k's name: its id, op and state. */
+/* The newest unfinished item of k's name: its id, op and state. */
 static int find_item(struct instwrite *iw, const struct alt_dw_key *k, int64_t *ret_id,
 		     char *op, char *state, uint64_t *ret_size, int64_t *ret_at)
 {
-	sqlite3_stmt *st = iw_prepare(iw, "SELECT id, op, state, size, received_at FROM writes"
-				       " WHERE org = ?1 AND app = ?2 AND party = ?3 AND guid = ?4"
-				       " AND data_type = ?5 AND name = ?6 AND state IN"
-				       " ('writing', 'pending', 'sending') ORDER BY id DESC LIMIT 1");
-	int r = -ENOENT;
+	char *key = iw_key(k);
+	struct queue_item it;
+	int r = queue_find(iw->q, key, QUEUE_STATE(IW_WRITING) | QUEUE_STATE(IW_PENDING) |
+					    QUEUE_STATE(IW_SENDING), &it);
 
-	if (!st)
-		return -EIO;
-	bind_key(st, k);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*ret_id = sqlite3_column_int64(st, 0);
-		snprintf(op, 8, "%s", (const char *)sqlite3_column_text(st, 1));
-		snprintf(state, 8, "%s", (const char *)sqlite3_column_text(st, 2));
-		if (ret_size)
-			*ret_size = (uint64_t)sqlite3_column_int64(st, 3);
-		if (ret_at)
-			*ret_at = sqlite3_column_int64(st, 4);
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
+	free(key);
+	if (r < 0)
+		return r == -ENOENT ? r : -EIO;
+	*ret_id = it.id;
+	snprintf(op, 8, "%s", it.f[IW_F_OP] ? it.f[IW_F_OP] : "");
+	snprintf(state, 8, "%s", iw_state_name((enum iw_state)it.state));
+	if (ret_size)
+		*ret_size = it.f[IW_F_SIZE] ? strtoull(it.f[IW_F_SIZE], NULL, 10) : 0;
+	if (ret_at)
+		*ret_at = it.created_at;
+	queue_item_clear(&it);
+	return 0;
 }
 
 /* What the daemon can know before the platform is asked: the data type
@@ -247,40 +217,28 @@ static bool sending(struct instwrite *iw, const struct alt_dw_key *k)
 	return find_item(iw, k, &row, op, state, NULL, NULL) == 0 && strcmp(state, "sending") == 0;
 }
 
-/* Ends an unfinished row that was never sent (it is being replaced). */
+/* Ends an unfinished item that was never sent (it is being replaced). */
 static void drop_row(struct instwrite *iw, int64_t id)
 {
-	sqlite3_stmt *st = iw_prepare(iw, "DELETE FROM writes WHERE id = ?1");
-
-	if (!st)
-		return;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		iw_db_errno(iw, "drop");
-	sqlite3_finalize(st);
+	queue_delete(iw->q, id);
 	iw_stage_unlink(iw, id);
 }
 
 static int insert_row(struct instwrite *iw, const struct alt_dw_key *k, const char *op,
-		      const char *data_id, const char *state, int64_t *ret_id)
+		      const char *data_id, enum iw_state state, int64_t *ret_id)
 {
-	sqlite3_stmt *st = iw_prepare(iw, "INSERT INTO writes (org, app, party, guid, data_type, name,"
-				       " op, data_id, state, received_at)"
-				       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-	int r = 0;
+	const char *f[IW_N_FIELDS] = { k->org, k->app, k->party, k->guid, k->data_type,
+				       k->name, op, data_id, "0" };
+	struct queue_item it = { .state = (int)state, .created_at = iw_now_ms() };
+	int r;
 
-	if (!st)
-		return -EIO;
-	bind_key(st, k);
-	sqlite3_bind_text(st, 7, op, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, data_id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 10, iw_now_ms());
-	if (sqlite3_step(st) != SQLITE_DONE)
-		r = iw_db_errno(iw, "insert");
-	else
-		*ret_id = sqlite3_last_insert_rowid(iw->db);
-	sqlite3_finalize(st);
+	it.key = iw_key(k);
+	for (int i = 0; i < IW_N_FIELDS; i++)
+		queue_set(&it.f[i], f[i]);
+	r = queue_add(iw->q, &it);
+	if (r == 0)
+		*ret_id = it.id;
+	queue_item_clear(&it);
 	return r;
 }
 
@@ -304,7 +262,8 @@ static int hook_begin(void *ctx, const struct alt_dw_key *k, int *ret_fd, int64_
 		drop_row(iw, old);
 	}
 	if (r == 0)
-		r = insert_row(iw, k, op, strcmp(op, "put") == 0 ? k->data_id : NULL, "writing", &id);
+		r = insert_row(iw, k, op, strcmp(op, "put") == 0 ? k->data_id : NULL, IW_WRITING,
+			       &id);
 	if (r == 0) {
 		name = iw_stage_name(id);
 		fd = openat(iw->stage_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -331,8 +290,8 @@ static int hook_begin(void *ctx, const struct alt_dw_key *k, int *ret_fd, int64_
 static void hook_commit(void *ctx, int64_t id, int error, bool open)
 {
 	struct instwrite *iw = ctx;
-	char *name = iw_stage_name(id);
-	sqlite3_stmt *st;
+	char *name = iw_stage_name(id), size[24];
+	struct queue_item it = { 0 };
 	struct stat s;
 
 	pthread_mutex_lock(&iw->lock);
@@ -342,15 +301,15 @@ static void hook_commit(void *ctx, int64_t id, int error, bool open)
 		drop_row(iw, id);
 		goto out;
 	}
-	st = iw_prepare(iw, "UPDATE writes SET state = 'pending', size = ?2, next_at = 0"
-			 " WHERE id = ?1 AND state = 'writing'");
-	if (st) {
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, (int64_t)s.st_size);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			iw_db_errno(iw, "commit");
-		sqlite3_finalize(st);
+	if (queue_get(iw->q, id, &it) == 0 && it.state == IW_WRITING) {
+		it.state = IW_PENDING;
+		it.due_at = 0;
+		snprintf(size, sizeof(size), "%" PRIu64, (uint64_t)s.st_size);
+		queue_set(&it.f[IW_F_SIZE], size);
+		if (queue_save(iw->q, &it) < 0)
+			log_error("instance writes: item %lld: cannot journal its close", (long long)id);
 	}
+	queue_item_clear(&it);
 	if (open)
 		iw_set_held_open(iw, id, true);
 	worker_wake(&iw->worker);
@@ -363,19 +322,16 @@ out:
 static int hook_reopen(void *ctx, int64_t id)
 {
 	struct instwrite *iw = ctx;
-	sqlite3_stmt *st;
+	struct queue_item it;
 	int r = -EBUSY;
 
 	pthread_mutex_lock(&iw->lock);
-	st = iw_prepare(iw, "UPDATE writes SET state = 'writing'"
-			 " WHERE id = ?1 AND state IN ('writing', 'pending')");
-	if (st) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			r = iw_db_errno(iw, "reopen");
-		else if (sqlite3_changes(iw->db) == 1)
-			r = 0;
-		sqlite3_finalize(st);
+	if (queue_get(iw->q, id, &it) == 0) {
+		if (it.state == IW_WRITING || it.state == IW_PENDING) {
+			it.state = IW_WRITING;
+			r = queue_save(iw->q, &it);
+		}
+		queue_item_clear(&it);
 	}
 	pthread_mutex_unlock(&iw->lock);
 	return r;
@@ -409,7 +365,7 @@ static int hook_remove(void *ctx, const struct alt_dw_key *k)
 	if (r == 0 && !k->data_id)
 		r = -ENOENT;
 	if (r == 0)
-		r = insert_row(iw, k, "delete", k->data_id, "pending", &id);
+		r = insert_row(iw, k, "delete", k->data_id, IW_PENDING, &id);
 	if (r == 0)
 		worker_wake(&iw->worker);
 out:
@@ -448,35 +404,60 @@ static int hook_pending(void *ctx, const struct alt_dw_key *k, uint64_t *ret_siz
 	return r;
 }
 
+#define IW_MAX_LISTED 256
+
+struct listed {
+	char *names[IW_MAX_LISTED];
+	size_t n;
+};
+
+static int list_one(void *ctx, struct queue_item *it)
+{
+	struct listed *l = ctx;
+	const char *name = it->f[IW_F_NAME];
+
+	if (!name || (it->f[IW_F_OP] && strcmp(it->f[IW_F_OP], "delete") == 0))
+		return 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->names[i], name) == 0)
+			return 0;
+	if (l->n == IW_MAX_LISTED)
+		return 1;
+	l->names[l->n++] = it->f[IW_F_NAME];
+	it->f[IW_F_NAME] = NULL;
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void hook_list(void *ctx, const struct alt_dw_key *k,
 		      void (*cb)(void *cbctx, const char *name, uint64_t size, struct timespec mtime),
 		      void *cbctx)
 {
 	struct instwrite *iw = ctx;
-	sqlite3_stmt *st;
-	char *names[256];
-	size_t n = 0;
+	struct listed l = { .n = 0 };
+	char *prefix = iw_folder_key(k);
+	struct queue_query qq = { .key_prefix = prefix,
+				  .states = QUEUE_STATE(IW_WRITING) | QUEUE_STATE(IW_PENDING) |
+					    QUEUE_STATE(IW_SENDING) };
 
 	pthread_mutex_lock(&iw->lock);
-	st = iw_prepare(iw, "SELECT DISTINCT name FROM writes WHERE org = ?1 AND app = ?2"
-			 " AND party = ?3 AND guid = ?4 AND data_type = ?5 AND op != 'delete'"
-			 " AND state IN ('writing', 'pending', 'sending') ORDER BY name LIMIT 256");
-	if (st) {
-		bind_key(st, k);
-		while (sqlite3_step(st) == SQLITE_ROW && n < 256)
-			names[n++] = xstrdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-	}
+	queue_list(iw->q, &qq, list_one, &l);
 	pthread_mutex_unlock(&iw->lock);
-	for (size_t i = 0; i < n; i++) {
+	free(prefix);
+	qsort(l.names, l.n, sizeof(l.names[0]), name_cmp);
+	for (size_t i = 0; i < l.n; i++) {
 		struct alt_dw_key one = *k;
 		struct timespec mtime = { 0 };
 		uint64_t size = 0;
 
-		one.name = names[i];
+		one.name = l.names[i];
 		if (hook_pending(iw, &one, &size, &mtime) == 0)
-			cb(cbctx, names[i], size, mtime);
-		free(names[i]);
+			cb(cbctx, l.names[i], size, mtime);
+		free(l.names[i]);
 	}
 }
 

@@ -1,19 +1,20 @@
 /* instwrite_i.h - the insides of instance writes, shared by:
  *   instwrite.c  the journal and the hooks the fs calls (FUSE threads)
  *   instsend.c   the worker: sending items, unknown outcomes, receipts
- *   db.c         helpers both use: time, statements, errors, staging names
- * The journal (db) is protected by lock, the metadata cache by
+ *   db.c         helpers both use: the journal's queue, time, staging names
+ * The journal is core's durable queue (core/queue.h); its calls are made
+ * with lock held, so a look and a change are one step. It is under lock, the metadata cache by
  * meta_lock; neither is held across a request to the platform except
  * meta_lock while the metadata is fetched (once a minute). */
 #ifndef ALTINNFS_INSTWRITE_I_H
 #define ALTINNFS_INSTWRITE_I_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "instwrite.h"
+#include "queue.h"
 #include "worker.h"
 
 /* ---- the module, as its folder and its face (instwrite.c) see it */
@@ -62,7 +63,8 @@ struct instwrite {
 	char *mountpoint;
 	char *stage_dir;
 	int stage_fd;
-	sqlite3 *db;           /* protected by lock */
+	struct journal *j;     /* state_dir/instwrite.db */
+	struct queue *q;       /* the items; used with lock held */
 	pthread_mutex_t meta_lock;
 	struct iw_meta *metas; /* protected by meta_lock */
 	pthread_mutex_t lock;
@@ -81,7 +83,7 @@ struct instwrite {
 	size_t n_held_open, cap_held_open;
 };
 
-/* The states of an item, as the journal's state column names them:
+/* The states of an item, as the journal names them:
  *
  *   writing --close()--> pending --worker--> sending --2xx--> done
  *      |                    ^                 |    |
@@ -92,7 +94,14 @@ struct instwrite {
  * rm journals a delete straight as pending. */
 enum iw_state { IW_WRITING, IW_PENDING, IW_SENDING, IW_DONE, IW_FAILED, IW_N_STATES };
 
-/* One journal row, as the worker handles it. */
+/* An item's fields in the queue; its key is "org/app/party/guid/type/name". */
+enum iw_field {
+	IW_F_ORG, IW_F_APP, IW_F_PARTY, IW_F_GUID, IW_F_TYPE, IW_F_NAME, IW_F_OP, IW_F_DATA_ID,
+	IW_F_SIZE, IW_N_FIELDS
+};
+extern const struct queue_def iw_queue_def;
+
+/* One journal item, as the worker handles it. */
 struct iw_row {
 	int64_t id;
 	char *org, *app, *party, *guid, *type, *name, *op, *data_id;
@@ -103,14 +112,23 @@ struct iw_row {
 	unsigned attempts;
 };
 
+struct alt_dw_key;
+
 /* db.c */
 const char *iw_state_name(enum iw_state st);
 /* false for a name that is not a state (a journal from a newer version) */
 bool iw_state_parse(const char *name, enum iw_state *ret);
 int64_t iw_now_ms(void);
-/* logs; -ENOSPC when the disk is full, -EIO otherwise */
-int iw_db_errno(struct instwrite *iw, const char *what);
-sqlite3_stmt *iw_prepare(struct instwrite *iw, const char *sql); /* NULL: logged */
+/* The queue key of k's name, and of its folder (ending in "/"). */
+char *iw_key(const struct alt_dw_key *k);
+char *iw_folder_key(const struct alt_dw_key *k);
+/* A row from a queue item (taking its strings), and an item from a row
+ * (with copies), done_at set when the row's state is final. */
+void iw_row_take(struct iw_row *row, struct queue_item *it);
+void iw_item_of(struct queue_item *it, const struct iw_row *row, int64_t due_at,
+		const char *error);
+/* Opens the journal at path, importing an earlier version's table. */
+int iw_journal_open(struct instwrite *iw, const char *path);
 char *iw_stage_name(int64_t id); /* the staging file of row id */
 void iw_stage_unlink(struct instwrite *iw, int64_t id);
 /* Is row id's file still held open (see held_open)? Caller holds lock. */
