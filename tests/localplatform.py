@@ -284,6 +284,17 @@ class Platform:
         r = self.request("DELETE", f"/_localtest/instances/{party}/{guid}", auth=False)
         assert r.status in (200, 204), r
 
+    def change_instances(self, ids, last_changed=None, hard_delete=False):
+        """Behind the daemon's back: each "party/guid" in ids gets a new lastChanged (now,
+        or last_changed for all: ties) and, with hard_delete, Storage's hard-delete marks.
+        Returns the lastChanged values given."""
+        body = {"ids": list(ids), "hardDelete": bool(hard_delete)}
+        if last_changed is not None:
+            body["lastChanged"] = last_changed
+        r = self.request("POST", "/_localtest/instances/change", body=body, auth=False)
+        assert r.status == 200, r
+        return r.json()["lastChanged"]
+
     def put_data(self, party, guid, data_guid, content):
         r = self.request("PUT", f"/_localtest/instances/{party}/{guid}/data/{data_guid}",
                          body=bytes(content), auth=False,

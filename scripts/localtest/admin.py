@@ -157,6 +157,29 @@ def register(router, platform):
             return web.text(404, "no such instance")
         return web.empty(204)
 
+    def change_instances(req):
+        """{"ids": ["party/guid", ...], "lastChanged": ISO or absent (now),
+        "hardDelete": bool}: behind-the-back changes, in bulk (the scale tests change
+        hundreds). A given lastChanged is the same for all, so ties can be made."""
+        doc = req.json()
+        if not isinstance(doc, dict) or not isinstance(doc.get("ids"), list):
+            return web.text(400, "body must be {\"ids\": [\"party/guid\", ...]}")
+        at = _optional_time(doc, "lastChanged")
+        changed = []
+        with store.lock:
+            for ident in doc["ids"]:
+                party, _, guid = str(ident).partition("/")
+                inst = store.instance(party, guid) if guid else None
+                if inst is None:
+                    return web.text(404, "no instance %s" % ident)
+                ticks = at if at is not None else dates.now_ticks()
+                if doc.get("hardDelete"):
+                    inst.is_soft_deleted, inst.soft_deleted = True, ticks
+                    inst.is_hard_deleted, inst.hard_deleted = True, ticks
+                store.touch(inst, by="991825827", ticks=ticks)
+                changed.append(dates.format_ticks(ticks))
+        return web.json_response({"lastChanged": changed})
+
     def put_data(req):
         body = req.body()
         with store.lock:
@@ -181,6 +204,7 @@ def register(router, platform):
     router.add("DELETE", prefix + "/faults", clear_faults, auth=False)
     router.add("POST", prefix + "/apps", add_app, auth=False)
     router.add("POST", prefix + "/instances", add_instance, auth=False)
+    router.add("POST", prefix + "/instances/change", change_instances, auth=False)
     router.add("DELETE", inst_path, delete_instance, auth=False)
     router.add("PUT", inst_path + "/data/{dataGuid:guid}", put_data, auth=False)
     router.add("POST", prefix + "/tokens/expire-all", expire_tokens, auth=False)

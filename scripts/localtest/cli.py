@@ -98,9 +98,11 @@ def parse_args(argv):
                    help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=0,
                    help="port to listen on; 0 picks a free one (default: %(default)s)")
-    p.add_argument("--seed", choices=sorted(seed.SEEDS), default="demo",
-                   help="initial data: 'demo' (org ttd with apps soknad and tilskudd) or "
-                        "'none' (no apps or instances) (default: %(default)s)")
+    p.add_argument("--seed", default="demo",
+                   help="initial data: 'demo' (org ttd with apps soknad and tilskudd), "
+                        "'none' (no apps or instances), 'scale:N' (app ttd/skala with N "
+                        "instances made on demand), or several joined by '+' "
+                        "(default: %(default)s)")
     p.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS",
                    help="lifetime of issued tokens, the exp claim: test tokens, Maskinporten "
                         "access tokens and exchanged tokens (default: %(default)s)")
@@ -136,6 +138,10 @@ def parse_args(argv):
         p.error("--webhook-retry-scale must not be negative")
     if not 0 <= args.port <= 65535:
         p.error("--port must be 0..65535")
+    try:
+        args.seeder = seed.parse(args.seed)
+    except ValueError as e:
+        p.error("--seed: %s" % e)
     return args
 
 
@@ -147,7 +153,7 @@ def main(argv=None):
                              webhook_retry_scale=args.webhook_retry_scale,
                              enforce_data_type_task_id=args.enforce_data_type_task_id)
     platform = server.LocalPlatform(options)
-    seed.SEEDS[args.seed](platform.store)
+    args.seeder(platform.store)
     try:
         httpd = server.Server((args.host, args.port), platform)
     except OSError as e:

@@ -296,6 +296,7 @@ class Store:
         self._by_app = {}          # "org/app" -> {guid: Instance}
         self._next_row = 1
         self._listeners = []
+        self._lazy = {}            # "org/app" -> scale.ScaleApp (instances made on demand)
 
     # -- change notification -------------------------------------------------------------
 
@@ -312,6 +313,7 @@ class Store:
             self._listeners.append(callback)
 
     def _changed(self, kind, instance, detail=None):
+        self._materialise(instance)
         self.version += 1
         self._notify(kind, instance, detail)
 
@@ -341,6 +343,25 @@ class Store:
         with self.lock:
             return [a for a in self._apps.values() if org is None or a.org == org]
 
+    # -- instances made on demand (scale.py) ----------------------------------------------
+
+    def add_lazy(self, lazy):
+        with self.lock:
+            self._lazy[lazy.app_id] = lazy
+            self._next_row = max(self._next_row, lazy.n + 1)
+
+    def lazy(self, app_id):
+        return self._lazy.get(app_id)
+
+    def _materialise(self, inst):
+        """A generated instance that changes is kept from then on (with the lock held)."""
+        n = getattr(inst, "lazy_index", None)
+        if n is None or inst.guid in self._instances:
+            return
+        self._lazy[inst.app_id].overridden.add(n)
+        self._instances[inst.guid] = inst
+        self._by_app[inst.app_id][inst.guid] = inst
+
     # -- instances -----------------------------------------------------------------------
 
     def add_instance(self, inst):
@@ -361,6 +382,12 @@ class Store:
             inst = self.instance(party_id, guid)
             if inst is None:
                 return None
+            if getattr(inst, "lazy_index", None) is not None:
+                self._lazy[inst.app_id].overridden.add(inst.lazy_index)
+                if inst.guid not in self._instances:
+                    self.version += 1
+                    self._notify("instance.deleted", inst, None)
+                    return inst
             del self._instances[inst.guid]
             del self._by_app[inst.app_id][inst.guid]
             self._changed("instance.deleted", inst)
@@ -370,12 +397,18 @@ class Store:
         """The instance, or None when unknown or owned by another party."""
         with self.lock:
             inst = self._instances.get(guid.lower())
+            if inst is None:
+                for lazy in self._lazy.values():
+                    inst = lazy.get(guid)
+                    if inst is not None:
+                        break
             if inst is None or (party_id is not None and inst.party_id != str(party_id)):
                 return None
             return inst
 
     def instances(self, app_ids):
-        """All instances of the given apps (unordered)."""
+        """All instances of the given apps (unordered); of a scale app only those that
+        changed (query.search asks lazy() for the rest)."""
         with self.lock:
             out = []
             for app_id in app_ids:

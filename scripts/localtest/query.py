@@ -9,6 +9,8 @@ full page, so the last page can be empty.
 
 import base64
 import binascii
+import heapq
+import itertools
 import urllib.parse
 
 from . import auth, dates, web
@@ -149,6 +151,32 @@ def _build_filters(req, principal):
     return filters
 
 
+def _order_key(inst):
+    return (inst.last_changed, inst.row_id)
+
+
+def _last_changed_range(req):
+    """The lastChanged filters as an inclusive (low, high) range of ticks (None: open), for
+    the scale app's bisection; the filters themselves are applied as well."""
+    low = high = None
+    for name, value in req.query:
+        if name != "lastChanged":
+            continue
+        op, rest = "==", value
+        for prefix, symbol in DATE_OPERATORS:
+            if value.startswith(prefix):
+                op, rest = symbol, value[len(prefix):]
+                break
+        ticks = dates.parse_iso(rest.replace(" ", "+"))
+        lo = {">": ticks + 1, ">=": ticks, "==": ticks}.get(op)
+        hi = {"<": ticks - 1, "<=": ticks, "==": ticks}.get(op)
+        if lo is not None:
+            low = lo if low is None else max(low, lo)
+        if hi is not None:
+            high = hi if high is None else min(high, hi)
+    return low, high
+
+
 def _page_size(req):
     value = req.arg("size")
     if value is None or value == "":
@@ -188,13 +216,23 @@ def search(req, store):
     with store.lock:
         app_ids = [a.id for a in store.apps(org)] if org else [a.id for a in store.apps()]
         rows = [i for i in store.instances(app_ids) if all(f(i) for f in filters)]
-        rows.sort(key=lambda i: (i.last_changed, i.row_id), reverse=descending)
+        rows.sort(key=_order_key, reverse=descending)
         if after is not None:
             if descending:
                 rows = [i for i in rows if (i.last_changed, i.row_id) < after]
             else:
                 rows = [i for i in rows if (i.last_changed, i.row_id) > after]
-        page = rows[:size]
+        lazy = [store.lazy(a) for a in app_ids if store.lazy(a) is not None]
+        if lazy:
+            # the scale app's instances are made as the page needs them (scale.py)
+            parties = req.args("instanceOwner.partyId") or None
+            lc_range = _last_changed_range(req)
+            streams = [rows] + [z.ordered(descending, after, lc_range, parties, filters)
+                                for z in lazy]
+            page = list(itertools.islice(
+                heapq.merge(*streams, key=_order_key, reverse=descending), size))
+        else:
+            page = rows[:size]
         instances = [i.to_json(req.base_url, include_data, app_owner=principal.is_org)
                      for i in page]
         next_token = (encode_token(page[-1].last_changed, page[-1].row_id)
