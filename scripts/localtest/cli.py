@@ -154,6 +154,8 @@ def main(argv=None):
                              enforce_data_type_task_id=args.enforce_data_type_task_id)
     platform = server.LocalPlatform(options)
     args.seeder(platform.store)
+    if args.seed == "demo":
+        platform.broker.seed_demo()
     try:
         httpd = server.Server((args.host, args.port), platform)
     except OSError as e:

@@ -271,6 +271,9 @@ def register(router, platform):
         principal = req.principal
 
         def visible(event):
+            own_rule = getattr(event, "visible_to", None)     # Broker's events
+            if own_rule is not None:
+                return own_rule(principal)
             if principal.is_org:
                 return principal.same_org(event.org)
             return principal.party_id is not None and str(principal.party_id) == event.party_id

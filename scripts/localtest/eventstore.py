@@ -145,12 +145,14 @@ class EventStore:
 
     def publish(self, specs):
         """Store events; `specs` are dicts of Event's keyword arguments (org, app, event_type,
-        party_id, instance_guid, alternativesubject). Returns the Events."""
+        party_id, instance_guid, alternativesubject), or of another class's given as
+        `event_class` (broker.BrokerEvent). Returns the Events."""
         out = []
         with self.lock:
             for spec in specs:
                 now = self.clock()
-                event = Event(self._next_seq, now, **spec)
+                cls = spec.pop("event_class", Event)    # Broker's events (broker.py)
+                event = cls(self._next_seq, now, **spec)
                 self._next_seq += 1
                 log = self._logs.get(event.resource)
                 if log is None:

@@ -19,8 +19,8 @@ import time
 import traceback
 import urllib.parse
 
-from . import (admin, appapi, apps, auth, events, faults, hostile, maskinporten, model, parties,
-               reqlog, storage, web)
+from . import (admin, appapi, apps, auth, broker, brokerapi, events, faults, hostile,
+               maskinporten, model, parties, reqlog, storage, web)
 
 ADMIN_PREFIX = "/_localtest"
 _SMALL_BODY = 64 << 10
@@ -52,6 +52,7 @@ class LocalPlatform:
         self.parties = parties.PartyRegister(self.store)
         self.events = events.EventService(self)
         self.maskinporten = maskinporten.MaskinportenService(self)
+        self.broker = broker.BrokerService(self)
         self.url = None   # http://host:port once listening (cli.py)
         self.router = web.Router()
         self.admin_router = web.Router()
@@ -60,12 +61,14 @@ class LocalPlatform:
         maskinporten.register(self.router, self)
         storage.register(self.router, self)
         events.register(self.router, self)
+        brokerapi.register(self.router, self)
         apps.register(self.router, self)
         appapi.register(self.router, self)
         admin.register(self.admin_router, self)
         hostile.register(self.admin_router, self, ADMIN_PREFIX)
         events.register_admin(self.admin_router, self)
         maskinporten.register_admin(self.admin_router, self)
+        brokerapi.register_admin(self.admin_router, self)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
