@@ -53,16 +53,28 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 		    uint64_t size, const char *url, struct cache_entry **ret);
 void cache_entry_put(struct cache_entry *e); /* NULL is fine */
 
-/* Waits until [off, off+len) of the element is in the entry's file, if
- * the download has not got there yet, and says where it is: the bytes
- * available from off (short only at the element's end), in the file
- * *ret_fd (valid while the entry is held). Or CACHE_UNCACHED when the
+/* Where cache_wait found the bytes: len bytes at off in the file fd
+ * (valid while the entry is held), or at mem (lent from the download's
+ * memory, or a copy). Give it back with cache_span_done. */
+struct cache_span {
+	int fd;           /* -1: at mem */
+	const char *mem;
+	size_t len;
+	char *copy;       /* private */
+	struct cache_entry *pinned;
+};
+void cache_span_done(struct cache_span *s);
+
+/* Waits until [off, off+len) of the element has arrived, if the download
+ * has not got there yet, and says where it is in *ret: the bytes
+ * available from off (short only at the element's end), in the entry's
+ * file or still in the download's memory. Or CACHE_UNCACHED when the
  * entry cannot serve it (a failure on this side, such as a full disk; or
  * the read is far ahead and the server honours ranges: a ranged request
  * is quicker), or the download's -errno (-EIO, -ETIMEDOUT when it made no
  * progress, or too little, for the timeout). */
 #define CACHE_UNCACHED (-10000)
-ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, int *ret_fd);
+ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache_span *ret);
 
 /* Bytes of that element (at that lastChanged) on local disk. */
 uint64_t cache_local_bytes(struct cache *c, const char *guid, const struct timespec *changed);

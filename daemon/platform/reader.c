@@ -113,6 +113,7 @@ struct alt_loan {
 	struct rd_stream *stream;
 	struct rd_pin pin;
 	char *buf;
+	struct cache_span span; /* bytes of the cache */
 };
 
 struct alt_reader {
@@ -840,10 +841,8 @@ static struct cache_entry *reader_entry(struct alt_reader *r)
 static ssize_t cached_read(struct alt_reader *r, struct cache_entry *e, uint64_t off,
 			   size_t len, struct alt_loan *loan, struct alt_bytes *ret)
 {
-	int fd = -1;
-	ssize_t n = cache_wait(e, off, len, &fd);
+	ssize_t n = cache_wait(e, off, len, &loan->span);
 
-	(void)loan; /* the entry, held by r until it closes, keeps the bytes */
 	if (n < 0) {
 		if (n != CACHE_UNCACHED)
 			hold_failure(r, (int)n);
@@ -851,10 +850,16 @@ static ssize_t cached_read(struct alt_reader *r, struct cache_entry *e, uint64_t
 	}
 	if ((size_t)n < len && off + (uint64_t)n < r->size)
 		return -EIO;
-	ret->is_fd = true;
-	ret->fd = fd;
-	ret->fd_off = off;
 	ret->len = (size_t)n;
+	if (loan->span.fd >= 0) {
+		/* the entry, held by r until it closes, keeps the file */
+		ret->is_fd = true;
+		ret->fd = loan->span.fd;
+		ret->fd_off = off;
+	} else {
+		ret->iov[0] = (struct iovec){ (void *)loan->span.mem, (size_t)n };
+		ret->n_iov = 1;
+	}
 	return n;
 }
 
@@ -871,6 +876,7 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 		return 0;
 	len = (size_t)min_u64(len, r->size - off);
 	loan = xcalloc(1, sizeof(*loan));
+	loan->span.fd = -1;
 	ret->loan = loan;
 
 	pthread_mutex_lock(&r->lock);
@@ -958,6 +964,7 @@ void altinn_reader_release(struct alt_bytes *b)
 		pthread_mutex_unlock(&s->lock);
 		stream_unref(s);
 	}
+	cache_span_done(&loan->span);
 	free(loan->buf);
 	free(loan);
 	memset(b, 0, sizeof(*b));
