@@ -110,7 +110,10 @@ def set_cursor(state_dir, app, after):
     """What an unknown `after` does: the platform replays from the oldest."""
     db = sqlite3.connect(str(state_dir / "events.db"))
     try:
-        db.execute("UPDATE cursors SET after = ?, from_time = NULL WHERE app = ?", (after, app))
+        n = db.execute("UPDATE records SET payload = json_set(payload, '$.after', ?,"
+                       " '$.from_time', NULL) WHERE store = 'events_cursors' AND grp = ?",
+                       (after, app)).rowcount
+        assert n == 1, "no cursor to set"
         db.commit()
     finally:
         db.close()
@@ -225,6 +228,52 @@ def test_kill_9_and_restart_lose_nothing_and_repeat_nothing(evplat, evmount):
     for n in sorted(names)[::37]:
         with open(events_dir(m2) / n) as f:
             assert json.load(f)["id"] == event_id_of(n)
+
+
+# The journal of a version before core/records.c: tables of its own.
+OLD_EVENTS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS cursors ("
+    " app TEXT PRIMARY KEY,"
+    " after TEXT,"
+    " from_time TEXT,"
+    " watermark INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS seen ("
+    " app TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " type TEXT,"
+    " time INTEGER NOT NULL,"
+    " acked INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (app, id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS seen_by_seq ON seen (app, seq);")
+
+
+def test_an_earlier_versions_memory_is_kept(evplat, evmount, tmp_path):
+    ids = publish(evplat, SOKNAD, "app.old", "500100", count=4)
+    # the earlier version made files of the first two, and the user
+    # removed them: acknowledged, the cursor past them
+    state = tmp_path / "oldstate"
+    state.mkdir()
+    db = sqlite3.connect(str(state / "events.db"))
+    db.executescript(OLD_EVENTS_SCHEMA)
+    db.execute("INSERT INTO cursors (app, after, watermark) VALUES (?, ?, 0)", (SOKNAD, ids[1]))
+    for i in (0, 1):
+        db.execute("INSERT INTO seen VALUES (?, ?, ?, ?, 'app.old', 0, 1)",
+                   (SOKNAD, ids[i], i + 1, f"{i + 1:012d}_app.old_{ids[i]}.json"))
+    db.commit()
+    db.close()
+    m = evmount(localtest=evplat, poll_interval=1, events_start="all", state_dir=str(state))
+    names = wait_files(m, 2)
+    time.sleep(1.5)  # a poll or two more: nothing of the first two comes back
+    names = files(m)
+    assert ids_of(names) == ids[2:]
+    assert [int(NAME.match(n).group(1)) for n in names] == [3, 4]  # numbering goes on
+    assert status(m)["events"][SOKNAD]["cursor"] == ids[3]
+    db = sqlite3.connect(str(state / "events.db"))
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert not tables & {"cursors", "seen"}
 
 
 def test_idle_connections_do_not_lock_the_platform_out(evplat, evmount):

@@ -147,8 +147,9 @@ def test_an_event_over_a_mib_is_recovered_whole_after_a_crash(plat, mount):
     # the crash window: the file is there, its record and the cursor are not
     db = sqlite3.connect(str(m.state_dir / "events.db"))
     try:
-        db.execute("DELETE FROM seen WHERE id = ?", (event_id,))
-        db.execute("UPDATE cursors SET after = NULL WHERE app = 'ttd/soknad'")
+        db.execute("DELETE FROM records WHERE store = 'events_seen' AND key = ?", (event_id,))
+        db.execute("UPDATE records SET payload = json_set(payload, '$.after', NULL)"
+                   " WHERE store = 'events_cursors' AND grp = 'ttd/soknad'")
         db.commit()
     finally:
         db.close()

@@ -201,6 +201,9 @@ int journal_begin(struct journal *j, bool durable)
 	int r = 0;
 
 	pthread_mutex_lock(&j->lock);
+	if (j->depth++ > 0)
+		return 0; /* inside another: one commit, the outermost's */
+	j->doomed = 0;
 	/* synchronous cannot change inside a transaction */
 	if (durable && j->relaxed) {
 		r = exec(j, "PRAGMA synchronous=FULL");
@@ -212,6 +215,7 @@ int journal_begin(struct journal *j, bool durable)
 		if (j->sync_raised)
 			exec(j, "PRAGMA synchronous=NORMAL");
 		j->sync_raised = false;
+		j->depth--;
 		pthread_mutex_unlock(&j->lock);
 	}
 	return r;
@@ -219,6 +223,14 @@ int journal_begin(struct journal *j, bool durable)
 
 int journal_end(struct journal *j, int r)
 {
+	if (--j->depth > 0) {
+		if (r < 0 && !j->doomed)
+			j->doomed = r; /* the outermost rolls back */
+		pthread_mutex_unlock(&j->lock);
+		return r;
+	}
+	if (r == 0 && j->doomed)
+		r = j->doomed;
 	if (r == 0)
 		r = exec(j, "COMMIT");
 	if (r < 0)

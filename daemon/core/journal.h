@@ -32,8 +32,9 @@ void journal_free(struct journal *j); /* NULL is fine */
 
 /* One transaction: every change until journal_end is one commit, which
  * other threads do not interleave with (the journal's lock is held from
- * begin to end, and may be taken again inside). durable: synced in full
- * even on a relaxed journal. journal_end commits when r is 0 and rolls
+ * begin to end, and may be taken again inside). A begin inside another
+ * joins it: the outermost end commits, or rolls back when any inner one
+ * failed. durable: synced in full even on a relaxed journal. journal_end commits when r is 0 and rolls
  * back otherwise; it returns r, or the commit's -errno. */
 int journal_begin(struct journal *j, bool durable);
 int journal_end(struct journal *j, int r);

@@ -17,6 +17,8 @@ struct journal {
 	int64_t clock_base_ms; /* wall minus monotonic when opened */
 	bool relaxed;
 	bool sync_raised;      /* protected by lock: a durable transaction is open */
+	int depth;             /* protected by lock: journal_begin calls not yet ended */
+	int doomed;            /* protected by lock: an inner one failed with this */
 };
 
 /* A statement of our own SQL; NULL (logged) only for a bug or a broken
