@@ -349,3 +349,29 @@ def test_cache_off(platform_factory, mount):
     c = status(m)["cache"]
     assert c["dir"] is None and c["max"] == 0 and c["entries"] == 0
     assert not (m.state_dir / "cache").exists()
+
+
+def test_cache_max_default_is_a_quarter_of_the_free_space(platform_factory, mount, small_fs):
+    p = platform_factory()
+    small, big = add_elements(p, [512 * 1024, 2 * MiB])
+    # something else already on that file system: 1 MiB of its 4
+    (small_fs / "other").write_bytes(b"\0" * MiB)
+    m = mount(localtest=p, cache_ttl=120, cache_dir=str(small_fs / "cache"))
+    c = status(m)["cache"]
+    assert c["max"] == 3 * MiB // 4  # a quarter of the 3 MiB free
+    assert file_sha(m.path / small["rel"]) == sha_of(p, small)
+    assert int(os.getxattr(m.path / small["rel"], "user.altinn.cached")) == small["size"]
+    # larger than that bound: read right, uncached
+    assert file_sha(m.path / big["rel"]) == sha_of(p, big)
+    assert int(os.getxattr(m.path / big["rel"], "user.altinn.cached")) == 0
+    assert status(m)["cache"]["entries"] == 1
+
+
+def test_cache_max_default_on_a_large_disk(platform_factory, mount, tmp_path):
+    p = platform_factory()
+    sv = os.statvfs(tmp_path)
+    m = mount(localtest=p, cache_ttl=120)
+    want = min(sv.f_bavail * sv.f_frsize // 4, 16 << 30)
+    got = status(m)["cache"]["max"]
+    assert abs(got - want) <= max(want // 50, 64 * MiB), (got, want)
+    assert f"cache_max not set: {got >> 20} MiB" in m.log()

@@ -55,7 +55,8 @@ static const struct key_def keys[] = {
 	STR(cache_dir, "where the content cache of data elements lives\n"
 		       "(default <state_dir>/cache)"),
 	{ "cache_max", KEY_BYTES, offsetof(struct config, cache_max), 0, 0,
-	  "the content cache's bound in bytes, K/M/G/T allowed;\n0: no cache (default 1G)" },
+	  "the content cache's bound in bytes, K/M/G/T allowed;\n0: no cache (default: a quarter of "
+	  "the free space of\ncache_dir's file system at start, at most 16G)" },
 	INT(page_size, 1, 1000, "instances per query page (default 100)"),
 	INT(max_listed, 100, 10000000, "instances one listing may hold (default 200000)"),
 	INT(poll_interval, 1, 86400, "seconds between event polls (default 10)"),
@@ -92,7 +93,7 @@ void config_init(struct config *cfg)
 	cfg->cache_ttl = 10;
 	cfg->timeout = 30;
 	cfg->write_timeout = 300;
-	cfg->cache_max = 1ull << 30;
+	cfg->cache_max = CONFIG_CACHE_MAX_AUTO;
 	cfg->page_size = 100;
 	cfg->max_listed = ALT_MAX_LISTED;
 	cfg->poll_interval = 10;

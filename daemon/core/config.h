@@ -11,6 +11,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* cache_max when not set: the cache sizes itself from the free space of
+ * cache_dir's file system at start (docs/cache.md). */
+#define CONFIG_CACHE_MAX_AUTO UINT64_MAX
+
 struct config_app {
 	char *org;
 	char *app;
@@ -27,7 +31,8 @@ struct config {
 	int timeout;        /* seconds a request may take (bulk: may stall) */
 	int write_timeout;  /* seconds an App API write may wait for its answer */
 	char *cache_dir;    /* data element cache; NULL: <state_dir>/cache */
-	uint64_t cache_max; /* its bound in bytes; 0: no cache */
+	uint64_t cache_max; /* its bound in bytes; 0: no cache; CONFIG_CACHE_MAX_AUTO:
+			     * sized from the free space at start */
 	int page_size;      /* instances per query page */
 	int max_listed;     /* instances one listing may hold (memory bound) */
 	int poll_interval;  /* seconds between event polls */

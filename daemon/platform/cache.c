@@ -39,6 +39,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "http.h"
 #include "log.h"
 #include "sha256.h"
@@ -50,6 +51,9 @@
 #define CACHE_PAUSE_S 10            /* a download held back this long ends */
 #define CACHE_RESERVE (256ull << 20) /* free space left on the cache's file system, */
 #define CACHE_RESERVE_PCT 5          /* ... or this share of it when smaller */
+#define CACHE_AUTO_SHARE 4           /* cache_max unset: 1/4 of the free space at start, */
+#define CACHE_AUTO_CAP (16ull << 30) /* ... at most this: a cache larger than a day's
+				      * reading only costs start-up scans and disk */
 #define CACHE_STAGE (1u << 20)       /* a download's bytes kept in memory, then written
 				      * to the file at once: one large write per MiB
 				      * instead of one per 16 KiB callback of curl */
@@ -882,6 +886,29 @@ static void load_dir(struct cache *c)
 		log_warn("cache: \"%s\" holds more than cache_max", c->dir);
 }
 
+/* cache_max unset: a quarter of what the cache could have at start (the
+ * free space and its own entries), at most CACHE_AUTO_CAP. */
+static uint64_t auto_max(const char *dir)
+{
+	struct statvfs sv;
+	uint64_t have = 0, max;
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+
+	if (statvfs(dir, &sv) < 0)
+		return 0;
+	d = opendir(dir);
+	while (d && (de = readdir(d)))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode))
+			have += (uint64_t)st.st_size;
+	if (d)
+		closedir(d);
+	max = ((uint64_t)sv.f_bavail * sv.f_frsize + have) / CACHE_AUTO_SHARE;
+	return max < CACHE_AUTO_CAP ? max : CACHE_AUTO_CAP;
+}
+
 int cache_new(const char *dir, uint64_t max, int timeout, struct http *http, struct cache **ret)
 {
 	struct cache *c;
@@ -891,6 +918,13 @@ int cache_new(const char *dir, uint64_t max, int timeout, struct http *http, str
 		return 0;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return log_errno(-errno, "cannot create cache_dir \"%s\"", dir);
+	if (max == CONFIG_CACHE_MAX_AUTO) {
+		max = auto_max(dir);
+		log_info("cache: cache_max not set: %" PRIu64 " MiB, a quarter of the free space",
+			 max >> 20);
+		if (max == 0)
+			return 0;
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->dir = xstrdup(dir);
 	c->max = max;

@@ -33,7 +33,9 @@ struct cache;
 struct cache_entry;
 
 /* Opens dir (made if missing), drops partial entries and indexes the
- * complete ones. max 0: *ret is NULL and nothing is cached. timeout is
+ * complete ones. max 0: *ret is NULL and nothing is cached;
+ * CONFIG_CACHE_MAX_AUTO: a quarter of the free space (with the entries
+ * already there) of dir's file system, at most 16 GiB. timeout is
  * how long a read may wait for a download that makes no progress. */
 int cache_new(const char *dir, uint64_t max, int timeout, struct http *http,
 	      struct cache **ret);
