@@ -21,6 +21,7 @@
 #include "ctl.h"
 #include "credentials.h"
 #include "events.h"
+#include "exporter.h"
 #include "inbox.h"
 #include "instwrite.h"
 #include "fs.h"
@@ -295,9 +296,11 @@ static void invalidate(void *ctx, const char *org, const char *app, const char *
 /* What main hands fs_serve's start and stop: the client and the service
  * manager's link. */
 struct run_ctx {
+	const struct config *cfg;
 	struct altinn *a;
 	struct fs *fs;
 	struct service *svc;
+	struct exporter *metrics; /* when metrics_listen is set */
 };
 
 /* One line for systemctl status: the outbox's queue, each app's events
@@ -332,11 +335,33 @@ static void status_line(void *ctx, char *buf, size_t size)
 	fs_status_snapshot_free(&s);
 }
 
-/* The mount is up: tell the service manager. */
+/* A scrape of /metrics: status.json's figures, no request made. */
+static void metrics_collect(void *ctx, exporter_emit_fn emit, void *emit_ctx)
+{
+	struct run_ctx *rc = ctx;
+	struct fs_status_snapshot s;
+	struct metrics_figures f = { 0 };
+
+	fs_status_snapshot(rc->fs, &s);
+	altinn_health(rc->a, &f.health);
+	f.apps = s.apps;
+	f.n_apps = s.n_apps;
+	f.outbox = s.have_outbox ? &s.outbox : NULL;
+	emit(emit_ctx, &f);
+	fs_status_snapshot_free(&s);
+}
+
+/* The mount is up: serve the metrics, tell the service manager. */
 static int run_start(void *ctx)
 {
 	struct run_ctx *rc = ctx;
+	int r;
 
+	if (rc->cfg->metrics_listen) {
+		r = exporter_start(rc->cfg->metrics_listen, metrics_collect, rc, &rc->metrics);
+		if (r < 0)
+			return r;
+	}
 	return service_ready(rc->svc);
 }
 
@@ -370,11 +395,12 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 			break;
 		fs_add_family(fs, &f);
 	}
-	rc = (struct run_ctx){ a, fs, NULL };
+	rc = (struct run_ctx){ cfg, a, fs, NULL, NULL };
 	if (r == 0)
 		r = service_new(status_line, &rc, &rc.svc);
 	if (r == 0)
 		r = fs_serve(fs, mountpoint, &(struct fs_run){ foreground, run_start, run_stop, &rc });
+	exporter_free(rc.metrics); /* before fs: a scrape reads its figures */
 	service_free(rc.svc);
 	fs_free(fs);
 	altinn_free(a);

@@ -686,5 +686,5 @@ static const struct fuse_lowlevel_ops ops = {
 
 const struct fuse_lowlevel_ops *fs_ops(void)
 {
-	return &ops;
+	return opstat_wrap(&ops); /* counted for the metrics */
 }

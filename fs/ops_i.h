@@ -13,9 +13,13 @@
 
 #include "config.h"
 #include "dircache.h"
+#include "opstat.h"
 #include "dwrite.h"
 #include "pending.h"
 #include "tree.h"
+
+/* every error reply is counted against its operation (opstat.c) */
+#define fuse_reply_err(req, err) opstat_reply_err((req), (err))
 
 enum handle_kind { HANDLE_BUFFER, HANDLE_DATA, HANDLE_DIR, HANDLE_FD, HANDLE_CTL };
 

@@ -65,6 +65,8 @@ static const struct key_def keys[] = {
 	INT(events_keep_days, 0, 36500, "days an event file is kept; 0: no limit (default 30)"),
 	STR(webhook_listen, "address:port of the events push endpoint"),
 	URL(webhook_url, "its public https URL, ending in ?code=<secret>"),
+	STR(metrics_listen, "address:port serving Prometheus metrics at /metrics\n"
+			    "(default: off)"),
 	STR(maskinporten_client_id, "Maskinporten client id: Maskinporten is the token source"),
 	STR(maskinporten_key_file, "the client's RSA private key (PEM, mode 0600)"),
 	STR(maskinporten_kid, "the key id registered for that key"),

@@ -41,6 +41,7 @@ struct config {
 	int events_keep_days; /* days an event file is kept (0: no limit) */
 	char *webhook_listen;
 	char *webhook_url;
+	char *metrics_listen; /* address:port of GET /metrics; NULL: off */
 	char *maskinporten_client_id;
 	char *maskinporten_key_file;
 	char *maskinporten_kid;

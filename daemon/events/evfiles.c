@@ -37,6 +37,7 @@
 #include "json.h"
 #include "caps.h"
 #include "log.h"
+#include "metrics.h"
 #include "mountio.h"
 #include "xalloc.h"
 
@@ -343,6 +344,7 @@ int ev_deliver(struct ev_app *ea, const struct json_event *evs, size_t n, bool u
 	ea->added += placed;
 	atomic_fetch_add(&ea->n_files, (long long)placed);
 	pthread_mutex_unlock(&ea->lock);
+	metrics_event_files(placed);
 	for (size_t i = 0; i < m; i++)
 		pending_clear(ea, &p[i]);
 	free(recs);

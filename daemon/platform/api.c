@@ -367,6 +367,7 @@ void altinn_health(struct altinn *a, struct alt_health *ret)
 	if (info.problem[0]) /* no request gets far while the token source fails */
 		snprintf(h.last_error, sizeof(h.last_error), "%.*s", (int)sizeof(h.last_error) - 1,
 			 info.problem);
+	cache_get_stats(a->cache, &h.cache);
 	*ret = h;
 }
 
@@ -382,7 +383,6 @@ char *altinn_status_render(struct altinn *a, const char *mountpoint,
 	ob.give_up_s = a->cfg->outbox_give_up;
 	ob.instance_writes_give_up_s = a->cfg->instance_writes_give_up;
 	ob.inbox_give_up_s = a->cfg->inbox_give_up;
-	altinn_health(a, &h);
-	cache_get_stats(a->cache, &h.cache);
+	altinn_health(a, &h); /* the cache's figures too */
 	return json_status_render(&h, a->cfg->platform, mountpoint, apps, n_apps, &ob);
 }
