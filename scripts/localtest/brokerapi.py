@@ -80,6 +80,7 @@ def check_accept(req):
 
 
 def require(req, *scopes):
+    """The caller's organisation, once APIM's rate limit and the policy's scopes pass."""
     if not any(req.principal.has_scope(s) for s in scopes):
         raise web.HttpError(web.empty(403))
     return broker.caller_org(req.principal.claims)
@@ -261,6 +262,14 @@ def form_parts(req):
 def register(router, platform):
     service = platform.broker
 
+    def limit(req, kind="default"):
+        """APIM in front of Broker: 429 with Retry-After past the rate limit."""
+        wait = service.rate_limited(req.principal, kind)
+        if wait:
+            raise web.HttpError(web.json_response(
+                {"statusCode": 429, "message": "Rate limit is exceeded. Try again in %d "
+                 "seconds." % wait}, status=429, headers=[("Retry-After", str(wait))]))
+
     def call(fn, *args):
         try:
             return fn(*args)
@@ -268,6 +277,7 @@ def register(router, platform):
             raise web.HttpError(problem(e))
 
     def initialize(req):
+        limit(req)
         check_accept(req)
         caller = require(req, WRITE)
         if content_type(req) not in ("application/json", "text/json") and \
@@ -283,6 +293,7 @@ def register(router, platform):
         return web.json_response({"fileTransferId": t.id})
 
     def upload(req):
+        limit(req)
         check_accept(req)
         caller = require(req, WRITE)
         tid = transfer_id(req)
@@ -311,6 +322,7 @@ def register(router, platform):
         return web.json_response({"fileTransferId": t.id})
 
     def initialize_and_upload(req):
+        limit(req)
         check_accept(req)
         caller = require(req, WRITE)
         if content_type(req) != "multipart/form-data":
@@ -333,6 +345,7 @@ def register(router, platform):
         return _store(t, iter([data]))
 
     def overview(req, details=False):
+        limit(req, "details" if details else "default")
         check_accept(req)
         caller = require(req, WRITE, READ)
         tid = transfer_id(req)
@@ -343,6 +356,7 @@ def register(router, platform):
             return web.json_response(t.overview(details))
 
     def search(req):
+        limit(req, "search")
         check_accept(req)
         caller = require(req, WRITE, READ)
         errors = {}
@@ -389,6 +403,7 @@ def register(router, platform):
         return web.json_response(ids)
 
     def download(req):
+        limit(req)
         caller = require(req, READ)
         tid = transfer_id(req)
         t, body = call(service.download, caller, tid)
@@ -406,6 +421,7 @@ def register(router, platform):
         return web.Response(206, headers, content=body, start=start, end=end)
 
     def confirm(req):
+        limit(req)
         check_accept(req)
         caller = require(req, READ)
         tid = transfer_id(req)

@@ -51,6 +51,13 @@ endpoints (all but the anonymous ones need "Authorization: Bearer <token from /H
                                                            an Altinn token (quoted for
                                                            Accept: application/json)
 
+  POST /broker/api/v1/filetransfer                         Broker: initialize (JSON); also
+                                                           GET (search), POST .../upload
+                                                           (multipart), GET|POST
+                                                           .../{id}[/details|/upload|
+                                                           /download|/confirmdownload],
+                                                           TUS .../upload/tus/{id}
+
 admin API (no auth, not logged, not faulted):
   GET    /_localtest/requests[?since=SEQ]   request log (seq, time, method, path, query,
                                             range, status, bytes, auth); DELETE clears it
@@ -83,6 +90,10 @@ admin API (no auth, not logged, not faulted):
                                             "scopes","orgNumber","org"}; GET lists
   POST   /_localtest/maskinporten/clients/{id}/revoke   (and /reinstate); DELETE .../{id}
   GET    /_localtest/maskinporten/log[?since=SEQ]   grants and exchanges, with their secrets
+  POST   /_localtest/broker/resources   add a Broker resource; GET lists; DELETE .../{id}
+  GET    /_localtest/broker/transfers   every transfer (+ .../{id}/content, POST .../{id}/expire)
+  GET    /_localtest/broker/settings    scanDelay, malware, cutUploadAfter, cutCount,
+                                        cutStatus, storageNotReady, rateLimits; PUT changes
 
 seed "demo": ttd/soknad (1,200 instances, 300 parties) and ttd/tilskudd (fixed test
 instances 50001/5a1e0000-0000-4000-8000-000000000001 with awkward file names and

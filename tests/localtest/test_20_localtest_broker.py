@@ -42,7 +42,8 @@ def lt(own_platform):
                              body={"minEventAge": 0, "allowHttpWebhooks": True,
                                    "webhookRetryScale": 0.01})
     assert r.status == 200, r
-    r = own_platform.request("PUT", ADMIN + "/settings", auth=False, body={"scanDelay": 0.05})
+    r = own_platform.request("PUT", ADMIN + "/settings", auth=False, body={"scanDelay": 0.05,
+                                                                   "rateLimits": False})
     assert r.status == 200, r
     return own_platform
 
@@ -55,7 +56,7 @@ def settings(lt):
         return r.json()
     yield change
     change(scanDelay=0.05, malware=0, cutUploadAfter=None, cutCount=0, cutStatus=None,
-           storageNotReady=False)
+           storageNotReady=False, rateLimits=False)
     lt.clear_faults()
 
 
@@ -756,3 +757,21 @@ def test_admin_resources(lt):
     assert lt.request("DELETE", f"{ADMIN}/resources/{rid}", auth=False).status == 204
     r = lt.request("POST", FT, body=init_body(rid), auth=tok(lt, A))
     assert r.status == 401 and code(r) == "BRO-00006"
+
+
+def test_rate_limits(lt, settings):
+    rid = resource(lt)
+    tid = initialize(lt, rid, org=B)
+    settings(rateLimits=True)
+    for _ in range(10):
+        assert lt.get(FT, query={"resourceId": rid}, auth=tok(lt, B)).status == 200
+    r = lt.get(FT, query={"resourceId": rid}, auth=tok(lt, B))
+    assert r.status == 429, r
+    assert 1 <= int(r.header("Retry-After")) <= 60
+    assert r.json()["statusCode"] == 429
+    # per caller and per endpoint class: another org, and the overview, still pass
+    assert lt.get(FT, query={"resourceId": rid}, auth=tok(lt, A)).status == 200
+    for _ in range(10):
+        assert lt.get(f"{FT}/{tid}/details", auth=tok(lt, B)).status == 200
+    assert lt.get(f"{FT}/{tid}/details", auth=tok(lt, B)).status == 429
+    assert lt.get(f"{FT}/{tid}", auth=tok(lt, B)).status == 200
