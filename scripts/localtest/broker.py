@@ -60,6 +60,24 @@ class BrokerService:
             key = principal.claims.get("client_id") or caller_org(principal.claims) or "-"
             return self.limiter.take(key, kind, time.time())
 
+    def may_subscribe(self, principal, resource_filter, subject_filter):
+        """Events' subscribe check for a Broker resource: its service owner, or a party to
+        it with `subjectFilter` its own organisation URN. Other resources: allowed."""
+        prefix = "urn:altinn:resource:"
+        rid = (resource_filter or "")[len(prefix):] if \
+            (resource_filter or "").startswith(prefix) else None
+        with self.lock:
+            resource = self.resources.get(rid) if rid else None
+        if resource is None:
+            return True
+        org = caller_org(principal.claims)
+        if org is None:
+            return False
+        if org == resource.service_owner:
+            return True
+        return (subject_filter == "urn:altinn:organization:identifier-no:" + org
+                and (org in resource.senders or org in resource.recipients))
+
     # -- resources ----------------------------------------------------------------------
 
     def put_resource(self, doc):

@@ -288,7 +288,10 @@ def register(router, platform):
 
     def authorized(principal, m, is_app):
         if not is_app:
-            return True       # no resource registry here: any resource may be subscribed to
+            # no resource registry here: any resource may be subscribed to, but Broker's
+            # (broker.py) only by its service owner or with the caller's own subject
+            return platform.broker.may_subscribe(principal, m["resourceFilter"],
+                                                 m["subjectFilter"])
         if principal.is_org:
             own = eventstore.APP_RESOURCE_PREFIX + principal.org + "_"
             return m["resourceFilter"].lower().startswith(own.lower())

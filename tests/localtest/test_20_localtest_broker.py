@@ -627,6 +627,15 @@ def test_events_by_webhook(lt):
             "endPoint": rec.url, "resourceFilter": "urn:altinn:resource:" + rid,
             "subjectFilter": "urn:altinn:organization:identifier-no:" + B})
         assert r.status == 201, r
+        # without a subject, or with another's, a party is refused; the owner is not
+        for org, subject in ((B, None), (B, "urn:altinn:organization:identifier-no:" + A),
+                             (C, "urn:altinn:organization:identifier-no:" + C)):
+            body = {"endPoint": rec.url, "resourceFilter": "urn:altinn:resource:" + rid}
+            if subject:
+                body["subjectFilter"] = subject
+            r = lt.request("POST", "/events/api/v1/subscriptions", auth=tok(lt, org),
+                           body=body)
+            assert r.status == 403, (org, subject, r)
         deadline = time.monotonic() + 10
         while not lt.get_json("/_localtest/subscriptions", auth=False)[-1]["validated"]:
             assert time.monotonic() < deadline, "subscription not validated"
@@ -775,3 +784,47 @@ def test_rate_limits(lt, settings):
         assert lt.get(f"{FT}/{tid}/details", auth=tok(lt, B)).status == 200
     assert lt.get(f"{FT}/{tid}/details", auth=tok(lt, B)).status == 429
     assert lt.get(f"{FT}/{tid}", auth=tok(lt, B)).status == 200
+
+
+def test_an_exchanged_maskinporten_token_sends(lt):
+    """The daemon's way in: a Maskinporten grant, the exchange, then Broker."""
+    import base64
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    client = "broker-" + uuid.uuid4().hex[:8]
+    r = lt.request("POST", "/_localtest/maskinporten/clients", auth=False, body={
+        "clientId": client, "kid": "k1", "publicKeyPem": pem.decode(), "orgNumber": A,
+        "scopes": "altinn:broker.write altinn:broker.read"})
+    assert r.status == 201, r
+    aud = lt.get_json("/_localtest/maskinporten", auth=False)["issuer"]
+
+    def b64(obj):
+        raw = json.dumps(obj).encode() if not isinstance(obj, bytes) else obj
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    now = int(time.time())
+    head = b64({"alg": "RS256", "kid": "k1"}) + "." + b64({
+        "aud": aud, "iss": client, "scope": "altinn:broker.write", "iat": now,
+        "exp": now + 60, "jti": uuid.uuid4().hex})
+    sig = key.sign(head.encode(), padding.PKCS1v15(), hashes.SHA256())
+    r = lt.request("POST", "/maskinporten/token", auth=False,
+                   content_type="application/x-www-form-urlencoded",
+                   body=urllib.parse.urlencode({
+                       "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                       "assertion": head + "." + b64(sig)}).encode())
+    assert r.status == 200, r
+    r = lt.get("/authentication/api/v1/exchange/maskinporten",
+               auth="Bearer " + r.json()["access_token"])
+    assert r.status == 200, r
+    bearer = "Bearer " + r.body.decode().strip()
+    rid = resource(lt)
+    r = lt.request("POST", FT, body=init_body(rid), auth=bearer)
+    assert r.status == 200, r
+    tid = r.json()["fileTransferId"]
+    r = lt.request("POST", f"{FT}/{tid}/upload", body=b"via maskinporten", auth=bearer,
+                   content_type="application/octet-stream")
+    assert r.status == 200, r
+    # the token holds write only: downloading needs read
+    assert lt.get(f"{FT}/{tid}/download", auth=bearer).status == 403
