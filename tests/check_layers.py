@@ -10,6 +10,10 @@ the files that include the header; a folder pattern (`fs/*`) must hold
 every such file. It also fails on a claim of the kind "the only file that
 includes ..." anywhere else in the sources and docs, since only the table
 is checked.
+
+Whatever the table says, the house's fixed rules hold too (HOUSE): only
+core/ includes SQLite, only platform/ curl and OpenSSL, only fs/ FUSE; a
+family file that includes <sqlite3.h> fails even if a row names it.
 """
 
 import fnmatch
@@ -23,6 +27,12 @@ SOURCES = ("daemon", "fs")
 PROSE = ("daemon", "fs", "docs", "README.md", "meson.build")
 CLAIM = re.compile(r"\bonly\s+(?:file|files|one|ones|place|places)\s+(?:that|to|which)\s+includ",
                    re.I)
+HOUSE = (
+    ("<sqlite3.h>", "daemon/core/*", "only core/ keeps journals: use core/queue.h or records.h"),
+    ("<curl/*>", "daemon/platform/*", "only platform/ talks to the network"),
+    ("<openssl/*>", "daemon/platform/*", "only platform/ signs and hashes"),
+    ("<fuse*>", "fs/*", "only fs/ knows FUSE"),
+)
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"][^>"]+[>"])', re.M)
 
 
@@ -72,6 +82,15 @@ def check_table(errors):
                           f"but it does not include it")
 
 
+def check_house(errors, inc=None):
+    inc = includes() if inc is None else inc
+    for header, allowed, why in HOUSE:
+        for f, names in sorted(inc.items()):
+            if any(fnmatch.fnmatchcase(n, header) for n in names) and \
+                    not fnmatch.fnmatchcase(f, allowed):
+                errors.append(f"{f} includes {header}, which only {allowed} may ({why})")
+
+
 def check_prose(errors):
     for top in PROSE:
         p = ROOT / top
@@ -91,6 +110,7 @@ def check_prose(errors):
 def main():
     errors = []
     check_table(errors)
+    check_house(errors)
     check_prose(errors)
     for e in errors:
         print(f"check_layers: {e}", file=sys.stderr)

@@ -156,6 +156,81 @@ def test_outage_across_a_clean_restart(p, mount):
     assert len(instances_of(p, SOKNAD, number)) == 2
 
 
+# The journal of a version before core/queue.c: tables of its own.
+OLD_SPOOL_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS items ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, app TEXT NOT NULL, rel TEXT NOT NULL,"
+    " is_dir INTEGER NOT NULL, state TEXT NOT NULL, received_at INTEGER NOT NULL,"
+    " next_at INTEGER NOT NULL, attempt_at INTEGER NOT NULL,"
+    " first_attempt_at INTEGER NOT NULL, finished_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL, instance_id TEXT, task TEXT, last_error TEXT,"
+    " outcome_name TEXT, outcome_doc TEXT);"
+    "CREATE INDEX IF NOT EXISTS items_rel ON items(org, app, rel);"
+    "CREATE INDEX IF NOT EXISTS items_instance ON items(instance_id);"
+    "CREATE TABLE IF NOT EXISTS elements ("
+    " item_id INTEGER NOT NULL, idx INTEGER NOT NULL, path TEXT NOT NULL,"
+    " filename TEXT NOT NULL, content_type TEXT NOT NULL, data_type TEXT NOT NULL,"
+    " size INTEGER NOT NULL, sha256 TEXT NOT NULL, state TEXT NOT NULL,"
+    " attempt_at INTEGER NOT NULL, data_id TEXT, PRIMARY KEY (item_id, idx));"
+    "CREATE INDEX IF NOT EXISTS elements_data ON elements(data_id);"
+    "CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
+
+
+def to_old_spool(db_path):
+    """Rewrites an outbox.db into the earlier version's tables, row for row,
+    as that version would have left the same items."""
+    import sqlite3
+    db = sqlite3.connect(db_path)
+    items = db.execute("SELECT id, state, tries, created_at, due_at, attempt_at, done_at,"
+                       " last_error, payload FROM queue_items WHERE queue = 'outbox'").fetchall()
+    els = db.execute("SELECT grp, ord, at, payload FROM records"
+                     " WHERE store = 'outbox_elements'").fetchall()
+    facts = db.execute("SELECT key, payload FROM records WHERE store = 'outbox_facts'").fetchall()
+    db.executescript("DROP TABLE queue_items; DROP TABLE records;" + OLD_SPOOL_SCHEMA)
+    for id_, state, tries, created, due, attempt, done, error, payload in items:
+        f = json.loads(payload)
+        db.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (id_, f["org"], f["app"], f["rel"], int(f["is_dir"]), state, created, due,
+                    attempt, int(f["first_attempt_at"]), done, tries, f.get("instance_id"),
+                    f.get("task"), error, f.get("outcome_name"), f.get("outcome_doc")))
+    for grp, ord_, at, payload in els:
+        f = json.loads(payload)
+        db.execute("INSERT INTO elements VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                   (int(grp), ord_, f["path"], f["filename"], f["content_type"], f["data_type"],
+                    int(f["size"]), f["sha256"], f["state"], at, f.get("data_id")))
+    for key, payload in facts:
+        db.execute("INSERT INTO facts VALUES (?, ?)", (key, json.loads(payload)["value"]))
+    db.commit()
+    db.close()
+    return len(items), len(els)
+
+
+def test_an_earlier_versions_spool_is_delivered(p, mount):
+    m1 = mount(localtest=p, **FAST)
+    owner, number = new_org()
+    d = owner_dir(m1, SOKNAD, owner)
+    p.fault("/ttd/soknad/instances$", method="POST", status=503, count=-1)
+    (d / "gammel.pdf").write_bytes(PDF)
+    wait_for(lambda: "503" in (xattr(d / "gammel.pdf", "user.altinn.last_error") or ""),
+             what="a 503 for gammel.pdf")
+    m1.stop()
+    p.clear_faults()
+    n_items, n_els = to_old_spool(m1.state_dir / "outbox.db")
+    assert n_items == 1 and n_els == 1
+    m2 = mount(localtest=p, state_dir=str(m1.state_dir), **FAST)
+    receipt = wait_receipt(m2, SOKNAD, owner, "gammel.pdf", timeout=30)
+    assert receipt["attempts"] >= 2  # the failed try of the earlier version counts
+    [inst] = instances_of(p, SOKNAD, number)
+    assert receipt["instance_id"] == inst["id"]
+    [el] = attachments(inst)
+    assert stored_bytes(p, el["id"]) == PDF
+    import sqlite3
+    db = sqlite3.connect(m1.state_dir / "outbox.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert not tables & {"items", "elements", "facts"}
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MiB tmpfs for state_dir, unmounted afterwards."""

@@ -1,35 +1,41 @@
-/* spool.c - the outbox's journal in SQLite (see spool.h).
+/* spool.c - the outbox's journal, in core's queue and record store (see
+ * spool.h, core/queue.h, core/records.h).
  *
- * Why SQLite: each transition is a small transaction that must be on
- * disk before the next remote call, and a crash at any instant must
- * leave either the old row or the new one. SQLite in WAL mode with
- * synchronous=FULL gives exactly that (one fsync of the WAL per commit,
- * no torn rows, readers never blocked), is already a dependency, and is
- * easy to inspect with the sqlite3 shell when something looks wrong. A
- * file per item with rename-into-place would work too, but would need
- * its own parser, fsync discipline and scan on start.
+ * Each transition is a small commit that is on disk before the next
+ * remote call, and a crash at any instant leaves either the old item or
+ * the new one: core's journal (SQLite, WAL, synchronous=FULL) gives
+ * exactly that. An item is a queue item keyed "org/app/rel" (its times and
+ * attempts are the queue's columns, the rest its fields); its data
+ * elements are records of the store outbox_elements, grouped by the
+ * item's id and ordered by their index; the facts learnt from the
+ * platform are records of outbox_facts. An item and its elements are
+ * saved in one commit.
  *
- * Rows are never updated in place by two threads: the outbox gives each
- * item to one thread at a time. The mutex here only keeps statements of
- * different items from interleaving inside one transaction. */
+ * Items are never written by two threads at once: the outbox gives each
+ * item to one thread at a time. A state_dir of a version before core's
+ * queue has tables of its own (items, elements, facts); their rows move
+ * over at open, keeping the items' ids. */
 #include "spool.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <sqlite3.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "journal.h"
 #include "log.h"
+#include "queue.h"
+#include "records.h"
+#include "retry.h"
 #include "states.h"
 #include "xalloc.h"
 
 struct spool {
-	sqlite3 *db;
-	pthread_mutex_t lock; /* one transaction at a time */
+	struct journal *j;
+	struct queue *items;
+	struct records *els;   /* group: the item's id; ord: the element's index */
+	struct records *facts; /* group ""; key: the fact's name */
 };
 
 static const char *const state_names[SPOOL_N_STATES] = {
@@ -43,23 +49,30 @@ static const char *const state_names[SPOOL_N_STATES] = {
 
 static const char *const el_state_names[] = { "pending", "sending", "uploaded" };
 
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS items ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, app TEXT NOT NULL, rel TEXT NOT NULL,"
-	" is_dir INTEGER NOT NULL, state TEXT NOT NULL, received_at INTEGER NOT NULL,"
-	" next_at INTEGER NOT NULL, attempt_at INTEGER NOT NULL,"
-	" first_attempt_at INTEGER NOT NULL, finished_at INTEGER NOT NULL,"
-	" attempts INTEGER NOT NULL, instance_id TEXT, task TEXT, last_error TEXT,"
-	" outcome_name TEXT, outcome_doc TEXT);"
-	"CREATE INDEX IF NOT EXISTS items_rel ON items(org, app, rel);"
-	"CREATE INDEX IF NOT EXISTS items_instance ON items(instance_id);"
-	"CREATE TABLE IF NOT EXISTS elements ("
-	" item_id INTEGER NOT NULL, idx INTEGER NOT NULL, path TEXT NOT NULL,"
-	" filename TEXT NOT NULL, content_type TEXT NOT NULL, data_type TEXT NOT NULL,"
-	" size INTEGER NOT NULL, sha256 TEXT NOT NULL, state TEXT NOT NULL,"
-	" attempt_at INTEGER NOT NULL, data_id TEXT, PRIMARY KEY (item_id, idx));"
-	"CREATE INDEX IF NOT EXISTS elements_data ON elements(data_id);"
-	"CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+enum { F_ORG, F_APP, F_REL, F_IS_DIR, F_FIRST_ATTEMPT, F_INSTANCE, F_TASK, F_OUTCOME_NAME,
+       F_OUTCOME_DOC, N_FIELDS };
+static const char *const item_fields[N_FIELDS] = {
+	"org", "app", "rel", "is_dir", "first_attempt_at", "instance_id", "task", "outcome_name",
+	"outcome_doc",
+};
+static const struct queue_def items_def = {
+	.name = "outbox", .states = state_names, .n_states = SPOOL_N_STATES,
+	.fields = item_fields, .n_fields = N_FIELDS,
+	/* the outbox computes its own waits; this only bounds a due time
+	 * left far ahead by a clock that went back */
+	.max_backoff_ms = 3600 * 1000,
+};
+
+enum { E_PATH, E_FILENAME, E_CTYPE, E_DTYPE, E_SIZE, E_SHA, E_STATE, E_DATA_ID, N_EL_FIELDS };
+static const char *const el_fields[N_EL_FIELDS] = {
+	"path", "filename", "content_type", "data_type", "size", "sha256", "state", "data_id",
+};
+static const struct records_def els_def = { "outbox_elements", el_fields, N_EL_FIELDS };
+static const char *const fact_fields[] = { "value" };
+static const struct records_def facts_def = { "outbox_facts", fact_fields, 1 };
+
+#define WAITING (QUEUE_STATE(SPOOL_WRITING) | QUEUE_STATE(SPOOL_HELD) | QUEUE_STATE(SPOOL_RECEIVED))
+#define FINISHED (QUEUE_STATE(SPOOL_DONE) | QUEUE_STATE(SPOOL_FAILED))
 
 const char *spool_state_name(enum spool_state st)
 {
@@ -76,90 +89,260 @@ bool spool_state_parse(const char *name, enum spool_state *ret)
 	return true;
 }
 
-static int sql_errno(struct spool *sp, int rc, const char *what)
+static char *group_of(int64_t id)
 {
-	return journal_errno(sp->db, rc, "spool", what);
+	return xasprintf("%" PRId64, id);
 }
 
-static int exec(struct spool *sp, const char *sql)
+static char *fmt_i64(int64_t v)
 {
-	int rc = sqlite3_exec(sp->db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : sql_errno(sp, rc, sql);
+	return xasprintf("%" PRId64, v);
 }
 
-static sqlite3_stmt *prepare(struct spool *sp, const char *sql)
+static int64_t to_i64(const char *s)
 {
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(sp->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		/* our own SQL: only a bug or a broken database gets here */
-		log_error("spool: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(sp->db));
-		return NULL;
-	}
-	return st;
+	return s ? strtoll(s, NULL, 10) : 0;
 }
 
-/* Runs a statement that returns no rows, then finalizes it. */
-static int run(struct spool *sp, sqlite3_stmt *st, const char *what)
-{
-	int rc;
+/* ---- items and elements as the queue and the store keep them */
 
-	if (!st)
-		return -EIO;
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_errno(sp, rc, what);
+static void item_to_queue(const struct spool_item *it, struct queue_item *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->id = it->id;
+	q->key = xasprintf("%s/%s/%s", it->org, it->app, it->rel);
+	q->state = (int)it->state;
+	q->tries = it->attempts;
+	q->created_at = it->received_at;
+	q->due_at = it->next_at;
+	q->attempt_at = it->attempt_at;
+	q->done_at = it->finished_at;
+	queue_set(&q->last_error, it->last_error);
+	queue_set(&q->f[F_ORG], it->org);
+	queue_set(&q->f[F_APP], it->app);
+	queue_set(&q->f[F_REL], it->rel);
+	queue_set(&q->f[F_IS_DIR], it->is_dir ? "1" : "0");
+	q->f[F_FIRST_ATTEMPT] = fmt_i64(it->first_attempt_at);
+	queue_set(&q->f[F_INSTANCE], it->instance_id);
+	queue_set(&q->f[F_TASK], it->task);
+	queue_set(&q->f[F_OUTCOME_NAME], it->outcome_name);
+	queue_set(&q->f[F_OUTCOME_DOC], it->outcome_doc);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+/* Takes q's strings. */
+static struct spool_item *item_from_queue(struct queue_item *q)
 {
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
+	struct spool_item *it = xcalloc(1, sizeof(*it));
+
+	it->id = q->id;
+	/* a newer version's state: leave it be */
+	it->state = q->state < 0 ? SPOOL_HELD : (enum spool_state)q->state;
+	it->attempts = q->tries;
+	it->received_at = q->created_at;
+	it->next_at = q->due_at;
+	it->attempt_at = q->attempt_at;
+	it->finished_at = q->done_at;
+	it->last_error = q->last_error;
+	q->last_error = NULL;
+	it->org = q->f[F_ORG];
+	it->app = q->f[F_APP];
+	it->rel = q->f[F_REL];
+	it->is_dir = q->f[F_IS_DIR] && strcmp(q->f[F_IS_DIR], "0") != 0;
+	it->first_attempt_at = to_i64(q->f[F_FIRST_ATTEMPT]);
+	it->instance_id = q->f[F_INSTANCE];
+	it->task = q->f[F_TASK];
+	it->outcome_name = q->f[F_OUTCOME_NAME];
+	it->outcome_doc = q->f[F_OUTCOME_DOC];
+	q->f[F_ORG] = q->f[F_APP] = q->f[F_REL] = q->f[F_INSTANCE] = q->f[F_TASK] = NULL;
+	q->f[F_OUTCOME_NAME] = q->f[F_OUTCOME_DOC] = NULL;
+	queue_item_clear(q);
+	return it;
 }
 
-static char *col_text(sqlite3_stmt *st, int i)
+static int put_element(struct spool *sp, int64_t item_id, size_t idx,
+		       const struct spool_element *el)
 {
-	const unsigned char *s = sqlite3_column_text(st, i);
-	return s ? xstrdup((const char *)s) : NULL;
+	char *group = group_of(item_id), key[24], size[24];
+	struct record rec = { .group = group, .key = key, .ord = (int64_t)idx,
+			      .at = el->attempt_at };
+	int r;
+
+	snprintf(key, sizeof(key), "%06zu", idx);
+	snprintf(size, sizeof(size), "%" PRIu64, el->size);
+	rec.f[E_PATH] = el->path ? el->path : "";
+	rec.f[E_FILENAME] = el->filename ? el->filename : "";
+	rec.f[E_CTYPE] = el->content_type ? el->content_type : "";
+	rec.f[E_DTYPE] = el->data_type ? el->data_type : "";
+	rec.f[E_SIZE] = size;
+	rec.f[E_SHA] = (char *)el->sha256;
+	rec.f[E_STATE] = (char *)el_state_names[el->state];
+	rec.f[E_DATA_ID] = el->data_id;
+	r = records_put(sp->els, &rec);
+	free(group);
+	return r;
 }
 
-static int64_t now_ms(void)
+static int take_element(void *ctx, struct record *rec)
 {
-	struct timespec ts;
+	struct spool_item *it = ctx;
+	struct spool_element *el;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	it->els = xrealloc(it->els, (it->n_els + 1) * sizeof(*it->els));
+	el = &it->els[it->n_els++];
+	memset(el, 0, sizeof(*el));
+	el->path = rec->f[E_PATH];
+	el->filename = rec->f[E_FILENAME];
+	el->content_type = rec->f[E_CTYPE];
+	el->data_type = rec->f[E_DTYPE];
+	el->data_id = rec->f[E_DATA_ID];
+	rec->f[E_PATH] = rec->f[E_FILENAME] = rec->f[E_CTYPE] = rec->f[E_DTYPE] = NULL;
+	rec->f[E_DATA_ID] = NULL;
+	el->size = rec->f[E_SIZE] ? strtoull(rec->f[E_SIZE], NULL, 10) : 0;
+	snprintf(el->sha256, sizeof(el->sha256), "%s", rec->f[E_SHA] ? rec->f[E_SHA] : "");
+	for (int k = 0; k < 3; k++)
+		if (rec->f[E_STATE] && strcmp(rec->f[E_STATE], el_state_names[k]) == 0)
+			el->state = (enum spool_el_state)k;
+	el->attempt_at = rec->at;
+	return 0;
+}
+
+static int delete_elements(struct spool *sp, int64_t item_id)
+{
+	char *group = group_of(item_id);
+	int r = records_delete(sp->els, group, NULL);
+
+	free(group);
+	return r;
+}
+
+/* ---- an earlier version's tables, moved over once */
+
+static const char *const old_item_cols[] = {
+	"id", "org", "app", "rel", "is_dir", "state", "received_at", "next_at", "attempt_at",
+	"first_attempt_at", "finished_at", "attempts", "instance_id", "task", "last_error",
+	"outcome_name", "outcome_doc",
+};
+static const char *const old_el_cols[] = {
+	"item_id", "idx", "path", "filename", "content_type", "data_type", "size", "sha256",
+	"state", "attempt_at", "data_id",
+};
+static const char *const old_fact_cols[] = { "key", "value" };
+
+static int import_item(void *ctx, const char *const *v)
+{
+	struct spool *sp = ctx;
+	struct spool_item it = {
+		.id = to_i64(v[0]), .org = (char *)v[1], .app = (char *)v[2], .rel = (char *)v[3],
+		.is_dir = to_i64(v[4]) != 0, .received_at = to_i64(v[6]), .next_at = to_i64(v[7]),
+		.attempt_at = to_i64(v[8]), .first_attempt_at = to_i64(v[9]),
+		.finished_at = to_i64(v[10]), .attempts = (unsigned)to_i64(v[11]),
+		.instance_id = (char *)v[12], .task = (char *)v[13], .last_error = (char *)v[14],
+		.outcome_name = (char *)v[15], .outcome_doc = (char *)v[16],
+	};
+	struct queue_item q;
+	int r;
+
+	if (!it.id || !it.org || !it.app || !it.rel)
+		return 0;
+	if (!spool_state_parse(v[5], &it.state))
+		it.state = SPOOL_HELD;
+	item_to_queue(&it, &q);
+	r = queue_add(sp->items, &q);
+	queue_item_clear(&q);
+	return r;
+}
+
+static int import_element(void *ctx, const char *const *v)
+{
+	struct spool *sp = ctx;
+	struct spool_element el = {
+		.path = (char *)v[2], .filename = (char *)v[3], .content_type = (char *)v[4],
+		.data_type = (char *)v[5], .size = (uint64_t)to_i64(v[6]),
+		.attempt_at = to_i64(v[9]), .data_id = (char *)v[10],
+	};
+
+	snprintf(el.sha256, sizeof(el.sha256), "%s", v[7] ? v[7] : "");
+	for (int k = 0; k < 3; k++)
+		if (v[8] && strcmp(v[8], el_state_names[k]) == 0)
+			el.state = (enum spool_el_state)k;
+	return put_element(sp, to_i64(v[0]), (size_t)to_i64(v[1]), &el);
+}
+
+static int import_fact(void *ctx, const char *const *v)
+{
+	return v[0] && v[1] ? spool_fact_set(ctx, v[0], v[1]) : 0;
+}
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static int upgrade(struct spool *sp)
+{
+	int r;
+
+	if (!journal_has_table(sp->j, "items") && !journal_has_table(sp->j, "elements") &&
+	    !journal_has_table(sp->j, "facts"))
+		return 0;
+	r = journal_begin(sp->j, true);
+	if (r == 0 && journal_has_table(sp->j, "items"))
+		r = journal_import(sp->j, "items", old_item_cols, N(old_item_cols), import_item, sp);
+	if (r == 0 && journal_has_table(sp->j, "elements"))
+		r = journal_import(sp->j, "elements", old_el_cols, N(old_el_cols), import_element,
+				   sp);
+	if (r == 0 && journal_has_table(sp->j, "facts"))
+		r = journal_import(sp->j, "facts", old_fact_cols, N(old_fact_cols), import_fact, sp);
+	return journal_end(sp->j, r);
+}
+
+/* ---- opening */
+
+struct ids {
+	int64_t *v;
+	size_t n;
+};
+
+static int collect_id(void *ctx, struct queue_item *q)
+{
+	struct ids *ids = ctx;
+
+	ids->v = xrealloc(ids->v, (ids->n + 1) * sizeof(*ids->v));
+	ids->v[ids->n++] = q->id;
+	return 0;
+}
+
+/* Deletes the items of qq with their elements, in the open transaction. */
+static int delete_items(struct spool *sp, const struct queue_query *qq)
+{
+	struct ids ids = { NULL, 0 };
+	int r = queue_list(sp->items, qq, collect_id, &ids);
+
+	for (size_t i = 0; r == 0 && i < ids.n; i++)
+		r = delete_elements(sp, ids.v[i]);
+	if (r == 0)
+		r = queue_delete_where(sp->items, qq);
+	free(ids.v);
+	return r;
 }
 
 int spool_open(const char *path, int keep_days, struct spool **ret)
 {
 	struct spool *sp = xcalloc(1, sizeof(*sp));
-	sqlite3_stmt *st;
+	struct queue_query old = { .states = FINISHED };
 	int r;
 
-	pthread_mutex_init(&sp->lock, NULL);
-	r = journal_open("spool", path, NULL, &sp->db);
-	if (r < 0) {
-		spool_close(sp);
-		return r;
-	}
-	r = exec(sp, schema);
+	r = journal_new("spool", path, false, &sp->j);
+	if (r == 0)
+		r = queue_open(sp->j, &items_def, &sp->items);
+	if (r == 0)
+		r = records_open(sp->j, &els_def, &sp->els);
+	if (r == 0)
+		r = records_open(sp->j, &facts_def, &sp->facts);
+	if (r == 0)
+		r = upgrade(sp);
 	if (r == 0) {
-		st = prepare(sp, "DELETE FROM elements WHERE item_id IN (SELECT id FROM items"
-				 " WHERE state IN ('done','failed') AND finished_at < ?1);"
-				 );
-		if (st)
-			sqlite3_bind_int64(st, 1, now_ms() - (int64_t)keep_days * 86400000);
-		r = run(sp, st, "prune elements");
-	}
-	if (r == 0) {
-		st = prepare(sp, "DELETE FROM items WHERE state IN ('done','failed') AND finished_at < ?1");
-		if (st)
-			sqlite3_bind_int64(st, 1, now_ms() - (int64_t)keep_days * 86400000);
-		r = run(sp, st, "prune items");
+		old.done_before = retry_wall_ms() - (int64_t)keep_days * 86400000;
+		r = journal_begin(sp->j, false);
+		if (r == 0)
+			r = journal_end(sp->j, delete_items(sp, &old));
 	}
 	if (r < 0) {
 		spool_close(sp);
@@ -173,9 +356,10 @@ void spool_close(struct spool *sp)
 {
 	if (!sp)
 		return;
-	if (sp->db)
-		sqlite3_close(sp->db);
-	pthread_mutex_destroy(&sp->lock);
+	queue_close(sp->items);
+	records_close(sp->els);
+	records_close(sp->facts);
+	journal_free(sp->j);
 	free(sp);
 }
 
@@ -212,317 +396,157 @@ void spool_item_free(struct spool_item *it)
 
 /* ---- loading */
 
-static void load_elements(struct spool *sp, struct spool_item *it)
+struct loaded {
+	struct spool_item **v;
+	size_t n;
+};
+
+static int collect_item(void *ctx, struct queue_item *q)
 {
-	sqlite3_stmt *st = prepare(sp, "SELECT path, filename, content_type, data_type, size,"
-				       " sha256, state, attempt_at, data_id FROM elements"
-				       " WHERE item_id = ?1 ORDER BY idx");
+	struct loaded *l = ctx;
 
-	if (!st)
-		return;
-	sqlite3_bind_int64(st, 1, it->id);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct spool_element *el;
-		const char *state = (const char *)sqlite3_column_text(st, 6);
-		char *sha = col_text(st, 5);
-
-		it->els = xrealloc(it->els, (it->n_els + 1) * sizeof(*it->els));
-		el = &it->els[it->n_els++];
-		memset(el, 0, sizeof(*el));
-		el->path = col_text(st, 0);
-		el->filename = col_text(st, 1);
-		el->content_type = col_text(st, 2);
-		el->data_type = col_text(st, 3);
-		el->size = (uint64_t)sqlite3_column_int64(st, 4);
-		snprintf(el->sha256, sizeof(el->sha256), "%s", sha ? sha : "");
-		free(sha);
-		for (int k = 0; k < 3; k++)
-			if (state && strcmp(state, el_state_names[k]) == 0)
-				el->state = (enum spool_el_state)k;
-		el->attempt_at = sqlite3_column_int64(st, 7);
-		el->data_id = col_text(st, 8);
-	}
-	sqlite3_finalize(st);
+	/* every item not finished, also one in a state a newer version named */
+	if (q->state == SPOOL_DONE || q->state == SPOOL_FAILED)
+		return 0;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = item_from_queue(q);
+	return 0;
 }
 
 int spool_load(struct spool *sp, void (*cb)(void *ctx, struct spool_item *it), void *ctx)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct queue_query qq = { .states = 0 };
+	struct loaded l = { NULL, 0 };
+	size_t i = 0;
+	int r = queue_list(sp->items, &qq, collect_item, &l);
 
-	pthread_mutex_lock(&sp->lock);
-	st = prepare(sp, "SELECT id, org, app, rel, is_dir, state, received_at, next_at,"
-			 " attempt_at, first_attempt_at, finished_at, attempts, instance_id, task,"
-			 " last_error, outcome_name, outcome_doc FROM items"
-			 " WHERE state NOT IN ('done','failed') ORDER BY id");
-	if (!st) {
-		pthread_mutex_unlock(&sp->lock);
-		return -EIO;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct spool_item *it = xcalloc(1, sizeof(*it));
-		char *state = col_text(st, 5);
+	for (; r == 0 && i < l.n; i++) {
+		char *group = group_of(l.v[i]->id);
 
-		it->id = sqlite3_column_int64(st, 0);
-		it->org = col_text(st, 1);
-		it->app = col_text(st, 2);
-		it->rel = col_text(st, 3);
-		it->is_dir = sqlite3_column_int(st, 4) != 0;
-		if (!spool_state_parse(state, &it->state))
-			it->state = SPOOL_HELD; /* a newer version's state: leave it be */
-		free(state);
-		it->received_at = sqlite3_column_int64(st, 6);
-		it->next_at = sqlite3_column_int64(st, 7);
-		it->attempt_at = sqlite3_column_int64(st, 8);
-		it->first_attempt_at = sqlite3_column_int64(st, 9);
-		it->finished_at = sqlite3_column_int64(st, 10);
-		it->attempts = (unsigned)sqlite3_column_int(st, 11);
-		it->instance_id = col_text(st, 12);
-		it->task = col_text(st, 13);
-		it->last_error = col_text(st, 14);
-		it->outcome_name = col_text(st, 15);
-		it->outcome_doc = col_text(st, 16);
-		load_elements(sp, it);
-		cb(ctx, it);
+		r = records_list(sp->els, group, take_element, l.v[i]);
+		free(group);
+		if (r == 0)
+			cb(ctx, l.v[i]);
+		else
+			spool_item_free(l.v[i]);
 	}
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&sp->lock);
-	return rc == SQLITE_DONE ? 0 : sql_errno(sp, rc, "load");
+	for (; i < l.n; i++)
+		spool_item_free(l.v[i]);
+	free(l.v);
+	return r;
 }
 
 /* ---- saving */
 
-static int write_element(struct spool *sp, const struct spool_item *it, size_t idx)
+/* A new drop replaces one that was waiting under the same name: the
+ * waiting items' elements go first. In the open transaction. */
+static int drop_waiting(struct spool *sp, const char *key)
 {
-	const struct spool_element *el = &it->els[idx];
-	sqlite3_stmt *st = prepare(sp, "INSERT OR REPLACE INTO elements (item_id, idx, path,"
-				       " filename, content_type, data_type, size, sha256, state,"
-				       " attempt_at, data_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
+	struct queue_query qq = { .key = key, .states = WAITING };
 
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, it->id);
-	sqlite3_bind_int64(st, 2, (int64_t)idx);
-	bind_text(st, 3, el->path ? el->path : "");
-	bind_text(st, 4, el->filename ? el->filename : "");
-	bind_text(st, 5, el->content_type ? el->content_type : "");
-	bind_text(st, 6, el->data_type ? el->data_type : "");
-	sqlite3_bind_int64(st, 7, (int64_t)el->size);
-	bind_text(st, 8, el->sha256);
-	bind_text(st, 9, el_state_names[el->state]);
-	sqlite3_bind_int64(st, 10, el->attempt_at);
-	bind_text(st, 11, el->data_id);
-	return run(sp, st, "save element");
-}
-
-/* Runs sql, a statement about the rows of it's name (org, app, rel). */
-static int delete_waiting(struct spool *sp, const struct spool_item *it, const char *sql,
-			  const char *what)
-{
-	sqlite3_stmt *st = prepare(sp, sql);
-
-	if (st) {
-		bind_text(st, 1, it->org);
-		bind_text(st, 2, it->app);
-		bind_text(st, 3, it->rel);
-	}
-	return run(sp, st, what);
-}
-
-static int write_item(struct spool *sp, struct spool_item *it)
-{
-	sqlite3_stmt *st;
-	int r;
-
-	if (it->id == 0) {
-		/* a new drop replaces one that was waiting under the same name */
-		r = delete_waiting(sp, it, "DELETE FROM elements WHERE item_id IN (SELECT id FROM"
-				   " items WHERE org=?1 AND app=?2 AND rel=?3 AND state IN"
-				   " ('writing','held','received'))", "replace elements");
-		if (r < 0)
-			return r;
-		r = delete_waiting(sp, it, "DELETE FROM items WHERE org=?1 AND app=?2 AND rel=?3"
-				   " AND state IN ('writing','held','received')", "replace item");
-		if (r < 0)
-			return r;
-		st = prepare(sp, "INSERT INTO items (org, app, rel, is_dir, state, received_at,"
-				 " next_at, attempt_at, first_attempt_at, finished_at, attempts,"
-				 " instance_id, task, last_error, outcome_name, outcome_doc)"
-				 " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)");
-	} else {
-		st = prepare(sp, "UPDATE items SET org=?1, app=?2, rel=?3, is_dir=?4, state=?5,"
-				 " received_at=?6, next_at=?7, attempt_at=?8, first_attempt_at=?9,"
-				 " finished_at=?10, attempts=?11, instance_id=?12, task=?13,"
-				 " last_error=?14, outcome_name=?15, outcome_doc=?16 WHERE id=?17");
-	}
-	if (!st)
-		return -EIO;
-	bind_text(st, 1, it->org);
-	bind_text(st, 2, it->app);
-	bind_text(st, 3, it->rel);
-	sqlite3_bind_int(st, 4, it->is_dir);
-	bind_text(st, 5, spool_state_name(it->state));
-	sqlite3_bind_int64(st, 6, it->received_at);
-	sqlite3_bind_int64(st, 7, it->next_at);
-	sqlite3_bind_int64(st, 8, it->attempt_at);
-	sqlite3_bind_int64(st, 9, it->first_attempt_at);
-	sqlite3_bind_int64(st, 10, it->finished_at);
-	sqlite3_bind_int(st, 11, (int)it->attempts);
-	bind_text(st, 12, it->instance_id);
-	bind_text(st, 13, it->task);
-	bind_text(st, 14, it->last_error);
-	bind_text(st, 15, it->outcome_name);
-	bind_text(st, 16, it->outcome_doc);
-	if (it->id)
-		sqlite3_bind_int64(st, 17, it->id);
-	r = run(sp, st, "save item");
-	if (r == 0 && it->id == 0)
-		it->id = sqlite3_last_insert_rowid(sp->db);
-	return r;
+	return delete_items(sp, &qq);
 }
 
 int spool_save(struct spool *sp, struct spool_item *it, bool elements)
 {
 	int64_t old_id = it->id;
+	struct queue_item q;
 	int r;
 
-	pthread_mutex_lock(&sp->lock);
-	r = exec(sp, "BEGIN IMMEDIATE");
-	if (r < 0)
-		goto out;
-	r = write_item(sp, it);
-	if (r == 0 && elements) {
-		sqlite3_stmt *st = prepare(sp, "DELETE FROM elements WHERE item_id = ?1");
-
-		if (st)
-			sqlite3_bind_int64(st, 1, it->id);
-		r = run(sp, st, "clear elements");
-		for (size_t i = 0; r == 0 && i < it->n_els; i++)
-			r = write_element(sp, it, i);
-	}
-	if (r == 0)
-		r = exec(sp, "COMMIT");
+	item_to_queue(it, &q);
+	r = journal_begin(sp->j, false);
 	if (r < 0) {
-		exec(sp, "ROLLBACK");
-		it->id = old_id;
+		queue_item_clear(&q);
+		return r;
 	}
-out:
-	pthread_mutex_unlock(&sp->lock);
+	if (!it->id) {
+		r = drop_waiting(sp, q.key);
+		if (r == 0)
+			r = queue_add(sp->items, &q);
+		if (r == 0)
+			it->id = q.id;
+	} else {
+		r = queue_save(sp->items, &q);
+	}
+	if (r == 0 && elements) {
+		r = delete_elements(sp, it->id);
+		for (size_t i = 0; r == 0 && i < it->n_els; i++)
+			r = put_element(sp, it->id, i, &it->els[i]);
+	}
+	r = journal_end(sp->j, r);
+	if (r < 0)
+		it->id = old_id;
+	queue_item_clear(&q);
 	return r;
 }
 
 int spool_save_element(struct spool *sp, const struct spool_item *it, size_t idx)
 {
-	int r;
-
-	pthread_mutex_lock(&sp->lock);
-	r = write_element(sp, it, idx);
-	pthread_mutex_unlock(&sp->lock);
-	return r;
+	return put_element(sp, it->id, idx, &it->els[idx]);
 }
 
 int spool_delete(struct spool *sp, int64_t id)
 {
-	sqlite3_stmt *st;
-	int r;
+	int r = journal_begin(sp->j, false);
 
-	pthread_mutex_lock(&sp->lock);
-	r = exec(sp, "BEGIN IMMEDIATE");
-	if (r == 0) {
-		st = prepare(sp, "DELETE FROM elements WHERE item_id = ?1");
-		if (st)
-			sqlite3_bind_int64(st, 1, id);
-		r = run(sp, st, "delete elements");
-	}
-	if (r == 0) {
-		st = prepare(sp, "DELETE FROM items WHERE id = ?1");
-		if (st)
-			sqlite3_bind_int64(st, 1, id);
-		r = run(sp, st, "delete item");
-	}
+	if (r < 0)
+		return r;
+	r = delete_elements(sp, id);
 	if (r == 0)
-		r = exec(sp, "COMMIT");
-	else
-		exec(sp, "ROLLBACK");
-	pthread_mutex_unlock(&sp->lock);
-	return r;
+		r = queue_delete(sp->items, id);
+	return journal_end(sp->j, r);
 }
 
 /* ---- questions */
 
-static bool exists(struct spool *sp, const char *sql, const char *value, int64_t skip_id)
-{
-	sqlite3_stmt *st;
-	bool found = false;
-
-	pthread_mutex_lock(&sp->lock);
-	st = prepare(sp, sql);
-	if (st) {
-		bind_text(st, 1, value);
-		sqlite3_bind_int64(st, 2, skip_id);
-		found = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&sp->lock);
-	return found;
-}
-
 bool spool_instance_claimed(struct spool *sp, const char *instance_id, int64_t skip_id)
 {
-	return exists(sp, "SELECT 1 FROM items WHERE instance_id = ?1 AND id != ?2 LIMIT 1",
-		      instance_id, skip_id);
+	struct queue_query qq = { .skip_id = skip_id };
+	uint64_t n = 0;
+
+	qq.match[F_INSTANCE] = instance_id;
+	return queue_count(sp->items, &qq, &n) == 0 && n > 0;
 }
 
 bool spool_data_claimed(struct spool *sp, const char *data_id, int64_t skip_id)
 {
-	return exists(sp, "SELECT 1 FROM elements WHERE data_id = ?1 AND item_id != ?2 LIMIT 1",
-		      data_id, skip_id);
+	char *skip = group_of(skip_id);
+	bool used = false;
+
+	records_used(sp->els, E_DATA_ID, data_id, skip, &used);
+	free(skip);
+	return used;
 }
 
 uint64_t spool_count_failed(struct spool *sp)
 {
-	sqlite3_stmt *st;
+	struct queue_query qq = { .states = QUEUE_STATE(SPOOL_FAILED) };
 	uint64_t n = 0;
 
-	pthread_mutex_lock(&sp->lock);
-	st = prepare(sp, "SELECT count(*) FROM items WHERE state = 'failed'");
-	if (st && sqlite3_step(st) == SQLITE_ROW)
-		n = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&sp->lock);
+	queue_count(sp->items, &qq, &n);
 	return n;
 }
 
 int spool_fact_get(struct spool *sp, const char *key, char **ret)
 {
-	sqlite3_stmt *st;
-	char *v = NULL;
+	struct record rec;
+	int r = records_get(sp->facts, "", key, &rec);
 
-	pthread_mutex_lock(&sp->lock);
-	st = prepare(sp, "SELECT value FROM facts WHERE key = ?1");
-	if (st) {
-		bind_text(st, 1, key);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = col_text(st, 0);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&sp->lock);
-	*ret = v;
-	return st ? 0 : -EIO;
+	*ret = NULL;
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	*ret = rec.f[0];
+	rec.f[0] = NULL;
+	record_clear(&rec);
+	return 0;
 }
 
 int spool_fact_set(struct spool *sp, const char *key, const char *value)
 {
-	sqlite3_stmt *st;
-	int r;
+	struct record rec = { .group = "", .key = (char *)key };
 
-	pthread_mutex_lock(&sp->lock);
-	st = prepare(sp, "INSERT OR REPLACE INTO facts (key, value) VALUES (?1, ?2)");
-	if (st) {
-		bind_text(st, 1, key);
-		bind_text(st, 2, value);
-	}
-	r = run(sp, st, "save fact");
-	pthread_mutex_unlock(&sp->lock);
-	return r;
+	rec.f[0] = (char *)value;
+	return records_put(sp->facts, &rec);
 }
