@@ -306,7 +306,8 @@ static int open_document(struct fs *fs, struct node *n, struct handle *h)
 static int open_data(struct fs *fs, struct node *n, struct handle *h, struct fuse_file_info *fi)
 {
 	struct stat st;
-	char *guid = NULL;
+	char *guid = NULL, *hash = NULL;
+	struct alt_instance *inst;
 	int r = tree_getattr(fs, n, &st);
 
 	if (r == 0)
@@ -319,8 +320,17 @@ static int open_data(struct fs *fs, struct node *n, struct handle *h, struct fus
 	}
 	if (r < 0)
 		return r;
+	/* its contentHash, for the cache to check the bytes against (the
+	 * instance was just looked at: no request) */
+	if (view_instance(n->key.app, n->key.party, n->key.guid, &inst) == 0) {
+		for (size_t i = 0; i < inst->n_data; i++)
+			if (strcmp(inst->data[i].id, guid) == 0 && inst->data[i].content_hash)
+				hash = xstrdup(inst->data[i].content_hash);
+		alt_instance_unref(inst);
+	}
 	r = altinn_reader_open(fs->a, n->key.party, n->key.guid, guid, (uint64_t)st.st_size,
-			       &st.st_mtim, &h->reader);
+			       &st.st_mtim, hash, &h->reader);
+	free(hash);
 	free(guid);
 	if (r < 0)
 		return r;

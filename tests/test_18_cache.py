@@ -375,3 +375,58 @@ def test_cache_max_default_on_a_large_disk(platform_factory, mount, tmp_path):
     got = status(m)["cache"]["max"]
     assert abs(got - want) <= max(want // 50, 64 * MiB), (got, want)
     assert f"cache_max not set: {got >> 20} MiB" in m.log()
+
+
+def add_hashed(p, body, content_hash):
+    """One new tilskudd instance with one element of body, its contentHash
+    given as content_hash (right or wrong)."""
+    import base64
+    guid = str(uuid.uuid4())
+    doc = {"appId": TILSKUDD, "partyId": "50170", "organisationNumber": "910000001",
+           "guid": guid, "data": [{"dataType": "vedlegg", "filename": "h.bin",
+                                   "contentType": "application/octet-stream",
+                                   "content_b64": base64.b64encode(body).decode(),
+                                   "contentHash": content_hash}]}
+    r = p.request("POST", "/_localtest/instances", body=doc, auth=False)
+    assert r.status == 201, r
+    el = r.json()["data"][0]
+    return {"id": el["id"], "size": el["size"], "party": "50170", "guid": guid,
+            "rel": f"apps/{TILSKUDD}/instances/50170/{guid}/data/vedlegg/h.bin",
+            "path": p.data_path("50170", guid, el["id"])}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_content_hash_is_checked(platform_factory, mount, mode):
+    p = platform_factory(extra_args=mode)
+    body = os.urandom(3 * MiB + 5)
+    right = add_hashed(p, body, hashlib.sha256(body).hexdigest().upper())
+    wrong = add_hashed(p, body, hashlib.sha256(body + b"x").hexdigest())
+    m = mount(localtest=p, cache_ttl=120)
+    cache = m.state_dir / "cache"
+    assert (m.path / right["rel"]).read_bytes() == body
+    assert int(os.getxattr(m.path / right["rel"], "user.altinn.cached")) == right["size"]
+    # the bytes are not what the platform says they are: EIO, not served,
+    # not kept; and so again on the next open
+    mark = p.mark()
+    for _ in range(2):
+        with pytest.raises(OSError) as e, open(m.path / wrong["rel"], "rb") as f:
+            f.read()
+        assert e.value.errno == errno.EIO
+        with pytest.raises(OSError) as e, open(m.path / wrong["rel"], "rb") as f:
+            f.read(4096)
+        assert e.value.errno == errno.EIO
+    assert int(os.getxattr(m.path / wrong["rel"], "user.altinn.cached")) == 0
+    assert [f for f in cache_files(cache) if f.startswith(wrong["id"])] == []
+    assert "not served" in m.log()
+    # each open fetched it again (it was never kept)
+    assert len(requests_for(p, mark, wrong, settle=0.2)) >= 2
+
+
+def test_content_hash_base64_right(platform_factory, mount):
+    import base64
+    p = platform_factory()
+    body = os.urandom(MiB)
+    el = add_hashed(p, body, base64.b64encode(hashlib.sha256(body).digest()).decode())
+    m = mount(localtest=p, cache_ttl=120)
+    assert (m.path / el["rel"]).read_bytes() == body
+    assert int(os.getxattr(m.path / el["rel"], "user.altinn.cached")) == el["size"]

@@ -55,6 +55,7 @@ struct alt_data_element {
 	char *data_type;
 	char *filename;     /* NULL when the platform has none */
 	char *content_type; /* NULL when absent */
+	char *content_hash; /* contentHash as the platform gave it; NULL when absent */
 	uint64_t size;
 	struct timespec created;
 	struct timespec last_changed;
@@ -126,9 +127,11 @@ int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid
  * range windows that grow while reading stays sequential, in a ring of
  * ALT_STREAM_WINDOW bytes; random reads become single range requests. */
 struct alt_reader;
+/* content_hash: the element's contentHash, or NULL; a sha256 (hex or
+ * base64) is checked against the bytes before the cache serves them. */
 int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
 		       const char *data_guid, uint64_t size, const struct timespec *last_changed,
-		       struct alt_reader **ret);
+		       const char *content_hash, struct alt_reader **ret);
 /* Bytes of that element (at that lastChanged) held in the local cache:
  * the user.altinn.cached attribute. */
 uint64_t altinn_cached_bytes(struct altinn *a, const char *data_guid,

@@ -27,6 +27,7 @@
  * sha256 its name records. Memory does not grow with element sizes. */
 #include "cache.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -82,6 +84,8 @@ struct cache_entry {
 	int err;        /* why it failed: -errno, for its readers */
 	bool local_err; /* ... on this side (disk): read uncached instead */
 	char sha[65];   /* of a complete entry */
+	char want_sha[65]; /* the platform's contentHash (sha256), or "": the
+			    * entry serves nothing before its bytes match it */
 	uint64_t have;  /* bytes [0, have) are in the file */
 	uint64_t wanted; /* the furthest byte a reader asked for */
 	char *stage;    /* the download's: bytes [have, have + staged) of the */
@@ -420,6 +424,11 @@ static int fill_finish(struct cache_entry *e)
 	pthread_mutex_lock(&e->c->lock);
 	if (r < 0 || !e->indexed)
 		return r < 0 ? r : -ECANCELED;
+	if (e->want_sha[0] && strcmp(sha, e->want_sha) != 0) {
+		log_warn("download of \"%s\": its sha256 is %s, its contentHash says %s; not served",
+			 e->url, sha, e->want_sha);
+		return -EBADMSG;
+	}
 	memcpy(e->sha, sha, sizeof(sha));
 	from = entry_path(e, NULL);
 	to = entry_path(e, e->sha);
@@ -473,7 +482,9 @@ static void *fill_main(void *arg)
 	}
 	if (r == 0 && e->indexed) {
 		r = fill_finish(e);
-		e->local_err = r < 0;
+		e->local_err = r < 0 && r != -EBADMSG;
+		if (r == -EBADMSG)
+			r = -EIO; /* the platform's bytes are not what it says */
 	}
 	if (r == -ERANGE) /* a 416 inside the size the document gave: broken */
 		r = -EIO;
@@ -530,6 +541,47 @@ static void fill_start(struct cache_entry *e)
 
 /* ---- entries */
 
+int cache_sha256_hex(const char *hash, char ret[65])
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char raw[33];
+	size_t len, n = 0;
+	unsigned acc = 0;
+	int bits = 0;
+
+	if (strncasecmp(hash, "sha256:", 7) == 0)
+		hash += 7;
+	len = strlen(hash);
+	if (len == 64 && strspn(hash, "0123456789abcdefABCDEF") == 64) {
+		for (size_t i = 0; i < 64; i++)
+			ret[i] = (char)tolower((unsigned char)hash[i]);
+		ret[64] = '\0';
+		return 0;
+	}
+	while (len && hash[len - 1] == '=')
+		len--;
+	if (len != 43) /* 32 bytes of base64 */
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = strchr(b64, hash[i]);
+		unsigned v = hash[i] == '-' ? 62 : hash[i] == '_' ? 63 : 64; /* base64url too */
+
+		if (p && hash[i])
+			v = (unsigned)(p - b64);
+		if (v == 64)
+			return -EINVAL;
+		acc = (acc << 6 | v) & 0xffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			raw[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	for (size_t i = 0; i < 32; i++)
+		snprintf(ret + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
 static struct cache_entry *entry_new(struct cache *c, const char *guid,
 				     const struct timespec *changed, uint64_t size)
 {
@@ -577,7 +629,8 @@ static int entry_open_complete(struct cache *c, struct cache_entry *e)
 }
 
 int cache_entry_get(struct cache *c, const char *guid, const struct timespec *changed,
-		    uint64_t size, const char *url, struct cache_entry **ret)
+		    uint64_t size, const char *want_sha, const char *url,
+		    struct cache_entry **ret)
 {
 	struct cache_entry *e;
 	char *path;
@@ -590,11 +643,21 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 		pthread_mutex_unlock(&c->lock);
 		return -ENOSPC;
 	}
+	if (e && want_sha && e->state == E_COMPLETE && strcmp(e->sha, want_sha) != 0) {
+		log_warn("cache entry \"%s\" is not what its contentHash says; fetching it again",
+			 e->base);
+		entry_drop(c, e); /* its readers keep their file; the last frees it */
+		if (e->refs == 0)
+			entry_free(e);
+		e = NULL;
+	}
 	if (e && e->refs == 0 && e->state == E_COMPLETE && entry_open_complete(c, e) < 0) {
 		entry_drop(c, e);
 		entry_free(e);
 		e = NULL;
 	}
+	if (e && want_sha && !e->want_sha[0])
+		memcpy(e->want_sha, want_sha, sizeof(e->want_sha));
 	if (e) {
 		e->refs++;
 		list_unlink(c, e);
@@ -612,6 +675,8 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 	}
 	e = entry_new(c, guid, changed, size);
 	e->url = xstrdup(url);
+	if (want_sha)
+		memcpy(e->want_sha, want_sha, sizeof(e->want_sha));
 	path = entry_path(e, NULL);
 	e->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (e->fd < 0) {
@@ -706,22 +771,24 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 	struct cache *c = e->c;
 	uint64_t end = off + len > e->size ? e->size : off + len;
 	time_t since = mono_s();
-	uint64_t had;
+	uint64_t had, wait_end;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->fd = -1;
 	if (off >= e->size)
 		return 0;
 	pthread_mutex_lock(&c->lock);
+	/* a contentHash to check: nothing is served before all bytes are */
+	wait_end = e->want_sha[0] ? e->size : end;
 	had = e->have + e->staged;
-	if (end > e->wanted) {
+	if (wait_end > e->wanted) {
 		/* also when the bytes are here: the download keeps its lead */
-		e->wanted = end;
+		e->wanted = wait_end;
 		if (e->throttled)
 			pthread_cond_broadcast(&e->cond);
 	}
 	for (;;) {
-		if (e->state == E_COMPLETE || end <= e->have + e->staged)
+		if (e->state == E_COMPLETE || (!e->want_sha[0] && end <= e->have + e->staged))
 			break;
 		if (e->state == E_FAILED) {
 			int r = e->local_err || e->err == -ECANCELED ? CACHE_UNCACHED : e->err;
@@ -729,7 +796,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 			pthread_mutex_unlock(&c->lock);
 			return r;
 		}
-		if (atomic_load(&c->ranges) == CACHE_RANGES_YES &&
+		if (atomic_load(&c->ranges) == CACHE_RANGES_YES && !e->want_sha[0] &&
 		    off > e->have + e->staged + CACHE_FAR) {
 			pthread_mutex_unlock(&c->lock);
 			return CACHE_UNCACHED;
@@ -755,8 +822,8 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
-		if (end < e->need)
-			e->need = end;
+		if (wait_end < e->need)
+			e->need = wait_end;
 		e->waiters++;
 		pthread_cond_timedwait(&e->cond, &c->lock, &until);
 		e->waiters--;

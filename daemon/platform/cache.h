@@ -49,10 +49,19 @@ void cache_note_ranges(struct cache *c, bool honoured);
 enum cache_ranges cache_ranges(struct cache *c);
 
 /* The entry of an element, shared with its other readers, its download
- * started if it is not complete. -ENOSPC when the cache cannot hold it
+ * started if it is not complete. want_sha (64 lowercase hex digits, or
+ * NULL) is the sha256 the platform gave for it: then no byte of the entry
+ * is served before all of them hashed to it, and a mismatch fails its
+ * reads with -EIO and drops it. -ENOSPC when the cache cannot hold it
  * now (read it uncached). Give it back with cache_entry_put. */
 int cache_entry_get(struct cache *c, const char *guid, const struct timespec *changed,
-		    uint64_t size, const char *url, struct cache_entry **ret);
+		    uint64_t size, const char *want_sha, const char *url,
+		    struct cache_entry **ret);
+
+/* A contentHash as 64 lowercase hex digits: from hex (either case, an
+ * optional "sha256:" before it) or from the base64 of the 32 bytes. 0, or
+ * -EINVAL for anything else (another algorithm: not checked). */
+int cache_sha256_hex(const char *hash, char ret[65]);
 void cache_entry_put(struct cache_entry *e); /* NULL is fine */
 
 /* Where cache_wait found the bytes: len bytes at off in the file fd

@@ -276,6 +276,7 @@ static int parse_element(json_t *obj, struct alt_data_element *el)
 	el->data_type = xstrdup(type);
 	el->filename = jsn_dup_str(obj, "filename");
 	el->content_type = jsn_dup_str(obj, "contentType");
+	el->content_hash = jsn_dup_str(obj, "contentHash");
 	el->size = size > 0 ? (uint64_t)size : 0;
 	jsn_get_time(obj, "created", &el->created);
 	jsn_get_time(obj, "lastChanged", &el->last_changed);
@@ -289,6 +290,7 @@ static void element_clear(struct alt_data_element *el)
 	free(el->data_type);
 	free(el->filename);
 	free(el->content_type);
+	free(el->content_hash);
 }
 
 /* by guid, then by position, so the first of equal guids is the earliest */

@@ -122,6 +122,7 @@ struct alt_reader {
 	uint64_t size;
 	char *data_guid;
 	struct timespec changed;  /* the element's lastChanged: its cache key */
+	char want_sha[65];        /* its contentHash as a sha256 in hex, or "" */
 	struct cache_entry *entry; /* set once by the first read; NULL: uncached */
 	bool entry_tried;         /* protected by lock */
 
@@ -695,7 +696,7 @@ static int range_get(struct alt_reader *r, uint64_t off, size_t want, char *buf,
 
 int altinn_reader_open(struct altinn *a, const char *party_id, const char *instance_guid,
 		       const char *data_guid, uint64_t size, const struct timespec *last_changed,
-		       struct alt_reader **ret)
+		       const char *content_hash, struct alt_reader **ret)
 {
 	struct alt_reader *r;
 
@@ -707,6 +708,9 @@ int altinn_reader_open(struct altinn *a, const char *party_id, const char *insta
 	r->size = size;
 	r->data_guid = xstrdup(data_guid);
 	r->changed = *last_changed;
+	if (content_hash && cache_sha256_hex(content_hash, r->want_sha) < 0)
+		log_debug("contentHash \"%s\" of \"%s\" is no sha256: not checked", content_hash,
+			  data_guid);
 	r->url = xasprintf("%s/instances/%s/%s/data/%s", a->storage, party_id, instance_guid,
 			   data_guid);
 	pthread_mutex_init(&r->lock, NULL);
@@ -828,8 +832,8 @@ static struct cache_entry *reader_entry(struct alt_reader *r)
 	pthread_mutex_lock(&r->lock);
 	if (!r->entry_tried) {
 		r->entry_tried = true;
-		if (cache_entry_get(r->a->cache, r->data_guid, &r->changed, r->size, r->url,
-				    &r->entry) < 0)
+		if (cache_entry_get(r->a->cache, r->data_guid, &r->changed, r->size,
+				    r->want_sha[0] ? r->want_sha : NULL, r->url, &r->entry) < 0)
 			r->entry = NULL;
 	}
 	e = r->entry;

@@ -92,7 +92,7 @@ def build_instance(store, doc):
             data_guid, item["dataType"], item.get("contentType") or "application/octet-stream",
             _data_content(item, index), filename=item.get("filename"),
             created=created, created_by=by, last_changed=last_changed, last_changed_by=by,
-            locked=bool(item.get("locked"))))
+            locked=bool(item.get("locked")), content_hash=item.get("contentHash")))
     return inst
 
 

@@ -20,8 +20,11 @@ from . import dates
 class DataElement:
     def __init__(self, guid, data_type, content_type, content, *, filename=None,
                  created, created_by, last_changed=None, last_changed_by=None,
-                 locked=False, is_read=False, tags=None, refs=None, hard_deleted=None):
+                 locked=False, is_read=False, tags=None, refs=None, hard_deleted=None,
+                 content_hash=None):
         self.guid = guid
+        # contentHash as a test gave it (Storage fills it only for some uploads), or None
+        self.content_hash = content_hash
         self.data_type = data_type
         self.content_type = content_type
         self.content = content
@@ -69,6 +72,8 @@ class DataElement:
             "lastChanged": dates.format_ticks(self.last_changed),
             "lastChangedBy": self.last_changed_by,
         })
+        if self.content_hash is not None:
+            out["contentHash"] = self.content_hash
         if self.hard_deleted is not None:
             out["deleteStatus"] = {"isHardDeleted": True,
                                    "hardDeleted": dates.format_ticks(self.hard_deleted)}

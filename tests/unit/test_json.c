@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "altinn.h"
+#include "cache.h"
 #include "http.h"
 #include "json.h"
 #include "caps.h"
@@ -143,6 +144,40 @@ static void test_malformed_ids(void)
 		CHECK(parse_instance(bad[i], &inst) == -EIO, "rejects %s", bad[i]);
 		CHECK(inst == (struct alt_instance *)0x1, "ret untouched for %s", bad[i]);
 	}
+}
+
+/* contentHash: kept as given; the cache reads a sha256 from hex or base64 */
+static void test_content_hash(void)
+{
+	struct alt_instance *inst = NULL;
+	const char *doc =
+		"{\"id\":\"1/b16f0000-0000-4000-8000-000000000002\",\"data\":["
+		"{\"id\":\"b16f0000-0000-4000-8000-0000000000aa\",\"dataType\":\"x\","
+		"\"contentHash\":\"sha256:ABC\"},"
+		"{\"id\":\"b16f0000-0000-4000-8000-0000000000bb\",\"dataType\":\"x\","
+		"\"contentHash\":null}]}";
+	/* sha256("abc") */
+	const char *hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	char out[65];
+
+	CHECK(parse_instance(doc, &inst) == 0 && inst && inst->n_data == 2, "parses");
+	if (inst && inst->n_data == 2) {
+		CHECK(inst->data[0].content_hash &&
+		      strcmp(inst->data[0].content_hash, "sha256:ABC") == 0, "contentHash kept");
+		CHECK(!inst->data[1].content_hash, "a null contentHash is none");
+	}
+	alt_instance_unref(inst);
+	CHECK(cache_sha256_hex(hex, out) == 0 && strcmp(out, hex) == 0, "hex");
+	CHECK(cache_sha256_hex("SHA256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
+			       out) == 0 && strcmp(out, hex) == 0, "upper-case hex with a prefix");
+	CHECK(cache_sha256_hex("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=", out) == 0 &&
+	      strcmp(out, hex) == 0, "base64, got %s", out);
+	CHECK(cache_sha256_hex("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0", out) == 0 &&
+	      strcmp(out, hex) == 0, "base64url without padding, got %s", out);
+	CHECK(cache_sha256_hex("900150983cd24fb0d6963f7d28e17f72", out) == -EINVAL, "md5: not ours");
+	CHECK(cache_sha256_hex("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa!=", out) == -EINVAL,
+	      "not base64");
+	CHECK(cache_sha256_hex("", out) == -EINVAL, "empty");
 }
 
 static void test_bad_elements(void)
@@ -582,6 +617,7 @@ int main(void)
 	test_instance_minimal_and_complete();
 	test_malformed_ids();
 	test_bad_elements();
+	test_content_hash();
 	test_element_cap();
 	test_times();
 	test_ids();
