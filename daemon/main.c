@@ -20,6 +20,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "credentials.h"
+#include "doctor.h"
 #include "events.h"
 #include "exporter.h"
 #include "inbox.h"
@@ -43,6 +44,8 @@ static const char usage_text[] =
 	"  -o key=value,... set keys (overrides the config file); may be repeated;\n"
 	"                   -o config=FILE is --config FILE (for fstab and mount -t)\n"
 	"  SOURCE           what mount(8) passes first (fstab's first field): ignored\n"
+	"  --check          check the config, secrets, token and each app's permissions\n"
+	"                   against the platform without mounting; exit 0 if all pass\n"
 	"  -h, --help       show this help\n"
 	"  -V, --version    show the version\n"
 	"\n"
@@ -96,6 +99,18 @@ static char *config_option(char **opts, size_t n_opts)
 	return found;
 }
 
+/* --check: configuration errors are the doctor's first FAIL line on
+ * stdout (exit 1) instead of a usage error on stderr (exit 2). */
+static bool checking;
+
+static void config_error(const char *msg)
+{
+	if (checking)
+		doctor_fail(stdout, "config", msg);
+	else
+		fprintf(stderr, "altinnfs: %s\n", msg);
+}
+
 static int apply_options(struct config *cfg, const char *opts)
 {
 	char *copy = xstrdup(opts), *save = NULL;
@@ -111,7 +126,7 @@ static int apply_options(struct config *cfg, const char *opts)
 			*eq = '\0';
 		r = config_set(cfg, tok, eq ? eq + 1 : "", &err);
 		if (r < 0) {
-			fprintf(stderr, "altinnfs: %s\n", err);
+			config_error(err);
 			free(err);
 			break;
 		}
@@ -190,7 +205,8 @@ struct cmdline {
 	const char *config_file;
 	char **opts;
 	size_t n_opts;
-	const char *mountpoint;
+	const char *mountpoint; /* NULL only with --check */
+	bool check;
 };
 
 /* 0 to go on, 1 to exit 0 (help/version), -1 to exit 2 (usage) */
@@ -200,6 +216,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -214,6 +231,9 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 			break;
 		case 'c':
 			cl->config_file = optarg;
+			break;
+		case 'C':
+			cl->check = checking = true;
 			break;
 		case 'o':
 			cl->opts = xrealloc(cl->opts, (cl->n_opts + 1) * sizeof(*cl->opts));
@@ -233,6 +253,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 		}
 	}
 	/* [SOURCE] MOUNTPOINT: mount.fuse3 runs "altinnfs SOURCE MOUNTPOINT -o ..." */
+	if (cl->check && optind == argc)
+		return 0; /* --check needs no mountpoint */
 	if (optind == argc || argc - optind > 2) {
 		fprintf(stderr, optind == argc ? "altinnfs: no mountpoint given (see --help)\n"
 					       : "altinnfs: more than one mountpoint given\n");
@@ -249,7 +271,7 @@ static int load_config(const struct cmdline *cl, struct config *cfg)
 
 	config_init(cfg);
 	if (file && config_load_file(cfg, file, &err) < 0) {
-		fprintf(stderr, "altinnfs: %s\n", err);
+		config_error(err);
 		free(err);
 		free(opt_file);
 		return -1;
@@ -261,15 +283,17 @@ static int load_config(const struct cmdline *cl, struct config *cfg)
 	cfg->debug = cl->debug;
 	credentials_resolve(cfg);
 	if (config_check(cfg, &err) < 0) {
-		fprintf(stderr, "altinnfs: %s\n", err);
+		config_error(err);
 		free(err);
 		return -1;
 	}
 	if (!cfg->state_dir)
 		cfg->state_dir = default_state_dir();
 	if (make_dirs(cfg->state_dir) < 0) {
-		fprintf(stderr, "altinnfs: cannot create state_dir \"%s\": %s\n", cfg->state_dir,
-			strerror(errno));
+		err = xasprintf("cannot create state_dir \"%s\": %s", cfg->state_dir,
+				strerror(errno));
+		config_error(err);
+		free(err);
 		return -1;
 	}
 	return 0;
@@ -407,6 +431,28 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 	return r;
 }
 
+/* altinnfs --check: the doctor's lines on stdout; 0 when all pass. */
+static int check(struct cmdline *cl)
+{
+	struct config cfg;
+	int r;
+
+	if (load_config(cl, &cfg) < 0) {
+		free(cl->opts);
+		config_free(&cfg);
+		return 1;
+	}
+	free(cl->opts);
+	/* the lines say what failed; the log only what --debug asks for */
+	log_setup(cl->debug ? LOG_LVL_DEBUG : LOG_LVL_ERROR, false);
+	r = altinn_global_init();
+	if (r == 0)
+		r = doctor_run(&cfg, cl->mountpoint, stdout);
+	altinn_global_cleanup();
+	config_free(&cfg);
+	return r != 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct cmdline cl = { 0 };
@@ -419,6 +465,8 @@ int main(int argc, char **argv)
 		free(cl.opts);
 		return r > 0 ? 0 : 2;
 	}
+	if (cl.check)
+		return check(&cl);
 	if (load_config(&cl, &cfg) < 0 || check_mountpoint(cl.mountpoint, &mountpoint) < 0) {
 		free(cl.opts);
 		config_free(&cfg);

@@ -179,6 +179,7 @@ struct alt_health {
 	char token_source[32]; /* "token_file", "maskinporten", "none" */
 	char token_subject[128];
 	struct timespec token_expires_at; /* zero when unknown */
+	char token_scope[512];  /* its scopes, space-separated; "" when unknown */
 	uint64_t requests;     /* HTTP requests made since start */
 	struct alt_cache_status cache;
 };

@@ -364,6 +364,7 @@ void altinn_health(struct altinn *a, struct alt_health *ret)
 	snprintf(h.token_source, sizeof(h.token_source), "%s", info.source);
 	snprintf(h.token_subject, sizeof(h.token_subject), "%s", info.subject);
 	h.token_expires_at = info.expires_at;
+	snprintf(h.token_scope, sizeof(h.token_scope), "%s", info.scope);
 	if (info.problem[0]) /* no request gets far while the token source fails */
 		snprintf(h.last_error, sizeof(h.last_error), "%.*s", (int)sizeof(h.last_error) - 1,
 			 info.problem);

@@ -547,6 +547,7 @@ void auth_get_info(struct auth *a, struct auth_info *ret)
 	if (a->token) {
 		snprintf(info.subject, sizeof(info.subject), "%s", a->claims.subject);
 		info.expires_at = a->claims.exp;
+		snprintf(info.scope, sizeof(info.scope), "%s", a->claims.scope);
 	}
 	snprintf(info.problem, sizeof(info.problem), "%s",
 		 a->problem[0] ? a->problem : a->subkey_problem);

@@ -50,6 +50,7 @@ struct auth_info {
 	char source[32];
 	char subject[128];
 	struct timespec expires_at;
+	char scope[512]; /* the token's scopes, "" when unknown */
 	char problem[512];
 };
 void auth_get_info(struct auth *a, struct auth_info *ret);

@@ -675,6 +675,8 @@ int json_jwt_claims(const char *token, struct jwt_claims *ret)
 	if (subject)
 		snprintf(c.subject, sizeof(c.subject), "%s", subject);
 	c.exp.tv_sec = (time_t)jsn_get_int(root, "exp", 0);
+	if (jsn_get_str(root, "scope"))
+		snprintf(c.scope, sizeof(c.scope), "%s", jsn_get_str(root, "scope"));
 	json_decref(root);
 	*ret = c;
 	return 0;

@@ -57,6 +57,7 @@ bool json_is_party_id(const char *s);
 struct jwt_claims {
 	char subject[128];  /* urn:altinn:org, else client_id, else sub; "" */
 	struct timespec exp; /* zero when absent */
+	char scope[512];     /* space-separated scopes; "" when absent */
 };
 int json_jwt_claims(const char *token, struct jwt_claims *ret);
 
