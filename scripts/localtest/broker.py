@@ -233,8 +233,8 @@ class BrokerService:
                 t.set_status("Failed", now, CHECKSUM_MISMATCH)   # no event: code's quirk
                 self._drop_bytes(t)
                 raise BrokerError(9)
-            if t.checksum is None:
-                t.checksum = checksum
+            if t.checksum is None and (deferred or not t.use_virus_scan):
+                t.checksum = checksum      # a scanned streamed upload keeps null (the code)
             if deferred and (t.given_checksum is not None or t.use_virus_scan):
                 self._processing(t, now)
                 delay = 0.0 if not t.use_virus_scan else self.settings.scan_delay

@@ -176,7 +176,7 @@ def test_demo_seed_has_a_transfer_each_way(lt):
 
 
 def test_send_with_virus_scan_walks_the_status_machine(lt, settings):
-    settings(scanDelay=0.4)
+    settings(scanDelay=1.5)
     rid = resource(lt)
     data = b"x" * 10000
     tid = initialize(lt, rid, data=data)
@@ -706,7 +706,7 @@ def test_tus_patch_cut_midway_keeps_what_arrived(lt, settings):
 
 def test_malware_and_slow_scan(lt, settings):
     rid = resource(lt)
-    settings(malware=1, scanDelay=0.3)
+    settings(malware=1, scanDelay=1.0)
     tid = initialize(lt, rid)
     assert upload(lt, tid, b"X5O!P%@AP").status == 200
     assert overview(lt, tid)["fileTransferStatus"] == "UploadProcessing"
@@ -720,8 +720,9 @@ def test_malware_and_slow_scan(lt, settings):
     tid = initialize(lt, rid)
     began = time.monotonic()
     assert upload(lt, tid, b"clean").status == 200
-    wait_status(lt, tid, "Published")
+    doc = wait_status(lt, tid, "Published")
     assert time.monotonic() - began >= 0.9
+    assert doc["checksum"] is None          # scanned, streamed, none given: the code's null
 
 
 def test_expiry_purges_and_tells_who_never_confirmed(lt):
