@@ -31,7 +31,7 @@ import uuid
 
 from .brokermodel import (  # brokerapi.py and brokertus.py use them as broker.X
     CHECKSUM_MISMATCH, ERRORS, EVENT_PREFIX, MAX_UPLOAD_SIZE, MAX_VIRUS_SCAN_SIZE,
-    RECIPIENT_STATUSES, RECIPIENT_TEXT, SEARCH_LIMIT, STATUSES, STATUS_TEXT, TUS_EXPIRATION,
+    RECIPIENT_STATUSES, RECIPIENT_TEXT, SEARCH_LIMIT, STATUSES, STATUS_TEXT, STUCK_TEXT, TUS_EXPIRATION,
     UPLOAD_ABORTED, BrokerError, BrokerEvent, FileContent, Resource, Settings, Transfer,
     RateLimiter, TusUpload, UploadCut, _unlink, caller_org, dates, iso, with_prefix, without_prefix)
 
@@ -408,10 +408,21 @@ class BrokerService:
                     self._purge(t, now, expiry=False)
                 elif now >= t.expiration:
                     self._purge(t, now, expiry=True)
-                elif t.tus is not None and t.status == "UploadStarted" and \
-                        now >= t.tus.expires:
-                    _unlink(t.tus.path)
-                    t.tus = None
+                elif t.status == "UploadStarted":
+                    self._stale_upload(t, now)
+
+    def _stale_upload(self, t, now):
+        """TUS expiry (sliding) and StuckFileTransferHandler: UploadStarted for
+        stuck_after with no TUS activity within stuck_window -> Failed + uploadfailed."""
+        s = self.settings
+        tus = t.tus
+        if tus is not None and tus.offset < tus.length and now >= tus.expires:
+            _unlink(tus.path)
+            t.tus = None
+        started = t.status_time("UploadStarted")
+        active = tus is not None and now - tus.activity < s.stuck_window
+        if now - started >= s.stuck_after and not active:
+            self.fail(t, STUCK_TEXT, event=True)
 
     def _purge(self, t, now, expiry):
         self._drop_bytes(t)

@@ -65,6 +65,9 @@ MAX_TTL = 365 * 86400
 DEFAULT_GRACE = 2 * 3600
 MAX_GRACE = 24 * 3600
 TUS_EXPIRATION = 24 * 3600                              # TusOptions.UploadExpiration
+STUCK_AFTER = 24 * 3600                                 # StuckFileTransferHandler.cs
+STUCK_WINDOW = 3600
+STUCK_TEXT = "File transfer was stuck in UploadStarted as it failed upload mid-request."
 SEARCH_LIMIT = 100
 ORG_URN = "urn:altinn:organization:identifier-no:"
 RESOURCE_URN = "urn:altinn:resource:"
@@ -293,12 +296,13 @@ class Transfer:
 
 
 class TusUpload:
-    def __init__(self, length, path, now):
+    def __init__(self, length, path, now, expiration=TUS_EXPIRATION):
         self.length = length
         self.offset = 0
         self.path = path
         self.md5 = hashlib.md5()
-        self.expires = now + TUS_EXPIRATION
+        self.expires = now + expiration    # sliding: each PATCH moves it
+        self.activity = now
         self.busy = False                 # a PATCH is writing
 
 
@@ -311,11 +315,15 @@ class Settings:
         self.cut_status = None         # answer after the cut (None: drop the connection)
         self.storage_not_ready = False     # initialize answers 503 (21)
         self.rate_limits = True        # APIM's per-caller limits (429)
+        self.tus_expiration = TUS_EXPIRATION   # an unfinished TUS upload is dropped
+        self.stuck_after = STUCK_AFTER         # UploadStarted this long -> Failed ...
+        self.stuck_window = STUCK_WINDOW       # ... unless TUS was active this recently
 
     FIELDS = {"scanDelay": "scan_delay", "malware": "malware",
               "cutUploadAfter": "cut_upload_after", "cutCount": "cut_count",
               "cutStatus": "cut_status", "storageNotReady": "storage_not_ready",
-              "rateLimits": "rate_limits"}
+              "rateLimits": "rate_limits", "tusExpiration": "tus_expiration",
+              "stuckAfter": "stuck_after", "stuckActivityWindow": "stuck_window"}
 
     def to_json(self):
         return {k: getattr(self, a) for k, a in self.FIELDS.items()}
@@ -331,6 +339,9 @@ class Settings:
             "cutStatus": lambda v: v is None or (isinstance(v, int) and 100 <= v <= 599),
             "storageNotReady": lambda v: isinstance(v, bool),
             "rateLimits": lambda v: isinstance(v, bool),
+            "tusExpiration": lambda v: isinstance(v, (int, float)) and v > 0,
+            "stuckAfter": lambda v: isinstance(v, (int, float)) and v > 0,
+            "stuckActivityWindow": lambda v: isinstance(v, (int, float)) and v >= 0,
         }
         flags = ("storageNotReady", "rateLimits")
         for key, value in doc.items():

@@ -110,7 +110,8 @@ def register(router, platform, base):
         with service.lock:
             if t.tus is not None:
                 broker._unlink(t.tus.path)
-            t.tus = broker.TusUpload(length, service.new_path(t), time.time())
+            t.tus = broker.TusUpload(length, service.new_path(t), time.time(),
+                                     service.settings.tus_expiration)
             open(t.tus.path, "wb").close()
             tus = t.tus
         service.start_upload(t)
@@ -192,7 +193,8 @@ def register(router, platform, base):
             raise ConnectionAbortedError("the PATCH ended early")
         finally:
             tus.busy = False
-            tus.expires = time.time() + broker.TUS_EXPIRATION
+            tus.activity = time.time()
+            tus.expires = tus.activity + service.settings.tus_expiration
         if tus.offset == tus.length:
             finish(t, tus)
         return web.empty(204, _tus_headers([("Upload-Offset", str(tus.offset)),

@@ -56,7 +56,8 @@ def settings(lt):
         return r.json()
     yield change
     change(scanDelay=0.05, malware=0, cutUploadAfter=None, cutCount=0, cutStatus=None,
-           storageNotReady=False, rateLimits=False)
+           storageNotReady=False, rateLimits=False, tusExpiration=86400, stuckAfter=86400,
+           stuckActivityWindow=3600)
     lt.clear_faults()
 
 
@@ -829,3 +830,32 @@ def test_an_exchanged_maskinporten_token_sends(lt):
     assert r.status == 200, r
     # the token holds write only: downloading needs read
     assert lt.get(f"{FT}/{tid}/download", auth=bearer).status == 403
+
+
+def test_tus_expiry_and_stuck_uploads(lt, settings):
+    rid = resource(lt)
+    octet = {"Content-Type": "application/offset+octet-stream"}
+    settings(tusExpiration=0.5)
+    tid = initialize(lt, rid)
+    assert tus(lt, "POST", tid, headers={"Upload-Length": "100"}, body=b"").status == 201
+    assert tus(lt, "PATCH", tid, headers=octet | {"Upload-Offset": "0"},
+               body=b"a" * 40).status == 204
+    time.sleep(0.7)
+    assert tus(lt, "HEAD", tid).status == 404            # the unfinished upload expired
+    assert tus(lt, "PATCH", tid, headers=octet | {"Upload-Offset": "40"},
+               body=b"a" * 60).status == 404
+    r = tus(lt, "POST", tid, headers={"Upload-Length": "100"}, body=b"")
+    assert r.status == 201                                # start again from 0
+    assert tus(lt, "HEAD", tid).header("Upload-Offset") == "0"
+    # UploadStarted too long without TUS activity: Failed, with uploadfailed
+    settings(tusExpiration=86400, stuckAfter=1.0, stuckActivityWindow=0.3)
+    tid = initialize(lt, rid)
+    assert tus(lt, "POST", tid, headers={"Upload-Length": "100"}, body=b"").status == 201
+    time.sleep(0.3)
+    assert overview(lt, tid)["fileTransferStatus"] == "UploadStarted"
+    time.sleep(0.9)
+    doc = overview(lt, tid)
+    assert (doc["fileTransferStatus"], doc["fileTransferStatusText"]) == \
+        ("Failed", "File transfer was stuck in UploadStarted as it failed upload mid-request.")
+    assert tus(lt, "HEAD", tid).status == 404
+    assert events(lt, rid, A)[-1]["type"] == "no.altinn.broker.uploadfailed"
