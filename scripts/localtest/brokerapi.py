@@ -262,6 +262,15 @@ def form_parts(req):
 def register(router, platform):
     service = platform.broker
 
+    def get_only(handler):
+        """ASP.NET's [HttpGet] does not answer HEAD (405), so a HEAD never starts a
+        download here either."""
+        def wrapped(req):
+            if req.method == "HEAD":
+                return web.empty(405, [("Allow", "GET")])
+            return handler(req)
+        return wrapped
+
     def limit(req, kind="default"):
         """APIM in front of Broker: 429 with Retry-After past the rate limit."""
         wait = service.rate_limited(req.principal, kind)
@@ -429,13 +438,14 @@ def register(router, platform):
         return web.empty(204)
 
     router.add("POST", PREFIX, initialize)
-    router.add("GET", PREFIX, search)
+    router.add("GET", PREFIX, get_only(search))
     router.add("POST", PREFIX + "/upload", initialize_and_upload)
     brokertus.register(router, platform, PREFIX + "/upload/tus")
-    router.add("GET", PREFIX + "/{fileTransferId}", overview)
-    router.add("GET", PREFIX + "/{fileTransferId}/details", lambda r: overview(r, True))
+    router.add("GET", PREFIX + "/{fileTransferId}", get_only(overview))
+    router.add("GET", PREFIX + "/{fileTransferId}/details",
+               get_only(lambda r: overview(r, True)))
     router.add("POST", PREFIX + "/{fileTransferId}/upload", upload)
-    router.add("GET", PREFIX + "/{fileTransferId}/download", download)
+    router.add("GET", PREFIX + "/{fileTransferId}/download", get_only(download))
     router.add("POST", PREFIX + "/{fileTransferId}/confirmdownload", confirm)
 
 

@@ -379,6 +379,10 @@ def test_download_and_confirm(lt):
     r = lt.request("POST", f"{FT}/{tid}/confirmdownload", auth=tok(lt, B))
     assert r.status == 400 and code(r) == "BRO-00019"
     # a ranged read starts the download too
+    r = lt.request("HEAD", f"{FT}/{tid}/download", auth=tok(lt, B))
+    assert r.status == 405                                  # [HttpGet] does not answer HEAD
+    rec = {x["recipient"]: x for x in overview(lt, tid)["recipients"]}
+    assert rec["0192:" + B]["currentRecipientFileTransferStatusCode"] == "Initialized"
     r = lt.get(f"{FT}/{tid}/download", auth=tok(lt, B), headers={"Range": "bytes=10-19"})
     assert r.status == 206 and r.body == data[10:20], r
     assert r.header("Content-Range") == f"bytes 10-19/{len(data)}"
