@@ -24,7 +24,7 @@
 #include "journal.h"
 #include "log.h"
 #include "retry.h"
-#include "mountio.h"
+#include "receipt.h"
 #include "xalloc.h"
 
 void iw_row_clear(struct iw_row *row)
@@ -181,18 +181,15 @@ static char *render(const struct iw_row *row, const char *reason)
 	return doc;
 }
 
-/* mkdir -p of area/instance-<party>-<guid>/<type> through the mount */
+/* area/instance-<party>-<guid>/<type>, made where missing, through the mount */
 static char *outcome_dir(struct instwrite *iw, const struct iw_row *row, const char *area)
 {
 	char *app = xasprintf("%s/apps/%s/%s/%s", iw->mountpoint, row->org, row->app, area);
-	char *inst = xasprintf("%s/instance-%s-%s", app, row->party, row->guid);
-	char *dir = xasprintf("%s/%s", inst, row->type);
+	char *sub = xasprintf("instance-%s-%s/%s", row->party, row->guid, row->type);
+	char *dir;
 
-	if (mkdir(inst, 0755) < 0 && errno != EEXIST)
-		log_errno(-errno, "cannot create \"%s\"", inst);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		log_errno(-errno, "cannot create \"%s\"", dir);
-	free(inst);
+	receipt_dir(app, sub, &dir); /* a failure is named by the write that follows */
+	free(sub);
 	free(app);
 	return dir;
 }
@@ -202,7 +199,7 @@ static int write_receipt(struct instwrite *iw, const struct iw_row *row)
 	char *dir = outcome_dir(iw, row, "sent");
 	char *name = xasprintf("%s.json", row->name);
 	char *doc = render(row, NULL);
-	int r = mountio_write(dir, name, doc, strlen(doc), true, NULL);
+	int r = receipt_write(dir, name, doc, true, NULL);
 
 	free(doc);
 	free(name);
@@ -234,25 +231,22 @@ static char *read_stage(struct instwrite *iw, const struct iw_row *row, size_t *
 static int write_dead_letter(struct instwrite *iw, const struct iw_row *row, const char *reason)
 {
 	char *dir = outcome_dir(iw, row, "failed");
-	char *doc, *letter, *used = NULL, *bytes = NULL, *why = NULL;
+	struct receipt_bytes bytes = { NULL, NULL, 0 };
+	char *doc, *why = NULL;
 	size_t len = 0;
-	int r = 0;
+	int r;
 
-	if (strcmp(row->op, "delete") != 0)
-		bytes = read_stage(iw, row, &len);
-	if (!bytes && strcmp(row->op, "delete") != 0)
-		why = xasprintf("%s (the bytes are kept in %s/%lld)", reason, iw->stage_dir,
-				(long long)row->id);
+	if (strcmp(row->op, "delete") != 0) {
+		bytes.data = read_stage(iw, row, &len);
+		bytes.len = len;
+		if (!bytes.data)
+			why = xasprintf("%s (the bytes are kept in %s/%lld)", reason, iw->stage_dir,
+					(long long)row->id);
+	}
 	doc = render(row, why ? why : reason);
+	r = receipt_dead_letter(dir, row->name, &bytes, doc, true, NULL);
 	free(why);
-	if (bytes)
-		r = mountio_write(dir, row->name, bytes, len, true, &used);
-	letter = xasprintf("%s.error.json", used ? used : row->name);
-	if (r == 0)
-		r = mountio_write(dir, letter, doc, strlen(doc), !used, NULL);
-	free(letter);
-	free(used);
-	free(bytes);
+	free((void *)bytes.data);
 	free(doc);
 	free(dir);
 	return r;

@@ -33,7 +33,6 @@
 #include "journal.h"
 #include "queue.h"
 #include "log.h"
-#include "mountio.h"
 #include "xalloc.h"
 
 #define IW_KEEP_DONE_MS (30LL * 86400000)

@@ -1,9 +1,9 @@
 /* outcome.c - how an item ends: a receipt in sent/, or a dead letter and
  * the original bytes in failed/.
  *
- * Everything here is done through the mount (mountio.c), from an
- * uploader thread, so inotify watchers of sent/ and failed/ see each file
- * arrive whole. The name in sent/ or failed/ is chosen once, when the
+ * Everything here is written by core's one writer of receipts and dead
+ * letters (core/receipt.h), through the mount, from an uploader thread,
+ * so inotify watchers of sent/ and failed/ see each file arrive whole. The name in sent/ or failed/ is chosen once, when the
  * outcome is decided, and recorded with the document before anything is
  * written: after a crash the same file is written again under the same
  * name (replacing our own copy, never anyone else's), and a name already
@@ -22,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "mountio.h"
+#include "receipt.h"
 #include "xalloc.h"
 
 static struct timespec ts_of(int64_t ms)
@@ -126,17 +127,6 @@ int outcome_refuse(struct outbox *ob, struct ob_item *it, const char *step,
 	return outbox_save(ob, it, true);
 }
 
-static int make_owner_dir(const char *dir, const char *owner)
-{
-	char *path = xasprintf("%s/%s", dir, owner);
-	int r = mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
-
-	if (r < 0)
-		log_errno(r, "cannot create \"%s\"", path);
-	free(path);
-	return r;
-}
-
 /* Removes the item from outbox/ through the mount (a folder with its files). */
 static int remove_item(struct outbox *ob, const struct ob_item *it)
 {
@@ -165,7 +155,7 @@ static int remove_item(struct outbox *ob, const struct ob_item *it)
 static int finish_sent(struct outbox *ob, struct ob_item *it, const char *owner)
 {
 	struct ob_app *oa = &ob->apps[it->app];
-	char *dir = xasprintf("%s/%s", oa->mount_dir[OB_SENT], owner);
+	char *dir = NULL;
 	int r;
 
 	if (!it->s.outcome_doc) {
@@ -191,10 +181,9 @@ static int finish_sent(struct outbox *ob, struct ob_item *it, const char *owner)
 		if (r < 0)
 			goto out;
 	}
-	r = make_owner_dir(oa->mount_dir[OB_SENT], owner);
+	r = receipt_dir(oa->mount_dir[OB_SENT], owner, &dir);
 	if (r == 0)
-		r = mountio_write(dir, it->s.outcome_name, it->s.outcome_doc,
-				  strlen(it->s.outcome_doc), false, NULL);
+		r = receipt_write(dir, it->s.outcome_name, it->s.outcome_doc, false, NULL);
 	if (r == 0)
 		r = remove_item(ob, it);
 	if (r == 0)
@@ -210,28 +199,25 @@ out:
 static int finish_failed(struct outbox *ob, struct ob_item *it, const char *owner)
 {
 	struct ob_app *oa = &ob->apps[it->app];
-	char *dir = xasprintf("%s/%s", oa->mount_dir[OB_FAILED], owner);
-	char *letter, *from, *used = NULL;
+	struct receipt_bytes bytes = { NULL, NULL, 0 };
+	char *dir = NULL, *from = NULL;
 	struct stat st;
 	int r;
 
 	if (!it->s.outcome_doc) { /* failing since a restart found the bytes gone */
 		r = outcome_refuse(ob, it, "deliver", NULL, it->s.last_error);
 		if (r < 0)
-			goto out_free_dir;
+			return r;
 	}
-	letter = xasprintf("%s.error.json", it->s.outcome_name);
-	from = xasprintf("%s/%s", oa->mount_dir[OB_OUTBOX], it->s.rel);
-	/* the bytes first: a watcher takes the letter as the sign that all is there */
-	r = make_owner_dir(oa->mount_dir[OB_FAILED], owner);
-	if (r == 0 && fstatat(oa->dir_fd[OB_OUTBOX], it->s.rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		r = mountio_move(from, dir, it->s.outcome_name, &used);
-	if (used && strcmp(used, it->s.outcome_name) != 0)
-		log_warn("outbox: \"%s\" went to failed/ as \"%s\", not \"%s\"", it->s.rel, used,
-			 it->s.outcome_name);
+	/* the bytes are moved unless a crash came after they were */
+	if (fstatat(oa->dir_fd[OB_OUTBOX], it->s.rel, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		from = xasprintf("%s/%s", oa->mount_dir[OB_OUTBOX], it->s.rel);
+		bytes.move_from = from;
+	}
+	r = receipt_dir(oa->mount_dir[OB_FAILED], owner, &dir);
 	if (r == 0)
-		r = mountio_write(dir, letter, it->s.outcome_doc, strlen(it->s.outcome_doc), false,
-				  NULL);
+		r = receipt_dead_letter(dir, it->s.outcome_name, &bytes, it->s.outcome_doc, false,
+					NULL);
 	if (r == 0)
 		r = outbox_set_state(ob, it, SPOOL_FAILED, false);
 	if (r == 0) {
@@ -239,10 +225,7 @@ static int finish_failed(struct outbox *ob, struct ob_item *it, const char *owne
 		ob->failed++;
 		pthread_mutex_unlock(&ob->lock);
 	}
-	free(used);
 	free(from);
-	free(letter);
-out_free_dir:
 	free(dir);
 	return r;
 }
