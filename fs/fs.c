@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "altinn.h"
+#include "caps.h"
 #include "config.h"
 #include "dwrite.h"
 #include "dircache.h"
+#include "gate.h"
 #include "local.h"
 #include "layout.h"
 #include "log.h"
@@ -37,6 +39,7 @@ struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountp
 	fs->layouts = layout_cache_new();
 	fs->nodes = node_table_new();
 	pthread_mutex_init(&fs->handles_lock, NULL);
+	fs->gate = gate_new(ALT_PLATFORM_OPS, ALT_PLATFORM_WAITERS, cfg->timeout);
 	fs->mountpoint = xstrdup(mountpoint);
 	clock_gettime(CLOCK_REALTIME, &fs->started);
 	fs->uid = getuid();
@@ -212,6 +215,7 @@ void fs_free(struct fs *fs)
 	while (fs->handles)
 		handle_free(fs->handles);
 	pthread_mutex_destroy(&fs->handles_lock);
+	gate_free(fs->gate);
 	local_close_dirs(fs);
 	layout_cache_free(fs->layouts);
 	view_free(fs->view);

@@ -21,6 +21,7 @@ struct node_table;
 struct handle;
 struct fuse_session;
 struct fuse_lowlevel_ops;
+struct gate;
 
 /* One local area of one family, as fs/ keeps it. */
 struct local_area_slot {
@@ -61,6 +62,7 @@ struct fs {
 	struct fuse_session *se;             /* set before fs_start */
 	pthread_mutex_t handles_lock;
 	struct handle *handles; /* open files and folders; protected by handles_lock */
+	struct gate *gate; /* the platform's share of the FUSE workers (ops_gate.c) */
 };
 
 /* fs.c: the families' life, in the order added (mount.c) */

@@ -17,10 +17,9 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "caps.h"
 #include "config.h"
 #include "log.h"
-
-#define FS_MAX_THREADS 32
 
 #define FS_STR2(x) #x
 #define FS_STR(x) FS_STR2(x)
@@ -74,7 +73,7 @@ static int loop(struct fuse_session *se)
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	int r;
 
-	fuse_loop_cfg_set_max_threads(cfg, FS_MAX_THREADS);
+	fuse_loop_cfg_set_max_threads(cfg, ALT_FUSE_THREADS);
 	r = fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	if (fuse_session_exited(se))

@@ -696,5 +696,6 @@ static const struct fuse_lowlevel_ops ops = {
 
 const struct fuse_lowlevel_ops *fs_ops(void)
 {
-	return opstat_wrap(&ops); /* counted for the metrics */
+	/* counted for the metrics, a refusal by the gate too */
+	return opstat_wrap(gate_wrap(&ops));
 }

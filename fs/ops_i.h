@@ -95,6 +95,10 @@ void handle_free(struct handle *h);
  * caller holds h->lock and sets h->written once it has written. */
 int handle_rewrite(struct fs *fs, struct handle *h, struct node *n);
 
+/* ops_gate.c: ops with those that may wait on the platform passing
+ * the gate (gate.h) */
+const struct fuse_lowlevel_ops *gate_wrap(const struct fuse_lowlevel_ops *ops);
+
 /* ops_change.c */
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);

@@ -6,6 +6,7 @@ recovers when the platform does."""
 import errno
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -290,3 +291,76 @@ def test_expired_token_is_replaced_from_file(platform_factory, mount, tmp_path):
     _, got, exc = run_bounded(lambda: os.listdir(m / "apps/ttd/tilskudd/instances"), 60)
     assert exc is None, exc
     assert "50001" in got
+
+
+# A slow platform may hold only a bounded share of the FUSE workers (caps.h:
+# ALT_PLATFORM_OPS): with more reads hanging on it than there are FUSE
+# threads, the local files still answer at once.
+MANY_READERS = 96   # more than fs/mount.c's FUSE threads
+
+
+def test_a_hanging_platform_leaves_local_files_answering(plat, mount):
+    party, guid = "50098", "5a1e0000-0000-4000-8000-0000000000a1"
+    doc = plat.add_instance("ttd/tilskudd", party, guid=guid, data=[
+        ("vedlegg", f"v{i:03d}.pdf", "application/pdf", b"%PDF-" + bytes([i]) * 100)
+        for i in range(MANY_READERS)])
+    try:
+        m = mount(localtest=plat, cache_ttl=60, timeout=10)
+        folder = m / f"apps/ttd/tilskudd/instances/{party}/{guid}/data/vedlegg"
+        names = sorted(os.listdir(folder))
+        assert len(names) == MANY_READERS
+        for name in names:
+            os.stat(folder / name)  # seen, never read
+        outbox = m / "apps/ttd/soknad/outbox"
+        os.mkdir(outbox / "party-50001")
+        dpath = plat.data_path(party, guid, "")
+        mark = plat.mark()
+        plat.fault(dpath, count=-1, hang=True)
+        results = []
+
+        def cat(name):
+            # os.read, not a file object: Python's buffered read turns
+            # EAGAIN into None
+            try:
+                fd = os.open(folder / name, os.O_RDONLY)
+                try:
+                    results.append(os.read(fd, 1 << 16))
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                results.append(e.errno)
+
+        readers = [threading.Thread(target=cat, args=(n,), daemon=True) for n in names]
+        for t in readers:
+            t.start()
+        # the platform holds as many of them as reach it
+        t_end = time.monotonic() + 5
+        while time.monotonic() < t_end and len(requests_to(plat, mark, dpath)) < 16:
+            time.sleep(0.05)
+        assert len(requests_to(plat, mark, dpath)) >= 16
+        time.sleep(0.5)
+
+        def local_work():
+            json.loads(read_bytes(m / "status.json"))
+            read_bytes(m / "README.txt")
+            os.listdir(outbox)
+            os.listdir(m / "apps/ttd/soknad/sent")
+            with open(outbox / "party-50001" / ".brev.txt", "wb") as f:
+                f.write(b"hello")
+            os.unlink(outbox / "party-50001" / ".brev.txt")
+
+        elapsed, _, exc = run_bounded(local_work, 30)
+        assert exc is None, exc
+        assert elapsed < 3, f"local files took {elapsed:.1f} s behind a hanging platform"
+        # the platform's share: ALT_PLATFORM_OPS reads reached it, no more
+        assert len(requests_to(plat, mark, dpath)) <= 32
+        plat.clear_faults()
+        for t in readers:
+            t.join(30)
+        # those that waited on the platform failed; none got wrong bytes
+        assert len(results) == MANY_READERS
+        assert all(r in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN) or r[:5] == b"%PDF-"
+                   for r in results), results
+        os.rmdir(outbox / "party-50001")
+    finally:
+        plat.delete_instance(party, guid)

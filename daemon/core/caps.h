@@ -50,6 +50,23 @@
 /* Open sequential streams at once; further readers use plain range GETs. */
 #define ALT_MAX_STREAMS 16
 
+/* ---- the FUSE workers */
+/* libfuse's worker threads (max_threads of its multi-threaded loop). A
+ * thread costs a stack of address space, not memory, until used. */
+#define ALT_FUSE_THREADS 64
+/* Operations that may wait on the platform at once (a listing, a data
+ * read, a ctl command). Each can hold its worker for up to `timeout`; 32
+ * keeps today's parallel readers (bench-read runs 32) unthrottled. */
+#define ALT_PLATFORM_OPS 32
+/* Such operations waiting for one of those slots, each for up to
+ * `timeout`; beyond them an operation fails with EAGAIN at once. Slots +
+ * waiters leave ALT_FUSE_THREADS - 48 = 16 workers that the platform can
+ * never take, so status.json, README.txt and the local areas answer
+ * while it hangs. */
+#define ALT_PLATFORM_WAITERS 16
+_Static_assert(ALT_PLATFORM_OPS + ALT_PLATFORM_WAITERS < ALT_FUSE_THREADS,
+	       "the platform must leave FUSE workers for the local files");
+
 /* A name in a directory (Linux NAME_MAX). */
 #define ALT_NAME_MAX 255
 
