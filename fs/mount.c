@@ -2,7 +2,8 @@
  *
  * Everything main needs of libfuse is here, so that nothing above fs/
  * includes it: the session over fs_ops(), the signal handlers (SIGINT,
- * SIGTERM and SIGHUP end the loop), the mount, fuse_daemonize, the
+ * SIGTERM and SIGHUP end the loop; once it has ended they are ignored),
+ * the mount, fuse_daemonize, the
  * multi-threaded loop and the unmount. The caller's start runs after
  * fuse_daemonize (threads do not survive its fork) and its stop runs
  * once nobody serves the mount any more but before the unmount, so that
@@ -61,11 +62,15 @@ static void catch_stop_signals(struct fuse_session *se)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-static void release_stop_signals(void)
+/* Once the loop has ended the process is on its way out: a second stop
+ * signal (an impatient operator, a service manager's repeated stop) must
+ * not kill it half way through the unmount and the families' stop, with
+ * their journals open, so from here on they are ignored. */
+static void ignore_stop_signals(void)
 {
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 }
 
 static int loop(struct fuse_session *se)
@@ -120,13 +125,14 @@ int fs_serve(struct fs *fs, const char *mountpoint, const struct fs_run *run)
 		 mountpoint);
 	r = loop(se);
 out_unmount:
+	ignore_stop_signals();
 	log_info("unmounting \"%s\"", mountpoint);
 	if (run->stop)
 		run->stop(run->ctx);
 	fs_families_stop(fs);
 	fuse_session_unmount(se);
 out_signals:
-	release_stop_signals();
+	ignore_stop_signals();
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);

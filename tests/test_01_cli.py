@@ -167,6 +167,36 @@ def test_signal_unmounts_cleanly(platform, tmp_path, sig):
     assert not m.sanitizer_report(), m.log_tail()
 
 
+def test_more_stop_signals_while_stopping_still_end_cleanly(platform, tmp_path):
+    """A second SIGTERM (an impatient operator, systemd's stop after its
+    timeout is SIGKILL, not this) while the daemon unmounts and frees its
+    state must not kill it half way: it exits 0 and leaves no mount."""
+    m = Mount(tmp_path, platform)
+    try:
+        m.start()
+        assert "README.txt" in os.listdir(m.path)
+        m.proc.send_signal(signal.SIGTERM)
+        sent = 1
+        deadline = time.monotonic() + 10
+        while m.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                m.proc.send_signal(signal.SIGTERM)
+                sent += 1
+            except ProcessLookupError:
+                break
+            time.sleep(0.002)
+        try:
+            status = m.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("altinnfs still running 10 s after SIGTERM")
+        assert sent > 1
+        assert status == 0, (status, m.log_tail())
+        assert not mounted(m.path)
+    finally:
+        m.stop()
+    assert not m.sanitizer_report(), m.log_tail()
+
+
 def test_a_signal_to_a_background_thread_unmounts_too(platform, tmp_path):
     """The kernel gives a process's signal to any thread not blocking it:
     one that lands on a poller or uploader thread must end the mount too,
