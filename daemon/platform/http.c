@@ -36,6 +36,7 @@
 
 #include "config.h"
 #include "caps.h"
+#include "growbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "secretfile.h"
@@ -90,9 +91,7 @@ struct attempt {
 	long retry_after_ms; /* -1: none */
 	char *err_body;     /* the start of a non-2xx body, for the log */
 	size_t err_len;
-	char *ok_body;      /* a 2xx body, when the request has no on_data */
-	size_t ok_len;
-	size_t ok_cap;      /* doubled as it fills: no copy per chunk */
+	struct growbuf ok;  /* a 2xx body, when the request has no on_data */
 	char *location;     /* Location header */
 	char *content_type; /* Content-Type header */
 	uint64_t upload_pos; /* next body byte to send */
@@ -355,21 +354,12 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 	}
 	at->body_begun = true;
 	if (!at->req->on_data) {
-		if (n > ALT_MAX_JSON_BODY - at->ok_len) {
-			at->cb_err = -EFBIG;
+		at->ok.max = ALT_MAX_JSON_BODY;
+		r = growbuf_append(&at->ok, p, n);
+		if (r < 0) {
+			at->cb_err = r;
 			return 0;
 		}
-		if (at->ok_len + n + 1 > at->ok_cap) {
-			size_t cap = at->ok_cap ? at->ok_cap : 16384;
-
-			while (cap < at->ok_len + n + 1)
-				cap *= 2;
-			at->ok_body = xrealloc(at->ok_body, cap);
-			at->ok_cap = cap;
-		}
-		memcpy(at->ok_body + at->ok_len, p, n);
-		at->ok_len += n;
-		at->ok_body[at->ok_len] = '\0';
 		return n;
 	}
 	r = at->req->on_data(at->req->ctx, p, n);
@@ -852,10 +842,8 @@ static void attempt_done(struct attempt *at, struct http_result *res)
 		http_result_clear(res);
 		res->status = at->head.status;
 		res->retry_after_ms = at->retry_after_ms;
-		if (at->ok_body) {
-			res->body = at->ok_body;
-			res->body_len = at->ok_len;
-			at->ok_body = NULL;
+		if (at->ok.data) {
+			res->body = growbuf_steal(&at->ok, &res->body_len);
 		} else if (at->err_body) {
 			at->err_body[at->err_len] = '\0';
 			res->body = at->err_body;
@@ -866,11 +854,11 @@ static void attempt_done(struct attempt *at, struct http_result *res)
 		res->content_type = at->content_type;
 		at->location = at->content_type = NULL;
 	}
-	free(at->ok_body);
+	growbuf_free(&at->ok);
 	free(at->err_body);
 	free(at->location);
 	free(at->content_type);
-	at->ok_body = at->err_body = at->location = at->content_type = NULL;
+	at->err_body = at->location = at->content_type = NULL;
 }
 
 void http_stop(struct http *h)
@@ -961,41 +949,21 @@ int http_request(struct http *h, const struct http_request *req)
 
 /* ---- whole bodies */
 
-struct body {
-	char *data;
-	size_t len, cap, max;
-};
-
 static int body_head(void *ctx, const struct http_head *head)
 {
-	struct body *b = ctx;
+	struct growbuf *b = ctx;
 	b->len = 0; /* a retried attempt starts over */
 	return 0;
 }
 
 static int body_data(void *ctx, const char *p, size_t n)
 {
-	struct body *b = ctx;
-
-	if (n > b->max - b->len)
-		return -EFBIG;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (cap > b->max + 1)
-			cap = b->max + 1;
-		b->data = xrealloc(b->data, cap);
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	return 0;
+	return growbuf_append(ctx, p, n);
 }
 
 int http_get(struct http *h, const char *url, size_t max, char **ret_body, size_t *ret_len)
 {
-	struct body b = { .max = max };
+	struct growbuf b = { .max = max };
 	struct http_request req = {
 		.url = url,
 		.on_head = body_head,
@@ -1009,14 +977,12 @@ int http_get(struct http *h, const char *url, size_t max, char **ret_body, size_
 	if (r < 0) {
 		if (r == -EFBIG)
 			log_warn("answer to \"%s\" is larger than %zu bytes", url, max);
-		free(b.data);
+		growbuf_free(&b);
 		return r;
 	}
 	if (!b.data)
-		b.data = xmalloc(1);
-	b.data[b.len] = '\0';
-	*ret_body = b.data;
-	*ret_len = b.len;
+		b.data = xcalloc(1, 1);
+	*ret_body = growbuf_steal(&b, ret_len);
 	return 0;
 }
 
