@@ -212,3 +212,47 @@ def test_thousands_of_elements_and_types_stay_listable(plat, mount):
     elapsed, got, exc = run_bounded(walk, 60)
     assert exc is None, exc
     assert got == (n, n + 3)
+
+
+def test_a_size_near_int64_max_gives_sane_blocks(plat, mount):
+    """Finding 13: st_blocks was rounded up as (size + 511) / 512, a signed
+    overflow (UBSan's runtime error) for a size the platform may claim."""
+    party, guid = "50078", "0ddba11e-0000-4000-8000-00000000b013"
+    size = (1 << 63) - 1
+    r = plat.request("POST", "/_localtest/instances", auth=False, body={
+        "appId": "ttd/tilskudd", "partyId": party, "organisationNumber": "910000001",
+        "guid": guid, "data": [{"dataType": "vedlegg", "filename": "enorm.bin",
+                                "contentType": "application/octet-stream",
+                                "pattern_size": size}]})
+    assert r.status == 201, r
+    try:
+        m = mount(localtest=plat)
+        folder = m / f"apps/ttd/tilskudd/instances/{party}/{guid}/data/vedlegg"
+        assert os.listdir(folder) == ["enorm.bin"]
+        st = os.stat(folder / "enorm.bin")
+        assert st.st_size == size
+        assert st.st_blocks == size // 512 + 1   # rounded up, never negative
+        m.stop()
+        assert not m.sanitizer_report(), m.log_tail()
+    finally:
+        plat.delete_instance(party, guid)
+
+
+@pytest.mark.skipif(not binary_has_asan(altinnfs_bin()),
+                    reason="UBSan's nonnull check: the sanitizer build only")
+def test_empty_listings_are_clean_under_ubsan(plat, mount):
+    """Finding 14: qsort(NULL, 0, ...) on every empty listing (an app with
+    no instances, an empty inbox) is a UBSan report: qsort's array is
+    declared nonnull."""
+    r = plat.request("POST", "/_localtest/apps", auth=False, body={
+        "id": "ttd/tomt", "org": "ttd", "title": {"nb": "Tomt"},
+        "dataTypes": [{"id": "vedlegg", "allowedContentTypes": ["application/pdf"]}],
+        "partyTypesAllowed": {}, "created": "2024-11-20T09:30:00Z",
+        "lastChanged": "2024-11-20T09:30:00Z"})
+    assert r.status == 201, r
+    m = mount(localtest=plat, apps="ttd/tomt")
+    app = m / "apps/ttd/tomt"
+    assert os.listdir(app / "instances") == []
+    assert os.listdir(app / "inbox") == []
+    m.stop()
+    assert not m.sanitizer_report(), m.log_tail()
