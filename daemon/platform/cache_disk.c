@@ -1,0 +1,204 @@
+/* cache_disk.c - the cache's files: their names, their hashes, and what
+ * a start finds (docs/cache.md).
+ *
+ * A complete entry is "<guid>-<sec>.<nsec>-<size>-<sha256>", a partial one
+ * "<guid>-<sec>.<nsec>-<size>.part". At start, complete entries of the size
+ * their name says are indexed, least recently used (oldest mtime) last;
+ * everything else is removed. A complete entry's bytes are hashed at its
+ * first use (cache.c) and compared with its name. */
+#include "cache_i.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <strings.h>
+#include <sys/statvfs.h>
+
+#include "log.h"
+#include "sha256.h"
+#include "xalloc.h"
+
+char *cache_entry_path(const struct cache_entry *e, const char *sha)
+{
+	return sha ? xasprintf("%s/%s-%s", e->c->dir, e->base, sha)
+		   : xasprintf("%s/%s.part", e->c->dir, e->base);
+}
+
+/* The sha256 of the first size bytes of fd, in hex: 0, or -EIO when the
+ * file is shorter. */
+int cache_file_sha256(int fd, uint64_t size, char hex[65])
+{
+	struct sha256 *md = sha256_new();
+	char *buf = xmalloc(1 << 20);
+	uint64_t total = 0;
+	ssize_t n = 0;
+
+	while (total < size && (n = pread(fd, buf, 1 << 20, (off_t)total)) > 0) {
+		size_t take = (uint64_t)n < size - total ? (size_t)n : (size_t)(size - total);
+
+		sha256_update(md, buf, take);
+		total += take;
+	}
+	sha256_finish(md, hex);
+	free(buf);
+	return total == size && n >= 0 ? 0 : -EIO;
+}
+
+
+/* Is a complete entry found on disk what its name says? Read in full
+ * once, at its first use since the start. */
+bool cache_entry_check(struct cache_entry *e)
+{
+	char hex[65];
+
+	return cache_file_sha256(e->fd, e->size, hex) == 0 && strcmp(hex, e->sha) == 0;
+}
+
+int cache_sha256_hex(const char *hash, char ret[65])
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char raw[33];
+	size_t len, n = 0;
+	unsigned acc = 0;
+	int bits = 0;
+
+	if (strncasecmp(hash, "sha256:", 7) == 0)
+		hash += 7;
+	len = strlen(hash);
+	if (len == 64 && strspn(hash, "0123456789abcdefABCDEF") == 64) {
+		for (size_t i = 0; i < 64; i++)
+			ret[i] = (char)tolower((unsigned char)hash[i]);
+		ret[64] = '\0';
+		return 0;
+	}
+	while (len && hash[len - 1] == '=')
+		len--;
+	if (len != 43) /* 32 bytes of base64 */
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = strchr(b64, hash[i]);
+		unsigned v = hash[i] == '-' ? 62 : hash[i] == '_' ? 63 : 64; /* base64url too */
+
+		if (p && hash[i])
+			v = (unsigned)(p - b64);
+		if (v == 64)
+			return -EINVAL;
+		acc = (acc << 6 | v) & 0xffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			raw[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	for (size_t i = 0; i < 32; i++)
+		snprintf(ret + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
+/* ---- start and stop */
+
+struct loaded {
+	struct cache_entry *e;
+	struct timespec mtime;
+};
+
+static int by_mtime(const void *x, const void *y)
+{
+	const struct loaded *a = x, *b = y;
+
+	if (a->mtime.tv_sec != b->mtime.tv_sec)
+		return a->mtime.tv_sec < b->mtime.tv_sec ? -1 : 1;
+	return (a->mtime.tv_nsec > b->mtime.tv_nsec) - (a->mtime.tv_nsec < b->mtime.tv_nsec);
+}
+
+/* One file of the directory: a complete entry into *list, anything else
+ * (a partial entry, a stray or damaged file) removed. */
+static void load_one(struct cache *c, int dfd, const char *name, struct loaded **list, size_t *n)
+{
+	char guid[64], sha[65];
+	long long sec;
+	long nsec;
+	uint64_t size;
+	int used = 0;
+	struct stat st;
+	struct cache_entry *e;
+
+	if (sscanf(name, "%36[0-9a-f-]-%lld.%9ld-%" SCNu64 "-%64[0-9a-f]%n", guid, &sec, &nsec,
+		   &size, sha, &used) != 5 || name[used] || strlen(sha) != 64 ||
+	    fstatat(dfd, name, &st, 0) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != size || size == 0) {
+		if (unlinkat(dfd, name, 0) == 0)
+			log_info("cache: removed \"%s\" (partial or damaged)", name);
+		return;
+	}
+	e = cache_entry_new(c, guid, &(struct timespec){ sec, nsec }, size);
+	if (strncmp(e->base, name, strlen(e->base)) != 0) { /* not our spelling */
+		cache_entry_free(e);
+		unlinkat(dfd, name, 0);
+		return;
+	}
+	memcpy(e->sha, sha, sizeof(sha));
+	e->state = E_COMPLETE;
+	e->indexed = true;
+	e->have = size;
+	*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+	(*list)[(*n)++] = (struct loaded){ e, st.st_mtim };
+}
+
+/* Indexes the complete entries, the least recently used (oldest mtime)
+ * last, and removes everything else. */
+void cache_load_dir(struct cache *c)
+{
+	struct loaded *list = NULL;
+	size_t n = 0;
+	DIR *d = opendir(c->dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			load_one(c, dirfd(d), de->d_name, &list, &n);
+	closedir(d);
+	if (n)
+		qsort(list, n, sizeof(*list), by_mtime);
+	for (size_t i = 0; i < n; i++) {
+		cache_list_push_front(c, list[i].e);
+		c->used += list[i].e->size;
+		c->n_entries++;
+	}
+	free(list);
+	if (cache_make_room(c, 0) < 0)
+		log_warn("cache: \"%s\" holds more than cache_max", c->dir);
+}
+
+/* cache_max unset: a quarter of what the cache could have at start (the
+ * free space and its own entries), at most CACHE_AUTO_CAP. */
+uint64_t cache_auto_max(const char *dir)
+{
+	struct statvfs sv;
+	uint64_t have = 0, max;
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+
+	if (statvfs(dir, &sv) < 0)
+		return 0;
+	d = opendir(dir);
+	while (d && (de = readdir(d)))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode))
+			have += (uint64_t)st.st_size;
+	if (d)
+		closedir(d);
+	max = ((uint64_t)sv.f_bavail * sv.f_frsize + have) / CACHE_AUTO_SHARE;
+	return max < CACHE_AUTO_CAP ? max : CACHE_AUTO_CAP;
+}

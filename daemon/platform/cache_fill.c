@@ -1,0 +1,294 @@
+/* cache_fill.c - the download that fills a cache entry (docs/cache.md).
+ *
+ * One thread per entry being filled: one streaming GET, from the bytes
+ * the entry has on (a Range where the server honours it, else from byte
+ * 0, dropping what is here). It runs at most CACHE_AHEAD past the
+ * furthest byte a reader asked for (TCP flow control holds the server
+ * back meanwhile), ends CACHE_PAUSE_S after readers stopped asking, and at
+ * once when no open file holds the entry. curl hands over 16 KiB at a
+ * time, so the bytes gather in a CACHE_STAGE of memory, written to the
+ * file at once; readers are lent bytes from the stage (cache.c), and only
+ * the readers whose bytes came are woken. Once all bytes are in, the file
+ * is hashed, checked against the element's contentHash if it has one, and
+ * renamed to its complete name. */
+#include "cache_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* ---- the download */
+
+static int fill_head(void *ctx, const struct http_head *head)
+{
+	struct cache_entry *e = ctx;
+	struct cache *c = e->c;
+	uint64_t first;
+
+	if (head->status == 200) {
+		atomic_store(&c->ranges, CACHE_RANGES_NO);
+		first = 0;
+	} else if (head->status == 206 && head->has_range && head->range_last + 1 == e->size) {
+		atomic_store(&c->ranges, CACHE_RANGES_YES);
+		first = head->range_first;
+	} else {
+		log_warn("download of \"%s\": the platform answered another range", e->url);
+		return -EIO;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (first > e->have) {
+		pthread_mutex_unlock(&c->lock);
+		log_warn("download of \"%s\": the answer starts past the bytes we have", e->url);
+		return -EIO;
+	}
+	e->skip = e->have - first;
+	pthread_cond_broadcast(&e->cond); /* a read far ahead may take a range now */
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* Waits while the download is CACHE_AHEAD past what readers want: 0, or
+ * -ECANCELED when no one holds the entry or it waited CACHE_PAUSE_S. */
+static int fill_wait_wanted(struct cache_entry *e)
+{
+	time_t since = cache_mono_s();
+
+	while (e->have + e->staged >= e->wanted + CACHE_AHEAD && !atomic_load(&e->cancel)) {
+		struct timespec until;
+
+		if (cache_mono_s() - since >= CACHE_PAUSE_S) {
+			e->paused = true;
+			return -ECANCELED;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		e->throttled = true;
+		pthread_cond_timedwait(&e->cond, &e->c->lock, &until);
+		e->throttled = false;
+	}
+	return atomic_load(&e->cancel) ? -ECANCELED : 0;
+}
+
+/* Writes the stage to the file and moves have past it: 0, or -errno (a
+ * local failure: the entry's readers go on uncached). Only the download's
+ * thread writes the stage and past have, so the file needs no lock. */
+static int fill_flush(struct cache_entry *e)
+{
+	struct cache *c = e->c;
+	uint64_t at = e->have;
+	size_t n = e->staged;
+	int r = 0;
+
+	for (size_t done = 0; done < n;) {
+		ssize_t k = pwrite(e->fd, e->stage + done, n - done, (off_t)(at + done));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = -errno;
+			log_warn("cannot write cache entry \"%s\": %s", e->base, strerror(-r));
+			break;
+		}
+		done += (size_t)k;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (e->stage_pins > 0) { /* a reply is being written from the stage */
+		e->pin_wait = true;
+		pthread_cond_wait(&e->cond, &c->lock);
+	}
+	e->pin_wait = false;
+	if (r < 0) {
+		e->local_err = true;
+	} else {
+		e->have += n;
+		c->unwritten -= n;
+	}
+	e->staged = 0;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static int fill_data(void *ctx, const char *p, size_t n)
+{
+	struct cache_entry *e = ctx;
+	struct cache *c = e->c;
+	int r;
+
+	if (e->skip) {
+		size_t k = n < e->skip ? n : (size_t)e->skip;
+
+		e->skip -= k;
+		p += k;
+		n -= k;
+	}
+	while (n > 0) {
+		size_t k;
+		bool full;
+
+		pthread_mutex_lock(&c->lock);
+		r = e->staged ? 0 : fill_wait_wanted(e);
+		if (r == 0 && e->have + e->staged + n > e->size) {
+			log_warn("download of \"%s\": more bytes than its %" PRIu64, e->url, e->size);
+			r = -EIO;
+		}
+		if (r < 0) {
+			pthread_mutex_unlock(&c->lock);
+			return r;
+		}
+		k = n < CACHE_STAGE - e->staged ? n : CACHE_STAGE - e->staged;
+		memcpy(e->stage + e->staged, p, k);
+		e->staged += k;
+		c->fetched += k;
+		e->progress_at = cache_mono_s();
+		if (e->have + e->staged >= e->need) { /* wake readers only for their bytes */
+			e->need = UINT64_MAX;
+			pthread_cond_broadcast(&e->cond);
+		}
+		full = e->staged == CACHE_STAGE;
+		pthread_mutex_unlock(&c->lock);
+		p += k;
+		n -= k;
+		if (full && (r = fill_flush(e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Hashes a full entry (its readers go on meanwhile: the bytes are all
+ * there) and renames it to its complete name; called and returns locked. */
+static int fill_finish(struct cache_entry *e)
+{
+	char sha[65], *from, *to;
+	int r;
+
+	pthread_mutex_unlock(&e->c->lock);
+	r = cache_file_sha256(e->fd, e->size, sha);
+	pthread_mutex_lock(&e->c->lock);
+	if (r < 0 || !e->indexed)
+		return r < 0 ? r : -ECANCELED;
+	if (e->want_sha[0] && strcmp(sha, e->want_sha) != 0) {
+		log_warn("download of \"%s\": its sha256 is %s, its contentHash says %s; not served",
+			 e->url, sha, e->want_sha);
+		return -EBADMSG;
+	}
+	memcpy(e->sha, sha, sizeof(sha));
+	from = cache_entry_path(e, NULL);
+	to = cache_entry_path(e, e->sha);
+	if (rename(from, to) < 0)
+		r = -errno;
+	free(from);
+	free(to);
+	return r;
+}
+
+static void *fill_main(void *arg)
+{
+	struct cache_entry *e = arg;
+	struct cache *c = e->c;
+	struct http_request req = {
+		.url = e->url,
+		.accept = "*/*",
+		.has_range = true,
+		.range_last = UINT64_MAX,
+		.bulk = true,
+		.on_head = fill_head,
+		.on_data = fill_data,
+		.ctx = e,
+		.restartable = true,
+		.cancel = &e->cancel,
+	};
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	req.range_first = e->have;
+	pthread_mutex_unlock(&c->lock);
+	r = http_request(c->http, &req);
+	if (e->staged && !e->local_err && fill_flush(e) < 0 && r == 0)
+		r = -EIO; /* local_err is set: its readers go on uncached */
+
+	pthread_mutex_lock(&c->lock);
+	while (e->stage_pins > 0) {
+		e->pin_wait = true;
+		pthread_cond_wait(&e->cond, &c->lock);
+	}
+	e->pin_wait = false;
+	e->staged = 0;
+	free(e->stage);
+	e->stage = NULL;
+	if (r == -ECANCELED && e->have == e->size)
+		r = 0; /* stopped after the last byte (its reader closed): complete */
+	if (r == 0 && e->have != e->size) {
+		log_warn("download of \"%s\": %" PRIu64 " bytes came, the element is %" PRIu64,
+			 e->url, e->have, e->size);
+		r = -EIO;
+	}
+	if (r == 0 && e->indexed) {
+		r = fill_finish(e);
+		e->local_err = r < 0 && r != -EBADMSG;
+		if (r == -EBADMSG)
+			r = -EIO; /* the platform's bytes are not what it says */
+	}
+	if (r == -ERANGE) /* a 416 inside the size the document gave: broken */
+		r = -EIO;
+	if (r == 0 && e->indexed) {
+		e->state = E_COMPLETE;
+		e->verified = true;
+	} else if (!(r == -ECANCELED && e->paused && e->indexed)) {
+		if (r != -ECANCELED)
+			log_warn("download of \"%s\" into the cache failed (%s); reading it uncached",
+				 e->url, strerror(-r));
+		cache_entry_drop(c, e);
+		e->state = E_FAILED;
+		if (!e->err)
+			e->err = r < 0 ? r : -EIO;
+	}
+	e->downloading = false;
+	c->downloads--;
+	pthread_cond_broadcast(&e->cond);
+	pthread_cond_broadcast(&c->idle);
+	cache_put_locked(e);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Starts (or resumes) the download of e; locked. */
+void cache_fill_start(struct cache_entry *e)
+{
+	struct cache *c = e->c;
+	pthread_attr_t attr;
+	pthread_t t;
+
+	e->paused = false;
+	atomic_store(&e->cancel, false);
+	e->downloading = true;
+	e->stage = xmalloc(CACHE_STAGE);
+	e->staged = 0;
+	e->progress_at = cache_mono_s();
+	e->refs++;
+	c->downloads++;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, fill_main, e) != 0) {
+		log_warn("cannot start a download thread; reading \"%s\" uncached", e->url);
+		e->local_err = true;
+		e->downloading = false;
+		free(e->stage);
+		e->stage = NULL;
+		c->downloads--;
+		cache_entry_drop(c, e);
+		e->refs--; /* the reader's reference remains */
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* ---- entries */
