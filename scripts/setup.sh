@@ -5,7 +5,7 @@
 
 ALTINNFS_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
 libcurl4-openssl-dev libjansson-dev libssl-dev libinih-dev libsqlite3-dev libmicrohttpd-dev
-libsystemd-dev systemd scdoc
+libsystemd-dev systemd scdoc dpkg-dev debhelper fakeroot lintian
 python3 python3-pytest python3-cryptography python3-prometheus-client
 attr curl procps inotify-tools jq rsync"
 # scripts/fuzz (and so run-tests) also needs clang and its libFuzzer
