@@ -167,6 +167,7 @@ def main(argv=None):
     args.seeder(platform.store)
     if args.seed == "demo":
         platform.broker.seed_demo()
+        platform.correspondence.seed_demo()
     try:
         httpd = server.Server((args.host, args.port), platform)
     except OSError as e:

@@ -19,8 +19,8 @@ import time
 import traceback
 import urllib.parse
 
-from . import (admin, appapi, apps, auth, broker, brokerapi, events, faults, hostile,
-               maskinporten, model, parties, reqlog, storage, web)
+from . import (admin, appapi, apps, auth, broker, brokerapi, corrapi, correspondence, events,
+               faults, hostile, maskinporten, model, parties, reqlog, storage, web)
 
 ADMIN_PREFIX = "/_localtest"
 _SMALL_BODY = 64 << 10
@@ -53,6 +53,7 @@ class LocalPlatform:
         self.events = events.EventService(self)
         self.maskinporten = maskinporten.MaskinportenService(self)
         self.broker = broker.BrokerService(self)
+        self.correspondence = correspondence.CorrespondenceService(self)
         self.url = None   # http://host:port once listening (cli.py)
         self.router = web.Router()
         self.admin_router = web.Router()
@@ -62,6 +63,7 @@ class LocalPlatform:
         storage.register(self.router, self)
         events.register(self.router, self)
         brokerapi.register(self.router, self)
+        corrapi.register(self.router, self)
         apps.register(self.router, self)
         appapi.register(self.router, self)
         admin.register(self.admin_router, self)
@@ -69,6 +71,7 @@ class LocalPlatform:
         events.register_admin(self.admin_router, self)
         maskinporten.register_admin(self.admin_router, self)
         brokerapi.register_admin(self.admin_router, self)
+        corrapi.register_admin(self.admin_router, self)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
