@@ -21,6 +21,7 @@ service lock only around state changes; timers do the asynchronous steps.
 
 import atexit
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -871,6 +872,10 @@ class CorrespondenceService:
             owner=resource.service_owner, event_id=event_id)])
 
 
+def _js(value):
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _unlink(path):
     try:
         os.unlink(path)
@@ -888,7 +893,7 @@ class CorrespondenceEvent:
 
     def __init__(self, seq, time, event_type, resource_id, instance, source_kind, party, owner,
                  event_id=None):
-        js = broker._js
+        js = _js
         self.seq = seq
         self.id = event_id or str(uuid.uuid4())
         self.time = time
