@@ -29,6 +29,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "service.h"
+#include "version.h"
 #include "xalloc.h"
 
 static const char usage_text[] =

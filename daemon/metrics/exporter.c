@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "version.h"
 #include "xalloc.h"
 
 /* a scraper or two, and a person with curl */

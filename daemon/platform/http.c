@@ -40,6 +40,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "secretfile.h"
+#include "version.h"
 #include "xalloc.h"
 
 /* Idle handles (each with its open connection) kept for reuse; more than

@@ -25,6 +25,7 @@
 #include "json_i.h"
 #include "caps.h"
 #include "log.h"
+#include "version.h"
 #include "xalloc.h"
 
 void json_global_init(void)

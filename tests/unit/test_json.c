@@ -21,6 +21,7 @@
 #include "xalloc.h"
 
 #include "check.h"
+#include "version.h"
 
 static int parse_instance(const char *text, struct alt_instance **ret)
 {
