@@ -402,9 +402,11 @@ def test_platform_down_then_back(evplat, evmount):
     assert 0 < len(polls) <= 14, len(polls)  # 18 or more without
     evplat.clear_faults()
     assert ids_of(wait_files(m, 5, timeout=20)) == ids
-    log = m.log()
-    assert log.count("cannot poll the events of \"ttd/soknad\"") == 1
-    assert "polling the events of \"ttd/soknad\" works again" in log
+    # the round writes its files first and says it works again after: wait
+    # for the line, not for a moment (a loaded machine read the log between)
+    wait_for(lambda: "polling the events of \"ttd/soknad\" works again" in m.log(), 20,
+             "the poller to say it works again")
+    assert m.log().count("cannot poll the events of \"ttd/soknad\"") == 1
 
 
 def test_an_instance_event_refreshes_the_listing(evplat, evmount):
