@@ -16,7 +16,7 @@ import json
 import re
 import uuid
 
-from . import brokerapi, correspondence as corr, corrcheck, multipart, uploads, web
+from . import brokerapi, corrcheck, corrmodel as cm, multipart, uploads, web
 
 PREFIX = "/correspondence/api/v1/correspondence"
 ATTACHMENT = "/correspondence/api/v1/attachment"
@@ -57,7 +57,7 @@ def validation(errors):
 def who(req, platform):
     """(caller organisation or None, the identities a recipient may be)."""
     claims = req.principal.claims
-    org = corr.broker.caller_org(claims)
+    org = cm.broker.caller_org(claims)
     me = {org} if org else set()
     if claims.get("pid"):
         me.add(str(claims["pid"]))
@@ -213,7 +213,7 @@ def register(router, platform):
     def call(fn, *args):
         try:
             return fn(*args)
-        except corr.CorrError as e:
+        except cm.CorrError as e:
             raise web.HttpError(problem(e))
 
     def bind(doc):
@@ -270,8 +270,8 @@ def register(router, platform):
         org, me = who(req, platform)
         cid = guid(req, "correspondenceId")
         with service.lock:
-            c, _ = call(service.view, org, me, cid)
-            return web.json_response(c.overview(details))
+            c, as_recipient = call(service.view, org, me, cid, details)
+            return web.json_response(c.overview(details, as_recipient))
 
     def content(req):
         accept = req.headers.get("Accept")
@@ -321,7 +321,7 @@ def register(router, platform):
             role = match[0] if match else None
         status = req.arg("status")
         if status:
-            match = [s for i, s in enumerate(corr.STATUSES)
+            match = [s for i, s in enumerate(cm.STATUSES)
                      if status.strip().lower() == s.lower() or status.strip() == str(i)]
             if not match:
                 errors["status"] = ["The value '%s' is not valid." % status]
@@ -334,11 +334,11 @@ def register(router, platform):
             if not raw:
                 return None
             try:
-                ticks = corr.dates.parse_iso(raw)
+                ticks = cm.dates.parse_iso(raw)
             except ValueError:
                 errors[name] = ["The value '%s' is not valid." % raw]
                 return None
-            return (ticks - corr.dates.EPOCH_TICKS) / corr.dates.TICKS_PER_SECOND
+            return (ticks - cm.dates.EPOCH_TICKS) / cm.dates.TICKS_PER_SECOND
 
         start, end = when("from"), when("to")
         key = req.arg("idempotentKey")
@@ -352,7 +352,7 @@ def register(router, platform):
         if errors:
             raise validation(errors)
         rid = req.arg("resourceId")
-        rid = corr.without_prefix(rid) if rid else rid
+        rid = cm.without_prefix(rid) if rid else rid
         ids = call(service.search, org, me, rid, role, start, end, status,
                    req.arg("sendersReference"), key)
         return web.json_response({"ids": ids})
@@ -372,16 +372,16 @@ def register(router, platform):
         corrcheck.attachment_model(errors, doc)
         if errors:
             raise validation(errors)
-        doc = dict(doc, resourceId=corr.without_prefix(doc["resourceId"]))
+        doc = dict(doc, resourceId=cm.without_prefix(doc["resourceId"]))
         with service.lock:
             call(service.sender_resource, org, doc["resourceId"])
             code = corrcheck.file_name_error(doc.get("fileName"))
             if code:
-                raise web.HttpError(problem(corr.CorrError(code)))
+                raise web.HttpError(problem(cm.CorrError(code)))
             days = doc.get("expirationInDays")
             minimum = service.settings.min_expiration_days
             if days is not None and days < minimum:
-                raise web.HttpError(problem(corr.CorrError(2017, minimum)))
+                raise web.HttpError(problem(cm.CorrError(2017, minimum)))
             a = call(service.new_attachment, org, doc)
         return web.json_response(a.id)
 
@@ -423,9 +423,9 @@ def register(router, platform):
         with service.lock:
             a = call(service.attachment_for_sender, org, guid(req, "attachmentId"))
             if any(service.correspondences[c].published for c in a.correspondences):
-                raise web.HttpError(problem(corr.CorrError(2016)))
+                raise web.HttpError(problem(cm.CorrError(2016)))
             if not a.path:
-                raise web.HttpError(problem(corr.CorrError(2001)))
+                raise web.HttpError(problem(cm.CorrError(2001)))
         return attachment_file(a, inline=False)
 
     router.add("POST", PREFIX, initialize)
@@ -455,7 +455,7 @@ _INLINE = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
 
 def attachment_file(a, inline):
-    body = corr.broker.FileContent(a.path, a.size)
+    body = cm.broker.FileContent(a.path, a.size)
     disposition = brokerapi.content_disposition(a.file_name or a.id)
     if inline and (a.file_name or "").lower().endswith(_INLINE):
         disposition = "inline" + disposition[len("attachment"):]
@@ -497,7 +497,7 @@ def register_admin(router, platform):
                     continue
                 doc = c.overview(details=True)
                 doc["idempotentKey"] = c.idempotent_key
-                doc["fetches"] = len(c.fetches)
+                doc["fetches"] = len(c.fetched)
                 out.append(doc)
         return web.json_response(out)
 
