@@ -165,7 +165,7 @@ def main(argv=None):
                              enforce_data_type_task_id=args.enforce_data_type_task_id)
     platform = server.LocalPlatform(options)
     args.seeder(platform.store)
-    if args.seed == "demo":
+    if "demo" in args.seed.split("+"):        # also demo+scale:N
         platform.broker.seed_demo()
         platform.correspondence.seed_demo()
     try:
