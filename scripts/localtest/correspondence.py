@@ -303,8 +303,14 @@ class CorrespondenceService:
             if c is None or c.status != "ReadyForPublish":
                 return
             now = time.time()
-            if without_prefix(c.recipient) in self.settings.fail_recipients:
-                self._fail(c, now, "Recipient not found in Altinn Register")
+            number = without_prefix(c.recipient)
+            if number in self.settings.fail_recipients:
+                self._fail(c, now, "Party for recipient %s not found in Altinn Register when "
+                                   "publishing" % c.recipient)
+                return
+            if number in self.settings.reserved and not c.model.get("ignoreReservation"):
+                self._fail(c, now, "Recipient of %s has been set to reserved in kontakt- og "
+                                   "reserverasjonsregisteret ('KRR')" % c.id)
                 return
             c.set_status("Published", now)
             c.published = now
@@ -464,37 +470,51 @@ class CorrespondenceService:
     # -- list ---------------------------------------------------------------------------
 
     def search(self, caller, me, rid, role, start, end, status, senders_reference, key):
-        """GetCorrespondencesHandler: ids, newest requestedPublishTime first, at most 1000."""
+        """GetCorrespondencesHandler and the repository's query: ids, newest
+        requestedPublishTime first, at most 1000. The caller needs some right on the resource
+        (4001); an idempotentKey finds its correspondence whatever the other filters say."""
         with self.lock:
             if start is not None and end is not None and start > end:
                 raise CorrError(1027)
+            resource = self.resources.get(rid or "")
+            if resource is None or not (
+                    (caller is not None and caller in resource.senders) or
+                    resource.recipients is None or
+                    any(m in resource.recipients for m in me)):
+                raise CorrError(4001)
+            if key is not None:
+                cid = self.keys.get(key)
+                return [cid] if cid is not None else []
             rows = []
             for c in self.correspondences.values():
-                if rid and c.resource_id != rid:
-                    continue
-                as_sender = role in ("Sender", "RecipientAndSender") and \
-                    self.is_sender(caller, c.resource_id)
-                as_recipient = role in ("Recipient", "RecipientAndSender") and \
-                    self.is_recipient(me, c)
-                if as_recipient and not as_sender and status is None and \
-                        c.status in HIDDEN_FOR_RECIPIENT:
-                    as_recipient = False
-                if not (as_sender or as_recipient):
+                if c.resource_id != rid:
                     continue
                 if start is not None and not c.publish_at > start:
                     continue
                 if end is not None and not c.publish_at < end:
                     continue
-                if status is not None and not c.ever(status):
+                if senders_reference and c.model["sendersReference"] != senders_reference:
                     continue
-                if senders_reference is not None and \
-                        c.model["sendersReference"] != senders_reference:
-                    continue
-                if key is not None and c.idempotent_key != key:
+                if not (self._listed(c, role, "Sender", caller and {caller}, status, ()) or
+                        self._listed(c, role, "Recipient", me, status, HIDDEN_FOR_RECIPIENT)):
                     continue
                 rows.append((c.publish_at, c.id))
             rows.sort(reverse=True)
             return [cid for _, cid in rows[:LIST_LIMIT]]
+
+    @staticmethod
+    def _listed(c, role, side, who, status, blacklist):
+        """QueryableExtensions.FilterBySenderOrRecipient + FilterByStatus for one side: the
+        party matches (the sender side by the service owner), and the status was ever held
+        (the main table only: never Fetched) or, without one, the latest is not hidden."""
+        if role not in (side, "RecipientAndSender") or not who:
+            return False
+        party = c.sender if side == "Sender" else c.recipient
+        if without_prefix(party) not in who:
+            return False
+        if status is not None:
+            return status not in blacklist and any(s == status for s, _, _ in c.history)
+        return c.history[-1][0] not in blacklist
 
     # -- plumbing -----------------------------------------------------------------------
 

@@ -278,11 +278,20 @@ def test_list_by_role_reference_status_and_dates(lt):
     assert ids(rtok(lt, B), role="Recipient") == [second]
     assert ids(rtok(lt, A), role="Sender") == []
     overview(lt, first, rtok(lt, A))
-    assert ids(tok(lt, OWNER), role="Sender", status="Fetched") == [first]
+    # Fetched rows are a table apart: the status filter never finds them
+    assert ids(tok(lt, OWNER), role="Sender", status="Fetched") == []
     assert ids(tok(lt, OWNER), role="Sender", status="Published") == [second, first]
+    assert ids(tok(lt, OWNER), role="Sender", status="Initialized") == [second, first]
+    assert ids(rtok(lt, A), role="Recipient", status="Initialized") == []
+    assert ids(rtok(lt, A), role="RecipientAndSender") == [first]
     assert ids(tok(lt, OWNER), role="Sender", to=iso_in(-3600)) == []
     r = lt.get(CORR, query={"resourceId": rid}, auth=tok(lt, OWNER))
     assert "role" in fields(r)
+    r = lt.get(CORR, query={"resourceId": "no-such", "role": "Sender"}, auth=tok(lt, OWNER))
+    assert code(r, 401) == 4001
+    closed = resource(lt, recipients=[B])
+    r = lt.get(CORR, query={"resourceId": closed, "role": "Recipient"}, auth=rtok(lt, C))
+    assert code(r, 401) == 4001
     r = lt.get(CORR, query={"resourceId": rid, "role": "Sender", "from": iso_in(10),
                             "to": iso_in(-10)}, auth=tok(lt, OWNER))
     assert code(r, 400) == 1027
@@ -707,11 +716,19 @@ def test_reserved_and_failing_recipients(lt, settings):
     wait_status(lt, rows[ORG_URN + A]["correspondenceId"], "Published")
     failed = wait_status(lt, rows[ORG_URN + B]["correspondenceId"], "Failed")
     assert failed["published"] is None
+    assert failed["statusText"] == (f"Party for recipient {ORG_URN + B} not found in Altinn "
+                                    "Register when publishing")
     time.sleep(0.2)
     assert overview(lt, rows[PERSON_URN + RESERVED]["correspondenceId"],
                     tok(lt, OWNER))["status"] == "Reserved"
     types = [e["type"].rsplit(".", 1)[1] for e in events(lt, rid, tok(lt, OWNER))]
     assert types.count("correspondencepublishfailed") == 1
+    # a person who reserves between initialize and publication: Failed
+    settings(publishDelay=0.5)
+    [late] = send(lt, rid, recipients=(PERSON,))
+    settings(reserved=[RESERVED, PERSON])
+    doc = wait_status(lt, late, "Failed")
+    assert "reserverasjonsregisteret" in doc["statusText"]
     settings(unknownRecipients=[C])
     r = lt.request("POST", CORR, body=body(rid, recipients=(ORG_URN + C,)),
                    auth=tok(lt, OWNER))
