@@ -9,12 +9,13 @@ every recipient named at initialize must be on `recipients` too (error 28). Auth
 Broker asks it of Altinn Authorization: the party (the sender, or a recipient) must be the
 caller's own organisation and hold the right; an unknown resource is "no access" (401, 6).
 
-A transfer moves Initialized -> UploadStarted -> (UploadProcessing ->) Published |
-Failed -> AllConfirmedDownloaded -> Purged, each step kept in a history with its time and
-text; each recipient Initialized -> DownloadStarted -> DownloadConfirmed. A virus-scanned
-transfer waits `scan_delay` seconds in UploadProcessing (a timer) and is then Published, or
-Failed when the malware switch is set. Expiry is swept lazily on every call. Events are
-published through platform.events as Broker publishes them (AltinnEventBus.cs).
+A transfer moves Initialized -> UploadStarted -> (UploadProcessing ->) Published ->
+AllConfirmedDownloaded, or to Failed; expiry makes any of them Purged. Each step is kept in a
+history with its time and text; each recipient Initialized -> DownloadStarted ->
+DownloadConfirmed. A virus-scanned transfer waits `scan_delay` seconds in UploadProcessing (a
+timer) and is then Published, or Failed when the malware switch is set. Expiry, stuck uploads
+and TUS expiry are swept lazily on every call. Events are published through platform.events
+as Broker publishes them (AltinnEventBus.cs).
 
 File bytes live in files under a private temporary directory, so a 1 GiB transfer costs disk,
 not memory. Every method takes the service lock only around state changes, never across I/O.
@@ -398,16 +399,21 @@ class BrokerService:
     # -- expiry -------------------------------------------------------------------------
 
     def sweep(self):
-        """Purge what expired (TTL) or what was confirmed by all past the grace period."""
+        """Purge what expired (TTL) or what was confirmed by all past the grace period
+        (PurgeFileTransferHandler; an expiring AllConfirmedDownloaded transfer of a resource
+        that purges after confirmation waits for that purge instead)."""
         with self.lock:
             now = time.time()
             for t in list(self.transfers.values()):
-                if t.status in ("Purged",):
+                if t.status == "Purged":
                     continue
                 if t.purge_at is not None and now >= t.purge_at:
-                    self._purge(t, now, expiry=False)
+                    self._purge(t, now)
                 elif now >= t.expiration:
-                    self._purge(t, now, expiry=True)
+                    resource = self.resources.get(t.resource_id)
+                    if not (t.status == "AllConfirmedDownloaded" and resource is not None
+                            and resource.purge_after_confirm):
+                        self._purge(t, now)
                 elif t.status == "UploadStarted":
                     self._stale_upload(t, now)
 
@@ -424,17 +430,18 @@ class BrokerService:
         if now - started >= s.stuck_after and not active:
             self.fail(t, STUCK_TEXT, event=True)
 
-    def _purge(self, t, now, expiry):
+    def _purge(self, t, now):
+        """Delete the bytes, Purged + filepurged, then fileneverconfirmeddownloaded to each
+        recipient that had not confirmed and once to the sender. Any status but Purged is
+        purged, Failed too (the code checks only for Purged)."""
         self._drop_bytes(t)
-        if t.status == "Failed":
-            return
-        if expiry:
-            for r in t.recipients:
-                if t.recipient_status(r)[0] != "DownloadConfirmed":
-                    self._emit("fileneverconfirmeddownloaded", t, r, "Recipient")
-                    self._emit("fileneverconfirmeddownloaded", t, t.sender, "Sender")
         t.set_status("Purged", now)
         self._emit("filepurged", t, t.sender, "Sender")
+        never = [r for r in t.recipients if t.recipient_status(r)[0] != "DownloadConfirmed"]
+        for r in never:
+            self._emit("fileneverconfirmeddownloaded", t, r, "Recipient")
+        if never:
+            self._emit("fileneverconfirmeddownloaded", t, t.sender, "Sender")
 
     # -- events -------------------------------------------------------------------------
 

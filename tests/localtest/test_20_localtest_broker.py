@@ -739,9 +739,15 @@ def test_expiry_purges_and_tells_who_never_confirmed(lt):
     r = lt.get(f"{FT}/{tid}/download", auth=tok(lt, B))
     assert r.status == 403 and code(r) == "BRO-00007"
     types = [e["type"] for e in events(lt, rid, A)]
-    assert types[-2:] == ["no.altinn.broker.fileneverconfirmeddownloaded",
-                          "no.altinn.broker.filepurged"]
+    assert types[-2:] == ["no.altinn.broker.filepurged",
+                          "no.altinn.broker.fileneverconfirmeddownloaded"]
     assert events(lt, rid, B)[-1]["type"] == "no.altinn.broker.fileneverconfirmeddownloaded"
+    # a Failed transfer is purged at expiry too
+    tid = initialize(lt, rid, data=b"right")
+    assert upload(lt, tid, b"wrong").status == 400
+    r = lt.request("POST", f"{ADMIN}/transfers/{tid}/expire", auth=False)
+    assert [h["fileTransferStatus"] for h in r.json()["fileTransferStatusHistory"]][-2:] == \
+        ["Failed", "Purged"]
 
 
 def test_ttl_and_purge_after_all_confirmed(lt):
