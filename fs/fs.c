@@ -166,7 +166,7 @@ void fs_invalidate(struct fs *fs, const char *org, const char *app, const char *
 		struct view_app *va = view_app_at(fs->view, i);
 
 		if (strcmp(view_app_org(va), org) == 0 && strcmp(view_app_name(va), app) == 0)
-			view_app_invalidate(va);
+			view_invalidate(va, party, guid);
 	}
 	if (!fs->se)
 		return;

@@ -1,5 +1,13 @@
 /* view.c - cached directory views of each app (see view.h).
  *
+ * Each app's instances come from its index (daemon/index/, docs/index.md)
+ * once the index can answer: parties, a party's instances and one
+ * instance are read from it with no request. While its first walk runs,
+ * instances/ shows what is indexed so far, and a party or instance not
+ * indexed yet is asked for directly, through the caches below. Without
+ * an index (its file could not be opened) the whole-app listing of
+ * earlier versions is used.
+ *
  * Freshness is judged on the monotonic clock against cache_ttl. Requests
  * are made without holding an app's lock, so a slow platform never
  * blocks readers of what is already cached; only callers wanting the
@@ -12,6 +20,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "index.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -34,6 +43,7 @@ struct view_app {
 	struct view *v;
 	char *org;
 	char *app;
+	struct index *idx; /* NULL: the whole-app listing below */
 	pthread_mutex_t lock;
 	pthread_cond_t done;
 	/* everything below is protected by lock */
@@ -58,6 +68,7 @@ struct view_app {
 struct view {
 	struct altinn *a;
 	int ttl;
+	int max_listed;
 	struct view_app *apps;
 	size_t n_apps;
 };
@@ -86,6 +97,7 @@ struct view *view_new(struct altinn *a, const struct config *cfg)
 
 	v->a = a;
 	v->ttl = cfg->cache_ttl;
+	v->max_listed = cfg->max_listed;
 	v->n_apps = cfg->n_apps;
 	v->apps = xcalloc(cfg->n_apps, sizeof(*v->apps));
 	for (size_t i = 0; i < cfg->n_apps; i++) {
@@ -96,6 +108,9 @@ struct view *view_new(struct altinn *a, const struct config *cfg)
 		va->app = xstrdup(cfg->apps[i].app);
 		pthread_mutex_init(&va->lock, NULL);
 		pthread_cond_init(&va->done, NULL);
+		if (cfg->state_dir && index_open(a, cfg, va->org, va->app, &va->idx) < 0)
+			log_warn("\"%s/%s\" is listed without an index (see above)", va->org,
+				 va->app);
 	}
 	return v;
 }
@@ -134,6 +149,7 @@ void view_free(struct view *v)
 	for (size_t i = 0; i < v->n_apps; i++) {
 		struct view_app *va = &v->apps[i];
 
+		index_free(va->idx);
 		drop_caches(va);
 		alt_app_free(va->meta);
 		free(va->org);
@@ -182,6 +198,8 @@ int view_app_doc(struct view_app *va, char **ret_doc, size_t *ret_len,
 		r = altinn_get_app(va->v->a, va->org, va->app, &meta);
 		if (r < 0)
 			return r;
+		if (va->idx)
+			index_set_floor(va->idx, &meta->created);
 		pthread_mutex_lock(&va->lock);
 		alt_app_free(va->meta);
 		va->meta = meta;
@@ -368,12 +386,41 @@ static void fill_party(struct view_party *p, const char *party, struct alt_insta
 	}
 }
 
+/* The parties from the index: what is indexed so far while the walk runs. */
+static int indexed_parties(struct view_app *va, struct view_party **ret, size_t *ret_n)
+{
+	struct index_party *p;
+	struct view_party *out;
+	bool complete;
+	size_t n;
+	int r = index_ready(va->idx, true, &complete);
+
+	if (r == 0)
+		r = index_parties(va->idx, &p, &n);
+	if (r < 0)
+		return r;
+	out = xcalloc(n ? n : 1, sizeof(*out));
+	for (size_t i = 0; i < n; i++) {
+		out[i].party_id = p[i].party_id;
+		p[i].party_id = NULL;
+		out[i].n_instances = (size_t)p[i].n;
+		out[i].mtime = p[i].mtime;
+		out[i].ctime = p[i].ctime;
+	}
+	index_parties_free(p, n);
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
 int view_parties(struct view_app *va, struct view_party **ret, size_t *ret_n)
 {
 	struct view_party *out = NULL;
 	size_t n = 0;
 	int r;
 
+	if (va->idx)
+		return indexed_parties(va, ret, ret_n);
 	pthread_mutex_lock(&va->lock);
 	r = ensure_listing(va);
 	if (r < 0)
@@ -410,6 +457,24 @@ static struct party_entry *party_cached(struct view_app *va, const char *party)
 	return NULL;
 }
 
+/* The party's instances from a complete index: 1 when answered (0 or
+ * -errno in *ret_r), 0 when the party must be asked for. */
+static int party_from_index(struct view_app *va, const char *party, struct alt_instance ***ret,
+			    size_t *ret_n, int *ret_r)
+{
+	bool complete;
+
+	if (index_ready(va->idx, false, &complete) < 0 || !complete)
+		return 0;
+	*ret_r = index_party_instances(va->idx, party, (size_t)va->v->max_listed, ret, ret_n);
+	if (*ret_r == 0 && *ret_n == 0 && !index_authoritative(va->idx)) {
+		/* index_since leaves older instances out: ask */
+		free(*ret);
+		return 0;
+	}
+	return 1;
+}
+
 /* The party's instances as new references, from the freshest source. */
 static int party_list(struct view_app *va, const char *party, struct alt_instance ***ret,
 		      size_t *ret_n)
@@ -420,8 +485,10 @@ static int party_list(struct view_app *va, const char *party, struct alt_instanc
 	size_t n = 0;
 	int r;
 
+	if (va->idx && party_from_index(va, party, ret, ret_n, &r))
+		return r;
 	pthread_mutex_lock(&va->lock);
-	if (fresh(va, va->listed_at)) {
+	if (!va->idx && fresh(va, va->listed_at)) {
 		size_t lo, hi;
 
 		party_range(va->all, va->n_all, party, &lo, &hi);
@@ -496,10 +563,21 @@ int view_instance(struct view_app *va, const char *party, const char *guid,
 	struct alt_instance *inst = NULL;
 	struct party_entry *pe;
 	struct instance_entry *ie;
+	bool complete;
 	int r;
 
+	if (va->idx) {
+		index_ready(va->idx, false, &complete);
+		r = index_instance(va->idx, party, guid, &inst);
+		if (r == 0) {
+			*ret = inst;
+			return 0;
+		}
+		if (r != -ENOENT || index_authoritative(va->idx))
+			return r;
+	}
 	pthread_mutex_lock(&va->lock);
-	if (fresh(va, va->listed_at)) {
+	if (!va->idx && fresh(va, va->listed_at)) {
 		inst = find_in(va->all, va->n_all, party, guid);
 		pthread_mutex_unlock(&va->lock);
 		if (!inst)
@@ -600,10 +678,23 @@ void view_app_status(struct view_app *va, struct alt_status_app *ret)
 	ret->instances_listed = va->n_all;
 	ret->listed_at = va->listed_wall;
 	pthread_mutex_unlock(&va->lock);
+	if (va->idx) {
+		index_status(va->idx, &ret->index);
+		ret->instances_listed = ret->index.instances;
+		ret->listed_at = ret->index.refreshed_at.tv_sec ? ret->index.refreshed_at
+								  : ret->index.completed_at;
+	}
 }
 
 void view_app_invalidate(struct view_app *va)
 {
+	view_invalidate(va, NULL, NULL);
+}
+
+void view_invalidate(struct view_app *va, const char *party, const char *guid)
+{
+	if (va->idx)
+		index_invalidate(va->idx, party, guid);
 	pthread_mutex_lock(&va->lock);
 	va->listed_at = (struct timespec){ 0, 0 };
 	va->inbox_at = (struct timespec){ 0, 0 };

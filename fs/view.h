@@ -67,5 +67,8 @@ void view_app_status(struct view_app *va, struct alt_status_app *ret);
 
 /* Forget cached listings so the next look asks the platform. */
 void view_app_invalidate(struct view_app *va);
+/* The same for an event about one instance (party and guid, or NULL for
+ * the whole app): its parsed document is dropped too. */
+void view_invalidate(struct view_app *va, const char *party, const char *guid);
 
 #endif

@@ -40,6 +40,24 @@
  * is how larger apps are listed. */
 #define ALT_MAX_LISTED 200000
 
+/* ---- the instance index (daemon/index/, docs/index.md) */
+/* Parsed instance documents the index keeps in memory per app (~4 KiB
+ * each with their data elements: ~16 MiB at the cap). A listing of one
+ * party or a walk down a few instances' folders fits many times over;
+ * the rest stays on disk, so the daemon does not grow with the app. */
+#define ALT_INDEX_PARSED 4096
+
+/* Seconds before the newest lastChanged seen that a refresh asks again:
+ * Storage's servers' clocks may differ by a little, and instances that
+ * share one stamp may have come on two pages. What this re-reads is
+ * what changed in those seconds, not the app. */
+#define ALT_INDEX_OVERLAP_S 10
+
+/* How long a first listing waits for the walk once a page is in, before
+ * it shows what is indexed so far (status.json then says partial). A
+ * small app's walk ends well within it; a large one's would take minutes. */
+#define ALT_INDEX_WAIT_MS 5000
+
 /* Data elements shown per instance; Altinn apps have far fewer. */
 #define ALT_MAX_DATA_ELEMENTS 10000
 

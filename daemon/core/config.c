@@ -60,6 +60,8 @@ static const struct key_def keys[] = {
 	INT(page_size, 1, 1000, "instances per query page (default 100)"),
 	INT(max_listed, 100, 10000000, "instances one listing may hold (default 200000)"),
 	INT(poll_interval, 1, 86400, "seconds between event polls (default 10)"),
+	STR(index_since, "ISO-8601 time: index and list only instances changed\n"
+			 "since then (default: all); others answer a direct look"),
 	STR(events_start, "now (default), all, or an ISO-8601 time"),
 	INT(events_keep, 1, 100000, "event files kept per app (default 10000)"),
 	INT(events_keep_days, 0, 36500, "days an event file is kept; 0: no limit (default 30)"),
@@ -374,6 +376,18 @@ int config_check(const struct config *cfg, char **ret_err)
 		free(host);
 		if (bad)
 			return -EINVAL;
+	}
+	if (cfg->index_since) {
+		int y, mo, d;
+		char tail;
+
+		/* the index parses the whole time; the date part must be there */
+		if (sscanf(cfg->index_since, "%4d-%2d-%2d%c", &y, &mo, &d, &tail) < 3 ||
+		    mo < 1 || mo > 12 || d < 1 || d > 31) {
+			*ret_err = xasprintf("index_since \"%s\": want an ISO-8601 time "
+					     "(2024-01-01 or 2024-01-01T00:00:00Z)", cfg->index_since);
+			return -EINVAL;
+		}
 	}
 	if (!cfg->maskinporten_client_id && (cfg->maskinporten_key_file || cfg->maskinporten_kid ||
 					     cfg->maskinporten_scope || cfg->maskinporten_audience ||

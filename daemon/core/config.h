@@ -36,6 +36,7 @@ struct config {
 	int page_size;      /* instances per query page */
 	int max_listed;     /* instances one listing may hold (memory bound) */
 	int poll_interval;  /* seconds between event polls */
+	char *index_since;  /* ISO-8601: index only instances changed since; NULL: all */
 	char *events_start; /* now | all | ISO-8601 */
 	int events_keep;      /* event files kept per app */
 	int events_keep_days; /* days an event file is kept (0: no limit) */

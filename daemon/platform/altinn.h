@@ -93,6 +93,7 @@ struct alt_query {
 	const char *exclude_confirmed_by; /* org short name */
 	const char *last_changed_gt;      /* ISO-8601, sent as lastChanged=gt:... */
 	bool ascending;                   /* order=asc:lastChanged (default desc) */
+	bool with_deleted; /* also hard-deleted ones (no status.isHardDeleted=false) */
 };
 
 /* Called once per instance, in platform order; the callback owns one
@@ -116,6 +117,20 @@ int altinn_get_app(struct altinn *a, const char *org, const char *app, struct al
 /* Every page of the query, following `next` links (one request per page
  * of cfg->page_size instances). Returns 0 when all pages were delivered. */
 int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_instance_cb cb, void *ctx);
+
+/* One page of the query: the first when from is NULL, else the page that
+ * from (a `next` link an earlier call returned) names, kept on the
+ * configured platform. Delivers its instances to cb and sets *ret_next to
+ * the next page's link (the caller frees it; it carries Storage's
+ * continuationToken, so a walk can resume from it after a restart), or
+ * NULL after the last page. One request; no loop or size check, which is
+ * the caller's (it sees every link). */
+int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *from,
+		     alt_instance_cb cb, void *ctx, char **ret_next);
+
+/* An instance document as kept (inst->doc) parsed again, as a query page's
+ * or a GET's would be: one reference in *ret, or -EIO. */
+int altinn_parse_instance(const char *doc, size_t len, struct alt_instance **ret);
 
 /* Storage GET /instances/{partyId}/{instanceGuid} */
 int altinn_get_instance(struct altinn *a, const char *party_id, const char *guid,
@@ -187,6 +202,24 @@ void altinn_health(struct altinn *a, struct alt_health *ret);
 
 /* status.json, rendered from what the daemon knows (no request is made).
  * Returns a malloc'd NUL-terminated document ending in "\n". */
+/* An app's instance index (daemon/index/, docs/index.md), for status.json. */
+struct alt_status_index {
+	bool on;
+	const char *state;     /* "idle", "walking", "complete", "failed" */
+	bool partial;          /* instances/ lists only what is indexed so far */
+	uint64_t instances;    /* rows held */
+	uint64_t pages;        /* pages of the walk so far */
+	uint64_t refreshes;    /* incremental refreshes made */
+	uint64_t refresh_pages; /* their pages (requests) */
+	struct timespec started_at;   /* the walk's start; zero before */
+	struct timespec completed_at; /* its end; zero while it runs */
+	struct timespec estimated_completion; /* zero when unknown or done */
+	struct timespec refreshed_at; /* the last refresh; zero before */
+	struct timespec newest;       /* the newest lastChanged seen */
+	const char *since;     /* index_since, or NULL */
+	char last_error[160];  /* "" when the last walk or refresh went well */
+};
+
 struct alt_status_app {
 	const char *id; /* org/app */
 	bool metadata_loaded;
@@ -199,6 +232,7 @@ struct alt_status_app {
 	bool push;                 /* webhook push is configured */
 	int64_t push_subscription; /* its subscription id, 0 before one is known */
 	bool push_validated;       /* the platform validated it: it pushes */
+	struct alt_status_index index;
 };
 struct alt_status_outbox {
 	uint64_t pending;

@@ -213,8 +213,9 @@ static int query_url(struct altinn *a, const struct alt_query *q, char **ret)
 		add_param(&url, "process.isComplete", q->is_complete ? "true" : "false");
 	if (q->exclude_confirmed_by)
 		add_param(&url, "excludeConfirmedBy", q->exclude_confirmed_by);
-	else /* Storage lists hard-deleted instances to their app owner; the
-	      * tree shows only live ones (the inbox query takes them all) */
+	else if (!q->with_deleted) /* Storage lists hard-deleted instances to
+				    * their app owner; the tree shows only live
+				    * ones (the inbox query takes them all) */
 		add_param(&url, "status.isHardDeleted", "false");
 	if (q->last_changed_gt) {
 		char *v = xasprintf("gt:%s", q->last_changed_gt);
@@ -349,6 +350,51 @@ int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_insta
 	free(lc.saved);
 	free(url);
 	return r;
+}
+
+int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *from,
+		     alt_instance_cb cb, void *ctx, char **ret_next)
+{
+	struct json_page page;
+	char *url, *body, *next;
+	size_t len;
+	int r;
+
+	if (from) {
+		url = next_url(a, from);
+		if (!url)
+			return -EIO;
+	} else {
+		r = query_url(a, q, &url);
+		if (r < 0)
+			return r;
+	}
+	r = http_get(a->http, url, ALT_MAX_JSON_BODY, &body, &len);
+	free(url);
+	if (r < 0)
+		return r;
+	r = json_parse_page(body, len, &page);
+	free(body);
+	if (r < 0) {
+		http_note_problem(a->http, "GET /storage/api/v1/instances: an answer that is "
+					   "not an instance query page");
+		return r;
+	}
+	http_note_problem(a->http, NULL);
+	next = page.next ? xstrdup(page.next) : NULL;
+	r = deliver(&page, cb, ctx);
+	json_page_clear(&page);
+	if (r != 0) {
+		free(next);
+		return r;
+	}
+	*ret_next = next;
+	return 0;
+}
+
+int altinn_parse_instance(const char *doc, size_t len, struct alt_instance **ret)
+{
+	return json_parse_instance(doc, len, ret);
 }
 
 /* ---- health */

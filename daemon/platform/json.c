@@ -723,6 +723,25 @@ json_t *jsn_str_or_null(const char *s)
 	return v;
 }
 
+static json_t *status_index(const struct alt_status_index *x)
+{
+	json_t *v = json_pack("{s:o, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			      "state", jsn_str_or_null(x->state), "partial", x->partial,
+			      "instances", (json_int_t)x->instances, "pages", (json_int_t)x->pages,
+			      "refreshes", (json_int_t)x->refreshes, "refresh_pages",
+			      (json_int_t)x->refresh_pages, "started_at",
+			      jsn_time_or_null(&x->started_at), "completed_at",
+			      jsn_time_or_null(&x->completed_at), "estimated_completion",
+			      jsn_time_or_null(&x->estimated_completion), "refreshed_at",
+			      jsn_time_or_null(&x->refreshed_at), "newest",
+			      jsn_time_or_null(&x->newest), "since", jsn_str_or_null(x->since),
+			      "last_error", jsn_str_or_null(x->last_error));
+
+	if (!v)
+		abort();
+	return v;
+}
+
 static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool events)
 {
 	json_t *obj = json_object();
@@ -741,10 +760,13 @@ static json_t *status_apps(const struct alt_status_app *apps, size_t n, bool eve
 						      ? json_integer(a->push_subscription)
 						      : json_null(),
 						      "validated", a->push_validated));
-		} else
+		} else {
 			v = json_pack("{s:b, s:I, s:o}", "metadata_loaded", apps[i].metadata_loaded,
 				      "instances_listed", (json_int_t)apps[i].instances_listed,
 				      "listed_at", jsn_time_or_null(&apps[i].listed_at));
+			if (apps[i].index.on)
+				json_object_set_new(v, "index", status_index(&apps[i].index));
+		}
 		char *key = jsn_utf8_safe(apps[i].id ? apps[i].id : "");
 		json_object_set_new(obj, key, v);
 		free(key);

@@ -23,7 +23,7 @@ from . import content, dates, model
 APP_ID = "ttd/skala"
 GUID_PREFIX = "5ca1e000-0000-4000-8000-"
 SCALE_PARTY_BASE = 700000
-SCALE_BASE = dates.ticks_from_parts(2020, 1, 1)
+SCALE_BASE = dates.ticks_from_parts(2025, 1, 1)
 STEP = 10 * dates.TICKS_PER_SECOND
 COMPLETE_EVERY = 7       # every 7th instance has ended its process (archived)
 

@@ -1,0 +1,473 @@
+/* catalog.c - a large grouped table in SQLite (see catalog.h).
+ *
+ * One table of rows (a rowid table: the documents are kilobytes, which a
+ * WITHOUT ROWID table would copy into its b-tree's interior pages), an
+ * index on (grp, changed) so a group's facts and rows are read without a
+ * scan and one on changed for the newest, and a meta table of text pairs.
+ * The row count is kept in memory (a count(*) of millions of rows costs
+ * tens of milliseconds, and status.json asks for it often); puts learn
+ * whether they inserted by trying an UPDATE first.
+ *
+ * A pthread mutex makes each call one unit: SQLite's own mutex makes
+ * single statements safe, not a BEGIN...COMMIT spanning several. */
+#include "catalog.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "xalloc.h"
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS catalog_rows ("
+	" id TEXT NOT NULL UNIQUE, grp TEXT NOT NULL, changed INTEGER NOT NULL,"
+	" created INTEGER NOT NULL, flags INTEGER NOT NULL DEFAULT 0, doc BLOB);"
+	"CREATE INDEX IF NOT EXISTS catalog_rows_grp ON catalog_rows (grp, changed, created);"
+	"CREATE INDEX IF NOT EXISTS catalog_rows_changed ON catalog_rows (changed);"
+	"CREATE TABLE IF NOT EXISTS catalog_meta ("
+	" key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;";
+
+struct catalog {
+	sqlite3 *db;
+	char *who;
+	pthread_mutex_t lock;
+	uint64_t n_rows;
+};
+
+/* -EBADMSG for a file SQLite finds corrupt, else journal.c's naming. */
+static int cat_errno(struct catalog *c, int rc, const char *what)
+{
+	int code = (rc ? rc : sqlite3_errcode(c->db)) & 0xff;
+
+	if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+		return log_errno(-EBADMSG, "%s: %s: %s", c->who, what, sqlite3_errmsg(c->db));
+	return journal_errno(c->db, rc, c->who, what);
+}
+
+static int prepare(struct catalog *c, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(c->db, sql, -1, ret, NULL);
+
+	return rc == SQLITE_OK ? 0 : cat_errno(c, rc, "prepare");
+}
+
+static int exec(struct catalog *c, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : cat_errno(c, rc, what);
+}
+
+/* A single integer answer of sql (0 when none). */
+static int scalar(struct catalog *c, const char *sql, int64_t *ret)
+{
+	sqlite3_stmt *st;
+	int rc, r = prepare(c, sql, &st);
+
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		*ret = 0;
+	else
+		r = cat_errno(c, rc, sql);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int check(struct catalog *c)
+{
+	sqlite3_stmt *st;
+	int rc, r = prepare(c, "PRAGMA quick_check", &st);
+	const unsigned char *txt;
+
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	txt = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	if (rc != SQLITE_ROW)
+		r = cat_errno(c, rc, "quick_check");
+	else if (!txt || strcmp((const char *)txt, "ok") != 0)
+		r = log_errno(-EBADMSG, "%s: the file is damaged: %s", c->who,
+			      txt ? (const char *)txt : "?");
+	sqlite3_finalize(st);
+	return r;
+}
+
+int catalog_open(const char *who, const char *path, struct catalog **ret)
+{
+	struct catalog *c = xcalloc(1, sizeof(*c));
+	int64_t n = 0;
+	int r;
+
+	c->who = xstrdup(who);
+	pthread_mutex_init(&c->lock, NULL);
+	r = journal_open(who, path, NULL, &c->db);
+	if (r < 0) {
+		/* a file that is not a database fails the open's pragmas */
+		r = r == -EIO ? -EBADMSG : r;
+		goto fail;
+	}
+	r = exec(c, "PRAGMA synchronous=NORMAL", "synchronous");
+	if (r == 0)
+		r = check(c);
+	if (r == 0)
+		r = exec(c, schema, "schema");
+	if (r == 0)
+		r = scalar(c, "SELECT count(*) FROM catalog_rows", &n);
+	if (r < 0)
+		goto fail;
+	c->n_rows = (uint64_t)n;
+	*ret = c;
+	return 0;
+fail:
+	catalog_close(c);
+	return r;
+}
+
+void catalog_close(struct catalog *c)
+{
+	if (!c)
+		return;
+	journal_close(c->db);
+	pthread_mutex_destroy(&c->lock);
+	free(c->who);
+	free(c);
+}
+
+int catalog_remove(const char *path)
+{
+	static const char *const tails[] = { "", "-wal", "-shm", "-journal" };
+	int r = 0;
+
+	for (size_t i = 0; i < sizeof(tails) / sizeof(*tails); i++) {
+		char *p = xasprintf("%s%s", path, tails[i]);
+
+		if (unlink(p) < 0 && errno != ENOENT)
+			r = log_errno(-errno, "cannot remove %s", p);
+		free(p);
+	}
+	return r;
+}
+
+static int put_one(struct catalog *c, sqlite3_stmt *upd, sqlite3_stmt *ins,
+		   const struct catalog_row *row, uint64_t *n_rows)
+{
+	sqlite3_stmt *st = upd;
+	int rc;
+
+	for (int pass = 0; pass < 2; pass++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, row->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, row->grp, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, row->changed);
+		sqlite3_bind_int64(st, 4, row->created);
+		sqlite3_bind_int64(st, 5, row->flags);
+		sqlite3_bind_blob(st, 6, row->doc ? row->doc : "", (int)row->doc_len, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			return cat_errno(c, rc, pass ? "insert" : "update");
+		if (pass == 1) {
+			(*n_rows)++;
+			return 0;
+		}
+		if (sqlite3_changes(c->db) > 0)
+			return 0;
+		st = ins;
+	}
+	return 0;
+}
+
+static int apply_locked(struct catalog *c, const struct catalog_change *ch, uint64_t *n_rows)
+{
+	sqlite3_stmt *upd = NULL, *ins = NULL, *del = NULL, *meta = NULL, *unmeta = NULL;
+	int r, rc;
+
+	r = prepare(c, "UPDATE catalog_rows SET grp = ?2, changed = ?3, created = ?4, flags = ?5,"
+		       " doc = ?6 WHERE id = ?1", &upd);
+	if (r == 0)
+		r = prepare(c, "INSERT INTO catalog_rows (id, grp, changed, created, flags, doc)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &ins);
+	if (r == 0)
+		r = prepare(c, "DELETE FROM catalog_rows WHERE id = ?1", &del);
+	if (r == 0)
+		r = prepare(c, "INSERT OR REPLACE INTO catalog_meta (key, value) VALUES (?1, ?2)",
+			    &meta);
+	if (r == 0)
+		r = prepare(c, "DELETE FROM catalog_meta WHERE key = ?1", &unmeta);
+	for (size_t i = 0; r == 0 && i < ch->n_put; i++)
+		r = put_one(c, upd, ins, &ch->put[i], n_rows);
+	for (size_t i = 0; r == 0 && i < ch->n_del; i++) {
+		sqlite3_bind_text(del, 1, ch->del[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(del);
+		if (rc != SQLITE_DONE)
+			r = cat_errno(c, rc, "delete");
+		else if (sqlite3_changes(c->db) > 0)
+			(*n_rows)--;
+		sqlite3_reset(del);
+	}
+	for (size_t i = 0; r == 0 && i < ch->n_meta; i++) {
+		sqlite3_stmt *st = ch->vals[i] ? meta : unmeta;
+
+		sqlite3_bind_text(st, 1, ch->keys[i], -1, SQLITE_STATIC);
+		if (ch->vals[i])
+			sqlite3_bind_text(st, 2, ch->vals[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			r = cat_errno(c, rc, "meta");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(upd);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(del);
+	sqlite3_finalize(meta);
+	sqlite3_finalize(unmeta);
+	return r;
+}
+
+int catalog_apply(struct catalog *c, const struct catalog_change *ch)
+{
+	uint64_t before;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	before = c->n_rows;
+	r = exec(c, "BEGIN IMMEDIATE", "begin");
+	if (r == 0) {
+		uint64_t n = c->n_rows;
+
+		r = apply_locked(c, ch, &n);
+		c->n_rows = n;
+		if (r == 0)
+			r = exec(c, "COMMIT", "commit");
+		if (r < 0) {
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			c->n_rows = before;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int catalog_clear(struct catalog *c)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE; DELETE FROM catalog_rows; DELETE FROM catalog_meta; COMMIT",
+		 "clear");
+	if (r < 0)
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	else
+		c->n_rows = 0;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static void read_row(sqlite3_stmt *st, struct catalog_row *row)
+{
+	const void *doc = sqlite3_column_blob(st, 5);
+	size_t len = (size_t)sqlite3_column_bytes(st, 5);
+
+	row->id = xstrdup((const char *)sqlite3_column_text(st, 0));
+	row->grp = xstrdup((const char *)sqlite3_column_text(st, 1));
+	row->changed = sqlite3_column_int64(st, 2);
+	row->created = sqlite3_column_int64(st, 3);
+	row->flags = (uint32_t)sqlite3_column_int64(st, 4);
+	row->doc = xmalloc(len + 1);
+	if (len)
+		memcpy(row->doc, doc, len);
+	row->doc[len] = '\0';
+	row->doc_len = len;
+}
+
+#define ROW_COLS "id, grp, changed, created, flags, doc"
+
+int catalog_get(struct catalog *c, const char *id, struct catalog_row *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT " ROW_COLS " FROM catalog_rows WHERE id = ?1", &st);
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			read_row(st, ret);
+		else
+			r = rc == SQLITE_DONE ? -ENOENT : cat_errno(c, rc, "get");
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void catalog_row_clear(struct catalog_row *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->grp);
+	free(r->doc);
+	memset(r, 0, sizeof(*r));
+}
+
+void catalog_rows_free(struct catalog_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		catalog_row_clear(&rows[i]);
+	free(rows);
+}
+
+static void read_group(sqlite3_stmt *st, struct catalog_group *g)
+{
+	g->grp = xstrdup((const char *)sqlite3_column_text(st, 0));
+	g->n = (uint64_t)sqlite3_column_int64(st, 1);
+	g->max_changed = sqlite3_column_int64(st, 2);
+	g->min_created = sqlite3_column_int64(st, 3);
+}
+
+int catalog_groups(struct catalog *c, struct catalog_group **ret, size_t *ret_n)
+{
+	struct catalog_group *out = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int r, rc = SQLITE_DONE;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT grp, count(*), max(changed), min(created) FROM catalog_rows"
+		       " GROUP BY grp", &st);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			out = xrealloc(out, cap * sizeof(*out));
+		}
+		read_group(st, &out[n++]);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = cat_errno(c, rc, "groups");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0) {
+		catalog_groups_free(out, n);
+		return r;
+	}
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+int catalog_group(struct catalog *c, const char *grp, struct catalog_group *ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT grp, count(*), max(changed), min(created) FROM catalog_rows"
+		       " WHERE grp = ?1 GROUP BY grp", &st);
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, grp, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			read_group(st, ret);
+		else
+			r = rc == SQLITE_DONE ? -ENOENT : cat_errno(c, rc, "group");
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void catalog_groups_free(struct catalog_group *g, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(g[i].grp);
+	free(g);
+}
+
+int catalog_group_rows(struct catalog *c, const char *grp, size_t max, struct catalog_row **ret,
+		       size_t *ret_n)
+{
+	struct catalog_row *out = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int r, rc = SQLITE_DONE;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT " ROW_COLS " FROM catalog_rows WHERE grp = ?1", &st);
+	if (r == 0)
+		sqlite3_bind_text(st, 1, grp, -1, SQLITE_STATIC);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == max) {
+			r = -EFBIG;
+			break;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			out = xrealloc(out, cap * sizeof(*out));
+		}
+		read_row(st, &out[n++]);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = cat_errno(c, rc, "group rows");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0) {
+		catalog_rows_free(out, n);
+		return r;
+	}
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+uint64_t catalog_count(struct catalog *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->n_rows;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+int64_t catalog_max_changed(struct catalog *c)
+{
+	int64_t v = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (scalar(c, "SELECT max(changed) FROM catalog_rows", &v) < 0)
+		v = 0;
+	pthread_mutex_unlock(&c->lock);
+	return v;
+}
+
+int catalog_meta(struct catalog *c, const char *key, char **ret)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT value FROM catalog_meta WHERE key = ?1", &st);
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			*ret = xstrdup((const char *)sqlite3_column_text(st, 0));
+		else
+			r = rc == SQLITE_DONE ? -ENOENT : cat_errno(c, rc, "meta");
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
