@@ -150,10 +150,10 @@ def test_equal_timestamps_are_not_missed(scale, mount):
 
 
 def test_kill_mid_walk_resumes_without_asking_again(scale, mount):
-    n = 6000
+    n = 20000
     plat = scale(n)
     plat.fault(INSTANCES + "$", count=-1, delay_ms=150)          # a slow platform
-    m = skala_mount(mount, plat)
+    m = skala_mount(mount, plat, timeout=3)       # a listing waits that long for the walk
     root = m / "apps/ttd/skala/instances"
     mark = plat.mark()
     t0 = time.monotonic()

@@ -53,11 +53,6 @@
  * what changed in those seconds, not the app. */
 #define ALT_INDEX_OVERLAP_S 10
 
-/* How long a first listing waits for the walk once a page is in, before
- * it shows what is indexed so far (status.json then says partial). A
- * small app's walk ends well within it; a large one's would take minutes. */
-#define ALT_INDEX_WAIT_MS 5000
-
 /* Data elements shown per instance; Altinn apps have far fewer. */
 #define ALT_MAX_DATA_ELEMENTS 10000
 

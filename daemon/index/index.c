@@ -33,28 +33,6 @@
 #include "log.h"
 #include "xalloc.h"
 
-uint64_t idx_count(struct index *idx)
-{
-	uint64_t n;
-
-	pthread_rwlock_rdlock(&idx->cat_lock);
-	n = idx->cat ? catalog_count(idx->cat) : 0;
-	pthread_rwlock_unlock(&idx->cat_lock);
-	return n;
-}
-
-int idx_catalog_failed(struct index *idx, int r)
-{
-	if (r != -EBADMSG)
-		return r;
-	pthread_mutex_lock(&idx->lock);
-	idx->damaged = true;
-	idx->state = IDX_WALKING;
-	pthread_cond_signal(&idx->wake);
-	pthread_mutex_unlock(&idx->lock);
-	return -EIO;
-}
-
 static int64_t meta_int(struct catalog *cat, const char *key, bool *ret_found)
 {
 	char *v = NULL;
@@ -322,7 +300,7 @@ void index_free(struct index *idx)
 
 int index_ready(struct index *idx, bool wait, bool *ret_complete)
 {
-	int64_t deadline = idx_mono_ms() + ALT_INDEX_WAIT_MS;
+	int64_t deadline = idx_mono_ms() + (int64_t)idx->cfg->timeout * 1000;
 	int r = 0;
 
 	pthread_mutex_lock(&idx->lock);

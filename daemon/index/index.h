@@ -35,7 +35,7 @@ void index_free(struct index *idx); /* NULL is fine */
 /* Makes the index answerable. With wait (a listing of instances/): starts
  * the walk when none has run (or again after it failed) and waits for it
  * while it runs (until it
- * ends, or for ALT_INDEX_WAIT_MS once a page is in), and refreshes a
+ * ends, or for cfg->timeout once a page is in: a listing is a request), and refreshes a
  * complete index older than cache_ttl (one query; more pages only for
  * many changes). *ret_complete says whether every instance has been
  * indexed (false: a listing shows what is indexed so far). With wait,

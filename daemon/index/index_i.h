@@ -71,7 +71,7 @@ int idx_walk_page(struct index *idx);
 int idx_refresh(struct index *idx);
 /* a damaged catalog: dropped and made anew, empty (cat_lock taken) */
 int idx_rebuild(struct index *idx);
-/* the rows of instances as catalog rows, for catalog_apply */
+/* index_util.c */
 int64_t idx_ns(const struct timespec *ts);
 struct timespec idx_ts(int64_t ns);
 void idx_iso(int64_t ns, char *buf, size_t size);

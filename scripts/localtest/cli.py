@@ -5,7 +5,7 @@ import signal
 import sys
 import threading
 
-from . import VERSION, seed, server
+from . import VERSION, scale, seed, server
 
 DESCRIPTION = """\
 A local stand-in for the Altinn 3 platform, for altinnfs's demo, tests and benchmarks.
@@ -102,6 +102,25 @@ scripts/localtest/README.md.
 """
 
 
+def parse_seed(spec):
+    """A --seed value: 'demo', 'none', 'scale:N' (scale.py), or several joined by '+'
+    ('demo+scale:1000'). Returns a function that seeds a store; ValueError when unknown."""
+    steps = []
+    for part in spec.split("+"):
+        if part in seed.SEEDS:
+            steps.append(seed.SEEDS[part])
+        elif part.startswith("scale:"):
+            n = scale.parse_spec(part)
+            steps.append(lambda store, n=n: scale.seed_scale(store, n))
+        else:
+            raise ValueError("unknown seed %r (demo, none, scale:N)" % part)
+
+    def run(store):
+        for step in steps:
+            step(store)
+    return run
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="altinn-localtest", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,7 +169,7 @@ def parse_args(argv):
     if not 0 <= args.port <= 65535:
         p.error("--port must be 0..65535")
     try:
-        args.seeder = seed.parse(args.seed)
+        args.seeder = parse_seed(args.seed)
     except ValueError as e:
         p.error("--seed: %s" % e)
     return args

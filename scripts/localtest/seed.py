@@ -381,22 +381,3 @@ def seed_demo(store):
 
 SEEDS = {"demo": seed_demo, "none": lambda store: None}
 
-
-def parse(spec):
-    """A --seed value: 'demo', 'none', 'scale:N' (scale.py), or several joined by '+'
-    ('demo+scale:1000'). Returns a function that seeds a store; ValueError when unknown."""
-    from . import scale
-    steps = []
-    for part in spec.split("+"):
-        if part in SEEDS:
-            steps.append(SEEDS[part])
-        elif part.startswith("scale:"):
-            n = scale.parse_spec(part)
-            steps.append(lambda store, n=n: scale.seed_scale(store, n))
-        else:
-            raise ValueError("unknown seed %r (demo, none, scale:N)" % part)
-
-    def run(store):
-        for step in steps:
-            step(store)
-    return run
