@@ -46,6 +46,22 @@ ERRORS = {
     10: (400, "A file transfer can only be confirmed to be downloaded when it is published. "
               "See file transfer status."),
     16: (400, "File size exceeds maximum"),
+    # the service-owner endpoint's (brokerowner.py)
+    11: (400, "Max file transfer size cannot be negative"),
+    12: (400, "Max file transfer size cannot be zero"),
+    13: (400, "Max file transfer size cannot be set higher than 50GB in production "
+              "unless the resource has been pre-approved for disabled virus scan. "
+              "Contact us @ Slack."),
+    14: (400, "Invalid file transfer time to live format. Should follow ISO8601 "
+              "standard for duration. Example: 'P30D' for 30 days."),
+    15: (400, "Time to live cannot exceed 365 days"),
+    17: (400, "Invalid grace period format. Should follow ISO8601 standard for "
+              "duration. Example: 'PT2H' for 2 hours."),
+    18: (400, "Grace period cannot exceed 24 hours"),
+    22: (400, "Max file transfer size cannot be set higher than 100GB in production "
+              "because it has not yet been tested for it. Contact us @ Slack if you "
+              "need it."),
+    25: (400, "The resource has not been configured."),
     19: (400, "Cannot confirm before the files have been downloaded"),
     20: (400, "In order to use file transfers without virus scan the service resource needs "
               "to be approved by Altinn. Please contact us @ Slack."),
@@ -142,6 +158,11 @@ class Resource:
             raise ValueError("maxFileTransferSize must be a positive integer (bytes)")
         self.max_size = size
         self.ttl = self._duration(doc, "fileTransferTimeToLive", DEFAULT_TTL, MAX_TTL)
+        self.ttl_set = doc.get("fileTransferTimeToLive") is not None
+        self.grace_set = doc.get("purgeFileTransferGracePeriod") is not None
+        self.shim = False
+        self.service_code = None
+        self.service_edition = None
         self.purge_after_confirm = bool(doc.get("purgeFileTransferAfterAllRecipientsConfirmed",
                                                 False))
         self.grace = self._duration(doc, "purgeFileTransferGracePeriod", DEFAULT_GRACE,

@@ -869,3 +869,41 @@ def test_tus_expiry_and_stuck_uploads(lt, settings):
         ("Failed", "File transfer was stuck in UploadStarted as it failed upload mid-request.")
     assert tus(lt, "HEAD", tid).status == 404
     assert events(lt, rid, A)[-1]["type"] == "no.altinn.broker.uploadfailed"
+
+
+def test_service_owner_configures_a_resource(lt):
+    rid = resource(lt)
+    path = "/broker/api/v1/resource/" + rid
+    owner = tok(lt, OWNER, "altinn:serviceowner")
+    r = lt.get(path, auth=owner)
+    assert r.status == 200, r
+    assert r.json() == {"maxFileTransferSize": None, "fileTransferTimeToLive": None,
+                        "purgeFileTransferAfterAllRecipientsConfirmed": False,
+                        "purgeFileTransferGracePeriod": None, "useManifestFileShim": False,
+                        "externalServiceCodeLegacy": None,
+                        "externalServiceEditionCodeLegacy": None, "requiredParty": None}
+    assert lt.get(path, auth=tok(lt, OWNER)).status == 403          # scope
+    r = lt.get(path, auth=tok(lt, A, "altinn:serviceowner"))
+    assert r.status == 401 and code(r) == "BRO-00006"               # not the owner
+    r = lt.get("/broker/api/v1/resource/unknown-" + rid, auth=owner)
+    assert r.status == 400 and code(r) == "BRO-00025"
+    for body, want in (({"maxFileTransferSize": -1}, "BRO-00011"),
+                       ({"maxFileTransferSize": 0}, "BRO-00012"),
+                       ({"maxFileTransferSize": 60 * 10**9}, "BRO-00013"),
+                       ({"fileTransferTimeToLive": "30 days"}, "BRO-00014"),
+                       ({"fileTransferTimeToLive": "P400D"}, "BRO-00015"),
+                       ({"purgeFileTransferGracePeriod": "PT25H"}, "BRO-00018")):
+        r = lt.request("PUT", path, body=body, auth=owner)
+        assert r.status == 400 and code(r) == want, (body, r)
+    r = lt.request("PUT", path, auth=owner, body={
+        "maxFileTransferSize": 5, "fileTransferTimeToLive": "P2D",
+        "purgeFileTransferGracePeriod": "PT2H",
+        "purgeFileTransferAfterAllRecipientsConfirmed": True})
+    assert r.status == 204, r
+    doc = lt.get_json(path, auth=owner)
+    assert (doc["maxFileTransferSize"], doc["fileTransferTimeToLive"],
+            doc["purgeFileTransferGracePeriod"]) == (5, "2.00:00:00", "02:00:00")
+    # the new limit holds for senders at once
+    tid = initialize(lt, rid)
+    r = upload(lt, tid, b"123456")
+    assert r.status == 400 and code(r) == "BRO-00016"
