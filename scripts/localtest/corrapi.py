@@ -374,7 +374,7 @@ def register(router, platform):
             raise validation(errors)
         doc = dict(doc, resourceId=cm.without_prefix(doc["resourceId"]))
         with service.lock:
-            call(service.sender_resource, org, doc["resourceId"])
+            call(service.sender_resource, org, doc["resourceId"], True)
             code = corrcheck.file_name_error(doc.get("fileName"))
             if code:
                 raise web.HttpError(problem(cm.CorrError(code)))

@@ -301,17 +301,17 @@ def attachment_model(errors, a, prefix=""):
 
 
 def file_name_error(name):
-    """AttachmentHelper's file name rules: 2010, 2011, 2012, 2021, 2013."""
+    """AttachmentHelper.ValidateAttachmentName, in its order: 2010, 2011, 2013, 2012, 2021."""
     if name is None or not name.strip():
         return 2010
     if len(name) > 255:
         return 2011
-    if re.search(r'[<>:"/\\|?*\x00-\x1f]', name) or name.endswith((" ", ".")):
+    if not name.lower().endswith(ALLOWED_TYPES):
+        return 2013
+    if re.search(r'[<>:"/\\|?*\x00-\x1f]', name):
         return 2012
     if _RESERVED.match(name):
         return 2021
-    if not name.lower().endswith(ALLOWED_TYPES):
-        return 2013
     return None
 
 

@@ -57,14 +57,18 @@ class CorrespondenceService:
             self.resources[resource.id] = resource
         return resource
 
-    def sender_resource(self, caller, rid):
-        """The resource `caller` may send on: 1036 unknown, 4001 no write, 4010 wrong type."""
+    def sender_resource(self, caller, rid, attachment=False):
+        """The resource `caller` may send on: 1036 unknown, 4001 no write, 4010 (4009 for an
+        attachment, which may also use a GenericAccessResource) wrong type."""
         resource = self.resources.get(rid)
         if resource is None:
             raise CorrError(1036)
         if caller is None or caller not in resource.senders:
             raise CorrError(4001)
-        if resource.type != "CorrespondenceService":
+        if attachment and resource.type not in ("CorrespondenceService",
+                                                "GenericAccessResource"):
+            raise CorrError(4009)
+        if not attachment and resource.type != "CorrespondenceService":
             raise CorrError(4010)
         return resource
 
@@ -83,7 +87,7 @@ class CorrespondenceService:
 
     def new_attachment(self, caller, doc):
         with self.lock:
-            resource = self.sender_resource(caller, doc["resourceId"])
+            resource = self.sender_resource(caller, doc["resourceId"], attachment=True)
             a = Attachment(str(uuid.uuid4()), resource, doc, ORG_URN + resource.service_owner,
                            time.time())
             self.attachments[a.id] = a
@@ -100,16 +104,17 @@ class CorrespondenceService:
             return a
 
     def begin_upload(self, a, length):
+        """UploadAttachmentHandler's checks, then UploadProcessing before the bytes."""
         with self.lock:
+            if length is not None and length > MAX_STREAM_FILE:
+                raise CorrError(2004, "50GB")
+            if any(s == "UploadProcessing" for s, _, _ in a.history):
+                raise CorrError(2005)
             if a.correspondences:
                 raise CorrError(2003)
             if a.status == "Purged":
                 raise CorrError(2006)
-            if a.status != "Initialized":
-                raise CorrError(2005)
-            if length is not None and length > MAX_STREAM_FILE:
-                raise CorrError(2004, "50GB")
-            a.set_status("UploadProcessing", time.time(), "Processing upload")
+            a.set_status("UploadProcessing", time.time())
 
     def store_upload(self, a, chunks):
         """Write the bytes; then the malware scan decides Published or Failed."""
@@ -124,7 +129,7 @@ class CorrespondenceService:
                     f.write(data)
         except BaseException:
             with self.lock:
-                a.set_status("Failed", time.time(), "Upload failed")
+                a.set_status("Failed", time.time(), "Upload interrupted")
                 self._emit_attachment("attachmentuploadfailed", a)
             raise
         with self.lock:
@@ -152,11 +157,10 @@ class CorrespondenceService:
                 self.settings.malware -= 1
                 a.set_status("Failed", now, "Malware scan failed: Malicious")
                 self._emit_attachment("attachmentuploadfailed", a)
-                for cid in a.correspondences:
-                    c = self.correspondences[cid]
-                    self._fail(c, now, "Malware scan failed for attachment " + a.id)
+                for cid in a.correspondences:     # FailAssociatedCorrespondences: no event
+                    self._fail(self.correspondences[cid], now, "Failed", event=False)
                 return
-            a.set_status("Published", now, "Published")
+            a.set_status("Published", now)
             self._emit_attachment("attachmentpublished", a)
             for cid in a.correspondences:
                 self._advance(self.correspondences[cid])
@@ -168,9 +172,9 @@ class CorrespondenceService:
                 raise CorrError(2006)
             if a.status == "Expired":
                 raise CorrError(2018)
-            if any(self.correspondences[c].status not in PURGED for c in a.correspondences):
+            if a.correspondences:
                 raise CorrError(2007)
-            a.set_status("Purged", time.time(), "Purged")
+            a.set_status("Purged", time.time(), "Attachment has been purged")
             _unlink(a.path)
             a.path = None
             return a
@@ -257,7 +261,7 @@ class CorrespondenceService:
                 if a.checksum and a.checksum.lower() != hashlib.md5(data).hexdigest():
                     raise CorrError(2008)
                 a.checksum = a.checksum or hashlib.md5(data).hexdigest()
-                a.set_status("UploadProcessing", now, "Processing upload")
+                a.set_status("UploadProcessing", now)
                 self.attachments[a.id] = a
                 attachments.append(a)
                 created.append(a)
@@ -320,10 +324,12 @@ class CorrespondenceService:
             if c.due is not None:
                 self._later(max(0.0, c.due - now), self._due, c.id)
 
-    def _fail(self, c, now, text):
+    def _fail(self, c, now, text, event=True):
         if c.status not in ("Initialized", "ReadyForPublish"):
             return
         c.set_status("Failed", now, text)
+        if not event:
+            return
         self._emit("correspondencepublishfailed", self.resources.get(c.resource_id),
                    "correspondence", c.id, c.sender)
 

@@ -112,6 +112,7 @@ ERRORS = {
     4001: (401, "You must use an Altinn token, DialogToken or log in to IDPorten as someone "
                 "with access to the resource and organization in Altinn Authorization"),
     4006: (401, "Could not determine caller"),
+    4009: (400, "Resource type is not supported. Resource must be of type CorrespondenceService."),
     4010: (400, "Resource type is not supported. Resource must be of type "
                 "CorrespondenceService. If creating a Correspondence as a transmission with "
                 "reference to an existing DialogId AltinnApp is also allowed."),
@@ -225,7 +226,7 @@ class Attachment:
         days = doc.get("expirationInDays")
         self.expiration = now + (days if days is not None else 365) * 86400
         self.created = now
-        self.history = [["Initialized", now, "Initialized - Waiting for upload"]]
+        self.history = [["Initialized", now, "Initialized"]]
         self.path = None
         self.size = 0
         self.correspondences = []                     # ids it is linked to

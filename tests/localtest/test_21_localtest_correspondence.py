@@ -496,7 +496,7 @@ def test_shared_attachment_is_scanned_then_sent_and_downloaded(lt):
     assert code(lt.get(f"{ATT}/{aid}/download", auth=tok(lt, OWNER)), 400) == 2016
     r = lt.request("POST", f"{ATT}/{aid}/upload", body=b"x", auth=tok(lt, OWNER),
                    content_type="application/octet-stream")
-    assert code(r, 400) == 2003
+    assert code(r, 400) == 2005                   # checked before 2003 (linked)
     assert code(lt.request("DELETE", f"{ATT}/{aid}", auth=tok(lt, OWNER)), 400) == 2007
 
 
@@ -509,6 +509,7 @@ def test_attachment_refusals(lt):
         return lt.request("POST", ATT, body=doc, auth=tok(lt, OWNER))
 
     assert code(init(fileName="a.exe"), 400) == 2013
+    assert code(init(fileName="a<b>.exe"), 400) == 2013         # the type is checked first
     assert code(init(fileName="a<b>.pdf"), 400) == 2012
     assert code(init(fileName="CON.pdf"), 400) == 2021
     assert code(init(fileName=" "), 400) == 2010
@@ -531,6 +532,9 @@ def test_attachment_refusals(lt):
     assert code(r, 400) == 2008
     assert code(lt.get(f"{ATT}/{uuid.uuid4()}", auth=tok(lt, OWNER)), 404) == 2001
     assert code(lt.get(f"{ATT}/{aid}", auth=tok(lt, A)), 401) == 4001
+    generic = resource(lt, resourceType="GenericAccessResource")
+    assert init(resourceId=generic).status == 200              # attachments allow it
+    assert code(init(resourceId=resource(lt, resourceType="AltinnApp")), 400) == 4009
     fresh = init().json()
     r = lt.request("POST", CORR, body=body(rid, existing=[fresh]), auth=tok(lt, OWNER))
     assert code(r, 400) == 1018
@@ -750,9 +754,12 @@ def test_malware_in_an_attachment_fails_the_correspondence(lt, settings):
     assert r.status == 200, r.body
     cid = r.json()["correspondences"][0]["correspondenceId"]
     assert overview(lt, cid, tok(lt, OWNER))["status"] == "Initialized"
-    wait_status(lt, cid, "Failed")
+    doc = wait_status(lt, cid, "Failed")
+    assert doc["statusText"] == "Failed"
+    # FailAssociatedCorrespondences publishes no correspondence event: only the attachment's
     types = [e["type"].rsplit(".", 1)[1] for e in events(lt, rid, tok(lt, OWNER))]
-    assert "correspondencepublishfailed" in types and "attachmentuploadfailed" in types
+    assert "attachmentuploadfailed" in types
+    assert "correspondencepublishfailed" not in types
 
 
 def test_slow_publication(lt, settings):
