@@ -180,14 +180,19 @@ def test_head_of_a_large_element_stops_its_download(platform_factory, mount):
                        timeout=60)
     assert r.returncode == 0 and len(r.stdout) == 4096
     cache = m.state_dir / "cache"
-    deadline = time.monotonic() + 10
-    while cache_files(cache) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert cache_files(cache) == [], "a partial entry outlived its readers"
-    assert int(os.getxattr(m.path / el["rel"], "user.altinn.cached")) == 0
+    # the download stopped; what came is kept, with its record
+    part, rec = wait_record(cache)
+    kept = int((cache / rec).read_text())
+    assert 4096 <= kept < 16 * MiB
+    assert int(os.getxattr(m.path / el["rel"], "user.altinn.cached")) == kept
+    # the same again costs nothing
+    r = subprocess.run(["head", "-c", "4096", str(m.path / el["rel"])], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0 and len(r.stdout) == 4096
     m.stop()
-    total = sum(e["bytes"] for e in requests_for(p, mark, el))
-    assert total < 16 * MiB, total
+    reqs = requests_for(p, mark, el)
+    assert len(reqs) == 1, reqs
+    assert reqs[0]["bytes"] < 16 * MiB, reqs
 
 
 def test_lru_eviction_keeps_the_bound(platform_factory, tmp_path):
@@ -222,8 +227,21 @@ def test_lru_eviction_keeps_the_bound(platform_factory, tmp_path):
     assert len(paths) == 2  # the mount's read and our own p.get
 
 
-def test_restart_with_a_partial_entry(platform_factory, tmp_path):
-    p = platform_factory()
+def wait_record(d, timeout=10):
+    """Until a partial entry in d has its record: (part, filled) names."""
+    deadline = time.monotonic() + timeout
+    while not any(f.endswith(".filled") for f in cache_files(d)):
+        assert time.monotonic() < deadline, cache_files(d)
+        time.sleep(0.05)
+    files = cache_files(d)
+    [part] = [f for f in files if f.endswith(".part")]
+    [rec] = [f for f in files if f.endswith(".filled")]
+    return part, rec
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_restart_with_a_partial_entry(platform_factory, tmp_path, mode):
+    p = platform_factory(extra_args=mode)
     [el] = add_elements(p, [64 * MiB])
     want = sha_of(p, el)
     state = tmp_path / "state"
@@ -233,25 +251,60 @@ def test_restart_with_a_partial_entry(platform_factory, tmp_path):
         fd = os.open(m.path / el["rel"], os.O_RDONLY)
         try:
             assert len(os.pread(fd, 4096, 0)) == 4096
-            deadline = time.monotonic() + 10
-            while not any(f.endswith(".part") for f in cache_files(cache)):
-                assert time.monotonic() < deadline, cache_files(cache)
-                time.sleep(0.05)
+            # the download idles past the read: it records what came,
+            # then the daemon dies while the file is still open
+            part, rec = wait_record(cache)
+            kept = int((cache / rec).read_text())
             m.kill9()
         finally:
             try:
                 os.close(fd)
             except OSError:
                 pass
-    [part] = cache_files(cache)
-    assert part.endswith(".part") and os.path.getsize(cache / part) < el["size"]
+    assert 4096 <= kept < el["size"] and os.path.getsize(cache / part) >= kept
+    body = p.get(el["path"]).body
     mark = p.mark()
     with mount_ctx(tmp_path / "m2", p, opts) as m:
-        assert cache_files(cache) == []  # a partial entry is never served
-        assert file_sha(m.path / el["rel"]) == want
-        assert int(os.getxattr(m.path / el["rel"], "user.altinn.cached")) == el["size"]
+        path = m.path / el["rel"]
+        assert int(os.getxattr(path, "user.altinn.cached")) == kept
+        # what was fetched before the crash costs no request (half of it:
+        # the kernel reads ahead of a reader, up to 1 MiB)
+        with open(path, "rb") as f:
+            assert f.read(kept // 2) == body[:kept // 2]
+        assert requests_for(p, mark, el, settle=0.3) == []
+        assert file_sha(path) == want
+        assert int(os.getxattr(path, "user.altinn.cached")) == el["size"]
+        wait_complete(cache)
     reqs = requests_for(p, mark, el, settle=0.2)
-    assert len(reqs) == 1 and reqs[0]["bytes"] == el["size"]
+    assert len(reqs) == 1
+    if mode:  # the rest only
+        assert reqs[0]["status"] == 206 and reqs[0]["bytes"] == el["size"] - kept
+    else:  # Storage sends it all; the kept bytes are skipped
+        assert reqs[0]["status"] == 200 and reqs[0]["bytes"] == el["size"]
+    assert [f for f in cache_files(cache) if not f.endswith(want)] == []
+
+
+def test_partial_entry_without_a_record_is_dropped(platform_factory, tmp_path):
+    p = platform_factory()
+    [el] = add_elements(p, [2 * MiB])
+    want = sha_of(p, el)
+    state = tmp_path / "state"
+    cache = state / "cache"
+    opts = {"cache_ttl": 120, "state_dir": str(state)}
+    with mount_ctx(tmp_path / "m1", p, opts) as m:
+        assert file_sha(m.path / el["rel"]) == want
+        wait_complete(cache)
+    [name] = cache_files(cache)
+    base = name.rsplit("-", 1)[0]
+    os.rename(cache / name, cache / (base + ".part"))  # as if killed mid-download
+    (cache / (base + "x.filled")).write_text("5\n")     # a record of nothing
+    mark = p.mark()
+    with mount_ctx(tmp_path / "m2", p, opts) as m:
+        assert cache_files(cache) == []
+        assert int(os.getxattr(m.path / el["rel"], "user.altinn.cached")) == 0
+        assert file_sha(m.path / el["rel"]) == want
+        wait_complete(cache)
+    assert len(requests_for(p, mark, el, settle=0.2)) == 1
 
 
 @pytest.mark.parametrize("damage", ["flipped", "truncated"])

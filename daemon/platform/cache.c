@@ -82,6 +82,8 @@ void cache_entry_drop(struct cache *c, struct cache_entry *e)
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("cannot remove \"%s\" from the cache: %s", path, strerror(errno));
 	free(path);
+	if (e->state != E_COMPLETE && e->recorded)
+		cache_record_remove(e);
 	cache_list_unlink(c, e);
 	e->indexed = false;
 	c->used -= e->size;
@@ -126,7 +128,7 @@ int cache_make_room(struct cache *c, uint64_t size)
 	if (size > c->max)
 		return -ENOSPC;
 	while (c->used + size > c->max || !disk_has_room(c, size)) {
-		while (e && (e->refs > 0 || e->state != E_COMPLETE))
+		while (e && e->refs > 0) /* complete or partial, but unused */
 			e = e->prev;
 		if (!e)
 			return -ENOSPC;
@@ -151,8 +153,8 @@ void cache_put_locked(struct cache_entry *e)
 	}
 	if (e->refs > 0)
 		return;
-	if (e->state != E_COMPLETE)
-		cache_entry_drop(c, e); /* a partial entry is kept only while read */
+	if (e->state != E_COMPLETE && e->have == 0)
+		cache_entry_drop(c, e); /* a partial entry is kept when it has bytes */
 	if (!e->indexed) {
 		cache_entry_free(e);
 		return;
@@ -177,6 +179,24 @@ struct cache_entry *cache_entry_new(struct cache *c, const char *guid,
 	atomic_init(&e->cancel, false);
 	pthread_cond_init(&e->cond, NULL);
 	return e;
+}
+
+/* Opens the file of a partial entry (kept from before, or since its
+ * readers left) for its next reader; locked. */
+static int entry_open_partial(struct cache_entry *e, const char *url)
+{
+	char *path = cache_entry_path(e, NULL);
+	struct stat st;
+
+	e->fd = open(path, O_RDWR | O_CLOEXEC);
+	free(path);
+	if (e->fd < 0 || fstat(e->fd, &st) < 0 || (uint64_t)st.st_size < e->have) {
+		log_warn("partial cache entry \"%s\" is damaged; fetching it again", e->base);
+		return -EIO;
+	}
+	if (!e->url)
+		e->url = xstrdup(url);
+	return 0;
 }
 
 /* Opens the file of a complete entry for its first reader; locked. */
@@ -219,6 +239,11 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 		cache_entry_drop(c, e); /* its readers keep their file; the last frees it */
 		if (e->refs == 0)
 			cache_entry_free(e);
+		e = NULL;
+	}
+	if (e && e->refs == 0 && e->state == E_FILLING && entry_open_partial(e, url) < 0) {
+		cache_entry_drop(c, e);
+		cache_entry_free(e);
 		e = NULL;
 	}
 	if (e && e->refs == 0 && e->state == E_COMPLETE && entry_open_complete(c, e) < 0) {
@@ -493,10 +518,10 @@ void cache_free(struct cache *c)
 		struct cache_entry *e = c->head;
 
 		cache_list_unlink(c, e);
-		if (e->state != E_COMPLETE) {
+		if (e->state != E_COMPLETE && !e->recorded) {
 			char *path = cache_entry_path(e, NULL);
 
-			unlink(path);
+			unlink(path); /* a partial entry without a record is no use */
 			free(path);
 		}
 		cache_entry_free(e);

@@ -5,15 +5,17 @@
  * fills it from byte 0, shared by every reader of it; a reader whose bytes
  * are on disk is served at once, a reader ahead of the download waits for
  * it. The cache holds at most `max` bytes of entries (least recently used
- * complete entries go first, entries in use never) and leaves a free-space
+ * unused entries go first, entries in use never) and leaves a free-space
  * reserve on its file system; an element it cannot hold is read uncached.
- * A download that no open file holds any longer stops at once.
+ * A download that no open file holds any longer stops at once; what it
+ * fetched stays as a partial entry.
  *
  * On disk: "<guid>-<sec>.<nsec>-<size>-<sha256>" for a complete entry and
- * "....part" while one fills. Only complete entries survive a restart, and
- * each is checked (size, then its sha256 at its first use) before it is
- * served; a partial, truncated or corrupted one is removed and fetched
- * again.
+ * "....part" while one fills, with "....filled" recording how many of its
+ * first bytes are on disk. Complete entries and recorded partial ones
+ * survive a restart; a complete one is checked (size, then its sha256 at
+ * its first use) before it is served; a truncated or corrupted one, or a
+ * partial one without a record, is removed and fetched again.
  *
  * Every function may be called from any thread at once. */
 #ifndef ALTINNFS_CACHE_H
@@ -32,8 +34,8 @@ struct http;
 struct cache;
 struct cache_entry;
 
-/* Opens dir (made if missing), drops partial entries and indexes the
- * complete ones. max 0: *ret is NULL and nothing is cached;
+/* Opens dir (made if missing), indexes the complete entries and the
+ * recorded partial ones, and removes the rest. max 0: *ret is NULL and nothing is cached;
  * CONFIG_CACHE_MAX_AUTO: a quarter of the free space (with the entries
  * already there) of dir's file system, at most 16 GiB. timeout is
  * how long a read may wait for a download that makes no progress. */

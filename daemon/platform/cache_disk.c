@@ -2,14 +2,19 @@
  * a start finds (docs/cache.md).
  *
  * A complete entry is "<guid>-<sec>.<nsec>-<size>-<sha256>", a partial one
- * "<guid>-<sec>.<nsec>-<size>.part". At start, complete entries of the size
- * their name says are indexed, least recently used (oldest mtime) last;
- * everything else is removed. A complete entry's bytes are hashed at its
- * first use (cache.c) and compared with its name. */
+ * "<guid>-<sec>.<nsec>-<size>.part" with, once its download stopped or
+ * idled, "<...>.filled": the count of its first bytes that are on disk
+ * (the file is synced before the record is written and renamed into
+ * place). At start, complete entries of the size their name says, and
+ * partial ones with a record their file can hold, are indexed, least
+ * recently used (oldest mtime) last; everything else is removed. A
+ * complete entry's bytes are hashed at its first use (cache.c) and
+ * compared with its name; a partial one is hashed whole once complete. */
 #include "cache_i.h"
 
 #include <ctype.h>
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -30,6 +35,53 @@ char *cache_entry_path(const struct cache_entry *e, const char *sha)
 {
 	return sha ? xasprintf("%s/%s-%s", e->c->dir, e->base, sha)
 		   : xasprintf("%s/%s.part", e->c->dir, e->base);
+}
+
+static char *record_path(const struct cache_entry *e, const char *tail)
+{
+	return xasprintf("%s/%s.filled%s", e->c->dir, e->base, tail);
+}
+
+int cache_record_filled(struct cache_entry *e, uint64_t have)
+{
+	char *path = record_path(e, ""), *tmp = record_path(e, ".tmp");
+	int fd = -1, dfd = -1, r = 0;
+
+	if (fdatasync(e->fd) < 0) {
+		r = -errno;
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || dprintf(fd, "%" PRIu64 "\n", have) < 0 || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+		goto out;
+	}
+	dfd = open(e->c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		fsync(dfd); /* the rename too */
+out:
+	if (r < 0)
+		log_warn("cannot record the bytes of cache entry \"%s\": %s", e->base, strerror(-r));
+	else
+		log_debug("cache: \"%s\" holds %" PRIu64 " bytes for a restart", e->base, have);
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	free(path);
+	free(tmp);
+	return r;
+}
+
+void cache_record_remove(const struct cache_entry *e)
+{
+	char *path = record_path(e, "");
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("cannot remove \"%s\": %s", path, strerror(errno));
+	free(path);
 }
 
 /* The sha256 of the first size bytes of fd, in hex: 0, or -EIO when the
@@ -121,20 +173,57 @@ static int by_mtime(const void *x, const void *y)
 
 /* One file of the directory: a complete entry into *list, anything else
  * (a partial entry, a stray or damaged file) removed. */
+/* The bytes a partial entry's record says its file holds: 0 when none,
+ * or when the file is shorter. */
+static uint64_t read_record(int dfd, const char *part, uint64_t size, const struct stat *st)
+{
+	char rec[NAME_MAX + 16], buf[32];
+	unsigned long long have = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(rec, sizeof(rec), "%.*s.filled", (int)(strlen(part) - strlen(".part")), part);
+	fd = openat(dfd, rec, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu", &have) != 1 || have >= size || have > (uint64_t)st->st_size)
+		return 0;
+	return have;
+}
+
+/* One file of the directory: a complete entry, or a partial one with its
+ * record, into *list; anything else (a partial entry without a record, a
+ * stray or damaged file) removed. */
 static void load_one(struct cache *c, int dfd, const char *name, struct loaded **list, size_t *n)
 {
-	char guid[64], sha[65];
+	char guid[64], sha[65] = "", part[NAME_MAX + 1];
 	long long sec;
 	long nsec;
-	uint64_t size;
-	int used = 0;
+	uint64_t size, have = 0;
+	int used = 0, k;
 	struct stat st;
 	struct cache_entry *e;
+	bool partial = false;
 
-	if (sscanf(name, "%36[0-9a-f-]-%lld.%9ld-%" SCNu64 "-%64[0-9a-f]%n", guid, &sec, &nsec,
-		   &size, sha, &used) != 5 || name[used] || strlen(sha) != 64 ||
-	    fstatat(dfd, name, &st, 0) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size != size || size == 0) {
+	k = sscanf(name, "%36[0-9a-f-]-%lld.%9ld-%" SCNu64 "%n-%64[0-9a-f]%n", guid, &sec, &nsec,
+		   &size, &used, sha, &used);
+	if (k == 4 && strcmp(name + used, ".filled") == 0) {
+		/* a record: kept beside its partial entry, which is read below */
+		snprintf(part, sizeof(part), "%.*s.part", used, name);
+		if (fstatat(dfd, part, &st, 0) == 0)
+			return;
+	} else if (k == 4 && strcmp(name + used, ".part") == 0) {
+		partial = true;
+	}
+	if ((k != 5 && !partial) || (k == 5 && (name[used] || strlen(sha) != 64)) ||
+	    fstatat(dfd, name, &st, 0) < 0 || !S_ISREG(st.st_mode) || size == 0 ||
+	    (!partial && (uint64_t)st.st_size != size) ||
+	    (partial && !(have = read_record(dfd, name, size, &st)))) {
 		if (unlinkat(dfd, name, 0) == 0)
 			log_info("cache: removed \"%s\" (partial or damaged)", name);
 		return;
@@ -145,15 +234,23 @@ static void load_one(struct cache *c, int dfd, const char *name, struct loaded *
 		unlinkat(dfd, name, 0);
 		return;
 	}
-	memcpy(e->sha, sha, sizeof(sha));
-	e->state = E_COMPLETE;
 	e->indexed = true;
-	e->have = size;
+	if (partial) {
+		e->state = E_FILLING;
+		e->have = e->recorded = have;
+		c->unwritten += size - have;
+		log_info("cache: \"%s\" kept with %" PRIu64 " of its %" PRIu64 " bytes", e->base,
+			 have, size);
+	} else {
+		memcpy(e->sha, sha, sizeof(sha));
+		e->state = E_COMPLETE;
+		e->have = size;
+	}
 	*list = xrealloc(*list, (*n + 1) * sizeof(**list));
 	(*list)[(*n)++] = (struct loaded){ e, st.st_mtim };
 }
 
-/* Indexes the complete entries, the least recently used (oldest mtime)
+/* Indexes the entries, the least recently used (oldest mtime)
  * last, and removes everything else. */
 void cache_load_dir(struct cache *c)
 {

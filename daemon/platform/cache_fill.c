@@ -73,7 +73,16 @@ static int fill_wait_wanted(struct cache_entry *e)
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
 		e->throttled = true;
-		pthread_cond_timedwait(&e->cond, &e->c->lock, &until);
+		if (pthread_cond_timedwait(&e->cond, &e->c->lock, &until) == ETIMEDOUT &&
+		    e->recorded < e->have) {
+			/* idle: a good moment to make what came survive a restart */
+			uint64_t have = e->have;
+
+			pthread_mutex_unlock(&e->c->lock);
+			if (cache_record_filled(e, have) == 0)
+				e->recorded = have;
+			pthread_mutex_lock(&e->c->lock);
+		}
 		e->throttled = false;
 	}
 	return atomic_load(&e->cancel) ? -ECANCELED : 0;
@@ -186,6 +195,8 @@ static int fill_finish(struct cache_entry *e)
 	to = cache_entry_path(e, e->sha);
 	if (rename(from, to) < 0)
 		r = -errno;
+	else if (e->recorded)
+		cache_record_remove(e);
 	free(from);
 	free(to);
 	return r;
@@ -215,6 +226,9 @@ static void *fill_main(void *arg)
 	r = http_request(c->http, &req);
 	if (e->staged && !e->local_err && fill_flush(e) < 0 && r == 0)
 		r = -EIO; /* local_err is set: its readers go on uncached */
+	if (r == -ECANCELED && !e->local_err && e->have < e->size && e->have > e->recorded &&
+	    cache_record_filled(e, e->have) == 0)
+		e->recorded = e->have; /* stopped for want of readers: kept */
 
 	pthread_mutex_lock(&c->lock);
 	while (e->stage_pins > 0) {
@@ -243,7 +257,7 @@ static void *fill_main(void *arg)
 	if (r == 0 && e->indexed) {
 		e->state = E_COMPLETE;
 		e->verified = true;
-	} else if (!(r == -ECANCELED && e->paused && e->indexed)) {
+	} else if (!(r == -ECANCELED && e->indexed && e->have > 0 && !e->local_err)) {
 		if (r != -ECANCELED)
 			log_warn("download of \"%s\" into the cache failed (%s); reading it uncached",
 				 e->url, strerror(-r));

@@ -52,6 +52,8 @@ struct cache_entry {
 	char want_sha[65]; /* the platform's contentHash (sha256), or "": the
 			    * entry serves nothing before its bytes match it */
 	uint64_t have;  /* bytes [0, have) are in the file */
+	uint64_t recorded; /* ... of which on disk and in its ".filled" record (the
+			    * download's, or set at start) */
 	uint64_t wanted; /* the furthest byte a reader asked for */
 	char *stage;    /* the download's: bytes [have, have + staged) of the */
 	size_t staged;  /* ... element, received but not in the file yet */
@@ -109,6 +111,11 @@ char *cache_entry_path(const struct cache_entry *e, const char *sha);
  * file is shorter. */
 int cache_file_sha256(int fd, uint64_t size, char hex[65]);
 bool cache_entry_check(struct cache_entry *e);
+/* Makes [0, have) of a partial entry survive a restart: its file is
+ * synced, then "<base>.filled" records have. The download's thread,
+ * unlocked: 0 or -errno. */
+int cache_record_filled(struct cache_entry *e, uint64_t have);
+void cache_record_remove(const struct cache_entry *e);
 /* Indexes what dir holds (the least recently used last), removes the rest */
 void cache_load_dir(struct cache *c);
 uint64_t cache_auto_max(const char *dir);
