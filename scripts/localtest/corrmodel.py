@@ -224,6 +224,7 @@ class Attachment:
         self.senders_reference = doc.get("sendersReference")
         self.data_type = doc.get("dataType") or _data_type(self.file_name)
         days = doc.get("expirationInDays")
+        self.expiration_days = days
         self.expiration = now + (days if days is not None else 365) * 86400
         self.created = now
         self.history = [["Initialized", now, "Initialized"]]
@@ -246,7 +247,7 @@ class Attachment:
                "sendersReference": self.senders_reference, "dataType": self.data_type,
                "correspondenceIds": list(self.correspondences), "isEncrypted": self.is_encrypted,
                "checksum": self.checksum, "sender": self.sender,
-               "expirationTime": iso(self.expiration)}
+               "expirationInDays": self.expiration_days}
         if details:
             doc["statusHistory"] = [{"status": s, "statusText": x, "statusChanged": iso(t)}
                                     for s, t, x in self.history]
@@ -312,7 +313,7 @@ class Correspondence:
             atts.append({"id": a.id, "fileName": a.file_name, "displayName": a.display_name,
                          "isEncrypted": a.is_encrypted, "checksum": a.checksum,
                          "sendersReference": a.senders_reference, "dataType": a.data_type,
-                         "created": iso(a.created), "dataLocationType":
+                         "expirationInDays": a.expiration_days, "created": iso(a.created), "dataLocationType":
                          "ExistingCorrespondenceAttachment", "status": s, "statusText": x,
                          "statusChanged": iso(t), "expirationTime": iso(a.expiration)})
         doc = {
@@ -327,7 +328,7 @@ class Correspondence:
             "dueDateTime": iso(self.due) if self.due is not None else None,
             "externalReferences": c.get("externalReferences") or [],
             "propertyList": c.get("propertyList") or {},
-            "replyOptions": c.get("replyOptions") or [],
+            "replyOptions": c.get("replyOptions") or [], "notification": None,
             "ignoreReservation": c.get("ignoreReservation"),
             "isConfirmationNeeded": bool(c.get("isConfirmationNeeded")),
             "isConfidential": bool(c.get("isConfidential")),

@@ -32,6 +32,15 @@ RESERVED = "02056610076"     # reserved against digital mail in the demo seed
 ORG_URN = "urn:altinn:organization:identifier-no:"
 PERSON_URN = "urn:altinn:person:identifier-no:"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+OVERVIEW_KEYS = {"correspondenceId", "resourceId", "sender", "sendersReference",
+                 "messageSender", "recipient", "content", "requestedPublishTime", "dueDateTime",
+                 "externalReferences", "propertyList", "replyOptions", "notification",
+                 "ignoreReservation", "isConfirmationNeeded", "isConfidential",
+                 "allowForwarding", "created", "status", "statusText", "statusChanged",
+                 "notifications", "altinn2CorrespondenceId", "published", "read"}
+ATTACHMENT_KEYS = {"attachmentId", "resourceId", "sender", "fileName", "displayName",
+                   "isEncrypted", "checksum", "sendersReference", "expirationInDays", "status",
+                   "statusText", "statusChanged", "correspondenceIds", "dataType"}
 SENDER_SCOPES = "altinn:correspondence.write altinn:events.subscribe"
 RECIPIENT_SCOPES = "altinn:correspondence.read altinn:events.subscribe"
 DEFAULTS = dict(publishDelay=0.05, scanDelay=0.05, confirmDelay=0.1, malware=0,
@@ -236,6 +245,10 @@ def test_initialize_publishes_and_overview_shows_it(lt):
     assert len({r["correspondenceId"] for r in rows}) == 3
     cid = rows[0]["correspondenceId"]
     doc = wait_status(lt, cid, "Published")
+    assert set(doc) == OVERVIEW_KEYS
+    assert set(doc["content"]) == {"language", "messageTitle", "messageSummary", "messageBody",
+                                   "attachments"}
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$", doc["published"])
     assert doc["sender"] == ORG_URN + OWNER and doc["resourceId"] == rid
     assert doc["content"]["messageTitle"] == "Vedtak om tilskudd"
     assert doc["content"]["language"] == "nb" and doc["propertyList"] == {"saksnr": "2026/17"}
@@ -476,6 +489,7 @@ def test_shared_attachment_is_scanned_then_sent_and_downloaded(lt):
     if doc["status"] == "UploadProcessing" and r.status == 400:
         assert r.json()["errorCode"] == 1018
     doc = wait_attachment(lt, aid, "Published")
+    assert set(doc) == ATTACHMENT_KEYS and doc["statusText"] == "Published"
     assert doc["checksum"] == hashlib.md5(data).hexdigest()
     det = lt.get_json(f"{ATT}/{aid}/details", auth=tok(lt, OWNER))
     assert [h["status"] for h in det["statusHistory"]] == \
@@ -644,6 +658,16 @@ def test_events_by_poll(lt, settings):
     r = lt.get(EVENTS, query={"resource": "urn:altinn:resource:" + rid, "after": "0"},
                auth=tok(lt, OWNER, "altinn:correspondence.write"))
     assert r.status == 403
+
+
+def test_due_date_tells_the_recipient_what_never_happened(lt):
+    rid = resource(lt)
+    [cid] = send(lt, rid, isConfirmationNeeded=True, dueDateTime=iso_in(1.0))
+    got = wait_events(lt, rid, rtok(lt, A), ["correspondencepublished",
+                                             "correspondencereceiverneverread",
+                                             "correspondencereceiverneverconfirmed"])
+    assert {e["resourceinstance"] for e in got} == {cid}
+    assert {e["subject"] for e in got} == {ORG_URN + A}
 
 
 def test_attachment_events(lt, settings):
