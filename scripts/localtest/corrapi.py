@@ -3,8 +3,9 @@ CorrespondenceController.cs and AttachmentController.cs) over correspondence.py'
 admin calls under `/_localtest/correspondence`.
 
 Each endpoint checks in ASP.NET's order: the Accept header (406), the bearer token (401 empty),
-the policy's scopes (403 empty: Sender needs altinn:correspondence.write, and a raw Maskinporten
-token altinn:serviceowner too; Recipient altinn:correspondence.read; SenderOrRecipient either),
+the policy's scopes (403 empty: Sender needs altinn:correspondence.write; Recipient
+altinn:correspondence.read; SenderOrRecipient either; raw Maskinporten tokens, which would need
+altinn:serviceowner too, are opaque here and never reach an API),
 the media type (415), model binding (400 AltinnValidationProblemDetails: `validationErrors`
 and the legacy `errors` dictionary keyed by the field's path), then the handler's rules, whose
 failures are ProblemDetails with `code` CORR-0NNNN, `errorCode` NNNN and a `traceId`
@@ -22,7 +23,6 @@ PREFIX = "/correspondence/api/v1/correspondence"
 ATTACHMENT = "/correspondence/api/v1/attachment"
 WRITE = "altinn:correspondence.write"
 READ = "altinn:correspondence.read"
-SERVICEOWNER = "altinn:serviceowner"
 _TITLES = dict(brokerapi._TITLES)
 _TITLES.update({408: ("15.5.9", "Request Timeout"), 422: ("15.5.21", "Unprocessable Entity"),
                 502: ("15.6.3", "Bad Gateway")})
@@ -72,10 +72,6 @@ def who(req, platform):
 def require(req, *scopes):
     p = req.principal
     if not any(p.has_scope(s) for s in scopes):
-        raise web.HttpError(web.empty(403))
-    raw = "maskinporten" in str(p.claims.get("iss", "")) and \
-        not p.claims.get("urn:altinn:orgNumber")
-    if raw and scopes == (WRITE,) and not p.has_scope(SERVICEOWNER):
         raise web.HttpError(web.empty(403))
 
 
@@ -223,13 +219,10 @@ def register(router, platform):
             raise validation(e.errors)
 
     def initialized(out, attachment_ids, model):
-        notification = model["correspondence"].get("notification")
         rows = []
         for c in out:
-            notes = None
-            if notification and c.status != "Reserved":
-                notes = [{"orderId": str(uuid.uuid4()), "isReminder": False,
-                          "status": "Success"}]
+            notes = [{"orderId": o, "isReminder": r, "status": "Success"}
+                     for o, r in c.orders] or None
             status = "Reserved" if c.ever("Reserved") else "Initialized"    # at creation
             rows.append({"correspondenceId": c.id, "status": status,
                          "recipient": c.recipient, "notifications": notes})

@@ -321,6 +321,9 @@ class CorrespondenceService:
             resource = self.resources.get(c.resource_id)
             self._emit("correspondencepublished", resource, "correspondence", c.id,
                        c.recipient, stable="published:" + c.id)
+            for order, reminder in c.orders:          # SendNotificationOrderHandler
+                if not reminder:
+                    self._emit("notificationcreated", resource, "notification", order, c.sender)
             if c.due is not None:
                 self._later(max(0.0, c.due - now), self._due, c.id)
 

@@ -282,6 +282,12 @@ class Correspondence:
         if reserved:
             self.history.append(["Reserved", now, "Recipient has reserved themselves from "
                                                  "public correspondences"])
+        self.orders = []                             # [(notification order id, reminder)]
+        notification = c.get("notification")
+        if notification and not reserved:
+            self.orders.append((str(uuid.uuid4()), False))
+            if notification.get("sendReminder"):
+                self.orders.append((str(uuid.uuid4()), True))
         self.fetched = []                            # fetch times, a table apart (#1644)
         self.published = None
         self.read = None
@@ -334,7 +340,8 @@ class Correspondence:
             "isConfidential": bool(c.get("isConfidential")),
             "allowForwarding": bool(c.get("allowForwarding")),
             "created": iso(self.created), "status": status, "statusText": text,
-            "statusChanged": iso(changed), "notifications": [],
+            "statusChanged": iso(changed),
+            "notifications": [{"notificationOrderId": o, "isReminder": r} for o, r in self.orders],
             "altinn2CorrespondenceId": None,
             "published": iso(self.published) if self.published else None,
             "read": iso(self.read) if self.read else None,

@@ -670,6 +670,32 @@ def test_due_date_tells_the_recipient_what_never_happened(lt):
     assert {e["subject"] for e in got} == {ORG_URN + A}
 
 
+def test_notification_orders_and_their_event(lt):
+    rid = resource(lt)
+    note = {"notificationTemplate": "CustomMessage", "notificationChannel": "Email",
+            "emailSubject": "Ny melding", "emailBody": "Du har fått en melding",
+            "sendReminder": True, "reminderEmailSubject": "Påminnelse",
+            "reminderEmailBody": "Husk meldingen"}
+    out = initialize(lt, body(rid, notification=note))
+    [row] = out["correspondences"]
+    assert [(n["isReminder"], n["status"]) for n in row["notifications"]] == \
+        [(False, "Success"), (True, "Success")]
+    order = row["notifications"][0]["orderId"]
+    doc = wait_status(lt, row["correspondenceId"], "Published")
+    assert doc["notifications"] == [{"notificationOrderId": n["orderId"],
+                                     "isReminder": n["isReminder"]}
+                                    for n in row["notifications"]]
+    got = wait_events(lt, rid, tok(lt, OWNER), ["correspondenceinitialized",
+                                                "correspondencepublished",
+                                                "notificationcreated"])
+    assert got[2]["resourceinstance"] == order
+    assert got[2]["source"] == lt.url + "/correspondence/api/v1/notification"
+    assert got[2]["subject"] == ORG_URN + OWNER
+    del note["reminderEmailBody"]
+    r = lt.request("POST", CORR, body=body(rid, notification=note), auth=tok(lt, OWNER))
+    assert code(r, 400) == 3003
+
+
 def test_attachment_events(lt, settings):
     rid = resource(lt)
     aid, _ = new_attachment(lt, rid, b"one")
