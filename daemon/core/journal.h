@@ -18,7 +18,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct sqlite3;
 struct journal;
 
 /* Opens (creating) the journal at path with the tables of queue.h and
@@ -53,16 +52,5 @@ int64_t journal_now_ms(const struct journal *j);
 bool journal_has_table(struct journal *j, const char *table);
 int journal_import(struct journal *j, const char *table, const char *const *cols, int n_cols,
 		   int (*row)(void *ctx, const char *const *vals), void *ctx);
-
-/* The raw setup, for core's own stores and tests: opens (creating) the
- * database at path and runs schema (may be NULL); 0 with the connection
- * in *ret, or -errno, logged naming who and path; *ret untouched on
- * failure. */
-int journal_open(const char *who, const char *path, const char *schema, struct sqlite3 **ret);
-void journal_close(struct sqlite3 *db); /* NULL is fine */
-
-/* The -errno of a failed call on db (rc its result code, or 0 for the
- * connection's last one), logged as "who: what: SQLite's message". */
-int journal_errno(struct sqlite3 *db, int rc, const char *who, const char *what);
 
 #endif

@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal_i.h"
+#include "journal.h"
+#include "journal_sql.h"
 #include "retry.h"
 #include "states.h"
 #include "xalloc.h"

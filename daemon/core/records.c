@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal_i.h"
+#include "journal.h"
+#include "journal_sql.h"
 #include "xalloc.h"
 
 struct records {

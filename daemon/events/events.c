@@ -18,7 +18,10 @@
  * Users may only remove files here: that acknowledges the event for
  * good. Everything else (create, write, rename, mkdir) is refused with
  * EACCES unless the daemon's own threads do it. */
-#include "events_i.h"
+#include "events.h"
+
+#include "evfiles.h"
+#include "evpoll.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -394,7 +397,11 @@ static int webhook_secret(const char *url, char **ret)
 
 /* ---- the module */
 
-int events_new(const struct events_deps *deps, struct events **ret)
+static void events_free(struct events *ev);
+
+/* Opens the state (cursors, seen ids) under cfg->state_dir; starts no
+ * thread. */
+static int events_new(const struct events_deps *deps, struct events **ret)
 {
 	const struct config *cfg = deps->cfg;
 	pthread_condattr_t attr;
@@ -439,7 +446,7 @@ out_free:
 	return r;
 }
 
-bool events_hooks(struct events *ev, struct local_hooks *ret)
+static bool events_hooks(struct events *ev, struct local_hooks *ret)
 {
 	ret->ctx = ev;
 	ret->check = hook_check;
@@ -448,7 +455,7 @@ bool events_hooks(struct events *ev, struct local_hooks *ret)
 	return true;
 }
 
-int events_start(struct events *ev)
+static int events_start(struct events *ev)
 {
 	int r;
 
@@ -468,7 +475,7 @@ int events_start(struct events *ev)
 	return 0;
 }
 
-void events_status(struct events *ev, const char *org, const char *app, struct alt_status_app *st)
+static void events_status(struct events *ev, const char *org, const char *app, struct alt_status_app *st)
 {
 	struct ev_app *ea = ev ? find_app(ev, org, app) : NULL;
 	long long n;
@@ -486,7 +493,7 @@ void events_status(struct events *ev, const char *org, const char *app, struct a
 	st->push_validated = atomic_load(&ea->validated);
 }
 
-void events_stop(struct events *ev)
+static void events_stop(struct events *ev)
 {
 	if (!ev)
 		return;
@@ -497,7 +504,7 @@ void events_stop(struct events *ev)
 	webhook_stop(ev->webhook);
 }
 
-void events_free(struct events *ev)
+static void events_free(struct events *ev)
 {
 	if (!ev)
 		return;

@@ -1,6 +1,8 @@
-/* events_i.h - the events module's insides, shared by events.c (state,
- * hooks, webhook deliveries), evfiles.c (files and retention) and
- * evpoll.c (the pollers). */
+/* events_i.h - the events module's shared types, for its files only:
+ * events.c (state, hooks, webhook deliveries), evfiles.c (files and
+ * retention) and evpoll.c (the pollers). Each file's functions are
+ * declared in its own header (evfiles.h, evpoll.h), so who uses whom
+ * reads from the includes. */
 #ifndef ALTINNFS_EVENTS_I_H
 #define ALTINNFS_EVENTS_I_H
 
@@ -10,7 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "events.h"
+#include "family.h"
 
 /* ---- the module, as its folder and its face (events.c) see it */
 
@@ -26,19 +28,6 @@ struct events_deps {
 				 const char *guid);
 	void *ctx;
 };
-
-/* Opens the state (cursors, seen ids) under cfg->state_dir; starts no
- * thread. */
-int events_new(const struct events_deps *deps, struct events **ret);
-/* The hooks for the events/ areas; false when events are off. */
-bool events_hooks(struct events *ev, struct local_hooks *ret);
-/* Starts pollers and the webhook, once the mount serves requests. */
-int events_start(struct events *ev);
-/* Fills the events fields of one app for status.json. */
-void events_status(struct events *ev, const char *org, const char *app, struct alt_status_app *st);
-/* Asks every thread to stop (no waiting); then unmount; then free. */
-void events_stop(struct events *ev);
-void events_free(struct events *ev); /* joins the threads; NULL is fine */
 
 struct evstore;
 struct json_event;
@@ -100,28 +89,5 @@ struct events {
 	pthread_mutex_t sleep_lock;
 	pthread_cond_t sleep_cond; /* broadcast at stop */
 };
-
-/* evfiles.c: events, in the platform's order, become one file each (or
- * nothing, when they did already). With update_cursor the cursor moves
- * past what was handled. *ret_done: how many of evs, from the first,
- * were handled (all, unless an error comes back). Takes app->lock;
- * never call it holding a lock. */
-int ev_deliver(struct ev_app *ea, const struct json_event *evs, size_t n, bool update_cursor,
-	       size_t *ret_done);
-/* Retention: removes the oldest files beyond events_keep and those
- * older than events_keep_days; forgets the oldest ids beyond
- * ALT_EVENTS_SEEN. */
-void ev_retain(struct ev_app *ea, bool check_age);
-
-/* evfiles.c: the number of an event file's name; false for any other. */
-bool ev_name_seq(const char *name, uint64_t *ret);
-/* Microseconds since the epoch, now and of a time. */
-int64_t ev_now_us(void);
-int64_t ev_ts_us(const struct timespec *ts);
-
-/* evpoll.c: the poller of one app (a thread's body). */
-void *ev_poller(void *arg);
-/* Waits ms milliseconds or until stop; false when stopping. */
-bool ev_sleep(struct events *ev, long ms);
 
 #endif

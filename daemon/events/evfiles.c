@@ -19,7 +19,7 @@
  * Retention removes the oldest files, through the mount (watchers see
  * IN_DELETE), beyond events_keep or older than events_keep_days, and
  * trims the remembered ids to ALT_EVENTS_SEEN. */
-#include "events_i.h"
+#include "evfiles.h"
 
 #include <ctype.h>
 #include <dirent.h>

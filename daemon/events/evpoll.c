@@ -12,7 +12,9 @@
  * up to max(poll_interval, 60 s), with jitter so that many daemons do
  * not come back in step. With push on, the same thread makes sure the
  * subscription exists, retrying with the same backoff until it does. */
-#include "events_i.h"
+#include "evpoll.h"
+
+#include "evfiles.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * use neither. A state_dir of a version before core's queue has a table
  * of its own, writes; its rows move into the queue at open, keeping their
  * ids, which name their staging files. */
-#include "instwrite_i.h"
+#include "db.h"
 
 #include <errno.h>
 #include <inttypes.h>

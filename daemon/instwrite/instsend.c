@@ -8,7 +8,9 @@
  * and claimed by no other item); a PUT or DELETE is repeated. Outcomes
  * are written through the mount, from this thread, which serves no FUSE
  * request. */
-#include "instwrite_i.h"
+#include "instsend.h"
+
+#include "db.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -13,7 +13,10 @@
  * means it is gone). The outcome is written through the mount like the
  * outbox's (receipt in sent/, dead letter in failed/), then the row ends
  * and the staging file goes. */
-#include "instwrite_i.h"
+#include "instwrite.h"
+
+#include "db.h"
+#include "instsend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,7 +65,8 @@ static int forget_old(struct instwrite *iw)
 	return r;
 }
 
-int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountpoint,
+/* Opens (creating) the journal and the staging folder; starts no thread. */
+static int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountpoint,
 		  struct instwrite **ret)
 {
 	struct instwrite *iw = xcalloc(1, sizeof(*iw));
@@ -512,7 +516,8 @@ static bool hook_type_known(void *ctx, const char *org, const char *app, const c
 	return known;
 }
 
-void instwrite_hooks(struct instwrite *iw, struct alt_dw_hooks *ret)
+/* The callbacks of struct alt_dw_hooks, ctx the struct instwrite. */
+static void instwrite_hooks(struct instwrite *iw, struct alt_dw_hooks *ret)
 {
 	*ret = (struct alt_dw_hooks){
 		.ctx = iw,
@@ -529,7 +534,8 @@ void instwrite_hooks(struct instwrite *iw, struct alt_dw_hooks *ret)
 	};
 }
 
-void instwrite_set_invalidate(struct instwrite *iw,
+/* After each outcome, so listings show the platform's new view. */
+static void instwrite_set_invalidate(struct instwrite *iw,
 			      void (*cb)(void *ctx, const char *org, const char *app,
 					 const char *party, const char *guid),
 			      void *ctx)

@@ -1,7 +1,8 @@
-/* instwrite_i.h - the insides of instance writes, shared by:
+/* instwrite_i.h - the shared types of instance writes, for its files:
  *   instwrite.c  the journal and the hooks the fs calls (FUSE threads)
- *   instsend.c   the worker: sending items, unknown outcomes, receipts
- *   db.c         helpers both use: the journal's queue, time, staging names
+ *   instsend.h   the worker: sending items, unknown outcomes, receipts
+ *   db.h         helpers both use: the journal's queue, time, staging names
+ * Each file's functions are declared in its own header.
  * The journal is core's durable queue (core/queue.h); its calls are made
  * with lock held, so a look and a change are one step. It is under lock, the metadata cache by
  * meta_lock; neither is held across a request to the platform except
@@ -13,32 +14,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "instwrite.h"
+#include "family.h"
 #include "queue.h"
 #include "worker.h"
 
-/* ---- the module, as its folder and its face (instwrite.c) see it */
-
 struct config;
-struct instwrite;
-
-/* Opens (creating) the journal and the staging folder; starts no thread. */
-int instwrite_new(const struct config *cfg, struct altinn *a, const char *mountpoint,
-		  struct instwrite **ret);
-/* The callbacks of struct alt_dw_hooks, ctx the struct instwrite. */
-void instwrite_hooks(struct instwrite *iw, struct alt_dw_hooks *ret);
-/* Resumes what a restart left and starts the worker, once the mount
- * serves requests. */
-int instwrite_start(struct instwrite *iw);
-/* After each outcome, so listings show the platform's new view. */
-void instwrite_set_invalidate(struct instwrite *iw,
-			      void (*cb)(void *ctx, const char *org, const char *app,
-					 const char *party, const char *guid),
-			      void *ctx);
-/* Asks the worker to stop, and waits for an invalidation under way (the
- * fs session is destroyed next); call before unmounting. */
-void instwrite_stop(struct instwrite *iw);
-void instwrite_free(struct instwrite *iw); /* joins it; NULL is fine */
 
 #define IW_META_MAX_AGE_MS 60000
 #define IW_MAX_BACKOFF_MS 300000
@@ -113,33 +93,5 @@ struct iw_row {
 };
 
 struct alt_dw_key;
-
-/* db.c */
-const char *iw_state_name(enum iw_state st);
-/* false for a name that is not a state (a journal from a newer version) */
-bool iw_state_parse(const char *name, enum iw_state *ret);
-int64_t iw_now_ms(void);
-/* The queue key of k's name, and of its folder (ending in "/"). */
-char *iw_key(const struct alt_dw_key *k);
-char *iw_folder_key(const struct alt_dw_key *k);
-/* A row from a queue item (taking its strings), and an item from a row
- * (with copies), done_at set when the row's state is final. */
-void iw_row_take(struct iw_row *row, struct queue_item *it);
-void iw_item_of(struct queue_item *it, const struct iw_row *row, int64_t due_at,
-		const char *error);
-/* Opens the journal at path, importing an earlier version's table. */
-int iw_journal_open(struct instwrite *iw, const char *path);
-char *iw_stage_name(int64_t id); /* the staging file of row id */
-void iw_stage_unlink(struct instwrite *iw, int64_t id);
-/* Is row id's file still held open (see held_open)? Caller holds lock. */
-bool iw_held_open(struct instwrite *iw, int64_t id);
-/* Marks it held open (a flush while the kernel keeps the file) or not
- * (its release). Caller holds lock. */
-void iw_set_held_open(struct instwrite *iw, int64_t id, bool open);
-
-/* instsend.c */
-/* works one due item (core/worker.h) */
-int iw_work_one(void *ctx, int64_t *ret_wait_ms);
-void iw_row_clear(struct iw_row *row);
 
 #endif

@@ -17,7 +17,9 @@
  * filename and size; a process move by the task having changed. When the
  * attempt got no answer at all, the look waits `timeout` seconds after it
  * began, so the platform has finished whatever it was doing. */
-#include "outbox_i.h"
+#include "deliver.h"
+#include "item.h"
+#include "outcome.h"
 
 #include <dirent.h>
 #include <errno.h>

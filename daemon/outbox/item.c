@@ -4,7 +4,7 @@
  * the outcomes, none of which need each other for it. A state or error
  * changes under ob->lock so the hooks, which read under it, see whole
  * values; saving to the journal happens outside it (see outbox_i.h). */
-#include "outbox_i.h"
+#include "item.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -19,7 +19,10 @@
  * On start the journal and the folders are compared: a file the journal
  * does not know, or one it saw opened but never closed, is held (state
  * "held") rather than sent, because it may be incomplete. */
-#include "outbox_i.h"
+#include "outbox.h"
+
+#include "item.h"
+#include "uploader.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -365,7 +368,7 @@ static int hook_xattr(void *ctx, const struct local_call *c, const char *name, c
 	return v ? 0 : -ENODATA;
 }
 
-bool outbox_hooks(struct outbox *ob, enum outbox_area area, struct local_hooks *ret)
+static bool outbox_hooks(struct outbox *ob, enum outbox_area area, struct local_hooks *ret)
 {
 	if (!ob->cfg->outbox || area >= OUTBOX_N_AREAS)
 		return false;
@@ -520,7 +523,10 @@ static int open_app(struct outbox *ob, const char *mountpoint, size_t i)
 	return 0;
 }
 
-int outbox_new(const struct outbox_deps *deps, struct outbox **ret)
+static void outbox_free(struct outbox *ob);
+
+/* Opens the spool under cfg->state_dir; starts no thread. */
+static int outbox_new(const struct outbox_deps *deps, struct outbox **ret)
 {
 	struct outbox *ob = xcalloc(1, sizeof(*ob));
 	char *path;
@@ -559,7 +565,7 @@ int outbox_new(const struct outbox_deps *deps, struct outbox **ret)
 	return 0;
 }
 
-int outbox_start(struct outbox *ob)
+static int outbox_start(struct outbox *ob)
 {
 	if (!ob->cfg->outbox)
 		return 0;
@@ -567,7 +573,7 @@ int outbox_start(struct outbox *ob)
 	return uploader_start(ob);
 }
 
-void outbox_status(struct outbox *ob, struct alt_status_outbox *st)
+static void outbox_status(struct outbox *ob, struct alt_status_outbox *st)
 {
 	int64_t oldest = 0;
 
@@ -587,7 +593,7 @@ void outbox_status(struct outbox *ob, struct alt_status_outbox *st)
 	st->oldest_pending_at.tv_nsec = (long)(oldest % 1000) * 1000000;
 }
 
-void outbox_stop(struct outbox *ob)
+static void outbox_stop(struct outbox *ob)
 {
 	if (!ob)
 		return;
@@ -597,7 +603,7 @@ void outbox_stop(struct outbox *ob)
 	pthread_mutex_unlock(&ob->lock);
 }
 
-void outbox_free(struct outbox *ob)
+static void outbox_free(struct outbox *ob)
 {
 	if (!ob)
 		return;

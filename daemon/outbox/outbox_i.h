@@ -1,9 +1,11 @@
-/* outbox_i.h - the outbox's insides, shared by its files only:
+/* outbox_i.h - the outbox's shared types, for its files only: the
+ * module, its items and its apps. Each file's functions are declared in
+ * that file's own header, so who uses whom reads from the includes:
  *   outbox.c    the module: the list of items, the area hooks, start and stop
- *   item.c      one item: its names, its journal row, its state
- *   uploader.c  the threads: which item next, backoff, retries, give-up
- *   deliver.c   one item's steps on the platform, and unknown outcomes
- *   outcome.c   receipts in sent/, dead letters in failed/ (via the mount)
+ *   item.h      one item: its names, its journal row, its state
+ *   uploader.h  the threads: which item next, backoff, retries, give-up
+ *   deliver.h   one item's steps on the platform, and unknown outcomes
+ *   outcome.h   receipts in sent/, dead letters in failed/ (via the mount)
  *
  * An item is owned by one uploader at a time (in_flight). While it is,
  * that thread reads the item's fields without the lock and changes them
@@ -14,12 +16,11 @@
 #define ALTINNFS_OUTBOX_I_H
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 
 #include "altinn.h"
 #include "api_app.h"
-#include "outbox.h"
+#include "family.h"
 #include "spool.h"
 
 /* ---- the module, as its folder and its face (outbox.c) see it */
@@ -36,18 +37,6 @@ struct outbox_deps {
 	struct altinn *a;
 	const char *mountpoint;
 };
-
-/* Opens the spool under cfg->state_dir; starts no thread. */
-int outbox_new(const struct outbox_deps *deps, struct outbox **ret);
-/* The hooks of one of its areas; false when the outbox is off. */
-bool outbox_hooks(struct outbox *ob, enum outbox_area area, struct local_hooks *ret);
-/* Starts the uploaders and resumes what a restart left, once the mount
- * serves requests. */
-int outbox_start(struct outbox *ob);
-void outbox_status(struct outbox *ob, struct alt_status_outbox *st);
-/* Asks every thread to stop (no waiting); then unmount; then free. */
-void outbox_stop(struct outbox *ob);
-void outbox_free(struct outbox *ob); /* joins the threads; NULL is fine */
 
 /* How long an empty file waits before it is picked up (and refused):
  * some programs create and close a file, then open it again to write. */
@@ -105,37 +94,5 @@ struct outbox {
 	pthread_t *threads;
 	size_t n_threads;
 };
-
-/* item.c */
-int64_t outbox_now_ms(void);
-void outbox_item_free(struct ob_item *it); /* NULL is fine */
-/* "<owner>" of an item's rel, and its name below the owner folder */
-char *outbox_item_owner(const struct ob_item *it);
-const char *outbox_item_name(const struct ob_item *it);
-/* Saves the item's row (and its elements); logs and returns -errno. */
-int outbox_save(struct outbox *ob, struct ob_item *it, bool elements);
-/* Sets the state (and, with fmt, last_error) under the lock, then saves. */
-int outbox_set_state(struct outbox *ob, struct ob_item *it, enum spool_state st, bool elements);
-void outbox_set_error(struct outbox *ob, struct ob_item *it, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* uploader.c */
-int uploader_start(struct outbox *ob);
-void uploader_join(struct outbox *ob);
-
-/* deliver.c: runs an item until it needs to wait, succeeds or fails.
- * Returns 0 when the item reached SUBMITTED or FAILING (outcome next),
- * or the answer of the step that must be retried (in *ans). */
-int deliver_item(struct outbox *ob, struct ob_item *it, struct app_answer *ans);
-/* The metadata of an app, fetched when older than a minute; the caller
- * holds meta_lock while using it. */
-int deliver_app_meta(struct outbox *ob, struct ob_app *oa);
-
-/* outcome.c: the receipt or dead letter, and the item gone from outbox/.
- * Returns 0 when the item is DONE or FAILED. */
-int outcome_finish(struct outbox *ob, struct ob_item *it);
-/* Decides the dead letter of a refused item and sets FAILING. */
-int outcome_refuse(struct outbox *ob, struct ob_item *it, const char *step,
-		   const struct app_answer *ans, const char *reason);
 
 #endif

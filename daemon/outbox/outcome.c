@@ -8,7 +8,8 @@
  * written: after a crash the same file is written again under the same
  * name (replacing our own copy, never anyone else's), and a name already
  * taken gets a numeric suffix, never an overwrite. */
-#include "outbox_i.h"
+#include "outcome.h"
+#include "item.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -8,7 +8,10 @@
  * outbox_retry_max - or after the platform's Retry-After when that is
  * longer. Only when an item has been failing like that for longer than
  * outbox_give_up does it end in failed/, with the last error. */
-#include "outbox_i.h"
+#include "uploader.h"
+#include "deliver.h"
+#include "item.h"
+#include "outcome.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "journal_sql.h"
 #include "log.h"
 #include "retry.h"
 #include "states.h"

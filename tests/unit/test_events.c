@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "events_i.h"
+#include "evfiles.h"
 #include "evstore.h"
 #include "json.h"
 #include "log.h"

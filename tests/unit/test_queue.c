@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal_i.h"
+#include "journal.h"
+#include "journal_sql.h"
 #include "queue.h"
 #include "records.h"
 #include "check.h"

@@ -1,14 +1,14 @@
-/* journal_i.h - a journal's insides, for core's stores (queue.c,
- * records.c) only: the connection, its lock and the little helpers every
- * statement needs. */
-#ifndef ALTINNFS_JOURNAL_I_H
-#define ALTINNFS_JOURNAL_I_H
+/* journal_sql.h - SQLite under core's journal, for core only (journal.c,
+ * queue.c, records.c; the families see journal.h): a journal's insides,
+ * opening a database one way, the one errno of a failure and the little
+ * helpers every statement needs (journal_sql.c). */
+#ifndef ALTINNFS_JOURNAL_SQL_H
+#define ALTINNFS_JOURNAL_SQL_H
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
-
-#include "journal.h"
 
 struct journal {
 	char *who;             /* for logs: "inbox" */
@@ -20,6 +20,20 @@ struct journal {
 	int depth;             /* protected by lock: journal_begin calls not yet ended */
 	int doomed;            /* protected by lock: an inner one failed with this */
 };
+
+/* Opens (creating) the database at path: WAL, synchronous=FULL (NORMAL
+ * when relaxed), a busy timeout, then schema (may be NULL). 0 with the
+ * connection in *ret, or -errno, logged naming who and path; *ret is
+ * untouched on failure. */
+int jr_open(const char *who, const char *path, const char *schema, bool relaxed,
+	    struct sqlite3 **ret);
+/* The same, never relaxed, for tests; and its close (NULL is fine). */
+int journal_open(const char *who, const char *path, const char *schema, struct sqlite3 **ret);
+void journal_close(struct sqlite3 *db);
+/* The -errno of a failed call on db (rc its result code, or 0 for the
+ * connection's last one): -ENOSPC for a full disk, -EIO for anything
+ * else, logged as "who: what: SQLite's message". */
+int journal_errno(struct sqlite3 *db, int rc, const char *who, const char *what);
 
 /* A statement of our own SQL; NULL (logged) only for a bug or a broken
  * database. Finalize with sqlite3_finalize. Caller holds lock. */
