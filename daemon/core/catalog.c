@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "journal_sql.h"
 #include "log.h"
 #include "xalloc.h"
 
