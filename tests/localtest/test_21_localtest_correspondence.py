@@ -262,7 +262,7 @@ def test_initialize_publishes_and_overview_shows_it(lt):
 
 def test_requested_publish_time_holds_publication(lt):
     rid = resource(lt)
-    [cid] = send(lt, rid, requestedPublishTime=iso_in(1.5), dueDateTime=iso_in(3600))
+    [cid] = send(lt, rid, requestedPublishTime=iso_in(2.0), dueDateTime=iso_in(3600))
     time.sleep(0.5)
     assert overview(lt, cid, tok(lt, OWNER))["status"] == "ReadyForPublish"
     r = lt.get(f"{CORR}/{cid}", auth=rtok(lt, A))
@@ -417,7 +417,7 @@ def test_auth_refusals(lt):
 # -- recipient actions and the status machine ---------------------------------------------
 
 def test_recipient_walks_published_fetched_read_confirmed(lt, settings):
-    settings(confirmDelay=0.3)
+    settings(confirmDelay=1.0)
     rid = resource(lt)
     [cid] = send(lt, rid, isConfirmationNeeded=True, dueDateTime=iso_in(3600))
     wait_status(lt, cid, "Published")
@@ -662,7 +662,7 @@ def test_events_by_poll(lt, settings):
 
 def test_due_date_tells_the_recipient_what_never_happened(lt):
     rid = resource(lt)
-    [cid] = send(lt, rid, isConfirmationNeeded=True, dueDateTime=iso_in(1.0))
+    [cid] = send(lt, rid, isConfirmationNeeded=True, dueDateTime=iso_in(2.0))
     got = wait_events(lt, rid, rtok(lt, A), ["correspondencepublished",
                                              "correspondencereceiverneverread",
                                              "correspondencereceiverneverconfirmed"])
@@ -778,7 +778,7 @@ def test_reserved_and_failing_recipients(lt, settings):
     types = [e["type"].rsplit(".", 1)[1] for e in events(lt, rid, tok(lt, OWNER))]
     assert types.count("correspondencepublishfailed") == 1
     # a person who reserves between initialize and publication: Failed
-    settings(publishDelay=0.5)
+    settings(publishDelay=2.0)
     [late] = send(lt, rid, recipients=(PERSON,))
     settings(reserved=[RESERVED, PERSON])
     doc = wait_status(lt, late, "Failed")
@@ -790,7 +790,7 @@ def test_reserved_and_failing_recipients(lt, settings):
 
 
 def test_malware_in_an_attachment_fails_the_correspondence(lt, settings):
-    settings(malware=1, scanDelay=0.3)
+    settings(malware=1, scanDelay=1.0)
     rid = resource(lt)
     form = [("correspondence.resourceId", rid), ("correspondence.sendersReference", "m"),
             ("correspondence.content.messageTitle", "t"),
