@@ -44,7 +44,7 @@ def problem(error):
 
 def validation(errors):
     """ToValidationProblemResult: validationErrors (paths with '/') and the old `errors`."""
-    items = [{"code": "CORR-00000", "title": message, "paths": ["/" + key.replace(".", "/")]}
+    items = [{"code": "CORR-00000", "detail": message, "paths": ["/" + key.replace(".", "/")]}
              for key, messages in errors.items() for message in messages]
     doc = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.1", "title": "Bad Request",
            "status": 400, "detail": "One or more validation errors occurred.",

@@ -178,7 +178,10 @@ def code(r, status):
 
 def fields(r):
     doc = problem(r, 400)
-    assert doc["title"] == "Bad Request" and "validationErrors" in doc
+    assert doc["title"] == "Bad Request" and doc["code"] == "STD-00000"
+    # each error also as an AltinnValidationError {code, detail, paths}
+    assert sorted((e["paths"][0], e["detail"]) for e in doc["validationErrors"]) == \
+        sorted(("/" + k.replace(".", "/"), m) for k, ms in doc["errors"].items() for m in ms)
     return doc["errors"]
 
 
