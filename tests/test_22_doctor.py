@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mounts import mounted
-from procs import altinnfs_bin, free_port, write_secret
+from procs import SANITIZER_MARKS, altinnfs_bin, free_port, write_secret
 
 READ = "altinn:serviceowner/instances.read"
 WRITE = "altinn:serviceowner/instances.write"
@@ -31,6 +31,8 @@ def check(tmp_path, platform, *extra, token=None, apps="ttd/soknad ttd/tilskudd"
     if mountpoint:
         args.append(str(mountpoint))
     r = subprocess.run(args, capture_output=True, timeout=120)
+    found = [m for m in SANITIZER_MARKS if m in r.stderr.decode(errors="replace")]
+    assert not found, f"sanitizer report ({', '.join(found)}):\n{r.stderr.decode()[:3000]}"
     lines = r.stdout.decode().splitlines()
     return r.returncode, lines, r.stderr.decode()
 
