@@ -330,3 +330,31 @@ def test_log_lines_carry_priorities_when_stderr_is_the_journal(platform, tmp_pat
     assert any(ln.startswith("<6>info: serving 2 app(s)") for ln in lines), lines
     ours = [ln for ln in lines if ln.startswith("<")]
     assert ours and all(not ln.startswith("altinnfs:") for ln in lines), lines
+
+
+def test_man_page_defaults_match_help(bin_path):
+    """Where --help (the key table) names a default, the man page's entry
+    for that key names the same one."""
+    import re
+    out = subprocess.run([bin_path, "--help"], capture_output=True, timeout=10).stdout.decode()
+    helps, key = {}, None
+    for line in out.split("keys,", 1)[1].splitlines():
+        m = re.match(r"^  ([a-z_]+)  +(.*)$", line)
+        if m:
+            key = m.group(1)
+            helps[key] = m.group(2)
+        elif key and line.startswith("   "):
+            helps[key] += " " + line.strip()
+        else:
+            key = None
+    src = (REPO / "docs" / "altinnfs.8.scd").read_text().replace("\\_", "_")
+    wrong = []
+    for k, text in helps.items():
+        want = re.search(r"\(default:? ([^)]*)\)", text)
+        if not want:
+            continue
+        entry = re.search(rf"^\*{k}\*[^\n]*\n((?:\t[^\n]*\n)+)", src, re.M)
+        got = " ".join(entry.group(1).split()) if entry else ""
+        if " ".join(want.group(1).split()) not in got:
+            wrong.append((k, want.group(1), got))
+    assert len(helps) > 20 and not wrong, wrong
