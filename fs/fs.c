@@ -193,6 +193,8 @@ int fs_start(struct fs *fs)
 
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < view_n_apps(fs->view); i++)
+		view_app_start(view_app_at(fs->view, i)); /* threads only now: see mount.c */
 	if (pthread_create(&fs->warm_thread, NULL, warm_up, fs) == 0)
 		fs->warm_started = true;
 	return 0;

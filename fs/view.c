@@ -142,6 +142,12 @@ static void drop_caches(struct view_app *va)
 	}
 }
 
+void view_app_start(struct view_app *va)
+{
+	if (va->idx)
+		index_start(va->idx);
+}
+
 void view_free(struct view *v)
 {
 	if (!v)

@@ -32,6 +32,8 @@ struct view *view_new(struct altinn *a, const struct config *cfg);
 void view_free(struct view *v);
 
 size_t view_n_apps(struct view *v);
+/* The mount is up: start the app's background work (its index's thread). */
+void view_app_start(struct view_app *va);
 struct view_app *view_app_at(struct view *v, size_t i);
 size_t view_app_index(struct view *v, struct view_app *va);
 const char *view_app_org(struct view_app *va);

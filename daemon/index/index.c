@@ -260,11 +260,8 @@ int index_open(struct altinn *a, const struct config *cfg, const char *org, cons
 		r = load(idx);
 	if (r < 0)
 		goto fail;
-	if (pthread_create(&idx->thread, NULL, run, idx) != 0) {
-		r = log_errno(-EAGAIN, "index of \"%s/%s\": cannot start its thread", org, app);
-		goto fail;
-	}
-	idx->thread_started = true;
+	/* its thread starts at the first look (start_locked): index_open
+	 * runs before fuse_daemonize, whose fork a thread does not survive */
 	*ret = idx;
 	return 0;
 fail:
@@ -298,12 +295,35 @@ void index_free(struct index *idx)
 	free(idx);
 }
 
+/* With idx->lock held: the thread that walks and refreshes, started at
+ * the first look, which comes after the mount left the terminal (a
+ * thread started before fuse_daemonize's fork would be missing in the
+ * daemon, and its wait would hang index_free's pthread_cond_destroy). */
+static void start_locked(struct index *idx)
+{
+	if (idx->thread_started || idx->stop)
+		return;
+	if (pthread_create(&idx->thread, NULL, run, idx) != 0) {
+		log_warn("index of \"%s/%s\": cannot start its thread", idx->org, idx->app);
+		return;
+	}
+	idx->thread_started = true;
+}
+
+void index_start(struct index *idx)
+{
+	pthread_mutex_lock(&idx->lock);
+	start_locked(idx);
+	pthread_mutex_unlock(&idx->lock);
+}
+
 int index_ready(struct index *idx, bool wait, bool *ret_complete)
 {
 	int64_t deadline = idx_mono_ms() + (int64_t)idx->cfg->timeout * 1000;
 	int r = 0;
 
 	pthread_mutex_lock(&idx->lock);
+	start_locked(idx);
 	if (wait && (idx->state == IDX_IDLE || idx->state == IDX_FAILED)) {
 		if (idx->state == IDX_IDLE) {
 			struct timespec now;

@@ -24,11 +24,15 @@ struct config;
 struct index;
 
 /* Opens (creating, or rebuilding a damaged one) the index of org/app under
- * cfg->state_dir and starts its thread. An unfinished walk on disk goes on
- * at once; a new index starts walking at the first index_ready() with
- * wait (the first ls of instances/). */
+ * cfg->state_dir; no thread yet (index_open runs before the daemon
+ * leaves the terminal, whose fork a thread does not survive). */
 int index_open(struct altinn *a, const struct config *cfg, const char *org, const char *app,
 	       struct index **ret);
+/* Starts its thread, once the mount is up (fs_start; index_ready starts
+ * it too if nobody did). An unfinished walk on disk goes on at once; a
+ * new index starts walking at the first index_ready() with wait (the
+ * first ls of instances/). */
+void index_start(struct index *idx);
 /* Stops the thread (an unfinished walk resumes at the next open). */
 void index_free(struct index *idx); /* NULL is fine */
 
