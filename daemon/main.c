@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +462,12 @@ int main(int argc, char **argv)
 	char *mountpoint = NULL;
 	int r;
 
+	/* Large buffers (a download's curl buffer, a read's reply, a spool
+	 * chunk) are mapped and given back when freed. glibc otherwise raises
+	 * this bound to the largest block freed so far, and then keeps freed
+	 * MiBs in the arena of each of the many threads that ever held one:
+	 * 32 readers at once left the daemon 30 MiB larger for good. */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	r = parse_cmdline(argc, argv, &cl);
 	if (r != 0) {
 		free(cl.opts);

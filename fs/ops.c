@@ -397,59 +397,69 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		handle_free(h);
 }
 
-/* Each FUSE thread's buffer for replies from a file of the data cache:
- * kept, because a fresh buffer per read (as fuse_reply_data makes for an
- * fd) costs a page fault per page and ran at a fifth of the speed. At
- * most one read's size per thread. */
-static pthread_key_t read_buf_key;
-static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+/* Replies from a file of the data cache are read into one of READ_BUFS
+ * buffers kept for reuse: a fresh buffer per read (as fuse_reply_data
+ * makes for an fd) costs a page fault per page and ran at a fifth of the
+ * speed. Not one per FUSE thread: each of the 64 would keep a read's
+ * size, and 32 readers at once held 32 MiB that way. When all are in use
+ * a read has one of its own for the moment. */
+#define READ_BUFS 4
 
 struct read_buf {
 	char *p;
 	size_t cap;
 };
 
-static void read_buf_free(void *v)
-{
-	struct read_buf *b = v;
+static pthread_mutex_t read_bufs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct read_buf read_bufs[READ_BUFS]; /* protected by read_bufs_lock */
+static int n_read_bufs;                      /* protected by read_bufs_lock */
 
-	free(b->p);
-	free(b);
+static struct read_buf read_buf_take(void)
+{
+	struct read_buf b = { NULL, 0 };
+
+	pthread_mutex_lock(&read_bufs_lock);
+	if (n_read_bufs > 0)
+		b = read_bufs[--n_read_bufs];
+	pthread_mutex_unlock(&read_bufs_lock);
+	return b;
 }
 
-static void read_buf_init(void)
+static void read_buf_give(struct read_buf b)
 {
-	pthread_key_create(&read_buf_key, read_buf_free);
+	pthread_mutex_lock(&read_bufs_lock);
+	if (n_read_bufs < READ_BUFS) {
+		read_bufs[n_read_bufs++] = b;
+		b.p = NULL;
+	}
+	pthread_mutex_unlock(&read_bufs_lock);
+	free(b.p);
 }
 
 static void reply_from_fd(fuse_req_t req, int fd, uint64_t off, size_t len)
 {
-	struct read_buf *b;
+	struct read_buf b = read_buf_take();
 	size_t done = 0;
 
-	pthread_once(&read_buf_once, read_buf_init);
-	b = pthread_getspecific(read_buf_key);
-	if (!b) {
-		b = xcalloc(1, sizeof(*b));
-		pthread_setspecific(read_buf_key, b);
-	}
-	if (b->cap < len) {
-		free(b->p);
-		b->p = xmalloc(len);
-		b->cap = len;
+	if (b.cap < len) {
+		free(b.p);
+		b.p = xmalloc(len);
+		b.cap = len;
 	}
 	while (done < len) {
-		ssize_t k = pread(fd, b->p + done, len - done, (off_t)(off + done));
+		ssize_t k = pread(fd, b.p + done, len - done, (off_t)(off + done));
 
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
 			fuse_reply_err(req, EIO);
+			read_buf_give(b);
 			return;
 		}
 		done += (size_t)k;
 	}
-	fuse_reply_buf(req, b->p, len);
+	fuse_reply_buf(req, b.p, len);
+	read_buf_give(b);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -6,7 +6,8 @@
  * furthest byte a reader asked for (TCP flow control holds the server
  * back meanwhile), ends CACHE_PAUSE_S after readers stopped asking, and at
  * once when no open file holds the entry. curl hands over 16 KiB at a
- * time, so the bytes gather in a CACHE_STAGE of memory, written to the
+ * time, so the bytes gather in a stage of memory (CACHE_STAGE, less when
+ * many download at once), written to the
  * file at once; readers are lent bytes from the stage (cache.c), and only
  * the readers whose bytes came are woken. Once all bytes are in, the file
  * is hashed, checked against the element's contentHash if it has one, and
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -154,7 +156,7 @@ static int fill_data(void *ctx, const char *p, size_t n)
 			pthread_mutex_unlock(&c->lock);
 			return r;
 		}
-		k = n < CACHE_STAGE - e->staged ? n : CACHE_STAGE - e->staged;
+		k = n < e->stage_cap - e->staged ? n : e->stage_cap - e->staged;
 		memcpy(e->stage + e->staged, p, k);
 		e->staged += k;
 		c->fetched += k;
@@ -163,7 +165,7 @@ static int fill_data(void *ctx, const char *p, size_t n)
 			e->need = UINT64_MAX;
 			pthread_cond_broadcast(&e->cond);
 		}
-		full = e->staged == CACHE_STAGE;
+		full = e->staged == e->stage_cap;
 		pthread_mutex_unlock(&c->lock);
 		p += k;
 		n -= k;
@@ -202,6 +204,13 @@ static int fill_finish(struct cache_entry *e)
 	return r;
 }
 
+static void stage_free(struct cache_entry *e)
+{
+	if (e->stage)
+		munmap(e->stage, e->stage_cap);
+	e->stage = NULL;
+}
+
 static void *fill_main(void *arg)
 {
 	struct cache_entry *e = arg;
@@ -212,6 +221,8 @@ static void *fill_main(void *arg)
 		.has_range = true,
 		.range_last = UINT64_MAX,
 		.bulk = true,
+		/* curl's buffer, kept by its pooled handle: as the stage */
+		.bulk_buffer = e->stage_cap < CACHE_STAGE ? CACHE_STAGE_SMALL / 2 : 0,
 		.on_head = fill_head,
 		.on_data = fill_data,
 		.ctx = e,
@@ -237,8 +248,7 @@ static void *fill_main(void *arg)
 	}
 	e->pin_wait = false;
 	e->staged = 0;
-	free(e->stage);
-	e->stage = NULL;
+	stage_free(e);
 	if (r == -ECANCELED && e->have == e->size)
 		r = 0; /* stopped after the last byte (its reader closed): complete */
 	if (r == 0 && e->have != e->size) {
@@ -285,7 +295,14 @@ void cache_fill_start(struct cache_entry *e)
 	e->paused = false;
 	atomic_store(&e->cancel, false);
 	e->downloading = true;
-	e->stage = xmalloc(CACHE_STAGE);
+	/* mapped, not malloc'd: given back to the system when it ends, not
+	 * kept in an arena of the thread (32 downloads at once would hold
+	 * their stages for good) */
+	e->stage_cap = c->downloads < CACHE_STAGE_BIG ? CACHE_STAGE : CACHE_STAGE_SMALL;
+	e->stage = mmap(NULL, e->stage_cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+	if (e->stage == MAP_FAILED)
+		abort(); /* out of memory, as xmalloc */
 	e->staged = 0;
 	e->progress_at = cache_mono_s();
 	e->refs++;
@@ -296,8 +313,7 @@ void cache_fill_start(struct cache_entry *e)
 		log_warn("cannot start a download thread; reading \"%s\" uncached", e->url);
 		e->local_err = true;
 		e->downloading = false;
-		free(e->stage);
-		e->stage = NULL;
+		stage_free(e);
 		c->downloads--;
 		cache_entry_drop(c, e);
 		e->refs--; /* the reader's reference remains */

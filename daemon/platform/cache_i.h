@@ -24,6 +24,8 @@
 #define CACHE_STAGE (1u << 20)       /* a download's bytes kept in memory, then written
 				      * to the file at once: one large write per MiB
 				      * instead of one per 16 KiB callback of curl */
+#define CACHE_STAGE_BIG 8            /* downloads at once with a CACHE_STAGE; more get */
+#define CACHE_STAGE_SMALL (128u << 10) /* ... this: 32 at once stay under 16 MiB */
 
 enum entry_state { E_FILLING, E_COMPLETE, E_FAILED };
 
@@ -57,6 +59,7 @@ struct cache_entry {
 	uint64_t wanted; /* the furthest byte a reader asked for */
 	char *stage;    /* the download's: bytes [have, have + staged) of the */
 	size_t staged;  /* ... element, received but not in the file yet */
+	size_t stage_cap;
 	int stage_pins; /* readers lent bytes of the stage */
 	bool pin_wait;  /* the download waits for stage_pins to drop */
 	uint64_t need;  /* the lowest end a waiting reader needs; UINT64_MAX none */

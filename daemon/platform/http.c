@@ -559,7 +559,8 @@ static void setup_handle(struct http *h, CURL *easy, struct attempt *at,
 	curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(easy, CURLOPT_XFERINFODATA, at);
 	if (at->req->bulk) {
-		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, (long)HTTP_BULK_BUFFER);
+		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE,
+				 (long)(at->req->bulk_buffer ? at->req->bulk_buffer : HTTP_BULK_BUFFER));
 		curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, (long)HTTP_BULK_BUFFER);
 	}
 	/* curl silently sends a request again when a reused connection

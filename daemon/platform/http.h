@@ -77,6 +77,7 @@ struct http_request {
 	 * end only when nothing moves for cfg->timeout (as uploads from a
 	 * file do). */
 	bool bulk;
+	size_t bulk_buffer; /* bulk: curl's receive buffer; 0: the default (512 KiB) */
 	/* Called once per attempt with a 2xx head, before any body byte (also
 	 * for an empty body). Nonzero aborts the request with that -errno. */
 	int (*on_head)(void *ctx, const struct http_head *head);
