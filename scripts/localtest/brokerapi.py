@@ -15,7 +15,7 @@ import json
 import re
 import uuid
 
-from . import broker, brokerowner, brokertus, multipart, uploads, web
+from . import broker, brokertus, multipart, uploads, web
 
 PREFIX = "/broker/api/v1/filetransfer"
 WRITE = "altinn:broker.write"
@@ -447,7 +447,6 @@ def register(router, platform):
     router.add("POST", PREFIX + "/{fileTransferId}/upload", upload)
     router.add("GET", PREFIX + "/{fileTransferId}/download", get_only(download))
     router.add("POST", PREFIX + "/{fileTransferId}/confirmdownload", confirm)
-    brokerowner.register(router, platform)
 
 
 def content_disposition(name):

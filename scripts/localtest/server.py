@@ -19,8 +19,8 @@ import time
 import traceback
 import urllib.parse
 
-from . import (admin, appapi, apps, auth, broker, brokerapi, corrapi, correspondence, events,
-               faults, hostile, maskinporten, model, parties, reqlog, storage, web)
+from . import (admin, appapi, apps, auth, broker, brokerapi, brokerowner, corrapi, correspondence,
+               events, faults, hostile, maskinporten, model, parties, reqlog, storage, web)
 
 ADMIN_PREFIX = "/_localtest"
 _SMALL_BODY = 64 << 10
@@ -63,6 +63,7 @@ class LocalPlatform:
         storage.register(self.router, self)
         events.register(self.router, self)
         brokerapi.register(self.router, self)
+        brokerowner.register(self.router, self)  # the service owner's /resource
         corrapi.register(self.router, self)
         apps.register(self.router, self)
         appapi.register(self.router, self)
