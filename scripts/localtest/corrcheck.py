@@ -379,10 +379,11 @@ def content_error(correspondence):
 
 
 def reply_options_error(correspondence):
+    """ValidateReplyOptions: ≤255, a well-formed absolute URI, https."""
     for option in correspondence.get("replyOptions") or []:
         url = option.get("linkURL") if isinstance(option, dict) else None
         if not isinstance(url, str) or len(url) > 255 or \
-                not re.match(r"^https://[^\s/?#]+\.[^\s/?#]+([/?#]\S*)?$", url):
+                not re.match(r"^https://[^\s/?#]+([/?#]\S*)?$", url, re.I):
             return 1035
     return None
 
@@ -409,9 +410,17 @@ def _notification(errors, n):
             _length(errors, p + key[0].upper() + key[1:], value, 0, high)
 
 
-def notification_error(n):
-    """ValidateNotificationContent for a CustomMessage: 3002-3007, 3024, 3025."""
-    if not n or (n.get("notificationTemplate") or "CustomMessage") != "CustomMessage":
+def notification_error(n, recipient_count=1):
+    """ValidateNotification: ValidateCustomRecipient (3022, 3017), then for a CustomMessage
+    ValidateNotificationContent (3002-3007, 3024, 3025)."""
+    if not n:
+        return None
+    custom = n.get("customRecipients") or []
+    if n.get("overrideRegisteredContactInformation") and not custom:
+        return 3022
+    if custom and recipient_count > 1:
+        return 3017
+    if (n.get("notificationTemplate") or "CustomMessage") != "CustomMessage":
         return None
 
     def has(*keys):

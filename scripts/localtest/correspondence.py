@@ -195,6 +195,10 @@ class CorrespondenceService:
                     raise CorrError(1034)
             resource = self.sender_resource(caller, c["resourceId"])
             sender = ORG_URN + resource.service_owner
+            if resource.confidential and not c.get("isConfidential"):
+                raise CorrError(1060)
+            if c.get("isConfidential") and not resource.confidential:
+                raise CorrError(1061)
             if len({to_urn(r) for r in recipients}) != len(recipients):    # after the mapper
                 raise CorrError(1006)
             unknown = [without_prefix(r) for r in recipients
@@ -219,14 +223,10 @@ class CorrespondenceService:
                     raise CorrError(1008)
                 if due < publish:
                     raise CorrError(1009)
-            for check in (corrcheck.content_error, corrcheck.reply_options_error):
-                code = check(c)
-                if code:
-                    raise CorrError(code)
-            code = corrcheck.notification_error(c.get("notification"))
+            code = corrcheck.content_error(c)
             if code:
                 raise CorrError(code)
-            existing = []
+            existing = []                   # ValidatePrepareDataAndUploadAttachments' order
             for aid in model.get("existingAttachments") or []:
                 a = self.attachments.get(aid)
                 if a is None:
@@ -240,8 +240,6 @@ class CorrespondenceService:
                     raise CorrError(1018)
                 if a.sender != sender:
                     raise CorrError(1017)
-                if a.expiration - now < 6 * 3600:
-                    raise CorrError(1055, 6)
             if files is None or len(new_meta) != len(files):
                 raise CorrError(1005)
             for meta, data in files:
@@ -250,6 +248,19 @@ class CorrespondenceService:
                     raise CorrError(code)
                 if not data or len(data) > MAX_FORM_FILE:
                     raise CorrError(2004, "2GB")
+                if meta.get("checksum") and \
+                        meta["checksum"].lower() != hashlib.md5(data).hexdigest():
+                    raise CorrError(2008)
+                days = meta.get("expirationInDays")
+                if days is not None and days < self.settings.min_expiration_days:
+                    raise CorrError(2017, self.settings.min_expiration_days)
+            for a in existing:
+                if a.expiration - now < 6 * 3600:
+                    raise CorrError(1055, 6)
+            code = corrcheck.reply_options_error(c) or \
+                corrcheck.notification_error(c.get("notification"), len(recipients))
+            if code:
+                raise CorrError(code)
             attachments = list(existing)
             created = []
             for meta, data in files:
@@ -258,8 +269,6 @@ class CorrespondenceService:
                 with open(a.path, "wb") as f:
                     f.write(data)
                 a.size = len(data)
-                if a.checksum and a.checksum.lower() != hashlib.md5(data).hexdigest():
-                    raise CorrError(2008)
                 a.checksum = a.checksum or hashlib.md5(data).hexdigest()
                 a.set_status("UploadProcessing", now)
                 self.attachments[a.id] = a

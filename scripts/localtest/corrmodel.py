@@ -69,6 +69,11 @@ ERRORS = {
     1039: (400, "Message sender must be plain text"),
     1040: (400, "Correspondence is already marked as read"),
     1041: (400, "Correspondence has already been confirmed"),
+    1060: (400, "Confidential correspondences (resources with the access package "
+                "post-til-virksomheten-med-taushetsbelagt-innhold) cannot be initialized without "
+                "setting the 'IsConfidential' flag to true"),
+    1061: (400, "Correspondences cannot be initialized with 'IsConfidential' flag set to true if "
+                "the resource is not confidential"),
     1042: (400, "Message summary, if not null, must be between 0 and 255 characters long"),
     1047: (400, "Idempotency key is not supported for requests with multiple recipients"),
     1055: (400, "Existing attachment is expiring within %s hour(s) and cannot be attached to a "
@@ -105,6 +110,9 @@ ERRORS = {
                 "notifications"),
     3007: (400, "Reminder email body, subject and SMS body must be provided when sending "
                 "reminder preferred notifications"),
+    3017: (400, "Custom recipient with multiple recipients is not allowed"),
+    3022: (400, "OverrideRegisteredContactInformation flag can only be used when "
+                "CustomRecipients is provided"),
     3024: (400, "Email body, subject and SMS body must be provided when sending email and SMS "
                 "notifications"),
     3025: (400, "Reminder email body, subject and SMS body must be provided when sending "

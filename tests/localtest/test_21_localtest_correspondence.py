@@ -364,6 +364,12 @@ def test_model_validation_names_the_field(lt, change, field):
     ({"replyOptions": [{"linkURL": "http://insecure.example.com", "linkText": "x"}]}, 1035),
     ({"notification": {"notificationChannel": "Email", "emailSubject": "Hei"}}, 3002),
     ({"notification": {"notificationChannel": "Sms"}}, 3004),
+    ({"notification": {"notificationChannel": "Sms", "smsBody": "x",
+                       "overrideRegisteredContactInformation": True}}, 3022),
+    ({"recipients": (ORG_URN + A, ORG_URN + B),
+      "notification": {"notificationChannel": "Sms", "smsBody": "x",
+                       "customRecipients": [{"mobileNumber": "+4799999999"}]}}, 3017),
+    ({"isConfidential": True}, 1061),
     ({"notification": {"notificationChannel": "EmailAndSms", "smsBody": "x"}}, 3024),
     ({"content": {"attachments": [{"fileName": "a.pdf", "sendersReference": "x"}]}}, 1005),
     ({"existing": [str(uuid.uuid4())]}, 1007),
@@ -396,6 +402,9 @@ def test_auth_refusals(lt):
     assert code(r, 401) == 4001
     r = lt.request("POST", CORR, body=body("no-such-resource"), auth=tok(lt, OWNER))
     assert code(r, 400) == 1036
+    secret = resource(lt, isConfidential=True)
+    assert code(lt.request("POST", CORR, body=body(secret), auth=tok(lt, OWNER)), 400) == 1060
+    assert initialize(lt, body(secret, isConfidential=True))["correspondences"]
     other = resource(lt, resourceType="GenericAccessResource")
     r = lt.request("POST", CORR, body=body(other), auth=tok(lt, OWNER))
     assert code(r, 400) == 4010
