@@ -281,6 +281,7 @@ void index_free(struct index *idx)
 		pthread_mutex_unlock(&idx->lock);
 		pthread_join(idx->thread, NULL);
 	}
+	idx_prefetch_drop(idx);
 	catalog_close(idx->cat);
 	idx_lru_free(idx->lru);
 	idx_loop_reset(&idx->walk_loop);

@@ -32,6 +32,17 @@ struct idx_loop {
 bool idx_loop_seen(struct idx_loop *lc, const char *next);
 void idx_loop_reset(struct idx_loop *lc);
 
+/* The next page of the walk, asked for while this one is parsed and stored
+ * (index_walk.c); only the index's thread touches it. */
+struct idx_prefetch {
+	pthread_t thread;
+	bool running;
+	struct index *idx;
+	char *from;           /* the link asked for */
+	struct alt_page *page; /* the answer, or NULL with err */
+	int err;
+};
+
 struct index {
 	struct altinn *a;
 	const struct config *cfg;
@@ -60,6 +71,7 @@ struct index {
 	int64_t refreshed_wall_ns;
 	int64_t failed_mono_ms;
 	struct idx_loop walk_loop; /* the thread's */
+	struct idx_prefetch pre;   /* the thread's */
 	bool refreshing;
 	uint64_t refresh_gen;
 	int refresh_err;
@@ -69,6 +81,8 @@ struct index {
 /* index_walk.c: the thread's work. With idx->lock NOT held. */
 int idx_walk_page(struct index *idx);
 int idx_refresh(struct index *idx);
+/* waits for a prefetch under way and drops what it brought */
+void idx_prefetch_drop(struct index *idx);
 /* a damaged catalog: dropped and made anew, empty (cat_lock taken) */
 int idx_rebuild(struct index *idx);
 /* index_util.c */

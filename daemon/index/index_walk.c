@@ -1,7 +1,9 @@
 /* index_walk.c - filling the index: the walk and the refresh.
  *
  * The walk asks the instance query for the app's live instances (newest
- * first, as Storage orders by default) one page at a time. Each page's
+ * first, as Storage orders by default) one page at a time, and asks for
+ * the next page (its link read ahead of the parse, json_scan.c) while it
+ * parses and stores this one: the platform's time and ours overlap. Each page's
  * rows and the page's `next` link are one commit, so a walk killed at any
  * point resumes at the next start from the first page it had not stored:
  * no page is asked for twice. `next` links are checked as api.c checks a
@@ -117,6 +119,68 @@ static char *meta(struct index *idx, const char *key)
 	return v;
 }
 
+static void *prefetch_run(void *arg)
+{
+	struct idx_prefetch *pre = arg;
+	struct alt_query q = { .org = pre->idx->org, .app = pre->idx->app, .is_complete = -1 };
+
+	pre->err = altinn_page_fetch(pre->idx->a, &q, pre->from, &pre->page);
+	return NULL;
+}
+
+/* The prefetched page when it is the one from names (else dropped). */
+static struct alt_page *prefetched(struct index *idx, const char *from)
+{
+	struct idx_prefetch *pre = &idx->pre;
+	struct alt_page *page = NULL;
+
+	if (!pre->running)
+		return NULL;
+	pthread_join(pre->thread, NULL);
+	pre->running = false;
+	if (from && pre->err == 0 && strcmp(pre->from, from) == 0) {
+		page = pre->page;
+		pre->page = NULL;
+	}
+	altinn_page_free(pre->page);
+	pre->page = NULL;
+	free(pre->from);
+	pre->from = NULL;
+	return page;
+}
+
+void idx_prefetch_drop(struct index *idx)
+{
+	prefetched(idx, NULL);
+}
+
+/* Asks for the page after this one while it is parsed, unless the walk
+ * would stop before it: a link seen before, too many pages or rows. */
+static void prefetch(struct index *idx, struct alt_page *page, uint64_t pages)
+{
+	struct idx_prefetch *pre = &idx->pre;
+	long long count;
+	char *next;
+
+	altinn_page_peek(page, &next, &count);
+	if (!next || count < 0 || pages + 1 >= ALT_MAX_PAGES ||
+	    (idx->walk_loop.saved && strcmp(idx->walk_loop.saved, next) == 0) ||
+	    idx_count(idx) + (uint64_t)count > (uint64_t)idx->cfg->max_listed) {
+		free(next);
+		return;
+	}
+	pre->idx = idx;
+	pre->from = next;
+	pre->page = NULL;
+	pre->err = 0;
+	if (pthread_create(&pre->thread, NULL, prefetch_run, pre) != 0) {
+		free(pre->from);
+		pre->from = NULL;
+		return;
+	}
+	pre->running = true;
+}
+
 int idx_walk_page(struct index *idx)
 {
 	char since[40], *from = meta(idx, "walk_next"), *next = NULL;
@@ -125,6 +189,7 @@ int idx_walk_page(struct index *idx)
 		.org = idx->org, .app = idx->app, .is_complete = -1,
 	};
 	struct page_rows p = { 0 };
+	struct alt_page *page;
 	uint64_t pages;
 	int64_t newest, started;
 	int r;
@@ -135,12 +200,20 @@ int idx_walk_page(struct index *idx)
 	}
 	if (!from)
 		idx_loop_reset(&idx->walk_loop);
-	r = altinn_list_page(idx->a, &q, from, page_cb, &p, &next);
+	page = prefetched(idx, from);
+	r = page ? 0 : altinn_page_fetch(idx->a, &q, from, &page);
 	free(from);
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&idx->lock);
 	pages = idx->pages + 1;
+	pthread_mutex_unlock(&idx->lock);
+	prefetch(idx, page, pages);
+	r = altinn_page_deliver(idx->a, page, page_cb, &p, &next);
+	altinn_page_free(page);
+	if (r < 0)
+		goto out;
+	pthread_mutex_lock(&idx->lock);
 	newest = p.newest > idx->newest_ns ? p.newest : idx->newest_ns;
 	started = idx->started_ns;
 	pthread_mutex_unlock(&idx->lock);

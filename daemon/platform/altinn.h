@@ -128,6 +128,19 @@ int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_insta
 int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *from,
 		     alt_instance_cb cb, void *ctx, char **ret_next);
 
+/* altinn_list_page in two steps, so a walk can ask for the next page while
+ * it parses this one: fetch (one request, nothing parsed), peek at the
+ * page's `next` link and `count` as its top level states them (NULL and
+ * -1 when not found without a parse), deliver (the parse: instances to cb
+ * and *ret_next as altinn_list_page gives them), free. */
+struct alt_page;
+int altinn_page_fetch(struct altinn *a, const struct alt_query *q, const char *from,
+		      struct alt_page **ret);
+void altinn_page_peek(const struct alt_page *p, char **ret_next, long long *ret_count);
+int altinn_page_deliver(struct altinn *a, struct alt_page *p, alt_instance_cb cb, void *ctx,
+			char **ret_next);
+void altinn_page_free(struct alt_page *p); /* NULL is fine */
+
 /* An instance document as kept (inst->doc) parsed again, as a query page's
  * or a GET's would be: one reference in *ret, or -EIO. */
 int altinn_parse_instance(const char *doc, size_t len, struct alt_instance **ret);

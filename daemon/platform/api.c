@@ -352,11 +352,16 @@ int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_insta
 	return r;
 }
 
-int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *from,
-		     alt_instance_cb cb, void *ctx, char **ret_next)
+struct alt_page {
+	char *body;
+	size_t len;
+};
+
+int altinn_page_fetch(struct altinn *a, const struct alt_query *q, const char *from,
+		      struct alt_page **ret)
 {
-	struct json_page page;
-	char *url, *body, *next;
+	struct alt_page *p;
+	char *url, *body;
 	size_t len;
 	int r;
 
@@ -373,8 +378,30 @@ int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *fr
 	free(url);
 	if (r < 0)
 		return r;
-	r = json_parse_page(body, len, &page);
-	free(body);
+	p = xcalloc(1, sizeof(*p));
+	p->body = body;
+	p->len = len;
+	*ret = p;
+	return 0;
+}
+
+void altinn_page_peek(const struct alt_page *p, char **ret_next, long long *ret_count)
+{
+	*ret_next = NULL;
+	*ret_count = -1;
+	if (json_scan_member(p->body, p->len, "count", NULL, ret_count) < 0)
+		*ret_count = -1;
+	if (json_scan_member(p->body, p->len, "next", ret_next, NULL) < 0)
+		*ret_next = NULL;
+}
+
+int altinn_page_deliver(struct altinn *a, struct alt_page *p, alt_instance_cb cb, void *ctx,
+			char **ret_next)
+{
+	struct json_page page;
+	char *next;
+	int r = json_parse_page(p->body, p->len, &page);
+
 	if (r < 0) {
 		http_note_problem(a->http, "GET /storage/api/v1/instances: an answer that is "
 					   "not an instance query page");
@@ -390,6 +417,27 @@ int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *fr
 	}
 	*ret_next = next;
 	return 0;
+}
+
+void altinn_page_free(struct alt_page *p)
+{
+	if (!p)
+		return;
+	free(p->body);
+	free(p);
+}
+
+int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *from,
+		     alt_instance_cb cb, void *ctx, char **ret_next)
+{
+	struct alt_page *p;
+	int r = altinn_page_fetch(a, q, from, &p);
+
+	if (r < 0)
+		return r;
+	r = altinn_page_deliver(a, p, cb, ctx, ret_next);
+	altinn_page_free(p);
+	return r;
 }
 
 int altinn_parse_instance(const char *doc, size_t len, struct alt_instance **ret)

@@ -40,6 +40,13 @@ int json_parse_page(const char *text, size_t len, struct json_page *ret);
 /* drops the references and frees; a zeroed page is fine */
 void json_page_clear(struct json_page *page);
 
+/* One member of a JSON object's top level, read without parsing the
+ * object (json_scan.c): a string (*ret_str, the caller frees) or an
+ * integer (*ret_num), whichever is asked for and is there. -ENOENT when
+ * absent, of another kind, or not followed (the full parse decides). */
+int json_scan_member(const char *text, size_t len, const char *key, char **ret_str,
+		     long long *ret_num);
+
 /* ISO-8601 as the platform writes it: "2020-11-18T15:56:41.5662973Z",
  * 0-9 fractional digits, "Z", "+hh:mm", "+hhmm" or no zone (UTC). */
 int json_parse_time(const char *s, struct timespec *ret);
