@@ -18,7 +18,7 @@ attachments go Initialized -> UploadProcessing -> Published after the malware sc
 or Failed. Events go through platform.events as AltinnEventBus publishes them.
 
 Attachment bytes live in files under a private temporary directory. Every method takes the
-service lock only around state changes; timers do the asynchronous steps.
+service lock only around state changes; jobs.py's one thread runs the asynchronous steps.
 """
 
 import atexit
@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 
-from . import corrcheck, parties
+from . import corrcheck, jobs, parties
 from .corrmodel import (AVAILABLE, HIDDEN_FOR_RECIPIENT, LIST_LIMIT, MAX_FORM_FILE,
                         MAX_STREAM_FILE, EVENT_PREFIX, FETCH_DEBOUNCE, ORG_URN, PURGED, Attachment,
                         CorrError, Correspondence, CorrespondenceEvent, Resource, Settings,
@@ -41,6 +41,7 @@ class CorrespondenceService:
     def __init__(self, platform):
         self.platform = platform
         self.lock = threading.RLock()
+        self.jobs = jobs.Jobs("correspondence-jobs")
         self.resources = {}
         self.attachments = {}
         self.correspondences = {}
@@ -537,9 +538,7 @@ class CorrespondenceService:
     # -- plumbing -----------------------------------------------------------------------
 
     def _later(self, delay, fn, *args):
-        timer = threading.Timer(delay, fn, args)
-        timer.daemon = True
-        timer.start()
+        self.jobs.later(delay, fn, *args)
 
     def _emit_attachment(self, kind, a):
         self._emit(kind, self.resources.get(a.resource_id), "attachment", a.id, a.sender)

@@ -382,6 +382,36 @@ def test_handler_rules_answer_with_their_numbers(lt, change, number):
     assert code(r, 400 if number not in (1029,) else 404) == number, r
 
 
+def org_numbers(n, start=31000000):
+    """n organisation numbers with valid MOD11 check digits."""
+    out, base = [], start
+    while len(out) < n:
+        digits = str(base)
+        check = 11 - sum(int(d) * w for d, w in zip(digits, (3, 2, 7, 6, 5, 4, 3, 2))) % 11
+        if check != 10:
+            out.append(digits + str(0 if check == 11 else check))
+        base += 1
+    return out
+
+
+def test_five_hundred_recipients_in_one_request(lt):
+    rid = resource(lt)
+    orgs = org_numbers(500)
+    out = initialize(lt, body(rid, recipients=[ORG_URN + o for o in orgs],
+                              dueDateTime=iso_in(86400)))
+    assert [c["recipient"] for c in out["correspondences"]] == [ORG_URN + o for o in orgs]
+    deadline = time.monotonic() + 20
+    while True:
+        rows = lt.get_json(ADMIN + "/correspondences", query={"resourceId": rid}, auth=False)
+        if all(r["status"] == "Published" for r in rows):
+            break
+        assert time.monotonic() < deadline, "not all published"
+        time.sleep(0.1)
+    assert len(rows) == 500
+    ids = lt.get_json(CORR, query={"resourceId": rid, "role": "Sender"}, auth=tok(lt, OWNER))
+    assert len(ids["ids"]) == 500
+
+
 def test_markdown_body_and_plain_lists_are_accepted(lt):
     rid = resource(lt)
     doc = initialize(lt, body(rid, content={
