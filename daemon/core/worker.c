@@ -2,9 +2,11 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 /* When nothing is known to be due, look again this often anyway. */
 #define WORKER_IDLE_MS 60000
@@ -18,7 +20,10 @@ void worker_init(struct worker *w, const char *name, worker_run_fn run_one, void
 	w->name = name;
 	w->run_one = run_one;
 	w->ctx = ctx;
-	w->kicked = w->stopping = w->started = false;
+	w->wakes = 0;
+	w->stopping = false;
+	w->threads = NULL;
+	w->n_threads = 0;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -46,14 +51,14 @@ static void *loop(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	while (!w->stopping) {
+		unsigned long seen = w->wakes;
 		int64_t wait = -1;
 		int r;
 
-		w->kicked = false;
 		pthread_mutex_unlock(&w->lock);
 		r = w->run_one(w->ctx, &wait);
 		pthread_mutex_lock(&w->lock);
-		if (r == 1 || w->kicked || w->stopping)
+		if (r == 1 || w->wakes != seen || w->stopping)
 			continue;
 		wait_ms(w, r < 0 ? WORKER_ERROR_MS : wait < 0 ? WORKER_IDLE_MS : wait);
 	}
@@ -61,21 +66,29 @@ static void *loop(void *arg)
 	return NULL;
 }
 
+int worker_start_pool(struct worker *w, unsigned n)
+{
+	w->threads = xrealloc(w->threads, (w->n_threads + n) * sizeof(*w->threads));
+	for (unsigned i = 0; i < n; i++) {
+		int r = pthread_create(&w->threads[w->n_threads], NULL, loop, w);
+
+		if (r)
+			return log_errno(-r, "cannot start the %s worker", w->name);
+		w->n_threads++;
+	}
+	return 0;
+}
+
 int worker_start(struct worker *w)
 {
-	int r = pthread_create(&w->thread, NULL, loop, w);
-
-	if (r)
-		return log_errno(-r, "cannot start the %s worker", w->name);
-	w->started = true;
-	return 0;
+	return worker_start_pool(w, 1);
 }
 
 void worker_wake(struct worker *w)
 {
 	pthread_mutex_lock(&w->lock);
-	w->kicked = true;
-	pthread_cond_signal(&w->cond);
+	w->wakes++;
+	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -100,9 +113,11 @@ bool worker_stopping(struct worker *w)
 void worker_destroy(struct worker *w)
 {
 	worker_stop(w);
-	if (w->started)
-		pthread_join(w->thread, NULL);
-	w->started = false;
+	for (unsigned i = 0; i < w->n_threads; i++)
+		pthread_join(w->threads[i], NULL);
+	free(w->threads);
+	w->threads = NULL;
+	w->n_threads = 0;
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 }

@@ -1,14 +1,17 @@
-/* worker.h - the one loop of a durable queue's worker thread.
+/* worker.h - the one loop of a durable queue's worker threads.
  *
  * The instance-writes and inbox families each keep their queue in a
- * journal (items with a due time and a count of tries, core/journal.c,
- * core/retry.c); this is the thread that works it. It asks the family
- * to work one due item, again at once while there was one, and otherwise
- * sleeps until the next is due, or until worker_wake() (a new item), or
- * until worker_stop(). Its waits are on CLOCK_MONOTONIC, so a change of
- * the wall clock neither stalls nor hurries it. A wake that comes while
- * an item is being worked is not lost. The family's own lock is never
- * held by the loop: run_one takes it as it needs. */
+ * journal (core/queue.h), and the outbox its items in memory over its
+ * spool; this is the loop that works them, in one thread or a pool of
+ * several (the outbox's uploaders). Each thread asks the family to work
+ * one due item, again at once while there was one, and otherwise sleeps
+ * until the next is due, or until worker_wake() (a new item), or until
+ * worker_stop(). Its waits are on CLOCK_MONOTONIC, so a change of the
+ * wall clock neither stalls nor hurries it. A wake that comes while an
+ * item is being worked is not lost (a count of wakes, not a flag, so no
+ * thread of a pool eats another's). The family's own lock is never held
+ * by the loop: run_one takes it as it needs, and must hand one item to
+ * one thread at a time. */
 #ifndef ALTINNFS_WORKER_H
 #define ALTINNFS_WORKER_H
 
@@ -27,21 +30,24 @@ struct worker {
 	void *ctx;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;  /* with lock, on CLOCK_MONOTONIC */
-	bool kicked;          /* protected by lock: worker_wake since the last look */
+	unsigned long wakes;  /* protected by lock: worker_wake calls so far */
 	bool stopping;        /* protected by lock */
-	bool started;
-	pthread_t thread;
+	pthread_t *threads;   /* the started ones */
+	unsigned n_threads;
 };
 
 /* Sets w up; no thread yet. */
 void worker_init(struct worker *w, const char *name, worker_run_fn run_one, void *ctx);
-int worker_start(struct worker *w); /* 0 or -errno, logged */
+int worker_start(struct worker *w); /* one thread: 0 or -errno, logged */
+/* n threads working the same queue; on failure those started run on
+ * (worker_destroy joins them) and -errno is returned, logged. */
+int worker_start_pool(struct worker *w, unsigned n);
 /* There is new work: look now. Any thread; never blocks for long. */
 void worker_wake(struct worker *w);
 /* Asks the loop to end after the item under way; no waiting. */
 void worker_stop(struct worker *w);
 bool worker_stopping(struct worker *w);
-/* Stops, joins the thread, frees what init made; a w never started is fine. */
+/* Stops, joins the threads, frees what init made; a w never started is fine. */
 void worker_destroy(struct worker *w);
 
 #endif

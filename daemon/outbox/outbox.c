@@ -140,7 +140,7 @@ static struct ob_item *put(struct outbox *ob, size_t app, const char *rel, bool 
 	it->blocked_until = 0;
 	outbox_save(ob, it, true);
 	if (st == SPOOL_RECEIVED)
-		pthread_cond_broadcast(&ob->cond);
+		uploader_wake(ob);
 	return it;
 }
 
@@ -280,7 +280,7 @@ static void done_outbox(struct outbox *ob, size_t app, const struct local_call *
 		it = find(ob, app, w.item);
 		if (it && it->held_open) {
 			it->held_open = false;
-			pthread_cond_broadcast(&ob->cond);
+			uploader_wake(ob);
 		}
 		break;
 	case LOCAL_MKDIR:
@@ -538,7 +538,7 @@ static int outbox_new(const struct outbox_deps *deps, struct outbox **ret)
 	pthread_mutex_init(&ob->meta_lock, NULL);
 	for (size_t i = 0; i < OB_CREATE_LOCKS; i++)
 		pthread_mutex_init(&ob->create_locks[i], NULL);
-	pthread_cond_init(&ob->cond, NULL);
+	uploader_init(ob);
 	if (!ob->cfg->outbox) {
 		*ret = ob;
 		return 0;
@@ -599,8 +599,8 @@ static void outbox_stop(struct outbox *ob)
 		return;
 	pthread_mutex_lock(&ob->lock);
 	ob->stopping = true;
-	pthread_cond_broadcast(&ob->cond);
 	pthread_mutex_unlock(&ob->lock);
+	uploader_stop(ob);
 }
 
 static void outbox_free(struct outbox *ob)
@@ -629,7 +629,6 @@ static void outbox_free(struct outbox *ob)
 	}
 	free(ob->apps);
 	spool_close(ob->spool);
-	pthread_cond_destroy(&ob->cond);
 	pthread_mutex_destroy(&ob->lock);
 	pthread_mutex_destroy(&ob->meta_lock);
 	for (size_t i = 0; i < OB_CREATE_LOCKS; i++)

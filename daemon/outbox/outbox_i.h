@@ -22,6 +22,7 @@
 #include "api_app.h"
 #include "family.h"
 #include "spool.h"
+#include "worker.h"
 
 /* ---- the module, as its folder and its face (outbox.c) see it */
 
@@ -80,7 +81,6 @@ struct outbox {
 	pthread_mutex_t meta_lock;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;   /* work to do, or stopping */
 	struct ob_item *items; /* protected by lock: every unfinished item */
 	bool stopping;         /* protected by lock */
 	uint64_t failed;       /* protected by lock: items that ended in failed/ */
@@ -91,8 +91,8 @@ struct outbox {
 	 * that item has recorded it, and both use it. */
 	pthread_mutex_t create_locks[OB_CREATE_LOCKS];
 
-	pthread_t *threads;
-	size_t n_threads;
+	/* the uploaders: a pool of core/worker.c over items (uploader.c) */
+	struct worker uploaders;
 };
 
 #endif

@@ -7,7 +7,12 @@
  * exponential backoff with jitter - 1 s, 2 s, 4 s ... up to
  * outbox_retry_max - or after the platform's Retry-After when that is
  * longer. Only when an item has been failing like that for longer than
- * outbox_give_up does it end in failed/, with the last error. */
+ * outbox_give_up does it end in failed/, with the last error.
+ *
+ * The threads are a pool of core/worker.c: each asks uploader_one for
+ * an item, and sleeps on the monotonic clock until the next is due or
+ * the outbox wakes it. The items are the outbox's list in memory (their
+ * journal is the spool); in_flight gives each to one thread at a time. */
 #include "uploader.h"
 #include "deliver.h"
 #include "item.h"
@@ -17,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "config.h"
 #include "log.h"
@@ -123,65 +127,59 @@ static void run(struct outbox *ob, struct ob_item *it)
 	app_answer_clear(&ans);
 }
 
-static void *uploader_main(void *arg)
+/* One due item, worked to its next wait or its end (core/worker.h). */
+static int uploader_one(void *ctx, int64_t *ret_wait_ms)
 {
-	struct outbox *ob = arg;
+	struct outbox *ob = ctx;
+	struct ob_item *it = NULL;
+	int64_t wait = -1;
 
 	pthread_mutex_lock(&ob->lock);
-	while (!ob->stopping) {
-		int64_t wait;
-		struct ob_item *it = pick(ob, outbox_now_ms(), &wait);
-		struct timespec ts;
-
-		if (!it) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += (time_t)(wait / 1000);
-			ts.tv_nsec += (long)(wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&ob->cond, &ob->lock, &ts);
-			continue;
-		}
-		it->in_flight = true;
+	if (!ob->stopping)
+		it = pick(ob, outbox_now_ms(), &wait);
+	if (!it) {
 		pthread_mutex_unlock(&ob->lock);
-		run(ob, it);
-		pthread_mutex_lock(&ob->lock);
-		it->in_flight = false;
-		if (it->s.state == SPOOL_DONE || it->s.state == SPOOL_FAILED) {
-			for (struct ob_item **p = &ob->items; *p; p = &(*p)->next)
-				if (*p == it) {
-					*p = it->next;
-					break;
-				}
-			outbox_item_free(it);
-		}
+		*ret_wait_ms = wait;
+		return 0;
+	}
+	it->in_flight = true;
+	pthread_mutex_unlock(&ob->lock);
+	run(ob, it);
+	pthread_mutex_lock(&ob->lock);
+	it->in_flight = false;
+	if (it->s.state == SPOOL_DONE || it->s.state == SPOOL_FAILED) {
+		for (struct ob_item **p = &ob->items; *p; p = &(*p)->next)
+			if (*p == it) {
+				*p = it->next;
+				break;
+			}
+		outbox_item_free(it);
 	}
 	pthread_mutex_unlock(&ob->lock);
-	return NULL;
+	return 1;
+}
+
+void uploader_init(struct outbox *ob)
+{
+	worker_init(&ob->uploaders, "outbox", uploader_one, ob);
 }
 
 int uploader_start(struct outbox *ob)
 {
-	ob->n_threads = (size_t)ob->cfg->outbox_uploaders;
-	ob->threads = xcalloc(ob->n_threads, sizeof(*ob->threads));
-	for (size_t i = 0; i < ob->n_threads; i++) {
-		int r = pthread_create(&ob->threads[i], NULL, uploader_main, ob);
+	return worker_start_pool(&ob->uploaders, (unsigned)ob->cfg->outbox_uploaders);
+}
 
-		if (r != 0) {
-			ob->n_threads = i;
-			return log_errno(-r, "cannot start the outbox uploaders");
-		}
-	}
-	return 0;
+void uploader_wake(struct outbox *ob)
+{
+	worker_wake(&ob->uploaders);
+}
+
+void uploader_stop(struct outbox *ob)
+{
+	worker_stop(&ob->uploaders);
 }
 
 void uploader_join(struct outbox *ob)
 {
-	for (size_t i = 0; i < ob->n_threads; i++)
-		pthread_join(ob->threads[i], NULL);
-	free(ob->threads);
-	ob->threads = NULL;
-	ob->n_threads = 0;
+	worker_destroy(&ob->uploaders);
 }

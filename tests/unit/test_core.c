@@ -6,7 +6,8 @@
  * half, and lets a longer Retry-After win; a state table names and
  * parses states, and says "unknown" rather than reading past itself; the
  * worker sleeps until an item is due, wakes at once when told, and stops
- * at once. */
+ * at once; a pool of them works items side by side, one wake waking it
+ * all. */
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -221,6 +222,64 @@ static void test_worker(void)
 	worker_destroy(&w);
 }
 
+/* A pool: items each taking 100 ms, worked by three threads at once. */
+struct slow {
+	pthread_mutex_t lock;
+	int due, done, busy, most_busy;
+};
+
+static int work_slow(void *ctx, int64_t *ret_wait_ms)
+{
+	struct slow *s = ctx;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->due == 0) {
+		pthread_mutex_unlock(&s->lock);
+		*ret_wait_ms = -1;
+		return 0;
+	}
+	s->due--;
+	if (++s->busy > s->most_busy)
+		s->most_busy = s->busy;
+	pthread_mutex_unlock(&s->lock);
+	usleep(100000);
+	pthread_mutex_lock(&s->lock);
+	s->busy--;
+	s->done++;
+	pthread_mutex_unlock(&s->lock);
+	return 1;
+}
+
+static void test_pool(void)
+{
+	struct slow s = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct worker w;
+	int64_t t0, took;
+	int done = 0;
+
+	worker_init(&w, "pool", work_slow, &s);
+	CHECK(worker_start_pool(&w, 3) == 0 && w.n_threads == 3, "three threads");
+	usleep(50000); /* all asleep, nothing known */
+	pthread_mutex_lock(&s.lock);
+	s.due = 6;
+	pthread_mutex_unlock(&s.lock);
+	t0 = retry_mono_ms();
+	worker_wake(&w); /* one wake wakes the whole pool */
+	while (done < 6 && retry_mono_ms() - t0 < 5000) {
+		usleep(5000);
+		pthread_mutex_lock(&s.lock);
+		done = s.done;
+		pthread_mutex_unlock(&s.lock);
+	}
+	took = retry_mono_ms() - t0;
+	CHECK(done == 6, "six items done: %d", done);
+	CHECK(s.most_busy == 3, "three at once: %d", s.most_busy);
+	CHECK(took < 500, "in parallel: %lld ms for 6 x 100 ms", (long long)took);
+	t0 = retry_mono_ms();
+	worker_destroy(&w);
+	CHECK(retry_mono_ms() - t0 < 1000, "the pool stops at once");
+}
+
 static void test_clocks(void)
 {
 	int64_t m1 = retry_mono_ms(), w = retry_wall_ms(), m2;
@@ -238,6 +297,7 @@ int main(void)
 	test_backoff();
 	test_states();
 	test_worker();
+	test_pool();
 	test_clocks();
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
