@@ -190,3 +190,24 @@ def test_a_port_in_use_stops_the_daemon(own_platform, tmp_path):
     assert r.returncode == 1, r
     assert f'cannot listen on "127.0.0.1:{port}"'.encode() in r.stderr, r.stderr
     assert not mounted(m.path)
+
+
+def test_index_figures(mm):
+    import json
+    _, before = scrape(mm.metrics_url)
+    parties = os.listdir(mm.path / "apps/ttd/soknad/instances")
+    assert parties
+
+    def complete():
+        _, s = scrape(mm.metrics_url)
+        return s if value(s, "altinnfs_index_complete", app="ttd/soknad") == 1 else None
+
+    s = wait_for(complete, 60, "the index of ttd/soknad complete")
+    with open(mm.path / "status.json") as f:
+        st = json.load(f)
+    app = st["apps"]["ttd/soknad"]
+    n = value(s, "altinnfs_index_instances", app="ttd/soknad")
+    assert n >= len(parties) and n == app["index"]["instances"], (n, app["index"])
+    assert (value(s, "altinnfs_index_requests_total", app="ttd/soknad")
+            - value(before, "altinnfs_index_requests_total", app="ttd/soknad")) >= 1 or \
+        value(before, "altinnfs_index_complete", app="ttd/soknad") == 1

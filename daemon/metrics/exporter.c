@@ -126,6 +126,43 @@ static void emit_apps(struct metrics_text *t, const struct metrics_figures *f,
 			       (unsigned long long)f->apps[i].pending_event_files);
 }
 
+/* The instance index of each app that has one (docs/index.md). */
+static void emit_index(struct metrics_text *t, const struct metrics_figures *f,
+		       const struct timespec *now)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < f->n_apps; i++)
+		any = any || f->apps[i].index.on;
+	if (!any)
+		return;
+	gauge(t, "altinnfs_index_instances", "Instances the app's index holds.", "gauge");
+	for (size_t i = 0; i < f->n_apps; i++)
+		if (f->apps[i].index.on)
+			metrics_printf(t, "altinnfs_index_instances{app=\"%s\"} %llu\n", f->apps[i].id,
+				       (unsigned long long)f->apps[i].index.instances);
+	gauge(t, "altinnfs_index_complete", "1 when the app's index has walked every "
+	      "instance, 0 while it walks or after its walk failed.", "gauge");
+	for (size_t i = 0; i < f->n_apps; i++)
+		if (f->apps[i].index.on)
+			metrics_printf(t, "altinnfs_index_complete{app=\"%s\"} %d\n", f->apps[i].id,
+				       f->apps[i].index.partial ? 0 : 1);
+	gauge(t, "altinnfs_index_requests_total", "Query pages the app's index asked for "
+	      "(its walk and its refreshes).", "counter");
+	for (size_t i = 0; i < f->n_apps; i++)
+		if (f->apps[i].index.on)
+			metrics_printf(t, "altinnfs_index_requests_total{app=\"%s\"} %llu\n",
+				       f->apps[i].id,
+				       (unsigned long long)(f->apps[i].index.pages +
+							    f->apps[i].index.refresh_pages));
+	gauge(t, "altinnfs_index_refresh_age_seconds", "Seconds since the app's index was "
+	      "last brought up to date.", "gauge");
+	for (size_t i = 0; i < f->n_apps; i++)
+		if (f->apps[i].index.on && f->apps[i].index.refreshed_at.tv_sec)
+			metrics_printf(t, "altinnfs_index_refresh_age_seconds{app=\"%s\"} %.0f\n",
+				       f->apps[i].id, age_s(&f->apps[i].index.refreshed_at, now));
+}
+
 static void emit(void *emit_ctx, const struct metrics_figures *f)
 {
 	struct metrics_text *t = emit_ctx;
@@ -137,6 +174,7 @@ static void emit(void *emit_ctx, const struct metrics_figures *f)
 	if (f->outbox)
 		emit_outbox(t, f->outbox, &now);
 	emit_apps(t, f, &now);
+	emit_index(t, f, &now);
 }
 
 static char *render(struct exporter *e, size_t *ret_len)
