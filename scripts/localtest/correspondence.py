@@ -373,6 +373,9 @@ class CorrespondenceService:
             recipient = self.is_recipient(me, c)
             if not recipient and not self.is_sender(caller, c.resource_id):
                 raise CorrError(4001)
+            if recipient and not details and c.status == "ReadyForPublish" and \
+                    c.publish_at <= time.time():
+                self._publish(c.id)      # AttemptImmediatePublishIfDelayed: the dialog exists
             if not details and any(c.ever(p) for p in PURGED):
                 raise CorrError(1001)
             if recipient:

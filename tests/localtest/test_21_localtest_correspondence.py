@@ -861,6 +861,12 @@ def test_slow_publication(lt, settings):
     time.sleep(0.4)
     assert overview(lt, cid, tok(lt, OWNER))["status"] == "ReadyForPublish"
     wait_status(lt, cid, "Published")
+    # a recipient who looks at a late one publishes it on the spot (details do not)
+    settings(publishDelay=30.0)
+    [late] = send(lt, rid)
+    assert code(lt.get(f"{CORR}/{late}/details", auth=rtok(lt, A)), 404) == 1001
+    assert overview(lt, late, rtok(lt, A))["status"] == "Published"
+    assert overview(lt, late, tok(lt, OWNER))["status"] == "Published"
 
 
 def test_admin_settings_refuse_bad_values(lt):
