@@ -23,6 +23,7 @@ void alt_instance_unref(struct alt_instance *inst)
 		free(inst->data[i].data_type);
 		free(inst->data[i].filename);
 		free(inst->data[i].content_type);
+		free(inst->data[i].content_hash);
 	}
 	free(inst->data);
 	free(inst->id);
