@@ -421,27 +421,35 @@ def register(router, platform):
                 raise web.HttpError(problem(cm.CorrError(2001)))
         return attachment_file(a, inline=False)
 
+    def get(template, handler):
+        """ASP.NET's [HttpGet] does not answer HEAD (405): a HEAD never fetches or reads."""
+        def wrapped(req):
+            if req.method == "HEAD":
+                return web.empty(405, [("Allow", "GET")])
+            return handler(req)
+        router.add("GET", template, wrapped)
+
     router.add("POST", PREFIX, initialize)
-    router.add("GET", PREFIX, search)
+    get(PREFIX, search)
     router.add("POST", PREFIX + "/upload", initialize_upload)
-    router.add("GET", PREFIX + "/{correspondenceId}", overview)
-    router.add("GET", PREFIX + "/{correspondenceId}/details", lambda r: overview(r, True))
-    router.add("GET", PREFIX + "/{correspondenceId}/content", content)
+    get(PREFIX + "/{correspondenceId}", overview)
+    get(PREFIX + "/{correspondenceId}/details", lambda r: overview(r, True))
+    get(PREFIX + "/{correspondenceId}/content", content)
     router.add("POST", PREFIX + "/{correspondenceId}/markasread",
                action(service.mark_as_read, (READ,)))
     router.add("POST", PREFIX + "/{correspondenceId}/confirm",
                action(service.confirm, (READ,)))
     router.add("DELETE", PREFIX + "/{correspondenceId}/purge",
                action(service.purge, (READ, WRITE)))
-    router.add("GET", PREFIX + "/{correspondenceId}/attachment/{attachmentId}/download",
+    get(PREFIX + "/{correspondenceId}/attachment/{attachmentId}/download",
                download)
     router.add("POST", ATTACHMENT, new_attachment)
     router.add("POST", ATTACHMENT + "/{attachmentId}/upload", upload_attachment)
-    router.add("GET", ATTACHMENT + "/{attachmentId}", attachment_overview)
-    router.add("GET", ATTACHMENT + "/{attachmentId}/details",
+    get(ATTACHMENT + "/{attachmentId}", attachment_overview)
+    get(ATTACHMENT + "/{attachmentId}/details",
                lambda r: attachment_overview(r, True))
     router.add("DELETE", ATTACHMENT + "/{attachmentId}", purge_attachment)
-    router.add("GET", ATTACHMENT + "/{attachmentId}/download", sender_download)
+    get(ATTACHMENT + "/{attachmentId}/download", sender_download)
 
 
 _INLINE = (".pdf", ".png", ".jpg", ".jpeg", ".gif", ".bmp")

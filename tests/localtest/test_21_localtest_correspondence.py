@@ -502,6 +502,12 @@ def test_content_marks_read_and_persons_see_their_own(lt):
     [cid] = send(lt, rid, recipients=(PERSON,))
     wait_status(lt, cid, "Published")
     me = person_tok(lt)
+    # HEAD is not GET: 405, and nothing is fetched or read
+    for path in (f"{CORR}/{cid}", f"{CORR}/{cid}/content"):
+        r = lt.request("HEAD", path, auth=me)
+        assert (r.status, r.header("Allow")) == (405, "GET")
+    hist = [h["status"] for h in overview(lt, cid, tok(lt, OWNER), True)["statusHistory"]]
+    assert hist == ["Initialized", "ReadyForPublish", "Published"]
     r = lt.get(f"{CORR}/{cid}/content", auth=me)
     assert r.status == 200, r.body
     assert r.header("Content-Type").startswith("text/plain")
