@@ -15,6 +15,7 @@ recipient is the token's `pid`, or the national identity number of its party.
 
 import json
 import re
+import time
 import uuid
 
 from . import brokerapi, corrcheck, corrmodel as cm, multipart, uploads, web
@@ -507,6 +508,16 @@ def register_admin(router, platform):
             return web.json_response([a.overview(details=True)
                                       for a in service.attachments.values()])
 
+    def expire(req):
+        """Move an attachment's expiration time to now, as if its days had passed."""
+        with service.lock:
+            a = service.attachments.get(req.params["attachmentId"])
+            if a is None:
+                return web.empty(404)
+            a.expiration = min(a.expiration, time.time())
+            service.expire_due(a)
+            return web.json_response(a.overview(details=True))
+
     def get_settings(req):
         return web.json_response(service.settings.to_json())
 
@@ -522,5 +533,6 @@ def register_admin(router, platform):
     router.add("DELETE", prefix + "/resources/{resourceId}", delete_resource, auth=False)
     router.add("GET", prefix + "/correspondences", correspondences, auth=False)
     router.add("GET", prefix + "/attachments", attachments, auth=False)
+    router.add("POST", prefix + "/attachments/{attachmentId}/expire", expire, auth=False)
     router.add("GET", prefix + "/settings", get_settings, auth=False)
     router.add("PUT", prefix + "/settings", put_settings, auth=False)

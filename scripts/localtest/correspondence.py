@@ -95,11 +95,23 @@ class CorrespondenceService:
             self._emit("attachmentinitialized", resource, "attachment", a.id, a.sender)
             return a
 
+    def expire_due(self, a, now=None):
+        """ExpireAttachmentHandler, run lazily: past its expiration time an attachment is
+        Expired ("The attachment has expired"), its bytes gone, + attachmentexpired."""
+        now = time.time() if now is None else now
+        if now < a.expiration or a.status in ("Purged", "Expired"):
+            return
+        a.set_status("Expired", now, "The attachment has expired")
+        _unlink(a.path)
+        a.path = None
+        self._emit_attachment("attachmentexpired", a)
+
     def attachment_for_sender(self, caller, aid):
         with self.lock:
             a = self.attachments.get(aid)
             if a is None:
                 raise CorrError(2001)
+            self.expire_due(a)
             if not self.is_sender(caller, a.resource_id):
                 raise CorrError(4001)
             return a
@@ -232,6 +244,7 @@ class CorrespondenceService:
                 a = self.attachments.get(aid)
                 if a is None:
                     raise CorrError(1007)
+                self.expire_due(a, now)
                 existing.append(a)
             new_meta = c["content"].get("attachments") or []
             if len(existing) + len(new_meta) > 100:
@@ -483,6 +496,9 @@ class CorrespondenceService:
             a = next((x for x in c.attachments if x.id == aid), None)
             if a is None:
                 raise CorrError(2001)
+            self.expire_due(a)
+            if a.status == "Expired":
+                raise CorrError(2020)
             if a.status == "Purged" or not a.path:
                 raise CorrError(2019)
             c.set_status("AttachmentsDownloaded", time.time(),
@@ -562,14 +578,14 @@ class CorrespondenceService:
 
 DEMO_RESOURCE = "altinnfs-demo-correspondence"
 DEMO_OWNER = "991825827"
-DEMO_RESERVED = "02056610076"     # a person reserved against digital mail (valid MOD11)
+DEMO_RESERVED = ("02056610076", "01018000217")   # reserved against digital mail (KRR)
 
 
 def seed_demo(service):
     """`--seed demo`: the resource altinnfs-demo-correspondence (owner ttd, open to every
-    recipient) and one person reserved in KRR."""
+    recipient) and two persons reserved in KRR."""
     service.put_resource({"resourceId": DEMO_RESOURCE, "serviceOwner": DEMO_OWNER})
-    service.settings.reserved = [DEMO_RESERVED]
+    service.settings.reserved = list(DEMO_RESERVED)
 
 
 CorrespondenceService.seed_demo = seed_demo

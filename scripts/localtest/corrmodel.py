@@ -98,6 +98,7 @@ ERRORS = {
     2017: (400, "Attachment expirationTime must be at least %s days from now"),
     2018: (400, "File has expired"),
     2019: (400, "The attachment has been purged and cannot be downloaded"),
+    2020: (400, "The attachment has expired and cannot be downloaded"),
     2021: (400, "The filename uses a Windows reserved name. Files cannot be named CON, PRN, AUX, "
                 "NUL, COM1-COM9, or LPT1-LPT9 (e.g., 'CON.txt' is not allowed, but "
                 "'CONSOLE.txt' is)."),

@@ -43,9 +43,9 @@ ATTACHMENT_KEYS = {"attachmentId", "resourceId", "sender", "fileName", "displayN
                    "statusText", "statusChanged", "correspondenceIds", "dataType"}
 SENDER_SCOPES = "altinn:correspondence.write altinn:events.subscribe"
 RECIPIENT_SCOPES = "altinn:correspondence.read altinn:events.subscribe"
+SEED_RESERVED = [RESERVED, "01018000217"]
 DEFAULTS = dict(publishDelay=0.05, scanDelay=0.05, confirmDelay=0.1, malware=0,
-                failRecipients=[], reserved=[RESERVED], unknownRecipients=[],
-                minExpirationDays=14)
+                failRecipients=[], unknownRecipients=[], minExpirationDays=14)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def settings(lt):
         assert r.status == 200, r.body
         return r.json()
     yield change
-    change(**DEFAULTS)
+    change(reserved=SEED_RESERVED, **DEFAULTS)
     lt.clear_faults()
 
 
@@ -231,9 +231,14 @@ def wait_attachment(p, aid, want, timeout=10):
 
 # -- initialize, overview, list ------------------------------------------------------------
 
-def test_demo_seed_has_the_resource(lt):
+def test_demo_seed_has_the_resource_and_reserved_persons(lt):
     names = [r["resourceId"] for r in lt.get_json(ADMIN + "/resources", auth=False)]
     assert "altinnfs-demo-correspondence" in names
+    assert lt.get_json(ADMIN + "/settings", auth=False)["reserved"] == SEED_RESERVED
+    for person in SEED_RESERVED:
+        r = lt.request("POST", CORR, body=body("altinnfs-demo-correspondence",
+                                               recipients=(person,)), auth=tok(lt, OWNER))
+        assert code(r, 422) == 1030
     doc = initialize(lt, body("altinnfs-demo-correspondence"))
     assert doc["correspondences"][0]["recipient"] == ORG_URN + A
 
@@ -560,6 +565,24 @@ def test_shared_attachment_is_scanned_then_sent_and_downloaded(lt):
                    content_type="application/octet-stream")
     assert code(r, 400) == 2005                   # checked before 2003 (linked)
     assert code(lt.request("DELETE", f"{ATT}/{aid}", auth=tok(lt, OWNER)), 400) == 2007
+
+
+def test_attachment_expiry(lt):
+    rid = resource(lt)
+    aid, _ = new_attachment(lt, rid, b"expiring")
+    wait_attachment(lt, aid, "Published")
+    [cid] = send(lt, rid, existing=[aid])
+    wait_status(lt, cid, "Published")
+    r = lt.request("POST", f"{ADMIN}/attachments/{aid}/expire", auth=False)
+    assert r.status == 200 and r.json()["status"] == "Expired"
+    doc = lt.get_json(f"{ATT}/{aid}", auth=tok(lt, OWNER))
+    assert (doc["status"], doc["statusText"]) == ("Expired", "The attachment has expired")
+    r = lt.get(f"{CORR}/{cid}/attachment/{aid}/download", auth=rtok(lt, A))
+    assert code(r, 400) == 2020
+    types = [e["type"].rsplit(".", 1)[1] for e in events(lt, rid, tok(lt, OWNER))]
+    assert types.count("attachmentexpired") == 1
+    r = lt.request("POST", CORR, body=body(rid, existing=[aid]), auth=tok(lt, OWNER))
+    assert code(r, 400) == 1018
 
 
 def test_attachment_refusals(lt):
