@@ -571,31 +571,6 @@ static void setup_handle(struct http *h, CURL *easy, struct attempt *at,
 		curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
 }
 
-/* The endpoint class of a URL, for the metrics: by its path, as the
- * platform's services are laid out (Storage, Events, Authentication,
- * the apps' own API under /{org}/{app}/, Maskinporten's /token). */
-static enum metrics_endpoint endpoint_class(const char *url)
-{
-	const char *p = strstr(url, "://");
-
-	p = p ? strchr(p + 3, '/') : NULL;
-	if (!p)
-		return METRICS_EP_OTHER;
-	if (strncmp(p, "/storage/api/v1/applications", 29) == 0)
-		return METRICS_EP_APPLICATIONS;
-	if (strncmp(p, "/storage/api/v1/instances", 25) == 0)
-		return strstr(p, "/data/") ? METRICS_EP_DATA : METRICS_EP_INSTANCES;
-	if (strncmp(p, "/events/api/", 12) == 0)
-		return METRICS_EP_EVENTS;
-	if (strncmp(p, "/authentication/api/", 20) == 0)
-		return METRICS_EP_AUTH;
-	if (strncmp(p, "/token", 6) == 0 && (p[6] == '\0' || p[6] == '?'))
-		return METRICS_EP_MASKINPORTEN;
-	if (strstr(p, "/instances"))
-		return METRICS_EP_APP;
-	return METRICS_EP_OTHER;
-}
-
 /* One attempt for the metrics: its status, bytes and time. */
 static void count_attempt(CURL *easy, const struct attempt *at, const struct timespec *began)
 {
@@ -605,7 +580,7 @@ static void count_attempt(CURL *easy, const struct attempt *at, const struct tim
 	curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
 	curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	metrics_http(endpoint_class(at->req->url), at->head.status,
+	metrics_http(http_endpoint_class(at->req->url), at->head.status,
 		     down > 0 ? (uint64_t)down : 0, up > 0 ? (uint64_t)up : 0,
 		     (double)(now.tv_sec - began->tv_sec) +
 			     (double)(now.tv_nsec - began->tv_nsec) / 1e9);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "altinn.h"
+#include "metrics.h"
 
 struct config;
 struct http;
@@ -154,5 +155,8 @@ void http_health(struct http *h, struct alt_health *ret);
  * curl_code is a CURLcode (0 when the transfer worked), status the HTTP
  * status (0 when none came). Returns 0 for success or a -errno. */
 int http_errno(int curl_code, long status);
+
+/* endpoints.c: the metrics' endpoint class of a platform URL */
+enum metrics_endpoint http_endpoint_class(const char *url);
 
 #endif
