@@ -101,7 +101,7 @@ def test_read_only_token_with_the_outbox_on(platform, tmp_path):
     # with the outbox off, reading is all it needs
     rc, lines, _ = check(tmp_path, platform, "outbox=no", token=token)
     assert rc == 0, lines
-    find(lines, f'ok    scopes: "{READ}"')
+    assert "read only" in find(lines, f'ok    scopes: "{READ}"')
 
 
 def test_open_token_file_and_typo_are_config_failures(platform, tmp_path):

@@ -163,6 +163,9 @@ static bool check_token(struct doctor *d)
 	else if (d->cfg->outbox && !has_scope(h.token_scope, WRITE_SCOPE))
 		line(d, false, "scopes", "the outbox is on but the token lacks \"%s\": add it to "
 		     "maskinporten_scope and to the client, or set outbox = no", WRITE_SCOPE);
+	else if (!has_scope(h.token_scope, WRITE_SCOPE))
+		line(d, true, "scopes", "\"%s\" (read only: writes into instances' data "
+		     "folders and rm in inbox/ will be refused)", h.token_scope);
 	else
 		line(d, true, "scopes", "\"%s\"", h.token_scope);
 	return true;
