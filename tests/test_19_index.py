@@ -185,8 +185,9 @@ def test_kill_mid_walk_resumes_without_asking_again(scale, mount):
     second = walk_pages(queries(plat, mark))
     assert second and "continuationToken" in entry_query(second[0])
     tokens = [entry_query(e).get("continuationToken", [""])[0] for e in first + second]
-    # every page once; the one in flight at the kill at most twice
-    assert len(tokens) - len(set(tokens)) <= 1
+    # every page once; those in flight at the kill (the one being stored and the one
+    # asked for ahead of it) at most twice
+    assert len(tokens) - len(set(tokens)) <= 2
     assert len(set(tokens)) == n // 100 + 1
     assert status(m)["index"]["instances"] == n
 

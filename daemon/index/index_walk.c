@@ -6,7 +6,7 @@
  * parses and stores this one: the platform's time and ours overlap. Each page's
  * rows and the page's `next` link are one commit, so a walk killed at any
  * point resumes at the next start from the first page it had not stored:
- * no page is asked for twice. `next` links are checked as api.c checks a
+ * only the two pages in flight are asked for again. `next` links are checked as api.c checks a
  * listing's: a loop (Brent's cycle finding), more than ALT_MAX_PAGES
  * pages, or more than max_listed rows end the walk with an error.
  *
