@@ -531,8 +531,25 @@ static int party_list(struct view_app *va, const char *party, struct alt_instanc
 int view_party(struct view_app *va, const char *party, struct view_party *ret)
 {
 	struct alt_instance **list;
+	struct index_party ip;
+	bool complete;
 	size_t n;
-	int r = party_list(va, party, &list, &n);
+	int r;
+
+	/* a party folder's facts from a complete index, no document parsed */
+	if (va->idx && index_ready(va->idx, false, &complete) == 0 && complete) {
+		r = index_party(va->idx, party, &ip);
+		if (r == 0) {
+			ret->party_id = ip.party_id;
+			ret->n_instances = (size_t)ip.n;
+			ret->mtime = ip.mtime;
+			ret->ctime = ip.ctime;
+			return 0;
+		}
+		if (r != -ENOENT || index_authoritative(va->idx))
+			return r;
+	}
+	r = party_list(va, party, &list, &n);
 
 	if (r < 0)
 		return r;

@@ -111,11 +111,11 @@ def test_refresh_costs_what_changed_and_shows_it(scale, mount):
 
     mark = plat.mark()
     names = sorted(os.listdir(root))
+    cost = queries(plat, mark)
+    assert refreshes(cost) == cost and len(cost) == 2      # 152 changes: two pages of 100
     assert names == sorted(every_party(n) + ["799999"])
     assert guid(gone) not in os.listdir(root / party_of(gone, n))
     assert os.listdir(root / "799999") == [new["id"].split("/")[1]]
-    cost = queries(plat, mark)
-    assert refreshes(cost) == cost and len(cost) == 2      # 152 changes: two pages of 100
     doc = json.loads(read_bytes(root / party_of(100, n) / guid(100) / "instance.json"))
     assert doc["lastChanged"] == plat.instance(party_of(100, n), guid(100))["lastChanged"]
 
@@ -155,6 +155,7 @@ def test_kill_mid_walk_resumes_without_asking_again(scale, mount):
     plat.fault(INSTANCES + "$", count=-1, delay_ms=150)          # a slow platform
     m = skala_mount(mount, plat, timeout=3)       # a listing waits that long for the walk
     root = m / "apps/ttd/skala/instances"
+    read_bytes(m / "apps/ttd/skala/application.json")  # its created time: the walk's floor
     mark = plat.mark()
     t0 = time.monotonic()
     partial = os.listdir(root)

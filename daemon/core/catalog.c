@@ -3,7 +3,7 @@
  * One table of rows (a rowid table: the documents are kilobytes, which a
  * WITHOUT ROWID table would copy into its b-tree's interior pages), an
  * index on (grp, changed) so a group's facts and rows are read without a
- * scan and one on changed for the newest, and a meta table of text pairs.
+ * scan, and a meta table of text pairs.
  * The row count is kept in memory (a count(*) of millions of rows costs
  * tens of milliseconds, and status.json asks for it often); puts learn
  * whether they inserted by trying an UPDATE first.
@@ -30,7 +30,7 @@ static const char schema[] =
 	" id TEXT NOT NULL UNIQUE, grp TEXT NOT NULL, changed INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, flags INTEGER NOT NULL DEFAULT 0, doc BLOB);"
 	"CREATE INDEX IF NOT EXISTS catalog_rows_grp ON catalog_rows (grp, changed, created);"
-	"CREATE INDEX IF NOT EXISTS catalog_rows_changed ON catalog_rows (changed);"
+	"DROP INDEX IF EXISTS catalog_rows_changed;" /* an early file's: nothing reads it */
 	"CREATE TABLE IF NOT EXISTS catalog_meta ("
 	" key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;";
 
@@ -439,17 +439,6 @@ uint64_t catalog_count(struct catalog *c)
 	n = c->n_rows;
 	pthread_mutex_unlock(&c->lock);
 	return n;
-}
-
-int64_t catalog_max_changed(struct catalog *c)
-{
-	int64_t v = 0;
-
-	pthread_mutex_lock(&c->lock);
-	if (scalar(c, "SELECT max(changed) FROM catalog_rows", &v) < 0)
-		v = 0;
-	pthread_mutex_unlock(&c->lock);
-	return v;
 }
 
 int catalog_meta(struct catalog *c, const char *key, char **ret)

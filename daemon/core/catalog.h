@@ -77,8 +77,6 @@ void catalog_rows_free(struct catalog_row *rows, size_t n);
 
 /* Rows held (kept in memory, no query). */
 uint64_t catalog_count(struct catalog *c);
-/* The newest changed of all rows; 0 when empty. */
-int64_t catalog_max_changed(struct catalog *c);
 /* A meta value (caller frees); -ENOENT when unset. */
 int catalog_meta(struct catalog *c, const char *key, char **ret);
 
