@@ -352,8 +352,9 @@ def test_a_hanging_platform_leaves_local_files_answering(plat, mount):
         elapsed, _, exc = run_bounded(local_work, 30)
         assert exc is None, exc
         assert elapsed < 3, f"local files took {elapsed:.1f} s behind a hanging platform"
-        # the platform's share: ALT_PLATFORM_OPS reads reached it, no more
-        assert len(requests_to(plat, mark, dpath)) <= 32
+        # the platform's share: ALT_PLATFORM_OPS files' reads reached it, no
+        # more (a slot whose request timed out may ask again, uncached)
+        assert len({e["path"] for e in requests_to(plat, mark, dpath)}) <= 32
         plat.clear_faults()
         for t in readers:
             t.join(30)
