@@ -27,5 +27,6 @@ struct node_key entry_key(const struct entry *e)
 	return (struct node_key){
 		.org = e->org, .app = e->app, .party = e->party, .guid = e->guid,
 		.data_type = e->data_type, .data_guid = e->data_guid, .area = e->area,
+		.family = e->family, .scope = e->scope,
 	};
 }

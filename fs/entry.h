@@ -21,6 +21,7 @@ struct entry {
 	struct view_app *app;
 	char *org, *party, *guid, *data_type, *data_guid;
 	int area;
+	int family, scope; /* as in struct node_key */
 	bool pending; /* NODE_DATA_FILE: a write not yet on the platform */
 	struct stat st;
 };

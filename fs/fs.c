@@ -106,7 +106,12 @@ void fs_add_family(struct fs *fs, const struct fs_family *f)
 	fs->families[fs->n_families++] = *f;
 	for (int a = 0; a < FS_FAMILY_MAX_AREAS && f->areas[a].name; a++)
 		if (f->areas[a].hooks.check || f->areas[a].hooks.done)
-			local_add_area(fs, fs->n_families - 1, a, &f->areas[a]);
+			local_add_area(fs, fs->n_families - 1, a, &f->areas[a], f->root != NULL);
+	for (size_t i = 0; f->root && f->scopes && f->scopes[i]; i++) {
+		fs->scopes = xrealloc(fs->scopes, (fs->n_scopes + 1) * sizeof(*fs->scopes));
+		fs->scopes[fs->n_scopes++] = (struct fs_scope){ f->root, f->scopes[i],
+								fs->n_families - 1, NULL };
+	}
 	if (f->inbox.confirm) {
 		fs->inbox_hooks = f->inbox;
 		fs->inbox_enabled = true;
@@ -210,6 +215,7 @@ void fs_free(struct fs *fs)
 			fs->families[i].free(fs->families[i].ctx);
 	free(fs->families);
 	free(fs->areas);
+	free(fs->scopes);
 	if (fs->warm_started)
 		pthread_join(fs->warm_thread, NULL);
 	/* files and folders still open at unmount: the kernel need not send

@@ -29,6 +29,15 @@ struct local_area_slot {
 	struct local_hooks hooks;
 	int index;                /* in its family's areas[]: local_call.area */
 	size_t family;            /* index in fs->families */
+	bool rooted;              /* in each scope of its family's root, not in apps */
+};
+
+/* One scope of a rooted family: MOUNT/<root>/<name>/. */
+struct fs_scope {
+	const char *root;
+	const char *name;
+	size_t family; /* index in fs->families */
+	int *fds;      /* [n_areas]: its areas' folders, -1 for another family's */
 };
 
 /* State shared by every operation; immutable after fs_new except where
@@ -51,6 +60,8 @@ struct fs {
 	struct local_area_slot *areas;
 	size_t n_areas;
 	int *area_fds; /* [app index * n_areas + index], -1 when not open */
+	struct fs_scope *scopes; /* rooted families' scopes; set before fs_start */
+	size_t n_scopes;
 	struct fs_family *families;          /* set before fs_start */
 	size_t n_families;
 	struct fs_inbox_hooks inbox_hooks;   /* set before fs_start */

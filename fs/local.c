@@ -38,11 +38,47 @@ const char *local_area_name(struct fs *fs, int area)
 	return s ? s->name : NULL;
 }
 
-void local_add_area(struct fs *fs, size_t family, int index, const struct fs_area *area)
+void local_add_area(struct fs *fs, size_t family, int index, const struct fs_area *area,
+		    bool rooted)
 {
 	fs->areas = xrealloc(fs->areas, (fs->n_areas + 1) * sizeof(*fs->areas));
 	fs->areas[fs->n_areas++] = (struct local_area_slot){ area->name, area->hooks, index,
-							     family };
+							     family, rooted };
+}
+
+bool local_area_of_family(struct fs *fs, int area, size_t family)
+{
+	const struct local_area_slot *s = slot_of(fs, area);
+
+	return s && s->family == family;
+}
+
+bool local_area_in_apps(struct fs *fs, int area)
+{
+	const struct local_area_slot *s = slot_of(fs, area);
+
+	return s && !s->rooted;
+}
+
+/* The scope of a node below a rooted family's scope folder, or NULL. */
+static struct fs_scope *scope_of(struct fs *fs, const struct node *n)
+{
+	return n->key.scope > 0 && (size_t)n->key.scope <= fs->n_scopes
+		       ? &fs->scopes[n->key.scope - 1] : NULL;
+}
+
+/* The row of area folder fds n's areas are in: its app's or its scope's. */
+static int *fds_of(struct fs *fs, const struct node *n)
+{
+	struct fs_scope *sc = scope_of(fs, n);
+
+	if (!fs->area_fds)
+		return NULL;
+	if (sc)
+		return sc->fds;
+	if (n->key.scope)
+		return NULL;
+	return &fs->area_fds[view_app_index(fs->view, n->key.app) * fs->n_areas];
 }
 
 bool local_is_local(const struct node *n)
@@ -71,10 +107,41 @@ static int mkdir_p_at(int dirfd, const char *path)
 	return r;
 }
 
+/* The folders of each rooted family's scopes: state_dir/<root>/<scope>/<area>. */
+static int open_scope_dirs(struct fs *fs, int state)
+{
+	for (size_t i = 0; i < fs->n_scopes; i++) {
+		struct fs_scope *sc = &fs->scopes[i];
+
+		sc->fds = xcalloc(fs->n_areas + 1, sizeof(*sc->fds));
+		for (size_t a = 0; a < fs->n_areas; a++) {
+			char *path;
+			int r, fd;
+
+			sc->fds[a] = -1;
+			if (fs->areas[a].family != sc->family)
+				continue;
+			path = xasprintf("%s/%s/%s", sc->root, sc->name, fs->areas[a].name);
+			r = mkdir_p_at(state, path);
+			fd = r < 0 ? -1 : openat(state, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0) {
+				r = log_errno(r < 0 ? r : -errno, "cannot create \"%s/%s\"",
+					      fs->cfg->state_dir, path);
+				free(path);
+				return r;
+			}
+			sc->fds[a] = fd;
+			free(path);
+		}
+	}
+	return 0;
+}
+
 int local_open_dirs(struct fs *fs)
 {
 	size_t n = view_n_apps(fs->view);
 	int state = open(fs->cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r;
 
 	if (state < 0)
 		return log_errno(-errno, "cannot open state_dir \"%s\"", fs->cfg->state_dir);
@@ -86,8 +153,10 @@ int local_open_dirs(struct fs *fs)
 
 		for (size_t a = 0; a < fs->n_areas; a++) {
 			char *path;
-			int r, fd;
+			int fd;
 
+			if (fs->areas[a].rooted)
+				continue;
 			path = xasprintf("apps/%s/%s/%s", view_app_org(va), view_app_name(va),
 					 fs->areas[a].name);
 			r = mkdir_p_at(state, path);
@@ -103,8 +172,9 @@ int local_open_dirs(struct fs *fs)
 			free(path);
 		}
 	}
+	r = open_scope_dirs(fs, state);
 	close(state);
-	return 0;
+	return r;
 }
 
 void local_close_dirs(struct fs *fs)
@@ -116,18 +186,25 @@ void local_close_dirs(struct fs *fs)
 			close(fs->area_fds[i]);
 	free(fs->area_fds);
 	fs->area_fds = NULL;
+	for (size_t i = 0; i < fs->n_scopes; i++) {
+		for (size_t a = 0; fs->scopes[i].fds && a < fs->n_areas; a++)
+			if (fs->scopes[i].fds[a] >= 0)
+				close(fs->scopes[i].fds[a]);
+		free(fs->scopes[i].fds);
+		fs->scopes[i].fds = NULL;
+	}
 }
 
 /* The area's folder fd for n, and n's path below it ("" for the area). */
 static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
 {
-	size_t i = view_app_index(fs->view, n->key.app);
+	int *fds = fds_of(fs, n);
 	size_t area = SIZE_MAX;
 	char *rel;
 
-	if (!fs->area_fds || !slot_of(fs, n->key.area))
+	if (!fds || !slot_of(fs, n->key.area))
 		return -ENOENT;
-	rel = node_path_below(fs->nodes, n, NODE_APP);
+	rel = node_path_below(fs->nodes, n, scope_of(fs, n) ? NODE_SCOPE : NODE_APP);
 	if (!rel)
 		return -ENOENT;
 	/* the area is the path's first name, not n's key: our own threads
@@ -135,7 +212,7 @@ static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
 	for (size_t a = 0; a < fs->n_areas; a++) {
 		size_t len = strlen(fs->areas[a].name);
 
-		if (strncmp(rel, fs->areas[a].name, len) == 0 &&
+		if (fds[a] >= 0 && strncmp(rel, fs->areas[a].name, len) == 0 &&
 		    (rel[len] == '/' || rel[len] == '\0'))
 			area = a;
 	}
@@ -149,7 +226,7 @@ static int area_of(struct fs *fs, struct node *n, int *ret_fd, char **ret_rel)
 
 		memmove(rel, slash ? slash + 1 : rel + strlen(rel), strlen(slash ? slash + 1 : "") + 1);
 	}
-	*ret_fd = fs->area_fds[i * fs->n_areas + area];
+	*ret_fd = fds[area];
 	*ret_rel = rel;
 	return 0;
 }
@@ -165,10 +242,10 @@ static char *join(const char *dir, const char *name)
 /* The slot whose folder fd is (n's key may be older than a move). */
 static const struct local_area_slot *fd_slot(struct fs *fs, struct node *n, int fd)
 {
-	size_t i = view_app_index(fs->view, n->key.app);
+	int *fds = fds_of(fs, n);
 
-	for (size_t a = 0; a < fs->n_areas; a++)
-		if (fs->area_fds && fs->area_fds[i * fs->n_areas + a] == fd)
+	for (size_t a = 0; fds && a < fs->n_areas; a++)
+		if (fds[a] == fd)
 			return &fs->areas[a];
 	return slot_of(fs, n->key.area);
 }
@@ -180,10 +257,15 @@ static const struct local_hooks *call_init(struct fs *fs, struct node *n, struct
 {
 	static const struct local_hooks none;
 	const struct local_area_slot *s = fd_slot(fs, n, dirfd);
+	struct fs_scope *sc = scope_of(fs, n);
 
 	memset(c, 0, sizeof(*c));
-	c->org = view_app_org(n->key.app);
-	c->app = view_app_name(n->key.app);
+	if (sc) {
+		c->scope = sc->name;
+	} else {
+		c->org = view_app_org(n->key.app);
+		c->app = view_app_name(n->key.app);
+	}
 	c->area = s ? s->index : -1;
 	c->op = op;
 	c->rel = rel;
@@ -267,6 +349,7 @@ int local_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_
 		e[n].name = xstrdup(de->d_name);
 		e[n].kind = NODE_LOCAL;
 		e[n].app = dir->key.app;
+		e[n].scope = dir->key.scope;
 		e[n].area = dir->key.area;
 		fix_stat(fs, &st);
 		e[n].st = st;
@@ -430,6 +513,7 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 	int afd, nafd, r;
 
 	if (!local_is_local(newdir) || newdir->key.app != dir->key.app ||
+	    newdir->key.scope != dir->key.scope ||
 	    (newdir->key.area != dir->key.area && (!self || !same_family(fs, dir, newdir))))
 		return -EXDEV; /* mv falls back to copy and remove */
 	if (flags & ~RENAME_NOREPLACE)

@@ -1,8 +1,9 @@
 /* local.h - areas of the tree kept on local disk under state_dir.
  *
  * The folders the families name in each app (events/, outbox/, sent/,
- * failed/) are real files in state_dir/apps/<org>/<app>/<area>/,
- * served through the mount so that
+ * failed/) are real files in state_dir/apps/<org>/<app>/<area>/ (a
+ * rooted family's in state_dir/<root>/<scope>/<area>/), served through
+ * the mount so that
  * inotify watchers see what happens in them. What may be created, and
  * what happens when a file is closed, renamed or removed, is decided by
  * the hooks of the family that owns the area (family.h). Private to fs/. */
@@ -23,9 +24,14 @@ struct node;
  * fs->areas), or NULL. */
 const char *local_area_name(struct fs *fs, int area);
 
-/* Registers area (the index'th of family family) for every app; before
- * fs_start. */
-void local_add_area(struct fs *fs, size_t family, int index, const struct fs_area *area);
+/* Registers area (the index'th of family family) for every app, or, for
+ * a rooted family, for each of its scopes; before fs_start. */
+void local_add_area(struct fs *fs, size_t family, int index, const struct fs_area *area,
+		    bool rooted);
+/* Is area (1 + an index in fs->areas) one of family's (an index in
+ * fs->families)? And one kept in apps (not rooted)? */
+bool local_area_of_family(struct fs *fs, int area, size_t family);
+bool local_area_in_apps(struct fs *fs, int area);
 /* Creates and opens the areas' folders; 0 or -errno (logged). */
 int local_open_dirs(struct fs *fs);
 void local_close_dirs(struct fs *fs);

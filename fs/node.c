@@ -89,6 +89,8 @@ static struct node *node_new(struct node_table *t, struct node *parent, const ch
 		n->key.data_type = dup_or_null(key->data_type);
 		n->key.data_guid = dup_or_null(key->data_guid);
 		n->key.area = key->area;
+		n->key.family = key->family;
+		n->key.scope = key->scope;
 	}
 	if (parent)
 		parent->nchildren++;

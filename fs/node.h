@@ -24,6 +24,8 @@ enum node_kind {
 	NODE_APPS,        /* apps/ */
 	NODE_ORG,         /* apps/<org>/ */
 	NODE_APP,         /* apps/<org>/<app>/ */
+	NODE_FAMILY,      /* <root>/ of a rooted family */
+	NODE_SCOPE,       /* <root>/<scope>/ */
 	NODE_APP_JSON,    /* .../application.json */
 	NODE_INSTANCES,   /* .../instances/ */
 	NODE_PARTY,       /* .../instances/<partyId>/ */
@@ -35,7 +37,7 @@ enum node_kind {
 	NODE_CTL,         /* .../instances/<partyId>/<guid>/ctl */
 	NODE_INBOX,       /* apps/<org>/<app>/inbox/ */
 	NODE_INBOX_LINK,  /* .../inbox/<partyId>-<guid> -> ../instances/<partyId>/<guid> */
-	NODE_AREA,        /* apps/<org>/<app>/{events,outbox,sent,failed}/ */
+	NODE_AREA,        /* apps/<org>/<app>/{events,outbox,sent,failed}/, <root>/<scope>/<area>/ */
 	NODE_LOCAL,       /* a file or folder below an area, kept on local disk */
 };
 
@@ -50,6 +52,8 @@ struct node_key {
 	const char *data_type;     /* NODE_DATA_TYPE: the folder's name */
 	const char *data_guid;     /* NODE_DATA_FILE */
 	int area;                  /* NODE_AREA and NODE_LOCAL: 1 + its index in fs->areas */
+	int family;                /* NODE_FAMILY: 1 + its index in fs->families */
+	int scope;                 /* NODE_SCOPE and below: 1 + its index in fs->scopes */
 };
 
 struct node {

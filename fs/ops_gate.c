@@ -52,7 +52,7 @@ static bool name_bound(struct fs *fs, struct node *dir, const char *name)
 		return false;
 	if (dir->kind == NODE_APP) {
 		for (size_t a = 1; a <= fs->n_areas; a++)
-			if (strcmp(name, local_area_name(fs, (int)a)) == 0)
+			if (local_area_in_apps(fs, (int)a) && strcmp(name, local_area_name(fs, (int)a)) == 0)
 				return false;
 		return true;
 	}

@@ -59,6 +59,8 @@ static void entry_init(struct entry *e, struct node *dir, const char *name, enum
 	e->guid = dup_or_null(dir->key.guid);
 	e->data_type = dup_or_null(dir->key.data_type);
 	e->area = dir->key.area;
+	e->family = dir->key.family;
+	e->scope = dir->key.scope;
 }
 
 static bool is_digits(const char *s)
@@ -90,7 +92,7 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 {
 	struct timespec zero = { 0, 0 };
 	struct entry *e = NULL;
-	size_t n = 0, cap = 4 + view_n_apps(fs->view);
+	size_t n = 0, cap = 4 + view_n_apps(fs->view) + fs->n_families + fs->n_scopes;
 	size_t len;
 	char *doc;
 	int r;
@@ -108,6 +110,32 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 		fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)len, zero, fs->started);
 		entry_init(&e[n], dir, "apps", NODE_APPS);
 		fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		/* each rooted family's folder */
+		for (size_t i = 0; i < fs->n_families; i++) {
+			if (!fs->families[i].root)
+				continue;
+			entry_init(&e[n], dir, fs->families[i].root, NODE_FAMILY);
+			e[n].family = (int)i + 1;
+			fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		}
+		break;
+	case NODE_FAMILY:
+		for (size_t i = 0; i < fs->n_scopes; i++) {
+			if (fs->scopes[i].family != (size_t)dir->key.family - 1)
+				continue;
+			entry_init(&e[n], dir, fs->scopes[i].name, NODE_SCOPE);
+			e[n].scope = (int)i + 1;
+			fill_stat(fs, &e[n++].st, DIR_MODE, 0, fs->started, fs->started);
+		}
+		break;
+	case NODE_SCOPE:
+		for (size_t a = 1; a <= fs->n_areas; a++) {
+			if (!local_area_of_family(fs, (int)a, fs->scopes[dir->key.scope - 1].family))
+				continue;
+			r = tree_lookup(fs, dir, local_area_name(fs, (int)a), &e[n]);
+			if (r == 0)
+				n++;
+		}
 		break;
 	case NODE_APPS:
 		for (size_t i = 0; i < view_n_apps(fs->view); i++) {
@@ -154,6 +182,8 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 			fill_stat(fs, &e[n++].st, S_IFDIR | 0755, 0, fs->started, fs->started);
 		}
 		for (size_t a = 1; a <= fs->n_areas; a++) {
+			if (!local_area_in_apps(fs, (int)a))
+				continue;
 			r = tree_lookup(fs, dir, local_area_name(fs, (int)a), &e[n]);
 			if (r == 0)
 				n++;
@@ -442,8 +472,13 @@ int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry 
 		return 0;
 	}
 	case NODE_APP:
+	case NODE_SCOPE:
 		for (size_t a = 1; a <= fs->n_areas; a++)
-			if (strcmp(name, local_area_name(fs, (int)a)) == 0) {
+			if ((dir->kind == NODE_APP
+				     ? local_area_in_apps(fs, (int)a)
+				     : local_area_of_family(fs, (int)a,
+							    fs->scopes[dir->key.scope - 1].family)) &&
+			    strcmp(name, local_area_name(fs, (int)a)) == 0) {
 				struct stat st;
 
 				entry_init(ret, dir, name, NODE_AREA);

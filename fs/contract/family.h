@@ -44,8 +44,9 @@ enum local_op {
  * ("org-910000001/a.pdf"); self tells whether the caller is one of the
  * daemon's own threads (writing through its mount). */
 struct local_call {
-	const char *org;
+	const char *org;   /* NULL in a rooted family's area (below) */
 	const char *app;
+	const char *scope; /* a rooted family's scope ("<resourceId>"), else NULL */
 	int area;
 	enum local_op op;
 	const char *rel;
@@ -77,8 +78,8 @@ struct local_hooks {
 	int (*xattr)(void *ctx, const struct local_call *call, const char *name, char **ret);
 };
 
-/* One area of a family: its folder's name in every app, and its hooks
- * (check or done set). */
+/* One area of a family: its folder's name in every app (or in each
+ * scope of a rooted family, below), and its hooks (check or done set). */
 struct fs_area {
 	const char *name; /* "outbox" */
 	struct local_hooks hooks;
@@ -195,6 +196,13 @@ struct fs_family {
 	void *ctx;        /* handed to every call below */
 	/* local areas of each app it owns, ended by one without a name */
 	struct fs_area areas[FS_FAMILY_MAX_AREAS];
+	/* A rooted family: its areas live in a top-level folder of its own,
+	 * MOUNT/<root>/<scope>/<area>/ for each scope (on disk
+	 * state_dir/<root>/<scope>/<area>/), not in each app. root is a
+	 * plain name ("broker"); scopes a NULL-ended list of plain names
+	 * that outlives the family (the resources it serves). */
+	const char *root;
+	const char *const *scopes;
 	/* inbox/ of each app (when inbox.confirm is set) */
 	struct fs_inbox_hooks inbox;
 	/* the ctl file of each instance (when ctl.command is set) */
