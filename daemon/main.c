@@ -26,6 +26,7 @@
 #include "exporter.h"
 #include "inbox.h"
 #include "instwrite.h"
+#include "broker.h"
 #include "fs.h"
 #include "log.h"
 #include "outbox.h"
@@ -311,6 +312,7 @@ static const family_new_fn families[] = {
 	outbox_family,
 	instwrite_family, /* after the outbox: its outcomes go to sent/, failed/ */
 	events_family,
+	broker_family,
 };
 
 static void invalidate(void *ctx, const char *org, const char *app, const char *party,

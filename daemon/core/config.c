@@ -88,6 +88,11 @@ static const struct key_def keys[] = {
 	    "seconds a write into an instance may keep failing\nbefore it is given up (default 259200)"),
 	INT(inbox_give_up, 1, 365 * 86400,
 	    "seconds a confirmation may keep failing before it is\ngiven up (default 259200)"),
+	STR(broker_resources, "space-separated Altinn Broker resource ids, each served at\n"
+			      "broker/<resourceId>/ (default: none)"),
+	URL(broker_url, "base URL of the Broker API (default: platform +\n/broker/api/v1)"),
+	INT(broker_give_up, 1, 365 * 86400,
+	    "seconds a Broker transfer may keep failing before failed/\n(default 259200)"),
 	FLAG(allow_other, "let other users see the mount (needs user_allow_other)"),
 };
 
@@ -108,6 +113,7 @@ void config_init(struct config *cfg)
 	cfg->outbox_retry_max = 300;
 	cfg->outbox_give_up = 3 * 86400;
 	cfg->instance_writes_give_up = 3 * 86400;
+	cfg->broker_give_up = 3 * 86400;
 	cfg->inbox_give_up = 3 * 86400;
 	cfg->events_keep = 10000;
 	cfg->events_keep_days = 30;

@@ -58,6 +58,9 @@ struct config {
 	int outbox_retry_max;     /* seconds: the longest wait between attempts */
 	int outbox_give_up;       /* seconds: transient failures older end in failed/ */
 	int instance_writes_give_up; /* seconds: instance writes older are given up */
+	char *broker_resources;   /* space-separated Broker resource ids; NULL: none */
+	char *broker_url;         /* the Broker API base; NULL: platform + /broker/api/v1 */
+	int broker_give_up;       /* seconds: a transfer failing longer goes to failed/ */
 	int inbox_give_up;        /* seconds: inbox deliveries older are given up */
 	bool allow_other;
 	bool debug;

@@ -24,4 +24,11 @@ struct altinn {
 	struct cache *cache;      /* data element bytes on disk; NULL when off */
 };
 
+/* api_app.c: a finished request sorted into an outcome (api_app.h);
+ * mutating: it changes something, so a lost answer leaves it unknown.
+ * For the other families' calls (api_broker.c). */
+struct app_answer;
+int app_conclude(int r, const struct http_result *res, bool mutating, const char *what,
+		 struct app_answer *ans);
+
 #endif

@@ -72,6 +72,12 @@ static int conclude(int r, const struct http_result *res, bool mutating, const c
 	return r;
 }
 
+int app_conclude(int r, const struct http_result *res, bool mutating, const char *what,
+		 struct app_answer *ans)
+{
+	return conclude(r, res, mutating, what, ans);
+}
+
 static char *app_url(struct altinn *a, const char *org, const char *app, const char *tail)
 {
 	char *base = config_app_base(a->cfg, org);

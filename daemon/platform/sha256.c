@@ -58,3 +58,30 @@ int sha256_fd(int fd, char out[65])
 	free(buf);
 	return r;
 }
+
+int md5_fd(int fd, char out[33], uint64_t *ret_size)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char *buf = xmalloc(1 << 20);
+	unsigned char md[16];
+	off_t off = 0;
+	ssize_t n;
+	int r = 0;
+
+	if (!ctx)
+		abort();
+	EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
+	while ((n = pread(fd, buf, 1 << 20, off)) > 0) {
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		off += n;
+	}
+	if (n < 0)
+		r = -errno;
+	EVP_DigestFinal_ex(ctx, md, NULL);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	*ret_size = (uint64_t)off;
+	return r;
+}

@@ -1,4 +1,5 @@
-/* sha256.h - SHA-256 of what is uploaded, for receipts.
+/* sha256.h - SHA-256 of what is uploaded, for receipts (and MD5, the
+ * checksum Broker asks for).
  *
  * The platform does not ask for it; receipts carry it so that a user can
  * check what was sent. Here so that OpenSSL stays in platform/. */
@@ -6,6 +7,7 @@
 #define ALTINNFS_SHA256_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct sha256;
 
@@ -16,5 +18,10 @@ void sha256_finish(struct sha256 *s, char out[65]);
 /* The digest of fd's bytes from offset 0 to its end: 0 or the -errno of
  * a read (out then holds the digest of what was read). */
 int sha256_fd(int fd, char out[65]);
+
+/* The MD5 of fd's bytes from offset 0 to its end, as 32 lowercase hex
+ * digits and a NUL (Broker's checksum of a transfer), and their count:
+ * 0 or the -errno of a read. */
+int md5_fd(int fd, char out[33], uint64_t *ret_size);
 
 #endif

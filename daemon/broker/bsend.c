@@ -1,0 +1,385 @@
+/* bsend.c - sending one Broker file transfer, a step at a time (the
+ * states are drawn in broker_i.h).
+ *
+ * Each step's outcome is saved before the next is taken, so a crash at
+ * any point resumes where it was. The one step that cannot simply be
+ * repeated is initialize: Broker has no idempotency key, so the item is
+ * marked "unsure" (saved) before the POST, and an item found unsure
+ * (its answer was lost, or we crashed while asking) is first looked
+ * for on the platform: a search of the resource's transfers sent by us
+ * around the time we asked, matched by fileName and our own
+ * sendersFileTransferReference (a random one per item). Only when none
+ * matches is it initialized again. An upload refused with 409 after a
+ * crash means the bytes had arrived: the transfer's status decides. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "api_broker.h"
+#include "broker_i.h"
+#include "config.h"
+#include "log.h"
+#include "receipt.h"
+#include "sha256.h"
+#include "xalloc.h"
+
+/* the search window around the time initialize was asked */
+#define FIND_SLACK_MS (5 * 60 * 1000)
+/* how soon a transfer in UploadProcessing is looked at again */
+#define FOLLOW_MS 1000
+#define FOLLOW_MAX_MS 30000
+
+static char *file_path(struct broker *b, const struct queue_item *it)
+{
+	return xasprintf("%s/broker/%s/outbox/%s/%s", b->cfg->state_dir, it->f[BF_RESOURCE],
+			 it->f[BF_RECIPIENT], it->f[BF_NAME]);
+}
+
+static char *mount_dir(struct broker *b, const struct queue_item *it, const char *area)
+{
+	return xasprintf("%s/broker/%s/%s", b->mountpoint, it->f[BF_RESOURCE], area);
+}
+
+static void facts_of(const struct queue_item *it, struct broker_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->resource = it->f[BF_RESOURCE];
+	f->recipient = it->f[BF_RECIPIENT];
+	f->name = it->f[BF_NAME];
+	f->reference = it->f[BF_REFERENCE];
+	f->transfer_id = it->f[BF_ID];
+	f->checksum = it->f[BF_MD5];
+	f->size = it->f[BF_SIZE] ? strtoull(it->f[BF_SIZE], NULL, 10) : 0;
+	f->dropped_ms = it->created_at;
+}
+
+static void save(struct broker *b, struct queue_item *it)
+{
+	int r = queue_save(b->q, it);
+
+	if (r < 0)
+		log_errno(r, "broker: cannot save \"%s\"", it->key);
+}
+
+/* The end of an item: its bytes and why in failed/<recipient>/. */
+static void fail(struct broker *b, struct queue_item *it, const char *why, long status)
+{
+	struct broker_facts f;
+	struct receipt_bytes bytes = { NULL, NULL, 0 };
+	char *doc, *dir = NULL, *mdir = mount_dir(b, it, "failed");
+	char *from = xasprintf("%s/broker/%s/outbox/%s/%s", b->mountpoint, it->f[BF_RESOURCE],
+			       it->f[BF_RECIPIENT], it->f[BF_NAME]);
+	char *disk = file_path(b, it);
+	int r;
+
+	facts_of(it, &f);
+	f.error = why;
+	f.http_status = status;
+	doc = broker_receipt_doc(&f, NULL);
+	if (access(disk, F_OK) == 0)
+		bytes.move_from = from;
+	r = receipt_dir(mdir, it->f[BF_RECIPIENT], &dir);
+	if (r == 0)
+		r = receipt_dead_letter(dir, it->f[BF_NAME], &bytes, doc, false, NULL);
+	if (r < 0) {
+		queue_retry(b->q, it, "cannot write the dead letter", -1);
+		save(b, it);
+	} else {
+		it->state = BR_FAILED;
+		it->done_at = queue_now_ms(b->q);
+		queue_set(&it->last_error, why);
+		save(b, it);
+		log_error("broker: \"%s\" failed: %s", it->key, why);
+	}
+	free(doc);
+	free(dir);
+	free(mdir);
+	free(from);
+	free(disk);
+}
+
+/* Published: the receipt in sent/<recipient>/, the file gone from outbox/. */
+static void sent(struct broker *b, struct queue_item *it, const char *overview)
+{
+	struct broker_facts f;
+	char *doc, *dir = NULL, *mdir = mount_dir(b, it, "sent"), *name;
+	char *from = xasprintf("%s/broker/%s/outbox/%s/%s", b->mountpoint, it->f[BF_RESOURCE],
+			       it->f[BF_RECIPIENT], it->f[BF_NAME]);
+	int r;
+
+	facts_of(it, &f);
+	doc = broker_receipt_doc(&f, overview);
+	name = xasprintf("%s.json", it->f[BF_NAME]);
+	r = receipt_dir(mdir, it->f[BF_RECIPIENT], &dir);
+	if (r == 0)
+		r = receipt_write(dir, name, doc, false, NULL);
+	if (r == 0 && unlink(from) < 0 && errno != ENOENT)
+		r = -errno;
+	if (r < 0) {
+		queue_retry(b->q, it, "cannot write the receipt", -1);
+		save(b, it);
+	} else {
+		it->state = BR_SENT;
+		it->done_at = queue_now_ms(b->q);
+		queue_set(&it->last_error, NULL);
+		save(b, it);
+		log_info("broker: \"%s\" published as %s", it->key, it->f[BF_ID]);
+	}
+	free(doc);
+	free(name);
+	free(dir);
+	free(mdir);
+	free(from);
+}
+
+/* A step that failed in a way that may pass: later, or given up. */
+static void later(struct broker *b, struct queue_item *it, const struct app_answer *ans)
+{
+	if (queue_given_up(b->q, it, (int64_t)b->cfg->broker_give_up * 1000)) {
+		char *why = xasprintf("given up after %d s (broker_give_up): %s",
+				      b->cfg->broker_give_up, ans->summary);
+
+		fail(b, it, why, ans->status);
+		free(why);
+		return;
+	}
+	queue_retry(b->q, it, ans->summary, ans->retry_after_ms);
+	save(b, it);
+	log_warn("broker: \"%s\": %s; again later", it->key, ans->summary);
+}
+
+static void random_reference(char out[48])
+{
+	unsigned char r[16];
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		abort();
+	snprintf(out, 48, "altinnfs-");
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 9 + 2 * i, 3, "%02x", r[i]);
+}
+
+/* received: the MD5 and size of the bytes, a reference of our own */
+static int prepare(struct broker *b, struct queue_item *it)
+{
+	char md5[33], size[32], ref[48];
+	char *path = file_path(b, it);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	uint64_t n = 0;
+	int r;
+
+	free(path);
+	if (fd < 0)
+		return -errno;
+	r = md5_fd(fd, md5, &n);
+	close(fd);
+	if (r < 0)
+		return r;
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)n);
+	random_reference(ref);
+	queue_set(&it->f[BF_MD5], md5);
+	queue_set(&it->f[BF_SIZE], size);
+	queue_set(&it->f[BF_REFERENCE], ref);
+	return 0;
+}
+
+static void step_initialize(struct broker *b, struct queue_item *it)
+{
+	struct app_answer ans = { .retry_after_ms = -1 };
+	const char *recipients[2] = { it->f[BF_RECIPIENT], NULL };
+	char *sender = NULL, *id = NULL, asked[32];
+	int64_t now = queue_now_ms(b->q);
+	int r;
+
+	if (it->f[BF_UNSURE]) { /* asked before, answer unknown: look first */
+		int64_t at = it->f[BF_ASKED_AT] ? strtoll(it->f[BF_ASKED_AT], NULL, 10) : now;
+
+		r = broker_find(b->a, it->f[BF_RESOURCE], at - FIND_SLACK_MS, now + FIND_SLACK_MS,
+				it->f[BF_NAME], it->f[BF_REFERENCE], &id, &ans);
+		if (r == 0) {
+			log_info("broker: \"%s\" was initialized as %s (found)", it->key, id);
+			goto have_id;
+		}
+		if (r != -ENOENT) {
+			if (r != -ECANCELED)
+				later(b, it, &ans);
+			goto out;
+		}
+	}
+	r = broker_sender(b->a, &sender);
+	if (r < 0) {
+		snprintf(ans.summary, sizeof(ans.summary),
+			 "initialize: the token names no organisation number (%s)", strerror(-r));
+		ans.status = 0;
+		later(b, it, &ans);
+		goto out;
+	}
+	snprintf(asked, sizeof(asked), "%lld", (long long)now);
+	queue_set(&it->f[BF_UNSURE], "1");
+	queue_set(&it->f[BF_ASKED_AT], asked);
+	save(b, it); /* before the POST: a crash from here on looks first */
+	r = broker_initialize(b->a,
+			      &(struct broker_init){ .resource = it->f[BF_RESOURCE],
+						     .file_name = it->f[BF_NAME],
+						     .reference = it->f[BF_REFERENCE],
+						     .sender = sender, .recipients = recipients,
+						     .checksum = it->f[BF_MD5] },
+			      &id, &ans);
+	if (r < 0) {
+		if (ans.outcome == APP_REFUSED) {
+			fail(b, it, ans.summary, ans.status);
+		} else if (r != -ECANCELED) {
+			if (ans.outcome == APP_LATER) /* not done: no need to look */
+				queue_set(&it->f[BF_UNSURE], NULL);
+			later(b, it, &ans);
+		}
+		goto out;
+	}
+have_id:
+	queue_set(&it->f[BF_ID], id);
+	queue_set(&it->f[BF_UNSURE], NULL);
+	it->state = BR_UPLOADING;
+	it->tries = 0;
+	it->due_at = 0;
+	save(b, it);
+out:
+	app_answer_clear(&ans);
+	free(sender);
+	free(id);
+}
+
+static void step_upload(struct broker *b, struct queue_item *it)
+{
+	struct app_answer ans = { .retry_after_ms = -1 };
+	char *path = file_path(b, it);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	uint64_t size = strtoull(it->f[BF_SIZE] ? it->f[BF_SIZE] : "0", NULL, 10);
+	int r;
+
+	free(path);
+	if (fd < 0) {
+		char *why = xasprintf("the file is gone from outbox/ (%s)", strerror(errno));
+
+		fail(b, it, why, 0);
+		free(why);
+		return;
+	}
+	r = broker_upload(b->a, it->f[BF_ID], fd, size, &ans);
+	close(fd);
+	if (r == -ECANCELED) {
+		app_answer_clear(&ans);
+		return;
+	}
+	if (r == 0 || ans.outcome == APP_UNKNOWN || ans.status == 409) {
+		/* uploaded, maybe uploaded, or uploaded before a crash: the
+		 * transfer's status decides */
+		it->state = BR_FOLLOWING;
+		it->tries = 0;
+		it->due_at = 0;
+		save(b, it);
+	} else if (ans.outcome == APP_REFUSED) {
+		fail(b, it, ans.summary, ans.status);
+	} else {
+		later(b, it, &ans);
+	}
+	app_answer_clear(&ans);
+}
+
+static void step_follow(struct broker *b, struct queue_item *it)
+{
+	struct app_answer ans = { .retry_after_ms = -1 };
+	char *doc = NULL, *status = NULL, *text = NULL;
+	int r = broker_overview(b->a, it->f[BF_ID], &doc, &status, &text, &ans);
+
+	if (r < 0) {
+		if (r != -ECANCELED)
+			later(b, it, &ans);
+		goto out;
+	}
+	queue_set(&it->f[BF_STATUS], status);
+	if (!status) {
+		snprintf(ans.summary, sizeof(ans.summary), "overview: no fileTransferStatus");
+		later(b, it, &ans);
+	} else if (strcmp(status, "Published") == 0 ||
+		   strcmp(status, "AllConfirmedDownloaded") == 0) {
+		sent(b, it, doc);
+	} else if (strcmp(status, "Failed") == 0 || strcmp(status, "Cancelled") == 0 ||
+		   strcmp(status, "Purged") == 0) {
+		char *why = xasprintf("%s: %s", status, text ? text : "");
+
+		fail(b, it, why, 0);
+		free(why);
+	} else if (strcmp(status, "Initialized") == 0 || strcmp(status, "UploadStarted") == 0) {
+		it->state = BR_UPLOADING; /* the bytes never arrived whole */
+		it->due_at = 0;
+		save(b, it);
+	} else { /* UploadProcessing: the virus scan */
+		int64_t wait = FOLLOW_MS << (it->tries < 5 ? it->tries : 5);
+
+		it->tries++;
+		it->due_at = queue_now_ms(b->q) + (wait < FOLLOW_MAX_MS ? wait : FOLLOW_MAX_MS);
+		save(b, it);
+	}
+out:
+	app_answer_clear(&ans);
+	free(doc);
+	free(status);
+	free(text);
+}
+
+int br_work_one(void *ctx, int64_t *ret_wait_ms)
+{
+	struct broker *b = ctx;
+	struct queue_item it;
+	int r = queue_next_due(b->q, BR_LIVE, NULL, NULL, &it, ret_wait_ms);
+
+	if (r != 1)
+		return r;
+	if (worker_stopping(&b->worker)) {
+		queue_item_clear(&it);
+		return 1;
+	}
+	pthread_mutex_lock(&b->lock);
+	if (it.state == BR_RECEIVED) {
+		/* from here on the user's changes to the file are EBUSY */
+		r = prepare(b, &it);
+		if (r == 0) {
+			it.state = BR_INITIALIZING;
+			save(b, &it);
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (it.state == BR_RECEIVED) {
+		if (r == -ENOENT)
+			queue_delete(b->q, it.id); /* removed before it was sent */
+		else
+			log_errno(r, "broker: cannot read \"%s\"", it.key);
+		if (r != -ENOENT) {
+			char *why = xasprintf("cannot read the file: %s", strerror(-r));
+
+			fail(b, &it, why, 0);
+			free(why);
+		}
+		queue_item_clear(&it);
+		return 1;
+	}
+	switch (it.state) {
+	case BR_INITIALIZING:
+		step_initialize(b, &it);
+		break;
+	case BR_UPLOADING:
+		step_upload(b, &it);
+		break;
+	case BR_FOLLOWING:
+		step_follow(b, &it);
+		break;
+	default:
+		break;
+	}
+	queue_item_clear(&it);
+	return 1;
+}
