@@ -399,12 +399,16 @@ static int indexed_parties(struct view_app *va, struct view_party **ret, size_t 
 	struct view_party *out;
 	bool complete;
 	size_t n;
-	int r = index_ready(va->idx, true, &complete);
+	int r = -EAGAIN;
 
-	if (r == 0)
-		r = index_parties(va->idx, &p, &n);
+	/* a damaged file (-EAGAIN) is made anew: look again, as in a walk */
+	for (int tries = 0; r == -EAGAIN && tries < 2; tries++) {
+		r = index_ready(va->idx, true, &complete);
+		if (r == 0)
+			r = index_parties(va->idx, &p, &n);
+	}
 	if (r < 0)
-		return r;
+		return r == -EAGAIN ? -EIO : r;
 	out = xcalloc(n ? n : 1, sizeof(*out));
 	for (size_t i = 0; i < n; i++) {
 		out[i].party_id = p[i].party_id;
@@ -473,6 +477,8 @@ static int party_from_index(struct view_app *va, const char *party, struct alt_i
 	if (index_ready(va->idx, false, &complete) < 0 || !complete)
 		return 0;
 	*ret_r = index_party_instances(va->idx, party, (size_t)va->v->max_listed, ret, ret_n);
+	if (*ret_r == -EAGAIN) /* the file is made anew: ask */
+		return 0;
 	if (*ret_r == 0 && *ret_n == 0 && !index_authoritative(va->idx)) {
 		/* index_since leaves older instances out: ask */
 		free(*ret);
@@ -546,7 +552,7 @@ int view_party(struct view_app *va, const char *party, struct view_party *ret)
 			ret->ctime = ip.ctime;
 			return 0;
 		}
-		if (r != -ENOENT || index_authoritative(va->idx))
+		if (r != -EAGAIN && (r != -ENOENT || index_authoritative(va->idx)))
 			return r;
 	}
 	r = party_list(va, party, &list, &n);
@@ -596,7 +602,7 @@ int view_instance(struct view_app *va, const char *party, const char *guid,
 			*ret = inst;
 			return 0;
 		}
-		if (r != -ENOENT || index_authoritative(va->idx))
+		if (r != -EAGAIN && (r != -ENOENT || index_authoritative(va->idx)))
 			return r;
 	}
 	pthread_mutex_lock(&va->lock);

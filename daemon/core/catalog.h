@@ -39,9 +39,13 @@ struct catalog_group {
 	int64_t min_created; /* oldest created */
 };
 
-/* Opens (creating) the catalog at path and checks it (PRAGMA quick_check):
- * -EBADMSG when the file is not a sound database. who names it in logs. */
+/* Opens (creating) the catalog at path: -EBADMSG when the file is not a
+ * database. who names it in logs. */
 int catalog_open(const char *who, const char *path, struct catalog **ret);
+/* Checks the whole file (PRAGMA quick_check) on a connection of its own,
+ * so the catalog's users are not held up: minutes for gigabytes, so the
+ * caller runs it in the background. 0, or -EBADMSG when it is damaged. */
+int catalog_verify(const char *who, const char *path);
 void catalog_close(struct catalog *c); /* NULL is fine */
 /* Removes the catalog's files at path (the database, its WAL and shm). */
 int catalog_remove(const char *path);

@@ -17,8 +17,10 @@
  * tree wait for the walk as index_ready says, and refresh a complete
  * index themselves when it is older than cache_ttl (one refresh at a time:
  * the others wait for it). A damaged file (quick_check at open, or
- * SQLite's corruption errors later) is removed and made anew; the tree
- * then sees a walk again, never rows from the damaged file. */
+ * SQLite's corruption errors) is removed and made anew; the tree
+ * then sees a walk again, never rows from the damaged file. The whole file
+ * is checked once per start by the thread, on a connection of its own: a
+ * quick_check of gigabytes takes minutes, which a start must not wait. */
 #include "index_i.h"
 
 #include <errno.h>
@@ -147,6 +149,15 @@ static void *run(void *arg)
 	int64_t period = (int64_t)idx->period_s * 1000;
 
 	pthread_mutex_lock(&idx->lock);
+	if (!idx->verified) {
+		/* the whole file, once, on a connection of its own: the tree
+		 * goes on reading meanwhile (SQLite finds most damage itself) */
+		idx->verified = true;
+		pthread_mutex_unlock(&idx->lock);
+		if (idx_count(idx) > 0 && catalog_verify(idx->who, idx->path) == -EBADMSG)
+			idx_catalog_failed(idx, -EBADMSG);
+		pthread_mutex_lock(&idx->lock);
+	}
 	while (!idx->stop) {
 		int64_t now = idx_mono_ms();
 		int r;
@@ -251,13 +262,17 @@ int index_open(struct altinn *a, const struct config *cfg, const char *org, cons
 		goto fail;
 	idx->path = xasprintf("%s/index/%s/%s.db", cfg->state_dir, org, app);
 	r = catalog_open(idx->who, idx->path, &idx->cat);
-	if (r == -EBADMSG) {
-		log_warn("index of \"%s/%s\": the file was damaged; made anew", org, app);
-		catalog_remove(idx->path);
-		r = catalog_open(idx->who, idx->path, &idx->cat);
-	}
 	if (r == 0)
 		r = load(idx);
+	if (r == -EBADMSG) {
+		log_warn("index of \"%s/%s\": the file was damaged; made anew", org, app);
+		catalog_close(idx->cat);
+		idx->cat = NULL;
+		catalog_remove(idx->path);
+		r = catalog_open(idx->who, idx->path, &idx->cat);
+		if (r == 0)
+			r = load(idx);
+	}
 	if (r < 0)
 		goto fail;
 	/* its thread starts at the first look (start_locked): index_open

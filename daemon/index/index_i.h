@@ -60,7 +60,7 @@ struct index {
 	pthread_cond_t changed; /* state, pages or a refresh ended */
 	pthread_cond_t wake;    /* for the thread */
 	pthread_t thread;
-	bool thread_started, stop, damaged;
+	bool thread_started, stop, damaged, verified;
 	/* below: under lock */
 	enum idx_state state;
 	int walk_err;
@@ -90,7 +90,8 @@ int64_t idx_ns(const struct timespec *ts);
 struct timespec idx_ts(int64_t ns);
 void idx_iso(int64_t ns, char *buf, size_t size);
 /* After a catalog call failed with r: a damaged file wakes the thread to
- * rebuild it. Returns r. */
+ * make it anew, and -EAGAIN says so (the caller asks elsewhere, or looks
+ * again once the walk has started over). Returns r otherwise. */
 int idx_catalog_failed(struct index *idx, int r);
 int64_t idx_mono_ms(void);
 /* rows held (0 while the catalog is being made anew) */

@@ -62,7 +62,7 @@ int idx_catalog_failed(struct index *idx, int r)
 	idx->state = IDX_WALKING;
 	pthread_cond_signal(&idx->wake);
 	pthread_mutex_unlock(&idx->lock);
-	return -EIO;
+	return -EAGAIN;
 }
 
 /* Brent's cycle finding over `next` links (as api.c's): a loop of any
