@@ -215,7 +215,6 @@ void fs_free(struct fs *fs)
 			fs->families[i].free(fs->families[i].ctx);
 	free(fs->families);
 	free(fs->areas);
-	free(fs->scopes);
 	if (fs->warm_started)
 		pthread_join(fs->warm_thread, NULL);
 	/* files and folders still open at unmount: the kernel need not send
@@ -225,6 +224,7 @@ void fs_free(struct fs *fs)
 	pthread_mutex_destroy(&fs->handles_lock);
 	gate_free(fs->gate);
 	local_close_dirs(fs);
+	free(fs->scopes); /* after the folders they hold are closed */
 	layout_cache_free(fs->layouts);
 	view_free(fs->view);
 	node_table_free(fs->nodes);
