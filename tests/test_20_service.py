@@ -358,3 +358,29 @@ def test_man_page_defaults_match_help(bin_path):
         if " ".join(want.group(1).split()) not in got:
             wrong.append((k, want.group(1), got))
     assert len(helps) > 20 and not wrong, wrong
+
+
+def test_status_line_names_the_events_cursor(platform_factory, tmp_path, monkeypatch):
+    """STATUS= follows the events: once an app's events are files, the
+    line names the cursor (the last event's id)."""
+    from events_util import publish
+    from mounts import Mount
+    p = platform_factory(extra_args=["--min-event-age", "0"])
+    ids = publish(p, "ttd/soknad", count=3)
+    m = Mount(tmp_path / "m", p, {"poll_interval": 1, "events_start": "all"})
+    listener = NotifyListener(tmp_path / "notify.sock", m.path)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")  # a status line every second
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    try:
+        m.start()
+        line, _ = listener.wait_for("STATUS=serving", timeout=5)
+        deadline = time.monotonic() + 20
+        want = f"events ttd/soknad at {ids[-1]}"
+        while not any(want in t for t, _ in listener.messages):
+            assert time.monotonic() < deadline, (want, listener.messages[-5:])
+            time.sleep(0.1)
+    finally:
+        m.stop()
+        listener.close()
+    assert not m.sanitizer_report(), m.log_tail(120)

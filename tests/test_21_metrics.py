@@ -211,3 +211,24 @@ def test_index_figures(mm):
     assert (value(s, "altinnfs_index_requests_total", app="ttd/soknad")
             - value(before, "altinnfs_index_requests_total", app="ttd/soknad")) >= 1 or \
         value(before, "altinnfs_index_complete", app="ttd/soknad") == 1
+
+
+def test_event_files_and_poll_age(platform_factory, tmp_path):
+    from events_util import publish
+    p = platform_factory(extra_args=["--min-event-age", "0"])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    with mount_ctx(tmp_path / "m", p, {"poll_interval": 1, "events_start": "all",
+                                      "metrics_listen": f"127.0.0.1:{port}"}) as m:
+        _, before = scrape(url)
+        publish(p, "ttd/soknad", count=4)
+        events = m.path / "apps/ttd/soknad/events"
+        wait_for(lambda: len([n for n in os.listdir(events) if not n.startswith(".")]) >= 4,
+                 20, "four event files in place")
+        # counted just after the files are in place
+        after = wait_for(lambda: (lambda s: s if value(s, "altinnfs_events_files_written_total")
+                                  - value(before, "altinnfs_events_files_written_total") >= 4
+                                  and value(s, "altinnfs_events_files", app="ttd/soknad") >= 4
+                                  else None)(scrape(url)[1]), 5, "the counters")
+        assert 0 <= value(after, "altinnfs_events_last_poll_age_seconds", app="ttd/soknad") < 30
+        assert total(after, "altinnfs_platform_requests_total", endpoint="events", code=200) >= 1
