@@ -3,8 +3,10 @@
  * One table lists every key with its type, where it lands in struct
  * config and its line in --help, so the file parser, -o and --help can
  * never disagree about which keys exist (tests/test_01_cli.py holds
- * --help against docs/configuration.md). Unknown keys and bad values are errors that name the
- * key: a typo must not silently fall back to a default. */
+ * --help against docs/configuration.md, tests/test_20_service.py the
+ * table and its defaults against the man page, docs/altinnfs.8.scd: a
+ * new key goes into all three). Unknown keys and bad values are errors
+ * that name the key: a typo must not silently fall back to a default. */
 #include "config.h"
 
 #include <ctype.h>
