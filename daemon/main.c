@@ -27,6 +27,7 @@
 #include "inbox.h"
 #include "instwrite.h"
 #include "broker.h"
+#include "corr.h"
 #include "fs.h"
 #include "log.h"
 #include "outbox.h"
@@ -313,6 +314,7 @@ static const family_new_fn families[] = {
 	instwrite_family, /* after the outbox: its outcomes go to sent/, failed/ */
 	events_family,
 	broker_family,
+	corr_family,
 };
 
 static void invalidate(void *ctx, const char *org, const char *app, const char *party,

@@ -101,4 +101,14 @@ _Static_assert(ALT_PLATFORM_OPS + ALT_PLATFORM_WAITERS < ALT_FUSE_THREADS,
  * kept per app (events_keep), so every file's id is remembered. */
 #define ALT_EVENTS_SEEN 100000
 
+/* ---- correspondence */
+/* message.md of one message: Correspondence's body is at most 30,000
+ * characters (4 bytes each at most), its title 255. */
+#define ALT_CORR_MAX_MARKDOWN (128u << 10)
+/* meta.json of one message: a few fields, propertyList <= 10 x 350. */
+#define ALT_CORR_MAX_META (64u << 10)
+/* Recipients of one message: each is a correspondence (and a request);
+ * initialize takes at most 500 per call, and we make one per recipient. */
+#define ALT_CORR_MAX_RECIPIENTS 10000
+
 #endif

@@ -95,6 +95,9 @@ static const struct key_def keys[] = {
 	URL(broker_url, "base URL of the Broker API (default: platform +\n/broker/api/v1)"),
 	INT(broker_give_up, 1, 365 * 86400,
 	    "seconds a Broker transfer may keep failing before failed/\n(default 259200)"),
+	STR(correspondence_resources,
+	    "space-separated Altinn Correspondence resource ids, each\n"
+	    "served at correspondence/<resourceId>/ (default: none)"),
 	FLAG(allow_other, "let other users see the mount (needs user_allow_other)"),
 };
 

@@ -60,6 +60,7 @@ struct config {
 	int instance_writes_give_up; /* seconds: instance writes older are given up */
 	char *broker_resources;   /* space-separated Broker resource ids; NULL: none */
 	char *broker_url;         /* the Broker API base; NULL: platform + /broker/api/v1 */
+	char *correspondence_resources; /* space-separated Correspondence resource ids */
 	int broker_give_up;       /* seconds: a transfer failing longer goes to failed/ */
 	int inbox_give_up;        /* seconds: inbox deliveries older are given up */
 	bool allow_other;

@@ -1,0 +1,17 @@
+/* json_corr.h - the JSON of Correspondence's calls, for api_corr.c
+ * (json_corr.c also carries api_corr.h's message check and results). */
+#ifndef ALTINNFS_JSON_CORR_H
+#define ALTINNFS_JSON_CORR_H
+
+#include <stddef.h>
+
+/* {"correspondence": prepared, "recipients": [urn], "idempotentKey": key} */
+char *jsn_corr_init_body(const char *prepared, const char *recipient_urn, const char *key);
+/* the first of an initialize answer's correspondences: id and status */
+int jsn_corr_initialized(const char *body, size_t len, char **ret_id, char **ret_status);
+/* {"ids": [...]}: the first, -ENOENT for none */
+int jsn_corr_first_id(const char *body, size_t len, char **ret_id);
+/* an overview's status */
+int jsn_corr_status(const char *body, size_t len, char **ret_status);
+
+#endif

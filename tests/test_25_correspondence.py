@@ -1,0 +1,216 @@
+"""Altinn Correspondence as folders (docs/correspondence.md): a message
+folder renamed into correspondence/<resourceId>/outbox/ becomes one
+correspondence per recipient, exactly once; its receipt goes to
+sent/<name>.json, a message refused before sending to failed/ with
+<name>.error.json naming the field. Checked against what the local
+platform's Correspondence stored (its admin list: title, body, recipient,
+idempotentKey)."""
+
+import errno
+import json
+import os
+import time
+
+import pytest
+
+from outbox_util import expect_errno, wait_for
+from procs import write_secret
+
+
+RESOURCE = "altinnfs-demo-correspondence"
+ME = "991825827"            # ttd, the resource's owner and so its sender
+ORG = "313000001"           # an organisation recipient
+PERSON = "17058500186"      # a person recipient (both check digits right)
+ORG_URN = "urn:altinn:organization:identifier-no:"
+PERSON_URN = "urn:altinn:person:identifier-no:"
+CORR = "/correspondence/api/v1/correspondence"
+SCOPES = "altinn:serviceowner/instances.read altinn:correspondence.write"
+
+
+@pytest.fixture
+def p(own_platform):
+    own_platform.clear_faults()
+    r = own_platform.request("PUT", "/_localtest/correspondence/settings", auth=False,
+                             body={"publishDelay": 0.2, "reserved": [], "failRecipients": [],
+                                   "unknownRecipients": []})
+    assert r.status in (200, 204), r
+    yield own_platform
+    own_platform.clear_faults()
+
+
+@pytest.fixture
+def token_file(p, tmp_path):
+    r = p.get("/Home/GetTestOrgToken/ttd", auth=False,
+              query={"orgNumber": ME, "scopes": SCOPES})
+    assert r.status == 200, r
+    path = tmp_path / "corr-token"
+    write_secret(path, r.body.decode().strip() + "\n")
+    return path
+
+
+def start_mount(mount, p, token_file, **kw):
+    return mount(localtest=p, token_file=str(token_file),
+                 correspondence_resources=RESOURCE, timeout=3, outbox_retry_max=1, **kw)
+
+
+@pytest.fixture
+def m(mount, p, token_file):
+    return start_mount(mount, p, token_file)
+
+
+def area(m, name):
+    return m.path / "correspondence" / RESOURCE / name
+
+
+def stored(p, reference):
+    """The correspondences the platform holds whose sendersReference is reference."""
+    r = p.get("/_localtest/correspondence/correspondences", auth=False,
+              query={"resourceId": RESOURCE})
+    assert r.status == 200, r
+    return [c for c in r.json() if c["sendersReference"] == reference]
+
+
+def write_message(m, name, markdown, recipients, meta=None):
+    """Written under a dot-name in outbox/, then renamed into place."""
+    draft = area(m, "outbox") / ("." + name)
+    draft.mkdir()
+    (draft / "message.md").write_text(markdown)
+    (draft / "recipients").write_text("".join(r + "\n" for r in recipients))
+    if meta is not None:
+        (draft / "meta.json").write_text(json.dumps(meta))
+    os.rename(draft, area(m, "outbox") / name)
+
+
+def wait_receipt(m, name, timeout=30):
+    path = area(m, "sent") / (name + ".json")
+    wait_for(path.exists, timeout, f"the receipt {path}")
+    return json.loads(path.read_bytes())
+
+
+def wait_letter(m, name, timeout=30):
+    path = area(m, "failed") / (name + ".error.json")
+    wait_for(path.exists, timeout, f"the dead letter {path}")
+    return json.loads(path.read_bytes())
+
+
+# ---- the tree
+
+def test_tree_and_readme(m):
+    assert os.listdir(m.path / "correspondence") == [RESOURCE]
+    assert sorted(os.listdir(m.path / "correspondence" / RESOURCE)) == [
+        "failed", "outbox", "sent"]
+    readme = (m.path / "README.txt").read_text()
+    assert "correspondence/<resourceId>/outbox/<name>/" in readme
+    expect_errno(errno.EPERM, (area(m, "outbox") / "loose.txt").write_bytes, b"x")
+
+
+# ---- sending
+
+def test_folder_becomes_one_correspondence_per_recipient(m, p):
+    body = "Hei,\n\nvedtaket ditt er **klart**.\n\n- punkt en\n- punkt to\n"
+    write_message(m, "vedtak-1", "# Vedtak om tilskudd\n\n" + body, [ORG, PERSON],
+                  meta={"summary": "Kort om vedtaket", "propertyList": {"sak": "2026/17"}})
+    receipt = wait_receipt(m, "vedtak-1")
+    rows = stored(p, "vedtak-1")
+    assert sorted(c["recipient"] for c in rows) == sorted([ORG_URN + ORG, PERSON_URN + PERSON])
+    for c in rows:
+        assert c["content"]["messageTitle"] == "Vedtak om tilskudd"
+        assert c["content"]["messageBody"] == body
+        assert c["content"]["messageSummary"] == "Kort om vedtaket"
+        assert c["content"]["language"] == "nb"
+        assert c["propertyList"] == {"sak": "2026/17"}
+        assert c["resourceId"] == RESOURCE
+    # the receipt: one id per recipient, each the platform's
+    assert receipt["resourceId"] == RESOURCE and receipt["name"] == "vedtak-1"
+    by_urn = {c["recipient"]: c for c in rows}
+    assert sorted(receipt["recipients"]) == sorted([ORG, PERSON])
+    for rcp, urn in ((ORG, ORG_URN + ORG), (PERSON, PERSON_URN + PERSON)):
+        assert receipt["recipients"][rcp]["correspondenceId"] == by_urn[urn]["correspondenceId"]
+        assert receipt["recipients"][rcp]["status"] == "Initialized"
+    # one key per recipient, and the folder is gone from outbox/
+    assert len({c["idempotentKey"] for c in rows}) == 2
+    assert not (area(m, "outbox") / "vedtak-1").exists()
+
+
+def test_folder_written_in_place_is_not_sent(m, p):
+    d = area(m, "outbox") / "på-stedet"
+    d.mkdir()
+    (d / "message.md").write_text("# Halvferdig\n\nbrød")
+    (d / "recipients").write_text(ORG + "\n")
+    time.sleep(1.5)
+    assert stored(p, "på-stedet") == []
+    assert not (area(m, "sent") / "på-stedet.json").exists()
+    # a rename away and back sends it
+    os.rename(d, area(m, "outbox") / ".på-stedet")
+    os.rename(area(m, "outbox") / ".på-stedet", d)
+    receipt = wait_receipt(m, "på-stedet")
+    [c] = stored(p, "på-stedet")
+    assert receipt["recipients"][ORG]["correspondenceId"] == c["correspondenceId"]
+    assert c["content"]["messageBody"] == "brød"
+
+
+def test_senders_reference_and_language_from_meta(m, p):
+    write_message(m, "brev", "# Letter\nBody text\n", [ORG],
+                  meta={"sendersReference": "ref-77", "language": "en"})
+    wait_receipt(m, "brev")
+    [c] = stored(p, "ref-77")
+    assert c["content"]["language"] == "en"
+    assert c["content"]["messageTitle"] == "Letter"
+
+
+# ---- local validation: the field named, nothing sent
+
+@pytest.mark.parametrize("name,markdown,recipients,meta,field", [
+    ("bad-check-digit", "# T\nB\n", [ORG, "313000002"], None, "recipients: line 2"),
+    ("bad-person", "# T\nB\n", ["17058500187"], None, "recipients: line 1"),
+    ("no-title", "Ingen tittel\nB\n", [ORG], None, "messageTitle"),
+    ("empty-title", "#   \nB\n", [ORG], None, "messageTitle"),
+    ("no-body", "# Tittel\n\n", [ORG], None, "messageBody"),
+    ("no-recipients", "# T\nB\n", [], None, "recipients"),
+    ("bad-language", "# T\nB\n", [ORG], {"language": "sv"}, "language"),
+    ("unknown-field", "# T\nB\n", [ORG], {"colour": "blue"}, "colour"),
+    ("long-summary", "# T\nB\n", [ORG], {"summary": "x" * 256}, "summary"),
+    ("confirm-no-due", "# T\nB\n", [ORG], {"isConfirmationNeeded": True}, "dueDateTime"),
+])
+def test_local_refusal_names_the_field(m, p, name, markdown, recipients, meta, field):
+    mark = p.mark()
+    write_message(m, name, markdown, recipients, meta)
+    letter = wait_letter(m, name)
+    assert field in letter["error"], letter
+    assert (area(m, "failed") / name / "message.md").read_text() == markdown
+    assert not (area(m, "outbox") / name).exists()
+    assert not (area(m, "sent") / (name + ".json")).exists()
+    assert [e for e in p.since(mark) if e["path"].startswith(CORR)] == []
+    assert stored(p, name) == []
+
+
+# ---- exactly once
+
+def test_lost_initialize_answer_makes_one_per_recipient(m, p):
+    p.fault(CORR + "$", method="POST", status=503, after=True)
+    write_message(m, "tapt-svar", "# Svar borte\nEn gang.\n", [ORG, PERSON])
+    receipt = wait_receipt(m, "tapt-svar")
+    rows = stored(p, "tapt-svar")
+    assert sorted(c["recipient"] for c in rows) == sorted([ORG_URN + ORG, PERSON_URN + PERSON])
+    by_urn = {c["recipient"]: c["correspondenceId"] for c in rows}
+    assert receipt["recipients"][ORG]["correspondenceId"] == by_urn[ORG_URN + ORG]
+    assert receipt["recipients"][PERSON]["correspondenceId"] == by_urn[PERSON_URN + PERSON]
+    assert "found by key" in m.log()
+
+
+def test_kill9_after_rename_delivered_once(mount, p, token_file):
+    m = start_mount(mount, p, token_file)
+    # the platform holds the answer back: the message is journaled and the
+    # first correspondence made, but the daemon dies before it hears so
+    p.fault(CORR + "$", method="POST", delay_ms=3000, after=True)
+    write_message(m, "krasj", "# Krasj\nBare en gang.\n", [ORG, PERSON])
+    time.sleep(1.0)
+    m.kill9()
+    p.clear_faults()
+    m2 = start_mount(mount, p, token_file, state_dir=str(m.state_dir))
+    receipt = wait_receipt(m2, "krasj")
+    rows = stored(p, "krasj")
+    assert sorted(c["recipient"] for c in rows) == sorted([ORG_URN + ORG, PERSON_URN + PERSON])
+    for c in rows:
+        rcp = c["recipient"].rsplit(":", 1)[1]
+        assert receipt["recipients"][rcp]["correspondenceId"] == c["correspondenceId"]
