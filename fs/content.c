@@ -189,3 +189,15 @@ char *content_status(struct fs *fs, size_t *ret_len)
 	*ret_len = strlen(doc);
 	return doc;
 }
+
+char *content_scope_status(struct fs *fs, int scope, size_t *ret_len)
+{
+	const struct fs_scope *sc;
+	const struct fs_family *f;
+
+	if (scope <= 0 || (size_t)scope > fs->n_scopes)
+		return NULL;
+	sc = &fs->scopes[scope - 1];
+	f = &fs->families[sc->family];
+	return f->scope_status ? f->scope_status(f->ctx, sc->name, ret_len) : NULL;
+}

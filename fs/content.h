@@ -10,5 +10,8 @@ struct fs;
 
 char *content_readme(struct fs *fs, size_t *ret_len);
 char *content_status(struct fs *fs, size_t *ret_len);
+/* <root>/<scope>/status.json of scope (1 + an index in fs->scopes), from
+ * its family; NULL when it has none. */
+char *content_scope_status(struct fs *fs, int scope, size_t *ret_len);
 
 #endif

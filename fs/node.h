@@ -26,6 +26,7 @@ enum node_kind {
 	NODE_APP,         /* apps/<org>/<app>/ */
 	NODE_FAMILY,      /* <root>/ of a rooted family */
 	NODE_SCOPE,       /* <root>/<scope>/ */
+	NODE_SCOPE_STATUS, /* <root>/<scope>/status.json */
 	NODE_APP_JSON,    /* .../application.json */
 	NODE_INSTANCES,   /* .../instances/ */
 	NODE_PARTY,       /* .../instances/<partyId>/ */

@@ -285,6 +285,9 @@ static int open_document(struct fs *fs, struct node *n, struct handle *h)
 	case NODE_STATUS:
 		h->buf = content_status(fs, &h->len);
 		return 0;
+	case NODE_SCOPE_STATUS:
+		h->buf = content_scope_status(fs, n->key.scope, &h->len);
+		return h->buf ? 0 : -ENOENT;
 	case NODE_APP_JSON:
 		return view_app_doc(n->key.app, &h->buf, &h->len, &mtime, &ctime);
 	case NODE_INSTANCE_JSON: {

@@ -60,7 +60,7 @@ static inline double ttl(struct fs *fs)
  * clock, so their names and attributes are trusted for a second. */
 static inline double ttl_for(struct fs *fs, enum node_kind kind)
 {
-	if (kind == NODE_STATUS || kind == NODE_CTL)
+	if (kind == NODE_STATUS || kind == NODE_CTL || kind == NODE_SCOPE_STATUS)
 		return 0;
 	if (kind == NODE_AREA || kind == NODE_LOCAL)
 		return 1.0;
@@ -73,7 +73,7 @@ static inline double ttl_for(struct fs *fs, enum node_kind kind)
  * asked for every time, and `ls -l` costs no lookup of them. */
 static inline double entry_ttl_for(struct fs *fs, enum node_kind kind)
 {
-	if (kind == NODE_STATUS || kind == NODE_CTL)
+	if (kind == NODE_STATUS || kind == NODE_CTL || kind == NODE_SCOPE_STATUS)
 		return ttl(fs);
 	return ttl_for(fs, kind);
 }

@@ -129,6 +129,12 @@ static int list_fixed(struct fs *fs, struct node *dir, struct entry **ret, size_
 		}
 		break;
 	case NODE_SCOPE:
+		doc = content_scope_status(fs, dir->key.scope, &len);
+		if (doc) {
+			entry_init(&e[n], dir, "status.json", NODE_SCOPE_STATUS);
+			free(doc);
+			fill_stat(fs, &e[n++].st, FILE_MODE, (off_t)len, zero, fs->started);
+		}
 		for (size_t a = 1; a <= fs->n_areas; a++) {
 			if (!local_area_of_family(fs, (int)a, fs->scopes[dir->key.scope - 1].family))
 				continue;
@@ -515,6 +521,7 @@ int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry 
 		return r == -EAGAIN ? find_in_list(fs, dir, name, ret) : r;
 	case NODE_README:
 	case NODE_STATUS:
+	case NODE_SCOPE_STATUS:
 	case NODE_APP_JSON:
 	case NODE_INSTANCE_JSON:
 	case NODE_DATA_FILE:

@@ -98,7 +98,8 @@ def drop(m, recipient, name, data):
 def test_tree_and_readme(m):
     assert "broker" in os.listdir(m.path)
     assert os.listdir(m.path / "broker") == [RESOURCE]
-    assert sorted(os.listdir(m.path / "broker" / RESOURCE)) == ["failed", "outbox", "sent"]
+    assert sorted(os.listdir(m.path / "broker" / RESOURCE)) == ["failed", "outbox", "sent",
+                                                                   "status.json"]
     assert (m.state_dir / "broker" / RESOURCE / "outbox").is_dir()
     readme = (m.path / "README.txt").read_text()
     assert "broker/<resourceId>/outbox/<recipient>/<name>" in readme
@@ -158,6 +159,7 @@ def test_temporary_names_wait(m, p):
 def test_malware_goes_to_failed(m, p):
     r = p.request("PUT", "/_localtest/broker/settings", auth=False, body={"malware": 1})
     assert r.status in (200, 204), r
+    failed_before = status(m)["outbox"]["failed"]
     drop(m, PARTNER, "virus.exe", b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR")
     letter = area(m, "failed") / PARTNER / "virus.exe.error.json"
     wait_for(letter.exists, 30, "the dead letter")
@@ -168,6 +170,7 @@ def test_malware_goes_to_failed(m, p):
     [t] = sent_by_me(p, "virus.exe")
     assert doc["fileTransferId"] == t["fileTransferId"]
     assert not (area(m, "sent") / PARTNER / "virus.exe.json").exists()
+    assert status(m)["outbox"]["failed"] == failed_before + 1
 
 
 def test_lost_initialize_answer_makes_one_transfer(m, p):
@@ -198,3 +201,28 @@ def test_kill9_after_drop_delivered_once(mount, p, token_file):
     [t] = sent_by_me(p, "krasj.bin")
     assert t["fileTransferId"] == receipt["fileTransferId"]
     assert download_as_partner(p, t["fileTransferId"]) == data
+
+
+def status(m):
+    return json.loads((m.path / "broker" / RESOURCE / "status.json").read_bytes())
+
+
+def test_status_json_per_resource(m, p):
+    st = status(m)
+    assert st["resourceId"] == RESOURCE
+    assert st["outbox"]["pending"] == 0 and st["outbox"]["oldest_pending_at"] is None
+    sent_before = st["outbox"]["sent"]
+    # the platform refuses to initialize for a while: the drop waits
+    p.fault(BROKER + "$", method="POST", status=429, retry_after=1, count=-1)
+    drop(m, PARTNER, "venter.txt", b"venter litt")
+    wait_for(lambda: status(m)["outbox"]["retrying"] == 1, 20, "a retrying transfer")
+    st = status(m)["outbox"]
+    assert st["pending"] == 1 and st["oldest_pending_at"]
+    assert "429" in st["last_error"]
+    assert sent_by_me(p, "venter.txt") == []
+    p.clear_faults()
+    wait_receipt(m, PARTNER, "venter.txt")
+    st = status(m)["outbox"]
+    assert st["pending"] == 0 and st["retrying"] == 0 and st["last_error"] is None
+    assert st["sent"] == sent_before + 1
+    assert "status.json" in os.listdir(m.path / "broker" / RESOURCE)

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api_broker.h"
 #include "broker_i.h"
 #include "config.h"
 #include "journal.h"
@@ -328,6 +329,52 @@ static void adopt(struct broker *b, const char *resource)
 	free(path);
 }
 
+/* ---- broker/<resourceId>/status.json */
+
+struct census {
+	struct broker_status st;
+	char *last_error;
+	int64_t last_error_at;
+};
+
+static int count_one(void *ctx, struct queue_item *it)
+{
+	struct census *c = ctx;
+
+	c->st.pending++;
+	if (!c->st.oldest_pending_ms || it->created_at < c->st.oldest_pending_ms)
+		c->st.oldest_pending_ms = it->created_at;
+	if (it->tries > 0 && it->last_error) {
+		c->st.retrying++;
+		if (it->attempt_at >= c->last_error_at) {
+			free(c->last_error);
+			c->last_error = it->last_error;
+			c->last_error_at = it->attempt_at;
+			it->last_error = NULL;
+		}
+	}
+	return 0;
+}
+
+static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
+{
+	struct broker *b = ctx;
+	char *prefix = xasprintf("%s/", scope), *doc;
+	struct census c = { .st = { .resource = scope, .give_up_s = b->cfg->broker_give_up } };
+	struct queue_query qq = { .key_prefix = prefix, .states = BR_LIVE, .limit = 100000 };
+
+	queue_list(b->q, &qq, count_one, &c);
+	queue_count(b->q, &(struct queue_query){ .key_prefix = prefix,
+						 .states = QUEUE_STATE(BR_SENT) }, &c.st.sent);
+	queue_count(b->q, &(struct queue_query){ .key_prefix = prefix,
+						 .states = QUEUE_STATE(BR_FAILED) }, &c.st.failed);
+	c.st.last_error = c.last_error;
+	doc = broker_status_doc(&c.st, ret_len);
+	free(c.last_error);
+	free(prefix);
+	return doc;
+}
+
 /* ---- life */
 
 static void broker_free(struct broker *b)
@@ -435,6 +482,7 @@ int broker_family(const struct family_deps *deps, struct fs_family *ret)
 	}
 	*ret = (struct fs_family){ .name = "broker", .ctx = b, .readme = readme,
 				   .root = "broker", .scopes = (const char *const *)b->resources,
+				   .scope_status = scope_status,
 				   .start = family_start, .stop = family_stop,
 				   .free = family_free };
 	for (int a = 0; a < BR_N_AREAS; a++) {

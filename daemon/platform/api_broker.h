@@ -66,4 +66,16 @@ struct broker_facts {
 };
 char *broker_receipt_doc(const struct broker_facts *f, const char *overview);
 
+/* broker/<resourceId>/status.json: one resource's sending, malloc'd JSON. */
+struct broker_status {
+	const char *resource;
+	uint64_t pending;          /* in outbox/, not yet published or failed */
+	int64_t oldest_pending_ms; /* when the oldest of them was dropped; 0: none */
+	uint64_t retrying;         /* of them, failed at least once and waiting */
+	uint64_t sent, failed;     /* ended, as the journal remembers them */
+	const char *last_error;    /* the newest retrying item's, or NULL */
+	int give_up_s;
+};
+char *broker_status_doc(const struct broker_status *st, size_t *ret_len);
+
 #endif

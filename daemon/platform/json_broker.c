@@ -163,3 +163,24 @@ char *broker_receipt_doc(const struct broker_facts *f, const char *overview)
 	json_decref(ov);
 	return s;
 }
+
+char *broker_status_doc(const struct broker_status *st, size_t *ret_len)
+{
+	json_t *o = json_object(), *out = json_object();
+	struct timespec ts = { st->oldest_pending_ms / 1000,
+			       (st->oldest_pending_ms % 1000) * 1000000 };
+	char *s;
+
+	json_object_set_new(o, "resourceId", json_string(st->resource));
+	json_object_set_new(out, "pending", json_integer((json_int_t)st->pending));
+	json_object_set_new(out, "oldest_pending_at", jsn_time_or_null(&ts));
+	json_object_set_new(out, "retrying", json_integer((json_int_t)st->retrying));
+	json_object_set_new(out, "last_error", str_or_null(st->last_error));
+	json_object_set_new(out, "sent", json_integer((json_int_t)st->sent));
+	json_object_set_new(out, "failed", json_integer((json_int_t)st->failed));
+	json_object_set_new(out, "give_up_s", json_integer(st->give_up_s));
+	json_object_set_new(o, "outbox", out);
+	s = jsn_dump_doc(o, ret_len);
+	json_decref(o);
+	return s;
+}

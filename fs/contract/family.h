@@ -203,6 +203,10 @@ struct fs_family {
 	 * that outlives the family (the resources it serves). */
 	const char *root;
 	const char *const *scopes;
+	/* <root>/<scope>/status.json of a rooted family: its state for that
+	 * scope as a malloc'd JSON document (*ret_len bytes), rendered when
+	 * read; NULL: the scope has none. Never makes a request. */
+	char *(*scope_status)(void *ctx, const char *scope, size_t *ret_len);
 	/* inbox/ of each app (when inbox.confirm is set) */
 	struct fs_inbox_hooks inbox;
 	/* the ctl file of each instance (when ctl.command is set) */
