@@ -158,6 +158,33 @@ def test_senders_reference_and_language_from_meta(m, p):
     assert c["content"]["messageTitle"] == "Letter"
 
 
+def test_reserved_person_refused_others_sent(m, p):
+    reserved = "02056610076"  # seeded as reserved against digital mail
+    r = p.request("PUT", "/_localtest/correspondence/settings", auth=False,
+                  body={"reserved": [reserved]})
+    assert r.status in (200, 204), r
+    write_message(m, "delvis", "# Delvis\nTil to.\n", [reserved, ORG])
+    receipt = wait_receipt(m, "delvis")
+    [c] = stored(p, "delvis")
+    assert c["recipient"] == ORG_URN + ORG
+    assert receipt["recipients"][ORG]["correspondenceId"] == c["correspondenceId"]
+    refused = receipt["recipients"][reserved]
+    assert refused["status"] == "Refused" and refused["httpStatus"] == 422
+    assert "correspondenceId" not in refused
+
+
+def test_every_recipient_refused_goes_to_failed(m, p):
+    reserved = "02056610076"
+    r = p.request("PUT", "/_localtest/correspondence/settings", auth=False,
+                  body={"reserved": [reserved]})
+    assert r.status in (200, 204), r
+    write_message(m, "ingen", "# Ingen\nTil ingen.\n", [reserved])
+    letter = wait_letter(m, "ingen")
+    assert letter["recipients"][reserved]["httpStatus"] == 422
+    assert (area(m, "failed") / "ingen" / "recipients").read_text() == reserved + "\n"
+    assert stored(p, "ingen") == []
+
+
 # ---- local validation: the field named, nothing sent
 
 @pytest.mark.parametrize("name,markdown,recipients,meta,field", [
@@ -209,6 +236,8 @@ def test_kill9_after_rename_delivered_once(mount, p, token_file):
     p.clear_faults()
     m2 = start_mount(mount, p, token_file, state_dir=str(m.state_dir))
     receipt = wait_receipt(m2, "krasj")
+    # the first recipient's was made before the kill: found by its key
+    assert "found by key" in m2.log()
     rows = stored(p, "krasj")
     assert sorted(c["recipient"] for c in rows) == sorted([ORG_URN + ORG, PERSON_URN + PERSON])
     for c in rows:

@@ -176,6 +176,7 @@ int corr_prepare(const struct corr_message *m, char **ret_body, char *err, size_
 	}
 	c = json_object();
 	content = json_object();
+	json_object_set_new(c, "content", content); /* c holds it; content borrowed */
 	json_object_set_new(c, "resourceId", json_string(m->resource));
 	json_object_set_new(c, "sendersReference", json_string(m->name));
 	json_object_set_new(content, "language", json_string("nb"));
@@ -198,7 +199,6 @@ int corr_prepare(const struct corr_message *m, char **ret_body, char *err, size_
 		r = refuse(err, errlen, "meta.json: isConfirmationNeeded needs a dueDateTime");
 		goto out;
 	}
-	json_object_set_new(c, "content", content);
 	*ret_body = json_dumps(c, JSON_COMPACT);
 	if (!*ret_body)
 		abort();
