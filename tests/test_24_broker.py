@@ -226,3 +226,29 @@ def test_status_json_per_resource(m, p):
     assert st["pending"] == 0 and st["retrying"] == 0 and st["last_error"] is None
     assert st["sent"] == sent_before + 1
     assert "status.json" in os.listdir(m.path / "broker" / RESOURCE)
+
+
+def test_lost_upload_answer_settled_by_status(m, p):
+    p.fault(BROKER + "/*/upload", method="POST", status=503, after=True)
+    data = b"lastet opp, svaret forsvant\n" * 50
+    drop(m, PARTNER, "opplastet.txt", data)
+    receipt = wait_receipt(m, PARTNER, "opplastet.txt")
+    [t] = sent_by_me(p, "opplastet.txt")
+    assert t["fileTransferId"] == receipt["fileTransferId"]
+    assert receipt["fileTransferStatus"] == "Published"
+    assert download_as_partner(p, t["fileTransferId"]) == data
+
+
+def test_file_being_sent_is_busy(m, p):
+    p.fault(BROKER + "$", method="POST", delay_ms=1500)
+    drop(m, PARTNER, "opptatt.txt", b"first")
+    path = area(m, "outbox") / PARTNER / "opptatt.txt"
+    wait_for(lambda: os.getxattr(path, "user.altinn.state") == b"initializing", 10,
+             "the transfer under way")
+    expect_errno(errno.EBUSY, path.write_bytes, b"second")
+    expect_errno(errno.EBUSY, os.unlink, path)
+    expect_errno(errno.EBUSY, os.rename, path, path.with_name("annet.txt"))
+    receipt = wait_receipt(m, PARTNER, "opptatt.txt")
+    [t] = sent_by_me(p, "opptatt.txt")
+    assert t["fileTransferId"] == receipt["fileTransferId"]
+    assert download_as_partner(p, t["fileTransferId"]) == b"first"
