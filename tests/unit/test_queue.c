@@ -208,9 +208,13 @@ static int import_row(void *ctx, const char *const *vals)
 	struct queue *q = ctx;
 	struct queue_item it = { .state = ST_PENDING };
 
+	int r;
+
 	queue_set(&it.key, vals[0]);
 	it.tries = (unsigned)atoi(vals[1]);
-	return queue_add(q, &it);
+	r = queue_add(q, &it);
+	queue_item_clear(&it);
+	return r;
 }
 
 static void test_import(void)
