@@ -7,6 +7,7 @@ platform's Correspondence stored (its admin list: title, body, recipient,
 idempotentKey)."""
 
 import errno
+import hashlib
 import json
 import os
 import time
@@ -31,7 +32,8 @@ SCOPES = "altinn:serviceowner/instances.read altinn:correspondence.write"
 def p(own_platform):
     own_platform.clear_faults()
     r = own_platform.request("PUT", "/_localtest/correspondence/settings", auth=False,
-                             body={"publishDelay": 0.2, "reserved": [], "failRecipients": [],
+                             body={"publishDelay": 0.2, "scanDelay": 0.2, "malware": 0,
+                                   "reserved": [], "failRecipients": [],
                                    "unknownRecipients": []})
     assert r.status in (200, 204), r
     yield own_platform
@@ -70,10 +72,14 @@ def stored(p, reference):
     return [c for c in r.json() if c["sendersReference"] == reference]
 
 
-def write_message(m, name, markdown, recipients, meta=None):
+def write_message(m, name, markdown, recipients, meta=None, attachments=None):
     """Written under a dot-name in outbox/, then renamed into place."""
     draft = area(m, "outbox") / ("." + name)
     draft.mkdir()
+    if attachments:
+        (draft / "attachments").mkdir()
+        for fname, data in attachments.items():
+            (draft / "attachments" / fname).write_bytes(data)
     (draft / "message.md").write_text(markdown)
     (draft / "recipients").write_text("".join(r + "\n" for r in recipients))
     if meta is not None:
@@ -129,7 +135,8 @@ def test_folder_becomes_one_correspondence_per_recipient(m, p):
         assert receipt["recipients"][rcp]["status"] == "Initialized"
     # one key per recipient, and the folder is gone from outbox/
     assert len({c["idempotentKey"] for c in rows}) == 2
-    assert not (area(m, "outbox") / "vedtak-1").exists()
+    # the receipt first, then the folder leaves outbox/
+    wait_for(lambda: not (area(m, "outbox") / "vedtak-1").exists(), 10, "the folder to go")
 
 
 def test_folder_written_in_place_is_not_sent(m, p):
@@ -183,6 +190,57 @@ def test_every_recipient_refused_goes_to_failed(m, p):
     assert letter["recipients"][reserved]["httpStatus"] == 422
     assert (area(m, "failed") / "ingen" / "recipients").read_text() == reserved + "\n"
     assert stored(p, "ingen") == []
+
+
+# ---- attachments
+
+def platform_attachments(p, reference):
+    r = p.get("/_localtest/correspondence/attachments", auth=False)
+    assert r.status == 200, r
+    return [a for a in r.json() if a["sendersReference"] == reference]
+
+
+def test_attachments_uploaded_once_and_linked(m, p):
+    files = {"vedtak.pdf": b"%PDF-1.4\n" + os.urandom(100_000), "vilkaar.txt": b"vilkar\n" * 50}
+    mark = p.mark()
+    write_message(m, "med-vedlegg", "# Med vedlegg\nSe vedlagt.\n", [ORG, PERSON],
+                  attachments=files)
+    receipt = wait_receipt(m, "med-vedlegg")
+    atts = platform_attachments(p, "med-vedlegg")
+    assert sorted(a["fileName"] for a in atts) == sorted(files)
+    by_name = {a["fileName"]: a for a in atts}
+    for fname, data in files.items():
+        a = by_name[fname]
+        assert a["checksum"] == hashlib.md5(data).hexdigest()
+        assert a["status"] == "Published"
+    # one upload per file, however many recipients
+    uploads = [e for e in p.since(mark)
+               if e["method"] == "POST" and e["path"].endswith("/upload")
+               and "/attachment/" in e["path"]]
+    assert len(uploads) == 2, uploads
+    rows = stored(p, "med-vedlegg")
+    assert len(rows) == 2
+    for c in rows:
+        assert sorted(x["fileName"] for x in c["content"]["attachments"]) == sorted(files)
+        rcp = c["recipient"].rsplit(":", 1)[1]
+        assert receipt["recipients"][rcp]["correspondenceId"] == c["correspondenceId"]
+
+
+def test_bad_attachment_name_refused_before_sending(m, p):
+    mark = p.mark()
+    write_message(m, "exe", "# T\nB\n", [ORG], attachments={"program.exe": b"MZ"})
+    letter = wait_letter(m, "exe")
+    assert "attachments/program.exe" in letter["error"], letter
+    assert [e for e in p.since(mark) if e["path"].startswith("/correspondence/")] == []
+
+
+def test_malicious_attachment_fails_the_message(m, p):
+    r = p.request("PUT", "/_localtest/correspondence/settings", auth=False, body={"malware": 1})
+    assert r.status in (200, 204), r
+    write_message(m, "virus", "# Virus\nB\n", [ORG], attachments={"virus.txt": b"EICAR"})
+    letter = wait_letter(m, "virus")
+    assert "attachments/virus.txt" in letter["error"] and "Failed" in letter["error"], letter
+    assert stored(p, "virus") == []
 
 
 # ---- local validation: the field named, nothing sent

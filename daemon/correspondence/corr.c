@@ -29,7 +29,8 @@
 enum cr_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, CR_N_AREAS };
 
 const char *const cr_state_names[CR_N_STATES] = { "received", "sending", "sent", "failed" };
-static const char *const field_names[CF_N_FIELDS] = { "resource", "name", "seed", "results" };
+static const char *const field_names[CF_N_FIELDS] = { "resource", "name", "seed", "results",
+						      "attachments" };
 static const struct queue_def queue_def = {
 	.name = "correspondence", .states = cr_state_names, .n_states = CR_N_STATES,
 	.fields = field_names, .n_fields = CF_N_FIELDS, .max_backoff_ms = MAX_BACKOFF_MS,
@@ -317,7 +318,8 @@ static const struct fs_readme_part readme[] = {
 	  "outbox/ (write it as outbox/.<name>, then mv it to outbox/<name>):\n"
 	  "message.md (first line \"# <title>\", then the Markdown body), recipients\n"
 	  "(one 9-digit organisation or 11-digit person number a line), and an optional\n"
-	  "meta.json (summary, sendersReference, language, dueDateTime, ... the API's names)\n",
+	  "meta.json (summary, sendersReference, language, dueDateTime, ... the API's names),\n"
+	  "and attachments/ (each file one attachment, uploaded once for all recipients)\n",
 	  NULL },
 	{ "correspondence/<resourceId>/sent/<name>.json",
 	  "the receipt of a sent message: each recipient's correspondenceId and status,\n"

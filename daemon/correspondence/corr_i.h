@@ -26,7 +26,7 @@ struct config;
 struct journal;
 
 enum cr_state { CR_RECEIVED, CR_SENDING, CR_SENT, CR_FAILED, CR_N_STATES };
-enum cr_field { CF_RESOURCE, CF_NAME, CF_SEED, CF_RESULTS, CF_N_FIELDS };
+enum cr_field { CF_RESOURCE, CF_NAME, CF_SEED, CF_RESULTS, CF_ATTACHMENTS, CF_N_FIELDS };
 
 #define CR_LIVE (QUEUE_STATE(CR_RECEIVED) | QUEUE_STATE(CR_SENDING))
 
@@ -50,6 +50,32 @@ extern const char *const cr_state_names[CR_N_STATES];
 /* A 9-digit organisation number (mod-11) or an 11-digit person number
  * (both check digits)? */
 bool corr_recipient_ok(const char *s);
+
+/* A message as read from its folder. */
+struct message {
+	char *markdown, *meta, *recipients_text;
+	size_t markdown_len, meta_len;
+	char **recipients;  /* NULL-ended, each checked */
+	char **attachments; /* the files in attachments/, sorted, NULL-ended */
+	char *prepared;     /* the initialize body without recipient and key */
+};
+
+/* csend.c: the item saved; the message ended in failed/ with why; a
+ * step that may pass tried again later (or given up) */
+void cr_save(struct corr *c, struct queue_item *it);
+void cr_fail(struct corr *c, struct queue_item *it, const char *why);
+struct app_answer;
+void cr_later(struct corr *c, struct queue_item *it, const struct app_answer *ans);
+
+/* cattach.c: attachments/ of the folder at dirfd listed and checked
+ * into m->attachments (0, or -EINVAL with err naming the file). */
+int cr_list_attachments(int at, struct message *m, char *err, size_t errlen);
+/* Each attachment made, uploaded and Published, a step at a time, its
+ * progress in the item's CF_ATTACHMENTS ("name TAB id TAB state" lines).
+ * 0 with the ids (NULL-ended, malloc'd) when all are Published; -EAGAIN
+ * when the item waits (saved, due later) or has failed (it.state says). */
+int cr_attachments_ready(struct corr *c, struct queue_item *it, const struct message *m,
+			 char ***ret_ids);
 
 /* One due message (core/worker.h). */
 int cr_work_one(void *ctx, int64_t *ret_wait_ms);

@@ -29,14 +29,6 @@
 #include "sha256.h"
 #include "xalloc.h"
 
-/* A message as read from its folder. */
-struct message {
-	char *markdown, *meta, *recipients_text;
-	size_t markdown_len, meta_len;
-	char **recipients; /* NULL-ended, each checked */
-	char *prepared;    /* the initialize body without recipient and key */
-};
-
 static void message_clear(struct message *m)
 {
 	free(m->markdown);
@@ -45,6 +37,9 @@ static void message_clear(struct message *m)
 	for (size_t i = 0; m->recipients && m->recipients[i]; i++)
 		free(m->recipients[i]);
 	free(m->recipients);
+	for (size_t i = 0; m->attachments && m->attachments[i]; i++)
+		free(m->attachments[i]);
+	free(m->attachments);
 	free(m->prepared);
 	memset(m, 0, sizeof(*m));
 }
@@ -177,6 +172,8 @@ static int read_message(struct corr *c, const struct queue_item *it, struct mess
 		else if (r < 0)
 			snprintf(err, errlen, "meta.json: %s", strerror(-r)), r = -EINVAL;
 	}
+	if (r == 0)
+		r = cr_list_attachments(dfd, m, err, errlen);
 	close(dfd);
 	if (r == 0)
 		r = corr_prepare(&(struct corr_message){ .resource = it->f[CF_RESOURCE],
@@ -192,7 +189,7 @@ static int read_message(struct corr *c, const struct queue_item *it, struct mess
 	return r;
 }
 
-static void save(struct corr *c, struct queue_item *it)
+void cr_save(struct corr *c, struct queue_item *it)
 {
 	int r = queue_save(c->q, it);
 
@@ -225,7 +222,7 @@ static int remove_tree(int at, const char *name)
 }
 
 /* The end of a message: the folder and why in failed/. */
-static void fail(struct corr *c, struct queue_item *it, const char *why)
+void cr_fail(struct corr *c, struct queue_item *it, const char *why)
 {
 	char *doc = corr_receipt_doc(it->f[CF_RESOURCE], it->f[CF_NAME], it->f[CF_RESULTS], why,
 				     (long long)it->created_at);
@@ -240,12 +237,12 @@ static void fail(struct corr *c, struct queue_item *it, const char *why)
 	r = receipt_dead_letter(mdir, it->f[CF_NAME], &bytes, doc, true, NULL);
 	if (r < 0) {
 		queue_retry(c->q, it, "cannot write the dead letter", -1);
-		save(c, it);
+		cr_save(c, it);
 	} else {
 		it->state = CR_FAILED;
 		it->done_at = queue_now_ms(c->q);
 		queue_set(&it->last_error, why);
-		save(c, it);
+		cr_save(c, it);
 		log_error("correspondence: \"%s\" failed: %s", it->key, why);
 	}
 	free(doc);
@@ -275,12 +272,12 @@ static void sent(struct corr *c, struct queue_item *it)
 	if (r < 0) {
 		log_errno(r, "correspondence: cannot finish \"%s\"", it->key);
 		queue_retry(c->q, it, "cannot write the receipt", -1);
-		save(c, it);
+		cr_save(c, it);
 	} else {
 		it->state = CR_SENT;
 		it->done_at = queue_now_ms(c->q);
 		queue_set(&it->last_error, NULL);
-		save(c, it);
+		cr_save(c, it);
 		log_info("correspondence: \"%s\" sent", it->key);
 	}
 	free(doc);
@@ -290,17 +287,17 @@ static void sent(struct corr *c, struct queue_item *it)
 }
 
 /* A step that failed in a way that may pass: later, or given up. */
-static void later(struct corr *c, struct queue_item *it, const struct app_answer *ans)
+void cr_later(struct corr *c, struct queue_item *it, const struct app_answer *ans)
 {
 	if (queue_given_up(c->q, it, CORR_GIVE_UP_MS)) {
 		char *why = xasprintf("given up after 3 days: %s", ans->summary);
 
-		fail(c, it, why);
+		cr_fail(c, it, why);
 		free(why);
 		return;
 	}
 	queue_retry(c->q, it, ans->summary, ans->retry_after_ms);
-	save(c, it);
+	cr_save(c, it);
 	log_warn("correspondence: \"%s\": %s; again later", it->key, ans->summary);
 }
 
@@ -341,14 +338,14 @@ static void record(struct queue_item *it, const char *recipient, const char *id,
 /* One recipient: 0 when its result is recorded, -EAGAIN when it must
  * wait (the item is then saved for later), -ECANCELED when stopping. */
 static int send_one(struct corr *c, struct queue_item *it, const struct message *m,
-		    const char *recipient)
+		    const char *const *attachments, const char *recipient)
 {
 	struct app_answer ans = { .retry_after_ms = -1 };
 	char key[37], *urn = urn_of(recipient), *id = NULL, *status = NULL;
 	int r;
 
 	key_of(it->f[CF_SEED], recipient, key);
-	r = corr_initialize(c->a, m->prepared, urn, key, &id, &status, &ans);
+	r = corr_initialize(c->a, m->prepared, urn, key, attachments, &id, &status, &ans);
 	if (r < 0 && ans.status == 409) { /* made before: its answer was lost */
 		app_answer_clear(&ans);
 		ans = (struct app_answer){ .retry_after_ms = -1 };
@@ -373,7 +370,7 @@ static int send_one(struct corr *c, struct queue_item *it, const struct message 
 	}
 	if (r == -ECANCELED)
 		goto out;
-	later(c, it, &ans);
+	cr_later(c, it, &ans);
 	r = -EAGAIN;
 out:
 	app_answer_clear(&ans);
@@ -388,29 +385,35 @@ static void step_send(struct corr *c, struct queue_item *it)
 	struct message m;
 	char err[512];
 	size_t ok, failed;
+	char **ids = NULL;
 	int r = read_message(c, it, &m, err, sizeof(err));
 
 	if (r < 0) { /* it was checked on the way in: only a lost folder lands here */
-		fail(c, it, r == -EINVAL ? err : strerror(-r));
+		cr_fail(c, it, r == -EINVAL ? err : strerror(-r));
 		return;
 	}
+	if (cr_attachments_ready(c, it, &m, &ids) < 0)
+		goto out;
 	for (size_t i = 0; m.recipients[i]; i++) {
 		if (corr_result_has(it->f[CF_RESULTS], m.recipients[i]))
 			continue;
 		if (worker_stopping(&c->worker))
 			goto out;
-		r = send_one(c, it, &m, m.recipients[i]);
+		r = send_one(c, it, &m, (const char *const *)ids, m.recipients[i]);
 		if (r < 0)
 			goto out;
 		it->tries = 0;
-		save(c, it);
+		cr_save(c, it);
 	}
 	corr_result_count(it->f[CF_RESULTS], &ok, &failed);
 	if (ok == 0)
-		fail(c, it, "the platform refused every recipient");
+		cr_fail(c, it, "the platform refused every recipient");
 	else
 		sent(c, it);
 out:
+	for (size_t i = 0; ids && ids[i]; i++)
+		free(ids[i]);
+	free(ids);
 	message_clear(&m);
 }
 
@@ -434,14 +437,14 @@ int cr_work_one(void *ctx, int64_t *ret_wait_ms)
 		r = read_message(c, &it, &m, err, sizeof(err));
 		if (r == 0) {
 			it.state = CR_SENDING;
-			save(c, &it);
+			cr_save(c, &it);
 			message_clear(&m);
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (r == -ENOENT) {
 			queue_delete(c->q, it.id); /* moved away before it was read */
 		} else if (r < 0) {
-			fail(c, &it, r == -EINVAL ? err : strerror(-r));
+			cr_fail(c, &it, r == -EINVAL ? err : strerror(-r));
 			log_warn("correspondence: \"%s\" refused before sending: %s", it.key,
 				 it.last_error ? it.last_error : "");
 		}

@@ -12,6 +12,7 @@
 #define ALTINNFS_API_CORR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api_app.h"
 
@@ -34,9 +35,31 @@ struct corr_message {
 int corr_prepare(const struct corr_message *m, char **ret_body, char *err, size_t errlen);
 
 /* POST /correspondence: the prepared body for one recipient (its URN)
- * under key; the new correspondence's id and status. */
+ * under key, with the published attachments (ids, NULL-ended; may be
+ * NULL); the new correspondence's id and status. */
 int corr_initialize(struct altinn *a, const char *prepared, const char *recipient_urn,
-		    const char *key, char **ret_id, char **ret_status, struct app_answer *ans);
+		    const char *key, const char *const *attachments, char **ret_id,
+		    char **ret_status, struct app_answer *ans);
+
+/* Whether an attachment's file name is one the platform takes (its
+ * ValidateAttachmentName: 1..255 characters, an allowed type, none of
+ * <>:"/\|?* or control characters, no Windows device name). */
+int corr_attachment_name_ok(const char *name, char *err, size_t errlen);
+
+/* POST /attachment {resourceId, fileName, sendersReference, checksum}:
+ * the new attachment's id. */
+int corr_attachment_create(struct altinn *a, const char *resource, const char *file_name,
+			   const char *reference, const char *md5, char **ret_id,
+			   struct app_answer *ans);
+
+/* POST /attachment/{id}/upload, size bytes streamed from fd. */
+int corr_attachment_upload(struct altinn *a, const char *id, int fd, uint64_t size,
+			   struct app_answer *ans);
+
+/* GET /attachment/{id}: its status (UploadProcessing, Published, Failed
+ * ...) and statusText. */
+int corr_attachment_status(struct altinn *a, const char *id, char **ret_status, char **ret_text,
+			   struct app_answer *ans);
 
 /* GET /correspondence?resourceId=&role=Sender&idempotentKey=: the id made
  * under key; -ENOENT when there is none. */

@@ -210,7 +210,8 @@ out:
 	return r;
 }
 
-char *jsn_corr_init_body(const char *prepared, const char *recipient_urn, const char *key)
+char *jsn_corr_init_body(const char *prepared, const char *recipient_urn, const char *key,
+			 const char *const *attachments)
 {
 	json_t *c = json_loads(prepared, 0, NULL), *o = json_object();
 	char *s;
@@ -220,6 +221,13 @@ char *jsn_corr_init_body(const char *prepared, const char *recipient_urn, const 
 	json_object_set_new(o, "correspondence", c);
 	json_object_set_new(o, "recipients", json_pack("[s]", recipient_urn));
 	json_object_set_new(o, "idempotentKey", json_string(key));
+	if (attachments && attachments[0]) {
+		json_t *ids = json_array();
+
+		for (size_t i = 0; attachments[i]; i++)
+			json_array_append_new(ids, json_string(attachments[i]));
+		json_object_set_new(o, "existingAttachments", ids);
+	}
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!s)
@@ -344,4 +352,40 @@ char *corr_receipt_doc(const char *resource, const char *name, const char *resul
 	s = jsn_dump_doc(o, &len);
 	json_decref(o);
 	return s;
+}
+
+char *jsn_corr_attachment_body(const char *resource, const char *file_name,
+			       const char *reference, const char *md5)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "resourceId", resource, "fileName",
+			      file_name, "displayName", file_name, "sendersReference", reference,
+			      "checksum", md5);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (!s)
+		abort();
+	return s;
+}
+
+int jsn_corr_string_id(const char *body, size_t len, char **ret_id)
+{
+	json_t *v = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+	const char *id = json_is_string(v) ? json_string_value(v) : NULL;
+	int r = id && *id && strlen(id) < 64 && !strchr(id, '/') ? 0 : -EIO;
+
+	if (r == 0)
+		*ret_id = xstrdup(id);
+	json_decref(v);
+	return r;
+}
+
+int jsn_corr_status_text(const char *body, size_t len, char **ret_status, char **ret_text)
+{
+	json_t *o = jsn_load(body, len, "a Correspondence attachment overview");
+
+	*ret_status = o ? jsn_dup_str(o, "status") : NULL;
+	*ret_text = o ? jsn_dup_str(o, "statusText") : NULL;
+	json_decref(o);
+	return *ret_status ? 0 : -EIO;
 }
