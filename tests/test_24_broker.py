@@ -252,3 +252,17 @@ def test_file_being_sent_is_busy(m, p):
     [t] = sent_by_me(p, "opptatt.txt")
     assert t["fileTransferId"] == receipt["fileTransferId"]
     assert download_as_partner(p, t["fileTransferId"]) == b"first"
+
+
+def test_refused_before_work_is_asked_again_once_settled(m, p):
+    # a 503 before any work: the outcome is unknown to the daemon, which
+    # looks, finds nothing, waits out the settle time (2 x timeout + 5 s)
+    # and only then initializes again
+    p.fault(BROKER + "$", method="POST", status=503)
+    data = b"andre gang\n"
+    drop(m, PARTNER, "andre-gang.txt", data)
+    receipt = wait_receipt(m, PARTNER, "andre-gang.txt", timeout=60)
+    [t] = sent_by_me(p, "andre-gang.txt")
+    assert t["fileTransferId"] == receipt["fileTransferId"]
+    assert "not found yet" in m.log()
+    assert download_as_partner(p, t["fileTransferId"]) == data

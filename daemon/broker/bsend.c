@@ -9,7 +9,8 @@
  * for on the platform: a search of the resource's transfers sent by us
  * around the time we asked, matched by fileName and our own
  * sendersFileTransferReference (a random one per item). Only when none
- * matches is it initialized again. An upload refused with 409 after a
+ * matches, and the ask is old enough that it cannot still be on its way
+ * (settle_ms), is it initialized again. An upload refused with 409 after a
  * crash means the bytes had arrived: the transfer's status decides. */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,14 @@
 /* how soon a transfer in UploadProcessing is looked at again */
 #define FOLLOW_MS 1000
 #define FOLLOW_MAX_MS 30000
+
+/* How long after an initialize whose answer was lost a search that finds
+ * nothing is trusted: the request may still have been on its way or in
+ * the works there (twice the request timeout, and some). */
+static int64_t settle_ms(struct broker *b)
+{
+	return 2LL * b->cfg->timeout * 1000 + 5000;
+}
 
 static char *file_path(struct broker *b, const struct queue_item *it)
 {
@@ -203,6 +212,15 @@ static void step_initialize(struct broker *b, struct queue_item *it)
 		if (r == 0) {
 			log_info("broker: \"%s\" was initialized as %s (found)", it->key, id);
 			goto have_id;
+		}
+		if (r == -ENOENT && now - at < settle_ms(b)) {
+			/* a request that timed out here may still be under way
+			 * there: look again before asking again */
+			app_answer_clear(&ans);
+			snprintf(ans.summary, sizeof(ans.summary),
+				 "initialize: the answer was lost and the transfer is not "
+				 "found yet; looking again");
+			r = -EAGAIN;
 		}
 		if (r != -ENOENT) {
 			if (r != -ECANCELED)
