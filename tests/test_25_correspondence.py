@@ -104,7 +104,7 @@ def wait_letter(m, name, timeout=30):
 def test_tree_and_readme(m):
     assert os.listdir(m.path / "correspondence") == [RESOURCE]
     assert sorted(os.listdir(m.path / "correspondence" / RESOURCE)) == [
-        "failed", "outbox", "sent"]
+        "failed", "outbox", "sent", "status.json"]
     readme = (m.path / "README.txt").read_text()
     assert "correspondence/<resourceId>/outbox/<name>/" in readme
     expect_errno(errno.EPERM, (area(m, "outbox") / "loose.txt").write_bytes, b"x")
@@ -267,6 +267,30 @@ def test_local_refusal_names_the_field(m, p, name, markdown, recipients, meta, f
     assert not (area(m, "sent") / (name + ".json")).exists()
     assert [e for e in p.since(mark) if e["path"].startswith(CORR)] == []
     assert stored(p, name) == []
+
+
+def status(m):
+    return json.loads((m.path / "correspondence" / RESOURCE / "status.json").read_bytes())
+
+
+def test_status_json_counts_pending_sent_failed(m, p):
+    st = status(m)
+    assert st["resourceId"] == RESOURCE
+    assert st["outbox"]["pending"] == 0 and st["outbox"]["sent"] == 0
+    # the platform fails every initialize for a while: the message waits
+    p.fault(CORR + "$", method="POST", status=503, count=1000)
+    write_message(m, "venter", "# Venter\nB\n", [ORG])
+    wait_for(lambda: status(m)["outbox"]["retrying"] == 1, 20, "a retrying message")
+    st = status(m)["outbox"]
+    assert st["pending"] == 1 and st["oldest_pending_at"]
+    assert "503" in st["last_error"]
+    p.clear_faults()
+    wait_receipt(m, "venter", timeout=60)
+    write_message(m, "feil", "Ingen tittel\n", [ORG])
+    wait_letter(m, "feil")
+    st = status(m)["outbox"]
+    assert (st["pending"], st["retrying"], st["sent"], st["failed"]) == (0, 0, 1, 1)
+    assert st["last_error"] is None
 
 
 # ---- exactly once

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "api_corr.h"
 #include "config.h"
 #include "corr_i.h"
 #include "journal.h"
@@ -257,6 +258,53 @@ static int hook_xattr(void *ctx, const struct local_call *lc, const char *attr, 
 	return v ? 0 : -ENODATA;
 }
 
+/* ---- correspondence/<resourceId>/status.json */
+
+struct census {
+	struct corr_status_facts st;
+	char *last_error;
+	int64_t last_error_at;
+};
+
+static int count_one(void *ctx, struct queue_item *it)
+{
+	struct census *cs = ctx;
+
+	cs->st.pending++;
+	if (!cs->st.oldest_pending_ms || it->created_at < cs->st.oldest_pending_ms)
+		cs->st.oldest_pending_ms = it->created_at;
+	if (it->tries > 0 && it->last_error) {
+		cs->st.retrying++;
+		if (it->attempt_at >= cs->last_error_at) {
+			free(cs->last_error);
+			cs->last_error = it->last_error;
+			cs->last_error_at = it->attempt_at;
+			it->last_error = NULL;
+		}
+	}
+	return 0;
+}
+
+static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
+{
+	struct corr *c = ctx;
+	char *prefix = xasprintf("%s/", scope), *doc;
+	struct census cs = { .st = { .resource = scope,
+				     .give_up_s = (int)(CORR_GIVE_UP_MS / 1000) } };
+	struct queue_query qq = { .key_prefix = prefix, .states = CR_LIVE, .limit = 100000 };
+
+	queue_list(c->q, &qq, count_one, &cs);
+	queue_count(c->q, &(struct queue_query){ .key_prefix = prefix,
+						 .states = QUEUE_STATE(CR_SENT) }, &cs.st.sent);
+	queue_count(c->q, &(struct queue_query){ .key_prefix = prefix,
+						 .states = QUEUE_STATE(CR_FAILED) }, &cs.st.failed);
+	cs.st.last_error = cs.last_error;
+	doc = corr_status_doc(&cs.st, ret_len);
+	free(cs.last_error);
+	free(prefix);
+	return doc;
+}
+
 /* ---- life */
 
 static void corr_free(struct corr *c)
@@ -366,6 +414,7 @@ int corr_family(const struct family_deps *deps, struct fs_family *ret)
 	*ret = (struct fs_family){ .name = "correspondence", .ctx = c, .readme = readme,
 				   .root = "correspondence",
 				   .scopes = (const char *const *)c->resources,
+				   .scope_status = scope_status,
 				   .start = family_start, .stop = family_stop,
 				   .free = family_free };
 	for (int a = 0; a < CR_N_AREAS; a++) {

@@ -83,4 +83,16 @@ int corr_result_has(const char *results, const char *recipient);
 char *corr_receipt_doc(const char *resource, const char *name, const char *results,
 		       const char *error, long long journaled_ms);
 
+/* correspondence/<resourceId>/status.json: one resource's sending. */
+struct corr_status_facts {
+	const char *resource;
+	uint64_t pending;          /* messages in outbox/ not yet sent or failed */
+	int64_t oldest_pending_ms; /* when the oldest of them was renamed in; 0: none */
+	uint64_t retrying;         /* of them, failed at least once and waiting */
+	uint64_t sent, failed;     /* ended, as the journal remembers them */
+	const char *last_error;    /* the newest retrying item's, or NULL */
+	int give_up_s;
+};
+char *corr_status_doc(const struct corr_status_facts *st, size_t *ret_len);
+
 #endif

@@ -389,3 +389,24 @@ int jsn_corr_status_text(const char *body, size_t len, char **ret_status, char *
 	json_decref(o);
 	return *ret_status ? 0 : -EIO;
 }
+
+char *corr_status_doc(const struct corr_status_facts *st, size_t *ret_len)
+{
+	json_t *o = json_object(), *out = json_object();
+	struct timespec ts = { st->oldest_pending_ms / 1000,
+			       (st->oldest_pending_ms % 1000) * 1000000 };
+	char *s;
+
+	json_object_set_new(o, "resourceId", json_string(st->resource));
+	json_object_set_new(out, "pending", json_integer((json_int_t)st->pending));
+	json_object_set_new(out, "oldest_pending_at", jsn_time_or_null(&ts));
+	json_object_set_new(out, "retrying", json_integer((json_int_t)st->retrying));
+	json_object_set_new(out, "last_error", jsn_str_or_null(st->last_error));
+	json_object_set_new(out, "sent", json_integer((json_int_t)st->sent));
+	json_object_set_new(out, "failed", json_integer((json_int_t)st->failed));
+	json_object_set_new(out, "give_up_s", json_integer(st->give_up_s));
+	json_object_set_new(o, "outbox", out);
+	s = jsn_dump_doc(o, ret_len);
+	json_decref(o);
+	return s;
+}
