@@ -132,11 +132,35 @@ def test_folder_becomes_one_correspondence_per_recipient(m, p):
     assert sorted(receipt["recipients"]) == sorted([ORG, PERSON])
     for rcp, urn in ((ORG, ORG_URN + ORG), (PERSON, PERSON_URN + PERSON)):
         assert receipt["recipients"][rcp]["correspondenceId"] == by_urn[urn]["correspondenceId"]
-        assert receipt["recipients"][rcp]["status"] == "Initialized"
+        assert receipt["recipients"][rcp]["status"] in ("Initialized", "ReadyForPublish",
+                                                        "Published")
     # one key per recipient, and the folder is gone from outbox/
     assert len({c["idempotentKey"] for c in rows}) == 2
     # the receipt first, then the folder leaves outbox/
     wait_for(lambda: not (area(m, "outbox") / "vedtak-1").exists(), 10, "the folder to go")
+
+
+def wait_statuses(m, name, want, timeout=30):
+    path = area(m, "sent") / (name + ".json")
+
+    def done():
+        doc = json.loads(path.read_bytes())
+        return {r: v.get("status") for r, v in doc["recipients"].items()} == want
+    wait_for(done, timeout, f"statuses {want} in {path}")
+    return json.loads(path.read_bytes())
+
+
+def test_receipt_follows_publication(m, p):
+    r = p.request("PUT", "/_localtest/correspondence/settings", auth=False,
+                  body={"failRecipients": [ORG]})
+    assert r.status in (200, 204), r
+    write_message(m, "publisert", "# Publisert\nB\n", [ORG, PERSON])
+    wait_receipt(m, "publisert")
+    receipt = wait_statuses(m, "publisert", {ORG: "Failed", PERSON: "Published"})
+    for c in stored(p, "publisert"):
+        rcp = c["recipient"].rsplit(":", 1)[1]
+        assert c["status"] == receipt["recipients"][rcp]["status"]
+        assert receipt["recipients"][rcp]["correspondenceId"] == c["correspondenceId"]
 
 
 def test_folder_written_in_place_is_not_sent(m, p):

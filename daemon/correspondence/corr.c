@@ -29,7 +29,8 @@
 
 enum cr_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, CR_N_AREAS };
 
-const char *const cr_state_names[CR_N_STATES] = { "received", "sending", "sent", "failed" };
+const char *const cr_state_names[CR_N_STATES] = { "received", "sending", "sent", "failed",
+						   "following" };
 static const char *const field_names[CF_N_FIELDS] = { "resource", "name", "seed", "results",
 						      "attachments" };
 static const struct queue_def queue_def = {
@@ -295,7 +296,7 @@ static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
 
 	queue_list(c->q, &qq, count_one, &cs);
 	queue_count(c->q, &(struct queue_query){ .key_prefix = prefix,
-						 .states = QUEUE_STATE(CR_SENT) }, &cs.st.sent);
+						 .states = CR_DONE }, &cs.st.sent);
 	queue_count(c->q, &(struct queue_query){ .key_prefix = prefix,
 						 .states = QUEUE_STATE(CR_FAILED) }, &cs.st.failed);
 	cs.st.last_error = cs.last_error;

@@ -6,7 +6,8 @@
  * random seed from which each recipient's idempotentKey is derived:
  *
  *   rename into outbox/ --> received --read and checked--> sending
- *     --one initialize per recipient, each result saved--> sent (receipt)
+ *     --one initialize per recipient, each result saved--> following (receipt)
+ *     --every correspondence Published, Failed or further--> sent
  *        |  refused locally --> failed (the folder and why)
  *        |  every recipient refused --> failed
  *   A lost answer or a crash: the same key again; 409 means it was made,
@@ -25,10 +26,12 @@ struct altinn;
 struct config;
 struct journal;
 
-enum cr_state { CR_RECEIVED, CR_SENDING, CR_SENT, CR_FAILED, CR_N_STATES };
+enum cr_state { CR_RECEIVED, CR_SENDING, CR_SENT, CR_FAILED, CR_FOLLOWING, CR_N_STATES };
 enum cr_field { CF_RESOURCE, CF_NAME, CF_SEED, CF_RESULTS, CF_ATTACHMENTS, CF_N_FIELDS };
 
 #define CR_LIVE (QUEUE_STATE(CR_RECEIVED) | QUEUE_STATE(CR_SENDING))
+/* sent, its receipt written, each correspondence's publication followed */
+#define CR_DONE (QUEUE_STATE(CR_SENT) | QUEUE_STATE(CR_FOLLOWING))
 
 /* a message failing in ways that may pass (5xx, 429, no answer) goes to
  * failed/ after three days, as a Broker transfer does by default */

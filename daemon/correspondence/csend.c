@@ -29,6 +29,12 @@
 #include "sha256.h"
 #include "xalloc.h"
 
+/* how soon, and how often at most, a sent message's correspondences are
+ * looked at until they are published, and for how long */
+#define FOLLOW_MS 500
+#define FOLLOW_MAX_MS 30000
+#define FOLLOW_FOR_MS (3600 * 1000)
+
 static void message_clear(struct message *m)
 {
 	free(m->markdown);
@@ -274,8 +280,9 @@ static void sent(struct corr *c, struct queue_item *it)
 		queue_retry(c->q, it, "cannot write the receipt", -1);
 		cr_save(c, it);
 	} else {
-		it->state = CR_SENT;
-		it->done_at = queue_now_ms(c->q);
+		it->state = CR_FOLLOWING;
+		it->tries = 0;
+		it->due_at = queue_now_ms(c->q) + FOLLOW_MS;
 		queue_set(&it->last_error, NULL);
 		cr_save(c, it);
 		log_info("correspondence: \"%s\" sent", it->key);
@@ -284,6 +291,67 @@ static void sent(struct corr *c, struct queue_item *it)
 	free(mdir);
 	free(odir);
 	free(name);
+}
+
+/* following: each correspondence's status until it is past publication;
+ * the receipt rewritten when one changed. Publication is the platform's
+ * background job (seconds); after FOLLOW_FOR_MS the receipt stays as it
+ * is. */
+static void step_follow(struct corr *c, struct queue_item *it)
+{
+	char **rcp = NULL, **ids = NULL;
+	bool changed = false;
+	int64_t now = queue_now_ms(c->q), wait;
+
+	corr_result_unsettled(it->f[CF_RESULTS], &rcp, &ids);
+	for (size_t i = 0; rcp[i]; i++) {
+		struct app_answer ans = { .retry_after_ms = -1 };
+		char *status = NULL, *results;
+
+		if (corr_status(c->a, ids[i], &status, &ans) == 0 && status &&
+		    strcmp(status, "Initialized") != 0) {
+			results = corr_result_add(it->f[CF_RESULTS], rcp[i], ids[i], status, NULL,
+						  0);
+			queue_set(&it->f[CF_RESULTS], results);
+			free(results);
+			changed = true;
+		}
+		app_answer_clear(&ans);
+		free(status);
+	}
+	for (size_t i = 0; rcp[i]; i++) {
+		free(rcp[i]);
+		free(ids[i]);
+	}
+	free(rcp);
+	free(ids);
+	if (changed) {
+		char *doc = corr_receipt_doc(it->f[CF_RESOURCE], it->f[CF_NAME],
+					     it->f[CF_RESULTS], NULL, (long long)it->created_at);
+		char *mdir = mount_path(c, it, "sent", NULL);
+		char *name = xasprintf("%s.json", it->f[CF_NAME]);
+
+		receipt_write(mdir, name, doc, false, NULL);
+		free(doc);
+		free(mdir);
+		free(name);
+	}
+	corr_result_unsettled(it->f[CF_RESULTS], &rcp, &ids);
+	if (!rcp[0] || now - it->created_at > FOLLOW_FOR_MS) {
+		it->state = CR_SENT;
+		it->done_at = now;
+	} else {
+		wait = FOLLOW_MS << (it->tries < 6 ? it->tries : 6);
+		it->tries++;
+		it->due_at = now + (wait < FOLLOW_MAX_MS ? wait : FOLLOW_MAX_MS);
+	}
+	for (size_t i = 0; rcp[i]; i++) {
+		free(rcp[i]);
+		free(ids[i]);
+	}
+	free(rcp);
+	free(ids);
+	cr_save(c, it);
 }
 
 /* A step that failed in a way that may pass: later, or given up. */
@@ -423,7 +491,8 @@ int cr_work_one(void *ctx, int64_t *ret_wait_ms)
 	struct queue_item it;
 	struct message m;
 	char err[512];
-	int r = queue_next_due(c->q, CR_LIVE, NULL, NULL, &it, ret_wait_ms);
+	int r = queue_next_due(c->q, CR_LIVE | QUEUE_STATE(CR_FOLLOWING), NULL, NULL, &it,
+			       ret_wait_ms);
 
 	if (r != 1)
 		return r;
@@ -455,6 +524,8 @@ int cr_work_one(void *ctx, int64_t *ret_wait_ms)
 	}
 	if (it.state == CR_SENDING)
 		step_send(c, &it);
+	else if (it.state == CR_FOLLOWING)
+		step_follow(c, &it);
 	queue_item_clear(&it);
 	return 1;
 }

@@ -76,6 +76,10 @@ char *corr_result_add(const char *results, const char *recipient, const char *id
 		      const char *status, const char *error, long http_status);
 /* How many recipients in results have an id (*ret_ok) and an error. */
 void corr_result_count(const char *results, size_t *ret_ok, size_t *ret_failed);
+/* The recipients in results whose correspondence is not yet past
+ * publication (Initialized, ReadyForPublish), and their ids; NULL-ended
+ * malloc'd arrays (empty when none). */
+void corr_result_unsettled(const char *results, char ***ret_recipients, char ***ret_ids);
 /* Whether recipient has a result already. */
 int corr_result_has(const char *results, const char *recipient);
 

@@ -410,3 +410,25 @@ char *corr_status_doc(const struct corr_status_facts *st, size_t *ret_len)
 	json_decref(o);
 	return s;
 }
+
+void corr_result_unsettled(const char *results, char ***ret_recipients, char ***ret_ids)
+{
+	json_t *o = load_results(results), *v;
+	size_t n = 0, cap = json_object_size(o) + 1;
+	char **rcp = xcalloc(cap, sizeof(char *)), **ids = xcalloc(cap, sizeof(char *));
+	const char *key;
+
+	json_object_foreach(o, key, v) {
+		const char *id = jsn_get_str(v, "correspondenceId");
+		const char *st = jsn_get_str(v, "status");
+
+		if (id && (!st || strcmp(st, "Initialized") == 0 ||
+			   strcmp(st, "ReadyForPublish") == 0)) {
+			rcp[n] = xstrdup(key);
+			ids[n++] = xstrdup(id);
+		}
+	}
+	json_decref(o);
+	*ret_recipients = rcp;
+	*ret_ids = ids;
+}
