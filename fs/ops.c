@@ -404,8 +404,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * buffers kept for reuse: a fresh buffer per read (as fuse_reply_data
  * makes for an fd) costs a page fault per page and ran at a fifth of the
  * speed. Not one per FUSE thread: each of the 64 would keep a read's
- * size, and 32 readers at once held 32 MiB that way. When all are in use
- * a read has one of its own for the moment. */
+ * size, and 32 readers at once held 32 MiB that way. A read that finds
+ * them all in use waits for one: each is held only for a pread and the
+ * reply's write. */
 #define READ_BUFS 4
 
 struct read_buf {
@@ -414,16 +415,18 @@ struct read_buf {
 };
 
 static pthread_mutex_t read_bufs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t read_bufs_back = PTHREAD_COND_INITIALIZER;
 static struct read_buf read_bufs[READ_BUFS]; /* protected by read_bufs_lock */
-static int n_read_bufs;                      /* protected by read_bufs_lock */
+static int n_read_bufs = READ_BUFS;          /* free ones: read_bufs[0..n) */
 
 static struct read_buf read_buf_take(void)
 {
-	struct read_buf b = { NULL, 0 };
+	struct read_buf b;
 
 	pthread_mutex_lock(&read_bufs_lock);
-	if (n_read_bufs > 0)
-		b = read_bufs[--n_read_bufs];
+	while (n_read_bufs == 0)
+		pthread_cond_wait(&read_bufs_back, &read_bufs_lock);
+	b = read_bufs[--n_read_bufs];
 	pthread_mutex_unlock(&read_bufs_lock);
 	return b;
 }
@@ -431,12 +434,9 @@ static struct read_buf read_buf_take(void)
 static void read_buf_give(struct read_buf b)
 {
 	pthread_mutex_lock(&read_bufs_lock);
-	if (n_read_bufs < READ_BUFS) {
-		read_bufs[n_read_bufs++] = b;
-		b.p = NULL;
-	}
+	read_bufs[n_read_bufs++] = b;
+	pthread_cond_signal(&read_bufs_back);
 	pthread_mutex_unlock(&read_bufs_lock);
-	free(b.p);
 }
 
 static void reply_from_fd(fuse_req_t req, int fd, uint64_t off, size_t len)
