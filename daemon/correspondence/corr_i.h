@@ -63,7 +63,17 @@ struct message {
 	char *prepared;     /* the initialize body without recipient and key */
 };
 
-/* csend.c: the item saved; the message ended in failed/ with why; a
+/* cend.c: the message's folder on disk, and a path in one of its
+ * resource's areas through the mount (name may be NULL) */
+char *cr_disk_dir(struct corr *c, const struct queue_item *it);
+char *cr_mount_path(struct corr *c, const struct queue_item *it, const char *area,
+		    const char *name);
+/* cend.c: every recipient answered: the receipt in sent/, the folder
+ * gone, then following; following: each correspondence's status until
+ * it is past publication, the receipt rewritten when one changed */
+void cr_sent(struct corr *c, struct queue_item *it);
+void cr_follow(struct corr *c, struct queue_item *it);
+/* cend.c: the item saved; the message ended in failed/ with why; a
  * step that may pass tried again later (or given up) */
 void cr_save(struct corr *c, struct queue_item *it);
 void cr_fail(struct corr *c, struct queue_item *it, const char *why);

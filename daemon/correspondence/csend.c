@@ -29,12 +29,6 @@
 #include "sha256.h"
 #include "xalloc.h"
 
-/* how soon, and how often at most, a sent message's correspondences are
- * looked at until they are published, and for how long */
-#define FOLLOW_MS 500
-#define FOLLOW_MAX_MS 30000
-#define FOLLOW_FOR_MS (3600 * 1000)
-
 static void message_clear(struct message *m)
 {
 	free(m->markdown);
@@ -48,19 +42,6 @@ static void message_clear(struct message *m)
 	free(m->attachments);
 	free(m->prepared);
 	memset(m, 0, sizeof(*m));
-}
-
-static char *disk_dir(struct corr *c, const struct queue_item *it)
-{
-	return xasprintf("%s/correspondence/%s/outbox/%s", c->cfg->state_dir,
-			 it->f[CF_RESOURCE], it->f[CF_NAME]);
-}
-
-static char *mount_path(struct corr *c, const struct queue_item *it, const char *area,
-			const char *name)
-{
-	return xasprintf("%s/correspondence/%s/%s%s%s", c->mountpoint, it->f[CF_RESOURCE], area,
-			 name ? "/" : "", name ? name : "");
 }
 
 /* dirfd/name whole, at most max bytes: 0, -ENOENT, -EFBIG or -errno */
@@ -149,7 +130,7 @@ static int parse_recipients(struct message *m, char *err, size_t errlen)
 static int read_message(struct corr *c, const struct queue_item *it, struct message *m,
 			char *err, size_t errlen)
 {
-	char *dir = disk_dir(c, it);
+	char *dir = cr_disk_dir(c, it);
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	size_t len;
 	int r;
@@ -193,180 +174,6 @@ static int read_message(struct corr *c, const struct queue_item *it, struct mess
 	if (r < 0)
 		message_clear(m);
 	return r;
-}
-
-void cr_save(struct corr *c, struct queue_item *it)
-{
-	int r = queue_save(c->q, it);
-
-	if (r < 0)
-		log_errno(r, "correspondence: cannot save \"%s\"", it->key);
-}
-
-/* The folder, removed through the mount (so watchers see it go). */
-static int remove_tree(int at, const char *name)
-{
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d;
-	struct dirent *de;
-	int r = 0;
-
-	if (fd < 0)
-		return errno == ENOTDIR || errno == ELOOP ? (unlinkat(at, name, 0) < 0 ? -errno : 0) : -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && r == 0)
-			r = remove_tree(dirfd(d), de->d_name);
-	closedir(d);
-	if (r == 0 && unlinkat(at, name, AT_REMOVEDIR) < 0)
-		r = -errno;
-	return r;
-}
-
-/* The end of a message: the folder and why in failed/. */
-void cr_fail(struct corr *c, struct queue_item *it, const char *why)
-{
-	char *doc = corr_receipt_doc(it->f[CF_RESOURCE], it->f[CF_NAME], it->f[CF_RESULTS], why,
-				     (long long)it->created_at);
-	char *mdir = mount_path(c, it, "failed", NULL);
-	char *from = mount_path(c, it, "outbox", it->f[CF_NAME]);
-	char *disk = disk_dir(c, it);
-	struct receipt_bytes bytes = { NULL, NULL, 0 };
-	int r;
-
-	if (access(disk, F_OK) == 0)
-		bytes.move_from = from;
-	r = receipt_dead_letter(mdir, it->f[CF_NAME], &bytes, doc, true, NULL);
-	if (r < 0) {
-		queue_retry(c->q, it, "cannot write the dead letter", -1);
-		cr_save(c, it);
-	} else {
-		it->state = CR_FAILED;
-		it->done_at = queue_now_ms(c->q);
-		queue_set(&it->last_error, why);
-		cr_save(c, it);
-		log_error("correspondence: \"%s\" failed: %s", it->key, why);
-	}
-	free(doc);
-	free(mdir);
-	free(from);
-	free(disk);
-}
-
-/* Every recipient answered: the receipt in sent/, the folder gone. */
-static void sent(struct corr *c, struct queue_item *it)
-{
-	char *doc = corr_receipt_doc(it->f[CF_RESOURCE], it->f[CF_NAME], it->f[CF_RESULTS], NULL,
-				     (long long)it->created_at);
-	char *mdir = mount_path(c, it, "sent", NULL);
-	char *odir = mount_path(c, it, "outbox", NULL);
-	char *name = xasprintf("%s.json", it->f[CF_NAME]);
-	int r = receipt_write(mdir, name, doc, false, NULL), ofd;
-
-	if (r == 0) {
-		ofd = open(odir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		r = ofd < 0 ? -errno : remove_tree(ofd, it->f[CF_NAME]);
-		if (ofd >= 0)
-			close(ofd);
-		if (r == -ENOENT)
-			r = 0;
-	}
-	if (r < 0) {
-		log_errno(r, "correspondence: cannot finish \"%s\"", it->key);
-		queue_retry(c->q, it, "cannot write the receipt", -1);
-		cr_save(c, it);
-	} else {
-		it->state = CR_FOLLOWING;
-		it->tries = 0;
-		it->due_at = queue_now_ms(c->q) + FOLLOW_MS;
-		queue_set(&it->last_error, NULL);
-		cr_save(c, it);
-		log_info("correspondence: \"%s\" sent", it->key);
-	}
-	free(doc);
-	free(mdir);
-	free(odir);
-	free(name);
-}
-
-/* following: each correspondence's status until it is past publication;
- * the receipt rewritten when one changed. Publication is the platform's
- * background job (seconds); after FOLLOW_FOR_MS the receipt stays as it
- * is. */
-static void step_follow(struct corr *c, struct queue_item *it)
-{
-	char **rcp = NULL, **ids = NULL;
-	bool changed = false;
-	int64_t now = queue_now_ms(c->q), wait;
-
-	corr_result_unsettled(it->f[CF_RESULTS], &rcp, &ids);
-	for (size_t i = 0; rcp[i]; i++) {
-		struct app_answer ans = { .retry_after_ms = -1 };
-		char *status = NULL, *results;
-
-		if (corr_status(c->a, ids[i], &status, &ans) == 0 && status &&
-		    strcmp(status, "Initialized") != 0) {
-			results = corr_result_add(it->f[CF_RESULTS], rcp[i], ids[i], status, NULL,
-						  0);
-			queue_set(&it->f[CF_RESULTS], results);
-			free(results);
-			changed = true;
-		}
-		app_answer_clear(&ans);
-		free(status);
-	}
-	for (size_t i = 0; rcp[i]; i++) {
-		free(rcp[i]);
-		free(ids[i]);
-	}
-	free(rcp);
-	free(ids);
-	if (changed) {
-		char *doc = corr_receipt_doc(it->f[CF_RESOURCE], it->f[CF_NAME],
-					     it->f[CF_RESULTS], NULL, (long long)it->created_at);
-		char *mdir = mount_path(c, it, "sent", NULL);
-		char *name = xasprintf("%s.json", it->f[CF_NAME]);
-
-		receipt_write(mdir, name, doc, false, NULL);
-		free(doc);
-		free(mdir);
-		free(name);
-	}
-	corr_result_unsettled(it->f[CF_RESULTS], &rcp, &ids);
-	if (!rcp[0] || now - it->created_at > FOLLOW_FOR_MS) {
-		it->state = CR_SENT;
-		it->done_at = now;
-	} else {
-		wait = FOLLOW_MS << (it->tries < 6 ? it->tries : 6);
-		it->tries++;
-		it->due_at = now + (wait < FOLLOW_MAX_MS ? wait : FOLLOW_MAX_MS);
-	}
-	for (size_t i = 0; rcp[i]; i++) {
-		free(rcp[i]);
-		free(ids[i]);
-	}
-	free(rcp);
-	free(ids);
-	cr_save(c, it);
-}
-
-/* A step that failed in a way that may pass: later, or given up. */
-void cr_later(struct corr *c, struct queue_item *it, const struct app_answer *ans)
-{
-	if (queue_given_up(c->q, it, CORR_GIVE_UP_MS)) {
-		char *why = xasprintf("given up after 3 days: %s", ans->summary);
-
-		cr_fail(c, it, why);
-		free(why);
-		return;
-	}
-	queue_retry(c->q, it, ans->summary, ans->retry_after_ms);
-	cr_save(c, it);
-	log_warn("correspondence: \"%s\": %s; again later", it->key, ans->summary);
 }
 
 /* The idempotentKey of one recipient: a GUID (version 5 form) of the
@@ -477,7 +284,7 @@ static void step_send(struct corr *c, struct queue_item *it)
 	if (ok == 0)
 		cr_fail(c, it, "the platform refused every recipient");
 	else
-		sent(c, it);
+		cr_sent(c, it);
 out:
 	for (size_t i = 0; ids && ids[i]; i++)
 		free(ids[i]);
@@ -525,7 +332,7 @@ int cr_work_one(void *ctx, int64_t *ret_wait_ms)
 	if (it.state == CR_SENDING)
 		step_send(c, &it);
 	else if (it.state == CR_FOLLOWING)
-		step_follow(c, &it);
+		cr_follow(c, &it);
 	queue_item_clear(&it);
 	return 1;
 }
