@@ -6,9 +6,9 @@
  * (cache_fill.c), and every reader of the element reads that file: from
  * disk at once when its bytes are there, from the download's memory when
  * they just came, after a wait when the download has yet to reach them.
- * This file keeps the index (least recently used last), hands entries to
- * readers and tells them where their bytes are; cache_disk.c knows the
- * files' names and what a start finds.
+ * This file hands entries to readers and tells them where their bytes
+ * are; cache_index.c keeps the index (least recently used last) and what
+ * a start finds, cache_disk.c the files' names, records and hashes.
  *
  * Guarantees: the entries' sizes never add up to more than max (an element
  * that does not fit once the unused entries are gone is read uncached);
@@ -26,73 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "xalloc.h"
 
-
-/* ---- the index; everything here is called locked */
-
-void cache_list_unlink(struct cache *c, struct cache_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-void cache_list_push_front(struct cache *c, struct cache_entry *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head)
-		c->head->prev = e;
-	c->head = e;
-	if (!c->tail)
-		c->tail = e;
-}
-
-void cache_entry_free(struct cache_entry *e)
-{
-	if (e->fd >= 0)
-		close(e->fd);
-	pthread_cond_destroy(&e->cond);
-	free(e->base);
-	free(e->guid);
-	free(e->url);
-	free(e);
-}
-
-/* Takes e out of the index and removes its file; freed by its last user. */
-void cache_entry_drop(struct cache *c, struct cache_entry *e)
-{
-	char *path;
-
-	if (!e->indexed)
-		return;
-	path = cache_entry_path(e, e->state == E_COMPLETE ? e->sha : NULL);
-	if (unlink(path) < 0 && errno != ENOENT)
-		log_warn("cannot remove \"%s\" from the cache: %s", path, strerror(errno));
-	free(path);
-	if (e->state != E_COMPLETE && e->recorded)
-		cache_record_remove(e);
-	cache_list_unlink(c, e);
-	e->indexed = false;
-	c->used -= e->size;
-	if (e->state != E_COMPLETE)
-		c->unwritten -= e->size - e->have;
-	c->n_entries--;
-	if (e->state == E_FILLING)
-		e->state = E_FAILED;
-}
 
 static struct cache_entry *find(struct cache *c, const char *guid, const struct timespec *changed)
 {
@@ -101,84 +40,6 @@ static struct cache_entry *find(struct cache *c, const char *guid, const struct 
 		    strcmp(e->guid, guid) == 0)
 			return e;
 	return NULL;
-}
-
-/* Does the file system have room for `size` more bytes beside the
- * entries still being written, and the reserve? */
-static bool disk_has_room(struct cache *c, uint64_t size)
-{
-	struct statvfs sv;
-	uint64_t avail, reserve;
-
-	if (statvfs(c->dir, &sv) < 0)
-		return false;
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 100 * CACHE_RESERVE_PCT;
-	if (reserve > CACHE_RESERVE)
-		reserve = CACHE_RESERVE;
-	return avail >= size + reserve + c->unwritten;
-}
-
-/* Removes unused complete entries, least recently used first, until size
- * more bytes fit: 0 or -ENOSPC. */
-int cache_make_room(struct cache *c, uint64_t size)
-{
-	struct cache_entry *e = c->tail;
-
-	if (size > c->max)
-		return -ENOSPC;
-	while (c->used + size > c->max || !disk_has_room(c, size)) {
-		while (e && e->refs > 0) /* complete or partial, but unused */
-			e = e->prev;
-		if (!e)
-			return -ENOSPC;
-		struct cache_entry *victim = e;
-		e = e->prev;
-		log_debug("cache: evicting \"%s\"", victim->base);
-		cache_entry_drop(c, victim);
-		cache_entry_free(victim);
-	}
-	return 0;
-}
-
-void cache_put_locked(struct cache_entry *e)
-{
-	struct cache *c = e->c;
-
-	e->refs--;
-	if (e->refs == 1 && e->downloading) {
-		/* only the download holds it: no one will read what comes */
-		atomic_store(&e->cancel, true);
-		pthread_cond_broadcast(&e->cond);
-	}
-	if (e->refs > 0)
-		return;
-	if (e->state != E_COMPLETE && e->have == 0)
-		cache_entry_drop(c, e); /* a partial entry is kept when it has bytes */
-	if (!e->indexed) {
-		cache_entry_free(e);
-		return;
-	}
-	close(e->fd);
-	e->fd = -1;
-}
-
-struct cache_entry *cache_entry_new(struct cache *c, const char *guid,
-				     const struct timespec *changed, uint64_t size)
-{
-	struct cache_entry *e = xcalloc(1, sizeof(*e));
-
-	e->c = c;
-	e->guid = xstrdup(guid);
-	e->changed = *changed;
-	e->size = size;
-	e->base = xasprintf("%s-%lld.%09ld-%" PRIu64, guid, (long long)changed->tv_sec,
-			    changed->tv_nsec, size);
-	e->fd = -1;
-	e->need = UINT64_MAX;
-	atomic_init(&e->cancel, false);
-	pthread_cond_init(&e->cond, NULL);
-	return e;
 }
 
 /* Opens the file of a partial entry (kept from before, or since its

@@ -92,7 +92,7 @@ static inline time_t cache_mono_s(void)
 	return ts.tv_sec;
 }
 
-/* cache.c: the index; called locked */
+/* cache_index.c: the index; called locked */
 void cache_list_unlink(struct cache *c, struct cache_entry *e);
 void cache_list_push_front(struct cache *c, struct cache_entry *e);
 void cache_entry_free(struct cache_entry *e);
@@ -119,8 +119,11 @@ bool cache_entry_check(struct cache_entry *e);
  * unlocked: 0 or -errno. */
 int cache_record_filled(struct cache_entry *e, uint64_t have);
 void cache_record_remove(const struct cache_entry *e);
-/* Indexes what dir holds (the least recently used last), removes the rest */
-void cache_load_dir(struct cache *c);
+/* cache_max unset: a quarter of what the cache could have at start */
 uint64_t cache_auto_max(const char *dir);
+
+/* cache_index.c: indexes what dir holds (the least recently used last),
+ * removes the rest */
+void cache_load_dir(struct cache *c);
 
 #endif
