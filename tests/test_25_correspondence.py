@@ -250,6 +250,63 @@ def test_attachments_uploaded_once_and_linked(m, p):
         assert receipt["recipients"][rcp]["correspondenceId"] == c["correspondenceId"]
 
 
+def attachment_uploads(p, mark):
+    return [e for e in p.since(mark) if e["method"] == "POST"
+            and "/correspondence/api/v1/attachment/" in e["path"]
+            and e["path"].endswith("/upload")]
+
+
+def test_lost_upload_answer_is_settled_by_status(m, p):
+    mark = p.mark()
+    p.fault("/correspondence/api/v1/attachment/*/upload$", method="POST", status=503)
+    write_message(m, "tapt-opplasting", "# T\nB\n", [ORG], attachments={"a.txt": b"abc\n"})
+    wait_receipt(m, "tapt-opplasting")
+    [a] = platform_attachments(p, "tapt-opplasting")
+    assert a["status"] == "Published"
+    # the first upload was refused 503 before it was taken; its status
+    # (Initialized) sent it again, once
+    assert [e["status"] for e in attachment_uploads(p, mark)] == [503, 200]
+    assert "its status decides" in m.log()
+    [c] = stored(p, "tapt-opplasting")
+    assert [x["fileName"] for x in c["content"]["attachments"]] == ["a.txt"]
+
+
+def test_kill9_while_scanning_sends_once(mount, p, token_file):
+    r = p.request("PUT", "/_localtest/correspondence/settings", auth=False,
+                  body={"scanDelay": 2.0})
+    assert r.status in (200, 204), r
+    m = start_mount(mount, p, token_file)
+    mark = p.mark()
+    write_message(m, "skann", "# Skann\nB\n", [ORG, PERSON],
+                  attachments={"x.csv": b"a;b\n1;2\n"})
+    wait_for(lambda: len(attachment_uploads(p, mark)) == 1, 20, "the upload")
+    m.kill9()
+    m2 = start_mount(mount, p, token_file, state_dir=str(m.state_dir))
+    receipt = wait_receipt(m2, "skann")
+    assert len(attachment_uploads(p, mark)) == 1
+    assert len(platform_attachments(p, "skann")) == 1
+    rows = stored(p, "skann")
+    assert len(rows) == 2
+    for c in rows:
+        rcp = c["recipient"].rsplit(":", 1)[1]
+        assert receipt["recipients"][rcp]["correspondenceId"] == c["correspondenceId"]
+
+
+def test_lost_upload_answer_after_the_bytes_uploads_once(m, p):
+    mark = p.mark()
+    p.fault("/correspondence/api/v1/attachment/*/upload$", method="POST", status=503,
+            after=True)
+    write_message(m, "tapt-etter", "# T\nB\n", [ORG], attachments={"b.txt": b"def\n"})
+    wait_receipt(m, "tapt-etter")
+    [a] = platform_attachments(p, "tapt-etter")
+    assert a["status"] == "Published"
+    # the bytes arrived though the answer was lost: never uploaded again
+    assert len(attachment_uploads(p, mark)) == 1
+    assert "its status decides" in m.log()
+    [c] = stored(p, "tapt-etter")
+    assert [x["fileName"] for x in c["content"]["attachments"]] == ["b.txt"]
+
+
 def test_bad_attachment_name_refused_before_sending(m, p):
     mark = p.mark()
     write_message(m, "exe", "# T\nB\n", [ORG], attachments={"program.exe": b"MZ"})

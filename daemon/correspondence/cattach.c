@@ -203,6 +203,9 @@ static int upload(struct corr *c, struct queue_item *it, const char *name, const
 	if (r == 0 || ans.outcome == APP_UNKNOWN || ans.outcome == APP_REFUSED) {
 		/* sent, maybe sent, or refused because it began before: the
 		 * attachment's status decides */
+		if (r < 0)
+			log_warn("correspondence: \"%s\": attachment %s: %s; its status decides",
+				 it->key, name, ans.summary);
 		set(it, name, id, "uploaded");
 		cr_save(c, it);
 		r = 0;
@@ -229,6 +232,13 @@ static int follow(struct corr *c, struct queue_item *it, const char *name, const
 	} else if (strcmp(status, "Published") == 0) {
 		set(it, name, id, "published");
 		cr_save(c, it);
+	} else if (strcmp(status, "Initialized") == 0) {
+		/* the bytes never arrived (a 5xx before the upload was
+		 * taken): upload again */
+		set(it, name, id, "created");
+		it->due_at = 0;
+		cr_save(c, it);
+		r = -EAGAIN;
 	} else if (strcmp(status, "UploadProcessing") == 0) {
 		it->due_at = queue_now_ms(c->q) + SCAN_WAIT_MS;
 		cr_save(c, it);
