@@ -14,7 +14,7 @@
  * at most a small window, and a long one finds the next bytes already on
  * their way. The thread blocks when the ring is full, so memory stays
  * bounded whatever the element's size, and TCP flow control holds the
- * server back meanwhile.
+ * server back meanwhile. The stream itself is reader_stream.c.
  *
  * Readers are lent bytes in place (altinn_reader_borrow), so a FUSE reply
  * is written straight from the ring: a lent range is pinned, and the
@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "altinn_i.h"
+#include "reader_stream.h"
 #include "cache.h"
 #include "config.h"
 #include "http.h"
@@ -60,61 +61,6 @@
 #include "xalloc.h"
 
 #define RD_RANGE_MIN (128u << 10) /* smallest range request */
-#define RD_WIN_MIN (1u << 20)     /* the first window of a stream */
-#define RD_WIN_MAX (16u << 20)    /* windows grow up to this */
-#define RD_KEEP (2u << 20)        /* consumed bytes kept for late readers */
-#define RD_AHEAD (4u << 20)       /* how far past the arrived bytes a read may wait */
-#define RD_IDLE_S 30              /* a stream no one reads stops after this */
-#define RD_FALLBACK 1             /* "the stream cannot serve this read" */
-
-/* A reader inside the stream keeps [off, ...) in the ring, however far
- * other readers have got, until it gives its bytes back. */
-struct rd_pin {
-	uint64_t off;
-	uint64_t need; /* waiting for the bytes up to here; 0 once served */
-	struct rd_pin *next;
-};
-
-struct rd_stream {
-	struct http *http;
-	char *url;
-	int timeout;        /* cfg->timeout, seconds */
-	atomic_int refs;    /* the reader's pointer + reads and loans in progress */
-	atomic_bool cancel; /* set once by whoever stops the stream */
-	pthread_t thread;
-	struct altinn *a;   /* for the stream slot count */
-
-	pthread_mutex_t lock;
-	pthread_cond_t more; /* bytes arrived or the stream ended */
-	pthread_cond_t room; /* for the thread: bytes consumed, a reader waits, or stop */
-	/* protected by lock: */
-	char *ring;          /* NULL once given back (idle, or all consumed) */
-	uint64_t start;      /* lowest offset still in the ring */
-	uint64_t end;        /* offset after the last byte received */
-	uint64_t hi;         /* furthest offset handed to a reader */
-	uint64_t eof;        /* where the element ends (its size, or less if the
-			      * platform says so) */
-	uint64_t win_first;  /* the latest window is [win_first, asked) */
-	uint64_t asked;
-	uint64_t win;        /* the size of the next window */
-	uint64_t skip;       /* bytes to drop first (a 200 answer to our range) */
-	struct rd_pin *pins;
-	bool done;           /* no more bytes will come */
-	bool idle;           /* ... because no one was reading */
-	int err;             /* its result, 0 or -errno */
-	bool timed_out;      /* it stalled, or kept a read waiting cfg->timeout:
-			      * every read of it fails, none falls back */
-	bool thread_waiting; /* the thread waits on room */
-	time_t consumed_at;  /* CLOCK_MONOTONIC seconds of the last bytes out */
-};
-
-/* What keeps lent bytes: a pin in a stream's ring, or a buffer of ours. */
-struct alt_loan {
-	struct rd_stream *stream;
-	struct rd_pin pin;
-	char *buf;
-	struct cache_span span; /* bytes of the cache */
-};
 
 struct alt_reader {
 	struct altinn *a;
@@ -137,459 +83,6 @@ struct alt_reader {
 	int fail_err;             /* the latest failed read's error, given */
 	time_t fail_until;        /* ... to reads until then (mono_s) */
 };
-
-static time_t mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-static uint64_t min_u64(uint64_t x, uint64_t y)
-{
-	return x < y ? x : y;
-}
-
-/* ---- stream slots: ALT_MAX_STREAMS rings at most */
-
-static bool slot_take(struct altinn *a)
-{
-	int n = atomic_load(&a->n_streams);
-
-	while (n < ALT_MAX_STREAMS)
-		if (atomic_compare_exchange_weak(&a->n_streams, &n, n + 1))
-			return true;
-	return false;
-}
-
-/* Gives the ring back; locked. */
-static void stream_release_ring(struct rd_stream *s)
-{
-	if (!s->ring)
-		return;
-	free(s->ring);
-	s->ring = NULL;
-	atomic_fetch_sub(&s->a->n_streams, 1);
-}
-
-static void stream_unref(struct rd_stream *s)
-{
-	if (atomic_fetch_sub(&s->refs, 1) > 1)
-		return;
-	stream_release_ring(s);
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->more);
-	pthread_cond_destroy(&s->room);
-	free(s->url);
-	free(s);
-}
-
-/* Wakes the thread if it waits for room or for readers; locked. */
-static void stream_poke(struct rd_stream *s)
-{
-	if (s->thread_waiting)
-		pthread_cond_signal(&s->room);
-}
-
-static void wait_1s(pthread_cond_t *cond, pthread_mutex_t *lock)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 1;
-	pthread_cond_timedwait(cond, lock, &until);
-}
-
-/* ---- the stream thread */
-
-static int stream_head(void *ctx, const struct http_head *head)
-{
-	struct rd_stream *s = ctx;
-	int r = 0;
-
-	pthread_mutex_lock(&s->lock);
-	s->skip = 0;
-	if (head->status == 200 || head->status == 206)
-		cache_note_ranges(s->a->cache, head->status == 206);
-	if (head->status == 200) {
-		/* the server ignored Range: this answer is the whole element,
-		 * and it is the last one we ask for */
-		s->skip = s->win_first;
-		s->asked = s->eof;
-	} else if (head->status != 206 || !head->has_range || head->range_first != s->win_first ||
-		   head->range_last >= s->asked) {
-		log_warn("window %llu-%llu of \"%s\": the platform answered another range",
-			 (unsigned long long)s->win_first, (unsigned long long)s->asked - 1, s->url);
-		r = -EIO;
-	} else if (head->range_last + 1 < s->asked) {
-		/* the document gave the element's size: an answer that ends
-		 * before it is broken, not the end of the file, or a cp would
-		 * exit 0 with a short copy */
-		log_warn("window %llu-%llu of \"%s\": the platform says the element ends at "
-			 "%llu, its document says %llu", (unsigned long long)s->win_first,
-			 (unsigned long long)s->asked - 1, s->url,
-			 (unsigned long long)head->range_last + 1, (unsigned long long)s->eof);
-		r = -EIO;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-/* The lowest offset the ring must still hold: RD_KEEP behind the furthest
- * read, or lower for a reader still using its bytes; locked. Bytes below
- * it are dropped only when their room is needed. */
-static uint64_t stream_floor(struct rd_stream *s)
-{
-	uint64_t floor = s->hi > RD_KEEP ? s->hi - RD_KEEP : 0;
-
-	for (struct rd_pin *p = s->pins; p; p = p->next)
-		if (p->off < floor)
-			floor = p->off;
-	if (floor < s->start)
-		floor = s->start;
-	return min_u64(floor, s->end);
-}
-
-/* Is a reader waiting for bytes that have now arrived? locked */
-static bool stream_need_met(struct rd_stream *s)
-{
-	for (struct rd_pin *p = s->pins; p; p = p->next)
-		if (p->need && p->need <= s->end)
-			return true;
-	return false;
-}
-
-/* Copies n bytes in at s->end, waiting for room; locked. */
-static int stream_put(struct rd_stream *s, const char *p, size_t n)
-{
-	while (n > 0) {
-		size_t space, at, k;
-
-		if (atomic_load(&s->cancel))
-			return -ECANCELED;
-		/* drop only the oldest bytes this write needs room for, down
-		 * to the floor: the rest stays for late readers */
-		if (s->end + n > s->start + ALT_STREAM_WINDOW) {
-			uint64_t floor = stream_floor(s);
-			uint64_t want = s->end + n - ALT_STREAM_WINDOW;
-
-			s->start = want < floor ? want : floor;
-		}
-		space = ALT_STREAM_WINDOW - (size_t)(s->end - s->start);
-		if (space == 0) {
-			if (mono_s() - s->consumed_at >= RD_IDLE_S) {
-				s->idle = true;
-				return -ECANCELED;
-			}
-			s->thread_waiting = true;
-			wait_1s(&s->room, &s->lock);
-			s->thread_waiting = false;
-			continue;
-		}
-		at = (size_t)(s->end % ALT_STREAM_WINDOW);
-		k = n < space ? n : space;
-		if (k > ALT_STREAM_WINDOW - at)
-			k = ALT_STREAM_WINDOW - at; /* up to the wrap; the rest next turn */
-		/* copy unlocked so readers copy out meanwhile: this is room
-		 * past s->end, which no reader may touch */
-		pthread_mutex_unlock(&s->lock);
-		memcpy(s->ring + at, p, k);
-		pthread_mutex_lock(&s->lock);
-		s->end += k;
-		p += k;
-		n -= k;
-		if (stream_need_met(s))
-			pthread_cond_broadcast(&s->more);
-	}
-	return 0;
-}
-
-static int stream_data(void *ctx, const char *p, size_t n)
-{
-	struct rd_stream *s = ctx;
-	int r = 0;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->skip) {
-		size_t k = n < s->skip ? n : (size_t)s->skip;
-		s->skip -= k;
-		p += k;
-		n -= k;
-	}
-	if (!s->ring)
-		r = -ECANCELED;
-	else if (n)
-		r = stream_put(s, p, n);
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-/* Should the next window be asked for now? Once reading has reached the
- * middle of the latest window, or a reader waits past it; locked. */
-static bool stream_wanted(struct rd_stream *s)
-{
-	if (s->hi >= s->win_first + (s->asked - s->win_first) / 2)
-		return true;
-	for (struct rd_pin *p = s->pins; p; p = p->next)
-		if (p->need > s->asked)
-			return true;
-	return false;
-}
-
-/* Waits until the next window is wanted: 0, or -ECANCELED when the stream
- * is stopped or no one has read for RD_IDLE_S; locked. */
-static int stream_wait_wanted(struct rd_stream *s)
-{
-	for (;;) {
-		if (atomic_load(&s->cancel) || !s->ring)
-			return -ECANCELED;
-		if (stream_wanted(s))
-			return 0;
-		if (mono_s() - s->consumed_at >= RD_IDLE_S) {
-			s->idle = true;
-			return -ECANCELED;
-		}
-		s->thread_waiting = true;
-		wait_1s(&s->room, &s->lock);
-		s->thread_waiting = false;
-	}
-}
-
-/* Fetches [s->win_first, s->asked); locked, unlocked meanwhile. */
-static int stream_fetch(struct rd_stream *s)
-{
-	struct http_request req = {
-		.url = s->url,
-		.accept = "*/*",
-		.has_range = true,
-		.range_first = s->win_first,
-		.range_last = s->asked - 1,
-		.bulk = true,
-		.on_head = stream_head,
-		.on_data = stream_data,
-		.ctx = s,
-		.cancel = &s->cancel,
-	};
-	int r;
-
-	pthread_mutex_unlock(&s->lock);
-	r = http_request(s->http, &req);
-	pthread_mutex_lock(&s->lock);
-	if (r == -ERANGE) { /* 416 inside the size the document gave: broken */
-		log_warn("window %llu-%llu of \"%s\": 416, but the element is %llu bytes",
-			 (unsigned long long)s->win_first, (unsigned long long)s->asked - 1, s->url,
-			 (unsigned long long)s->eof);
-		r = -EIO;
-	}
-	if (r == 0 && s->end != s->asked && s->asked != s->eof) {
-		log_warn("window %llu-%llu of \"%s\": %llu bytes came", (unsigned long long)s->win_first,
-			 (unsigned long long)s->asked - 1, s->url,
-			 (unsigned long long)(s->end - s->win_first));
-		r = -EIO;
-	}
-	return r;
-}
-
-static void *stream_main(void *arg)
-{
-	struct rd_stream *s = arg;
-	int r = 0;
-
-	pthread_mutex_lock(&s->lock);
-	while (r == 0 && s->asked < s->eof) {
-		r = stream_wait_wanted(s);
-		if (r < 0)
-			break;
-		s->win_first = s->asked;
-		s->asked = min_u64(s->asked + s->win, s->eof);
-		s->win = min_u64(s->win * 2, RD_WIN_MAX);
-		r = stream_fetch(s);
-	}
-	s->done = true;
-	s->err = r;
-	if (r == -ETIMEDOUT)
-		s->timed_out = true;
-	if (s->idle) {
-		log_debug("stream of \"%s\" idle at %llu; stopped", s->url,
-			  (unsigned long long)s->end);
-		stream_release_ring(s);
-	}
-	pthread_cond_broadcast(&s->more);
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
-}
-
-static struct rd_stream *stream_start(struct alt_reader *r, uint64_t off, size_t len)
-{
-	struct rd_stream *s;
-
-	if (!slot_take(r->a))
-		return NULL;
-	s = xcalloc(1, sizeof(*s));
-	s->a = r->a;
-	s->http = r->a->http;
-	s->url = xstrdup(r->url);
-	s->timeout = r->a->cfg->timeout > 0 ? r->a->cfg->timeout : 30; /* as http.c */
-	atomic_init(&s->refs, 1);
-	atomic_init(&s->cancel, false);
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->more, NULL);
-	pthread_cond_init(&s->room, NULL);
-	s->ring = xmalloc(ALT_STREAM_WINDOW);
-	s->start = s->end = s->hi = s->win_first = s->asked = off;
-	s->eof = r->size;
-	s->win = len > RD_WIN_MIN ? len : RD_WIN_MIN;
-	s->consumed_at = mono_s();
-	if (pthread_create(&s->thread, NULL, stream_main, s) != 0) {
-		log_warn("cannot start a stream thread; reading with ranges");
-		stream_unref(s);
-		return NULL;
-	}
-	log_debug("stream of \"%s\" from %llu", r->url, (unsigned long long)off);
-	return s;
-}
-
-/* Ends the transfer, waits for the thread and drops the reader's reference.
- * Called by whoever took the stream out of r->stream, never locked. */
-static void stream_stop(struct rd_stream *s)
-{
-	if (!s)
-		return;
-	atomic_store(&s->cancel, true);
-	pthread_mutex_lock(&s->lock);
-	pthread_cond_broadcast(&s->more);
-	pthread_cond_broadcast(&s->room);
-	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->thread, NULL);
-	stream_unref(s);
-}
-
-/* ---- reading from a stream */
-
-/* Could the stream serve [off, off+len) now or soon? s locked. Bytes
- * not in yet are worth waiting for when they are near and the ring can
- * hold them beside the RD_KEEP bytes behind the furthest read. Bytes lent
- * to readers may hold the ring back meanwhile, but only until their
- * replies are written. */
-static bool stream_covers(struct rd_stream *s, uint64_t off, size_t len)
-{
-	uint64_t low = s->hi > s->start + RD_KEEP ? s->hi - RD_KEEP : s->start;
-
-	if (!s->ring || atomic_load(&s->cancel) || off < s->start)
-		return false;
-	if (s->done)
-		return s->err == 0 || off + len <= s->end;
-	return off <= s->end + RD_AHEAD && off + len <= low + ALT_STREAM_WINDOW;
-}
-
-/* Is the stream worth keeping for reads around off? s locked. A read
- * just behind it (late from another thread) does not stop it. */
-static bool stream_near(struct rd_stream *s, uint64_t off, size_t len)
-{
-	if (!s->ring || (s->done && s->err != 0))
-		return false;
-	return off + len + RD_KEEP >= s->start && off <= s->end + RD_AHEAD;
-}
-
-/* The ring's bytes [off, off+n) as one or two pieces; s locked or pinned. */
-static void lend_ring(struct rd_stream *s, uint64_t off, size_t n, struct alt_bytes *ret)
-{
-	size_t at = (size_t)(off % ALT_STREAM_WINDOW);
-	size_t first = n < ALT_STREAM_WINDOW - at ? n : ALT_STREAM_WINDOW - at;
-
-	ret->iov[0] = (struct iovec){ s->ring + at, first };
-	ret->n_iov = 1;
-	if (n > first) {
-		ret->iov[1] = (struct iovec){ s->ring, n - first };
-		ret->n_iov = 2;
-	}
-	ret->len = n;
-}
-
-static void unpin(struct rd_stream *s, struct rd_pin *pin)
-{
-	for (struct rd_pin **p = &s->pins; *p; p = &(*p)->next)
-		if (*p == pin) {
-			*p = pin->next;
-			return;
-		}
-}
-
-/* Takes the pin out; when everything has been handed out, the ring is no
- * longer needed. s locked. */
-static void stream_unpin(struct rd_stream *s, struct rd_pin *pin)
-{
-	unpin(s, pin);
-	if (s->done && s->err == 0 && s->hi >= s->end && !s->pins)
-		stream_release_ring(s); /* all handed out */
-	stream_poke(s);
-}
-
-/* 0 with the bytes lent from the ring (the loan pins them), RD_FALLBACK,
- * or -errno. */
-static int stream_read(struct rd_stream *s, uint64_t off, size_t len, struct alt_loan *loan,
-		       struct alt_bytes *ret)
-{
-	struct rd_pin *pin = &loan->pin;
-	time_t since = mono_s();
-	int r;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->timed_out || !stream_covers(s, off, len)) {
-		r = s->timed_out ? -ETIMEDOUT : RD_FALLBACK;
-		pthread_mutex_unlock(&s->lock);
-		return r;
-	}
-	pin->off = off;
-	pin->need = off + len;
-	pin->next = s->pins;
-	s->pins = pin;
-	stream_poke(s); /* perhaps the next window is wanted now */
-	for (;;) {
-		if (s->timed_out) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		if (!s->ring || atomic_load(&s->cancel) || off < s->start) {
-			r = RD_FALLBACK;
-			break;
-		}
-		if (s->end >= off + len || (s->done && s->err == 0)) {
-			size_t n = s->end > off ? (size_t)min_u64(len, s->end - off) : 0;
-
-			lend_ring(s, off, n, ret);
-			pin->need = 0;
-			if (off + n > s->hi)
-				s->hi = off + n;
-			s->consumed_at = mono_s();
-			stream_poke(s);
-			pthread_mutex_unlock(&s->lock);
-			return 0;
-		}
-		if (s->done) {
-			r = RD_FALLBACK; /* a stall set timed_out above */
-			break;
-		}
-		if (!stream_covers(s, off, len)) {
-			r = RD_FALLBACK;
-			break;
-		}
-		if (mono_s() - since >= s->timeout) {
-			/* stalled, or trickling too slowly to be of use: the
-			 * readers waiting with us must not try again either */
-			s->timed_out = true;
-			atomic_store(&s->cancel, true);
-			pthread_cond_broadcast(&s->more);
-			r = -ETIMEDOUT;
-			break;
-		}
-		wait_1s(&s->more, &s->lock);
-	}
-	stream_unpin(s, pin);
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
 
 /* ---- range requests */
 
@@ -722,7 +215,7 @@ void altinn_reader_close(struct alt_reader *r)
 {
 	if (!r)
 		return;
-	stream_stop(r->stream);
+	rd_stream_stop(r->stream);
 	cache_entry_put(r->entry);
 	free(r->data_guid);
 	free(r->cache);
@@ -749,7 +242,7 @@ static void lend_buf(struct alt_loan *loan, char *buf, size_t n, struct alt_byte
 static int range_read(struct alt_reader *r, uint64_t off, size_t len, struct alt_loan *loan,
 		      struct alt_bytes *ret)
 {
-	size_t want = (size_t)min_u64(len > RD_RANGE_MIN ? len : RD_RANGE_MIN, r->size - off);
+	size_t want = (size_t)rd_min(len > RD_RANGE_MIN ? len : RD_RANGE_MIN, r->size - off);
 	char *tmp = xmalloc(want), *buf;
 	size_t n;
 	int err;
@@ -798,7 +291,7 @@ static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, s
 
 	atomic_fetch_add(&s->refs, 1);
 	pthread_mutex_unlock(&r->lock);
-	err = stream_read(s, off, len, loan, ret);
+	err = rd_stream_read(s, off, len, loan, ret);
 	if (err == 0) {
 		loan->stream = s;
 		return 0;
@@ -810,7 +303,7 @@ static int try_stream(struct alt_reader *r, struct rd_stream *s, uint64_t off, s
 	}
 	if (err != RD_FALLBACK)
 		pthread_mutex_unlock(&r->lock);
-	stream_unref(s);
+	rd_stream_unref(s);
 	return err;
 }
 
@@ -819,7 +312,7 @@ static void hold_failure(struct alt_reader *r, int err)
 {
 	pthread_mutex_lock(&r->lock);
 	r->fail_err = err;
-	r->fail_until = mono_s() + (r->a->cfg->timeout > 0 ? r->a->cfg->timeout : 30);
+	r->fail_until = rd_mono_s() + (r->a->cfg->timeout > 0 ? r->a->cfg->timeout : 30);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -878,13 +371,13 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	memset(ret, 0, sizeof(*ret));
 	if (off >= r->size || len == 0)
 		return 0;
-	len = (size_t)min_u64(len, r->size - off);
+	len = (size_t)rd_min(len, r->size - off);
 	loan = xcalloc(1, sizeof(*loan));
 	loan->span.fd = -1;
 	ret->loan = loan;
 
 	pthread_mutex_lock(&r->lock);
-	if (r->fail_err && mono_s() < r->fail_until) {
+	if (r->fail_err && rd_mono_s() < r->fail_until) {
 		err = r->fail_err; /* the same read again: no second wait */
 		pthread_mutex_unlock(&r->lock);
 		return err;
@@ -907,8 +400,8 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	if (s) {
 		bool covers, near, timed_out;
 		pthread_mutex_lock(&s->lock);
-		covers = stream_covers(s, off, len);
-		near = stream_near(s, off, len);
+		covers = rd_stream_covers(s, off, len);
+		near = rd_stream_near(s, off, len);
 		timed_out = s->timed_out;
 		pthread_mutex_unlock(&s->lock);
 		if (timed_out) { /* a read of it waited out the timeout */
@@ -938,7 +431,7 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 	}
 	s = NULL;
 	if (!r->stream && seq && off + len < r->size)
-		s = r->stream = stream_start(r, off, len);
+		s = r->stream = rd_stream_start(r->a, r->url, r->size, off, len);
 	if (s) {
 		err = try_stream(r, s, off, len, loan, ret, &dead[1]);
 		if (err != RD_FALLBACK)
@@ -949,8 +442,8 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 out_stop:
 	if (err < 0 && err != -ECANCELED)
 		hold_failure(r, err); /* before the wait for a stream to stop */
-	stream_stop(dead[0]);
-	stream_stop(dead[1]);
+	rd_stream_stop(dead[0]);
+	rd_stream_stop(dead[1]);
 	return err < 0 ? err : (ssize_t)ret->len;
 }
 
@@ -964,9 +457,9 @@ void altinn_reader_release(struct alt_bytes *b)
 	s = loan->stream;
 	if (s) {
 		pthread_mutex_lock(&s->lock);
-		stream_unpin(s, &loan->pin);
+		rd_stream_unpin(s, &loan->pin);
 		pthread_mutex_unlock(&s->lock);
-		stream_unref(s);
+		rd_stream_unref(s);
 	}
 	cache_span_done(&loan->span);
 	free(loan->buf);
