@@ -361,8 +361,15 @@ int index_ready(struct index *idx, bool wait, bool *ret_complete)
 		r = idx->walk_err;
 	else if (idx->state == IDX_COMPLETE_STATE &&
 		 (idx->refreshed_mono_ms == 0 ||
-		  idx_mono_ms() - idx->refreshed_mono_ms >= (int64_t)idx->ttl_s * 1000))
-		refresh_locked(idx); /* a failure serves what is indexed (status.json) */
+		  idx_mono_ms() - idx->refreshed_mono_ms >= (int64_t)idx->ttl_s * 1000)) {
+		/* an outage serves what is indexed (status.json tells); a
+		 * platform that refuses our credentials is said, as a listing
+		 * without the index would say it: the operator must see it */
+		int rr = refresh_locked(idx);
+
+		if (rr == -EACCES || rr == -EPERM)
+			r = rr;
+	}
 	if (idx->stop)
 		r = -ECANCELED;
 	*ret_complete = idx->state == IDX_COMPLETE_STATE;
