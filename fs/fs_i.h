@@ -8,6 +8,7 @@
 #define ALTINNFS_FS_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
@@ -54,6 +55,7 @@ struct fs {
 	gid_t gid;
 	pthread_t warm_thread;
 	bool warm_started;
+	atomic_bool read_ahead_tuned; /* fs_tune_read_ahead_once has run */
 	/* local areas: every family's, in the order added; set before
 	 * fs_start, then read-only. A node's key.area is 1 + an index here
 	 * (0: none). */
@@ -84,6 +86,9 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* Opens the local areas and starts the background work (after
  * fuse_daemonize: threads do not survive its fork). 0 or -errno. */
 int fs_start(struct fs *fs);
+/* fs.c: widens the kernel's read-ahead on our mount, once (ops.c calls
+ * it at each open; only the first does anything) */
+void fs_tune_read_ahead_once(struct fs *fs);
 /* ops.c: the table handed to fuse_session_new with fs as userdata */
 const struct fuse_lowlevel_ops *fs_ops(void);
 

@@ -354,6 +354,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	fs_tune_read_ahead_once(fs);
 	h = handle_new(fs);
 	h->fd = -1;
 	if (local_is_local(n)) {

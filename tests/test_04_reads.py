@@ -225,3 +225,33 @@ def test_shared_fd_preads(rmount, platform, big_element):
     for off in offsets:
         assert got[off] == platform.data(big_element["party"], big_element["guid"],
                                          big_element["id"], off, off + 199999)
+
+
+def mount_device(path):
+    """major:minor of the mount at `path`, from mountinfo (not from stat)."""
+    path = os.path.realpath(path)
+    dev = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == path:
+                dev = fields[2]
+    return dev
+
+
+def test_mount_reads_ahead_one_mib(rmount):
+    """The daemon widens the kernel's read-ahead window of its own mount
+    to 1 MiB (128 KiB is the kernel's default) at the first open, found
+    without stat-ing the mount point."""
+    read_bytes(rmount.path / "README.txt")
+    dev = mount_device(rmount.path)
+    assert dev, "the mount is not in mountinfo"
+    knob = f"/sys/class/bdi/{dev}/read_ahead_kb"
+    deadline = time.monotonic() + 5
+    while True:
+        with open(knob) as f:
+            value = f.read().strip()
+        if value == "1024" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert value == "1024", (value, rmount.log_tail())
