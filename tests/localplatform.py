@@ -249,15 +249,38 @@ class Platform:
         self._seen = 0
 
     def fault(self, path, count=1, **kind):
+        """Adds a fault rule (path is a glob: the platform refuses regex syntax);
+        the answer's JSON has the rule's id for fault_hits."""
         body = {"path": path, "count": count}
         body.update(kind)
         r = self.request("POST", "/_localtest/faults", body=body, auth=False)
         assert r.status in (200, 201, 204), r
         return r
 
+    def fault_hits(self, rule):
+        """How many requests the rule (its id, or fault()'s answer) has matched."""
+        rule_id = rule if isinstance(rule, int) else rule.json()["id"]
+        r = self.request("GET", f"/_localtest/faults/{rule_id}", auth=False)
+        assert r.status == 200, r
+        return r.json()["hits"]
+
+    def unfired_faults(self):
+        """The rules added since the last clear that no request has matched."""
+        r = self.request("GET", "/_localtest/faults", query={"all": "1"}, auth=False)
+        assert r.status == 200, r
+        return [rule for rule in r.json() if rule["hits"] == 0]
+
+    def assert_faults_fired(self):
+        """Fails when a fault added since the last clear never fired: a test
+        whose fault matched nothing has not tested what it says."""
+        unfired = self.unfired_faults()
+        assert not unfired, f"fault rule(s) that never fired: {unfired}"
+
     def clear_faults(self):
+        """Clears the rules; returns those that never fired."""
         r = self.request("DELETE", "/_localtest/faults", auth=False)
         assert r.status in (200, 204), r
+        return r.json()["unfired"] if r.status == 200 else []
 
     def add_instance(self, app_id, party_id, data=(), guid=None, org_number="910000001",
                      person_number=None):

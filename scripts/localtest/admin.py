@@ -115,7 +115,12 @@ def register(router, platform):
         return web.empty(204)
 
     def get_faults(req):
-        return web.json_response(platform.faults.list())
+        every = (req.arg("all") or "").lower() in ("1", "true", "yes")
+        return web.json_response(platform.faults.list(every))
+
+    def get_fault(req):
+        rule = platform.faults.get(int(req.params["id"]))
+        return web.json_response(rule) if rule is not None else web.empty(404)
 
     def add_fault(req):
         try:
@@ -125,8 +130,7 @@ def register(router, platform):
         return web.json_response(rule.to_json(), status=201)
 
     def clear_faults(req):
-        platform.faults.clear()
-        return web.empty(204)
+        return web.json_response({"unfired": platform.faults.clear()})
 
     def add_app(req):
         doc = req.json()
@@ -201,6 +205,7 @@ def register(router, platform):
     router.add("DELETE", prefix + "/requests", clear_requests, auth=False)
     router.add("GET", prefix + "/faults", get_faults, auth=False)
     router.add("POST", prefix + "/faults", add_fault, auth=False)
+    router.add("GET", prefix + "/faults/{id:int}", get_fault, auth=False)
     router.add("DELETE", prefix + "/faults", clear_faults, auth=False)
     router.add("POST", prefix + "/apps", add_app, auth=False)
     router.add("POST", prefix + "/instances", add_instance, auth=False)

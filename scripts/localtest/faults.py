@@ -3,7 +3,11 @@
 A rule matches by path prefix (and optionally method) and applies to `count` requests (-1:
 until cleared); a `*` in the path matches within one segment and a final `$` asks for the
 whole path, so `/ttd/app/instances/*/*/data` catches every upload and `/ttd/app/instances$`
-only instance creation. Rules are tried in the order they were added; the first that matches
+only instance creation. The path is that glob, never a regex: a path with regex syntax (`^`,
+`\\`, `(`, `)`, `|`, `+`, `[`, `]`, `{`, `}`, `?`, `.*`, or a `$` before the end) is refused,
+since it would match no request and a test using it would pass without testing anything.
+Each rule counts its `hits`; the rules added since the last clear stay listed with their hits
+(`all`) after they are used up, so a test can assert that its faults fired. Rules are tried in the order they were added; the first that matches
 is used and loses one count, and is removed when it reaches zero. Actions:
 
   status    answer with that status and a ProblemDetails body (optional Retry-After)
@@ -30,6 +34,35 @@ ACTIONS = ("status", "delay_ms", "drop", "truncate", "hang", "stall", "trickle_b
 HOLD_MAX = 300  # seconds a held connection is kept at most
 
 
+# Regex syntax a path glob never needs: the reason it is refused.
+_REGEX_SIGNS = (
+    (".*", "\".*\" is regex; in a fault path * alone matches within one segment"),
+    (".+", "\".+\" is regex; in a fault path * alone matches within one segment"),
+    ("^", "\"^\" is regex; a fault path always matches from its start"),
+    ("\\", "\"\\\" is regex escaping; a fault path is matched literally except * and a final $"),
+    ("(", "\"(\" is a regex group; a fault path has none"),
+    (")", "\")\" is a regex group; a fault path has none"),
+    ("|", "\"|\" is regex alternation; add one rule per path instead"),
+    ("+", "\"+\" is a regex repeat; a fault path has none"),
+    ("[", "\"[\" is a regex class; use * for any one segment"),
+    ("]", "\"]\" is a regex class; use * for any one segment"),
+    ("{", "\"{\" is a regex repeat; a fault path has none"),
+    ("}", "\"}\" is a regex repeat; a fault path has none"),
+    ("?", "\"?\" starts a query, which fault paths never see (or it is regex)"),
+)
+
+
+def refuse_regex(path):
+    """ValueError when path looks like a regex: such a rule would never fire."""
+    for sign, why in _REGEX_SIGNS:
+        if sign in path:
+            raise ValueError("path %r looks like a regex, but fault paths are globs: %s"
+                             % (path, why))
+    if "$" in path[:-1]:
+        raise ValueError("path %r looks like a regex, but fault paths are globs: \"$\" "
+                         "is only allowed at the end (the whole path)" % path)
+
+
 class FaultRule:
     def __init__(self, rule_id, spec):
         if not isinstance(spec, dict):
@@ -43,11 +76,14 @@ class FaultRule:
         self.id = rule_id
         self.action = actions[0]
         self.path = spec.get("path") or "/"
+        if isinstance(self.path, str):
+            refuse_regex(self.path)
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ValueError("path must be a string starting with /")
         exact = self.path.endswith("$")
         pattern = "[^/]*".join(re.escape(p) for p in self.path.rstrip("$").split("*"))
         self._regex = re.compile(pattern + ("$" if exact else ""))
+        self.hits = 0
         self.after = spec.get("after", False)
         if not isinstance(self.after, bool):
             raise ValueError("after must be true or false")
@@ -87,7 +123,7 @@ class FaultRule:
                 and (self.method is None or self.method == method))
 
     def to_json(self):
-        out = {"id": self.id, "path": self.path, "count": self.count}
+        out = {"id": self.id, "path": self.path, "count": self.count, "hits": self.hits}
         if self.method:
             out["method"] = self.method
         if self.after:
@@ -111,6 +147,7 @@ class Faults:
     def __init__(self):
         self._lock = threading.Lock()
         self._rules = []
+        self._added = []              # every rule since the last clear, used up or not
         self._next_id = 1
 
     def add(self, spec):
@@ -119,6 +156,7 @@ class Faults:
             rule = FaultRule(self._next_id, spec)
             self._next_id += 1
             self._rules.append(rule)
+            self._added.append(rule)
             return rule
 
     def take(self, method, path):
@@ -126,6 +164,7 @@ class Faults:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(method, path):
+                    rule.hits += 1
                     if rule.count > 0:
                         rule.count -= 1
                         if rule.count == 0:
@@ -133,10 +172,20 @@ class Faults:
                     return rule
             return None
 
-    def list(self):
+    def list(self, every=False):
+        """The rules still in force; with every, all added since the last clear."""
         with self._lock:
-            return [r.to_json() for r in self._rules]
+            return [r.to_json() for r in (self._added if every else self._rules)]
+
+    def get(self, rule_id):
+        """One rule added since the last clear (used up or not), or None."""
+        with self._lock:
+            return next((r.to_json() for r in self._added if r.id == rule_id), None)
 
     def clear(self):
+        """Removes every rule; returns those that never fired."""
         with self._lock:
+            unfired = [r.to_json() for r in self._added if r.hits == 0]
             self._rules = []
+            self._added = []
+            return unfired

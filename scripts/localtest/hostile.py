@@ -35,7 +35,7 @@ import time
 import urllib.parse
 import uuid
 
-from . import web
+from . import faults, web
 
 SCENARIOS = {
     "deep_nesting": {"depth"},
@@ -64,6 +64,8 @@ class Scenario:
         self.name = name
         self.spec = dict(spec)
         self.path = spec.get("path") or "/"
+        if isinstance(self.path, str):
+            faults.refuse_regex(self.path)
         if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ValueError("path must be a string starting with /")
         exact = self.path.endswith("$")

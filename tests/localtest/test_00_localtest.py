@@ -299,6 +299,65 @@ def test_fault_truncate(fplat, tilskudd_fixed):
     assert len(fplat.get(path).body) == el["size"]
 
 
+@pytest.mark.parametrize("path", [
+    "^/storage/api/v1/applications",            # anchored as a regex
+    f"{STORAGE}/applications/.*",               # a regex wildcard
+    f"{STORAGE}/applications/ttd/(soknad|tilskudd)",
+    f"{STORAGE}/instances/\\d+",
+    f"{STORAGE}/instances/[0-9]+/x",
+    f"{STORAGE}/instances$/data",               # $ only at the end
+    f"{STORAGE}/instances?appId=ttd/soknad",    # the query is never matched
+])
+def test_fault_refuses_a_regex_path(fplat, path):
+    """A regex-style path would match no request, and a test using it would
+    pass without its fault ever firing: the platform refuses it."""
+    r = fplat.request("POST", "/_localtest/faults", auth=False,
+                      body={"path": path, "status": 503})
+    assert r.status == 400, r
+    assert "looks like a regex, but fault paths are globs" in r.body.decode()
+    assert fplat.get("/_localtest/faults", auth=False).json() == []
+    # hostile mode matches its path the same way, and refuses the same
+    r = fplat.request("PUT", "/_localtest/hostile", auth=False,
+                      body={"scenario": "party_mix", "path": path})
+    assert r.status == 400 and "looks like a regex" in r.body.decode(), r
+
+
+def test_fault_globs_are_still_accepted(fplat):
+    for path in (f"{STORAGE}/instances", "/ttd/*/instances/*/*/data", "/ttd/soknad/instances$",
+                 "/correspondence/api/v1/attachment/*/upload$", "/maskinporten/token"):
+        r = fplat.request("POST", "/_localtest/faults", auth=False,
+                          body={"path": path, "status": 503})
+        assert r.status == 201, (path, r)
+
+
+def test_fault_hits_show_what_never_fired(fplat):
+    """Each rule counts the requests it matched, also after it is used up, so
+    a test can assert its faults fired; clearing names those that never did."""
+    used = fplat.fault(f"{STORAGE}/applications", count=1, status=503)
+    kept = fplat.fault(f"{STORAGE}/applications", count=-1, delay_ms=1)
+    idle = fplat.fault("/ttd/nosuchapp/instances$", count=1, status=503)
+    assert fplat.fault_hits(used) == 0
+    assert fplat.get(f"{STORAGE}/applications/ttd/soknad").status == 503
+    assert fplat.get(f"{STORAGE}/applications/ttd/soknad").status == 200
+    assert fplat.get(f"{STORAGE}/applications/ttd/tilskudd").status == 200
+    assert fplat.fault_hits(used) == 1                   # used up, still reported
+    assert fplat.fault_hits(kept) == 2
+    assert fplat.fault_hits(idle) == 0
+    # the rules in force: the used-up one is gone
+    assert [r["id"] for r in fplat.get("/_localtest/faults", auth=False).json()] == \
+        [kept.json()["id"], idle.json()["id"]]
+    assert [r["id"] for r in fplat.unfired_faults()] == [idle.json()["id"]]
+    with pytest.raises(AssertionError, match="never fired"):
+        fplat.assert_faults_fired()
+    unfired = fplat.clear_faults()
+    assert [(r["id"], r["path"], r["hits"]) for r in unfired] == \
+        [(idle.json()["id"], "/ttd/nosuchapp/instances$", 0)]
+    assert fplat.unfired_faults() == []
+    fplat.assert_faults_fired()                          # nothing since the clear
+    r = fplat.request("GET", f"/_localtest/faults/{used.json()['id']}", auth=False)
+    assert r.status == 404                               # forgotten at the clear
+
+
 def test_admin_instance_lifecycle(fplat):
     guid = str(uuid.uuid4())
     content = b"hello from the admin API\n"
