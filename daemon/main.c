@@ -30,6 +30,7 @@
 #include "corr.h"
 #include "fs.h"
 #include "log.h"
+#include "names.h"
 #include "outbox.h"
 #include "service.h"
 #include "version.h"
@@ -417,7 +418,8 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 		return log_errno(r, "cannot set up the platform client");
 	fs = fs_new(a, cfg, mountpoint);
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
-		const struct family_deps deps = { cfg, a, mountpoint, invalidate, fs };
+		const struct family_deps deps = { cfg, a, mountpoint, invalidate, fs,
+						  names_sanitize };
 		struct fs_family f;
 
 		r = families[i](&deps, &f);

@@ -429,6 +429,11 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 		r = hook_check(h, &c);
 		if (r < 0)
 			goto out;
+	} else if (!self) {
+		h = call_init(fs, n, &c, LOCAL_RELEASE, afd, rel, false, self);
+		r = h->fill ? h->fill(h->ctx, &c) : 0;
+		if (r < 0)
+			goto out;
 	}
 	fd = openat(afd, rel, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api_broker.h"
+#include "brecv.h"
 #include "broker_i.h"
 #include "config.h"
 #include "journal.h"
@@ -33,7 +34,7 @@
  * long for its last close before it is sent anyway */
 #define HELD_OPEN_MS 2000
 
-enum br_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, BR_N_AREAS };
+enum br_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, AREA_INBOX, BR_N_AREAS };
 
 const char *const br_state_names[BR_N_STATES] = {
 	"received", "initializing", "uploading", "following", "sent", "failed",
@@ -239,6 +240,8 @@ static int hook_check(void *ctx, const struct local_call *c)
 		return 0;
 	if (!c->scope)
 		return -EPERM;
+	if (c->area == AREA_INBOX)
+		return brecv_check(b->rx, c);
 	if (c->area != AREA_OUTBOX) /* sent/, failed/: read and remove */
 		return c->op == LOCAL_REMOVE || (c->op == LOCAL_WRITE && c->attrs_only) ? 0 : -EPERM;
 	pthread_mutex_lock(&b->lock);
@@ -251,6 +254,8 @@ static void hook_done(void *ctx, const struct local_call *c)
 {
 	struct broker *b = ctx;
 
+	if (!c->self && c->scope && c->area == AREA_INBOX)
+		brecv_done(b->rx, c);
 	if (c->self || !c->scope || c->area != AREA_OUTBOX)
 		return;
 	pthread_mutex_lock(&b->lock);
@@ -284,6 +289,13 @@ static int hook_xattr(void *ctx, const struct local_call *c, const char *name, c
 	}
 	free(key);
 	return v ? 0 : -ENODATA;
+}
+
+static int hook_fill(void *ctx, const struct local_call *c)
+{
+	struct broker *b = ctx;
+
+	return c->scope && c->area == AREA_INBOX ? brecv_fill(b->rx, c) : 0;
 }
 
 /* ---- start: files in outbox/ with no live item (a crash between a
@@ -369,7 +381,10 @@ static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
 	queue_count(b->q, &(struct queue_query){ .key_prefix = prefix,
 						 .states = QUEUE_STATE(BR_FAILED) }, &c.st.failed);
 	c.st.last_error = c.last_error;
+	c.st.poll_s = b->cfg->broker_poll;
+	brecv_status(b->rx, scope, &c.st);
 	doc = broker_status_doc(&c.st, ret_len);
+	free(c.st.inbox_error);
 	free(c.last_error);
 	free(prefix);
 	return doc;
@@ -382,6 +397,7 @@ static void broker_free(struct broker *b)
 	if (!b)
 		return;
 	worker_destroy(&b->worker);
+	brecv_free(b->rx);
 	queue_close(b->q);
 	journal_free(b->j);
 	pthread_mutex_destroy(&b->lock);
@@ -418,14 +434,18 @@ static int family_start(void *ctx)
 {
 	struct broker *b = ctx;
 
+	int r;
+
 	for (size_t i = 0; b->resources[i]; i++)
 		adopt(b, b->resources[i]);
-	return worker_start(&b->worker);
+	r = worker_start(&b->worker);
+	return r < 0 ? r : brecv_start(b->rx);
 }
 
 static void family_stop(void *ctx)
 {
 	worker_stop(&((struct broker *)ctx)->worker);
+	brecv_stop(((struct broker *)ctx)->rx);
 }
 
 static void family_free(void *ctx)
@@ -446,11 +466,17 @@ static const struct fs_readme_part readme[] = {
 	{ "broker/<resourceId>/failed/<recipient>/<name> and <name>.error.json",
 	  "a transfer Broker refused or failed (checksum, malware), and why\n",
 	  NULL },
+	{ "broker/<resourceId>/inbox/<fileTransferId>/<fileName> and transfer.json",
+	  "each transfer Published to us and not yet confirmed, and its overview\n"
+	  "(sender, reference, properties, status); listing never downloads, the\n"
+	  "first read does; rm of the file confirms the download to Broker\n",
+	  NULL },
 	{ NULL, NULL, NULL },
 };
 
 static const char *const area_names[BR_N_AREAS] = {
 	[AREA_OUTBOX] = "outbox", [AREA_SENT] = "sent", [AREA_FAILED] = "failed",
+	[AREA_INBOX] = "inbox",
 };
 
 int broker_family(const struct family_deps *deps, struct fs_family *ret)
@@ -475,6 +501,8 @@ int broker_family(const struct family_deps *deps, struct fs_family *ret)
 	free(path);
 	if (r == 0)
 		r = queue_open(b->j, &queue_def, &b->q);
+	if (r == 0)
+		r = brecv_new(deps, b->j, b->resources, &b->rx);
 	if (r < 0) {
 		broker_free(b);
 		return log_errno(r, "cannot open the Broker journal in \"%s\"",
@@ -490,7 +518,8 @@ int broker_family(const struct family_deps *deps, struct fs_family *ret)
 		ret->areas[a].hooks = (struct local_hooks){ .ctx = b, .check = hook_check,
 							    .done = hook_done,
 							    .xattr = a == AREA_OUTBOX ? hook_xattr
-										      : NULL };
+										      : NULL,
+							    .fill = a == AREA_INBOX ? hook_fill : NULL };
 	}
 	return 0;
 }

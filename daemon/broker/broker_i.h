@@ -43,6 +43,7 @@ struct broker {
 	struct queue *q;
 	pthread_mutex_t lock; /* a hook's look and change are one step */
 	struct worker worker;
+	struct brecv *rx; /* receiving: inbox/ (brecv.c) */
 };
 
 extern const char *const br_state_names[BR_N_STATES];

@@ -95,6 +95,8 @@ static const struct key_def keys[] = {
 	URL(broker_url, "base URL of the Broker API (default: platform +\n/broker/api/v1)"),
 	INT(broker_give_up, 1, 365 * 86400,
 	    "seconds a Broker transfer may keep failing before failed/\n(default 259200)"),
+	INT(broker_poll, 1, 86400,
+	    "seconds between two searches for Broker transfers sent to us\n(default 60; at most 10 a minute are made)"),
 	STR(correspondence_resources,
 	    "space-separated Altinn Correspondence resource ids, each\n"
 	    "served at correspondence/<resourceId>/ (default: none)"),
@@ -119,6 +121,7 @@ void config_init(struct config *cfg)
 	cfg->outbox_give_up = 3 * 86400;
 	cfg->instance_writes_give_up = 3 * 86400;
 	cfg->broker_give_up = 3 * 86400;
+	cfg->broker_poll = 60;
 	cfg->inbox_give_up = 3 * 86400;
 	cfg->events_keep = 10000;
 	cfg->events_keep_days = 30;

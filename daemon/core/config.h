@@ -62,6 +62,7 @@ struct config {
 	char *broker_url;         /* the Broker API base; NULL: platform + /broker/api/v1 */
 	char *correspondence_resources; /* space-separated Correspondence resource ids */
 	int broker_give_up;       /* seconds: a transfer failing longer goes to failed/ */
+	int broker_poll;          /* seconds between searches for transfers sent to us */
 	int inbox_give_up;        /* seconds: inbox deliveries older are given up */
 	bool allow_other;
 	bool debug;

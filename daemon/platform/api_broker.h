@@ -75,6 +75,13 @@ struct broker_status {
 	uint64_t sent, failed;     /* ended, as the journal remembers them */
 	const char *last_error;    /* the newest retrying item's, or NULL */
 	int give_up_s;
+	/* receiving */
+	uint64_t inbox;            /* entries in inbox/ */
+	uint64_t confirming;       /* removed, confirmation not yet taken by Broker */
+	uint64_t confirmed;        /* taken, as the journal remembers them */
+	int64_t searched_ms;       /* the last complete search round (wall ms); 0: none */
+	char *inbox_error;         /* why the last round failed, or NULL */
+	int poll_s;
 };
 char *broker_status_doc(const struct broker_status *st, size_t *ret_len);
 

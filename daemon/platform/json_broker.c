@@ -166,7 +166,7 @@ char *broker_receipt_doc(const struct broker_facts *f, const char *overview)
 
 char *broker_status_doc(const struct broker_status *st, size_t *ret_len)
 {
-	json_t *o = json_object(), *out = json_object();
+	json_t *o = json_object(), *out = json_object(), *in;
 	struct timespec ts = { st->oldest_pending_ms / 1000,
 			       (st->oldest_pending_ms % 1000) * 1000000 };
 	char *s;
@@ -180,6 +180,15 @@ char *broker_status_doc(const struct broker_status *st, size_t *ret_len)
 	json_object_set_new(out, "failed", json_integer((json_int_t)st->failed));
 	json_object_set_new(out, "give_up_s", json_integer(st->give_up_s));
 	json_object_set_new(o, "outbox", out);
+	ts = (struct timespec){ st->searched_ms / 1000, (st->searched_ms % 1000) * 1000000 };
+	in = json_object();
+	json_object_set_new(in, "entries", json_integer((json_int_t)st->inbox));
+	json_object_set_new(in, "confirming", json_integer((json_int_t)st->confirming));
+	json_object_set_new(in, "confirmed", json_integer((json_int_t)st->confirmed));
+	json_object_set_new(in, "searched_at", jsn_time_or_null(&ts));
+	json_object_set_new(in, "last_error", str_or_null(st->inbox_error));
+	json_object_set_new(in, "poll_s", json_integer(st->poll_s));
+	json_object_set_new(o, "inbox", in);
 	s = jsn_dump_doc(o, ret_len);
 	json_decref(o);
 	return s;

@@ -76,6 +76,13 @@ struct local_hooks {
 	void (*done)(void *ctx, const struct local_call *call);
 	/* a user.altinn.* attribute of rel: 0 and a malloc'd value, or -ENODATA */
 	int (*xattr)(void *ctx, const struct local_call *call, const char *name, char **ret);
+	/* an open for reading by a user (not self), before the file is
+	 * opened: a file the family shows before it has its bytes (a Broker
+	 * transfer in inbox/, whose download changes the platform's state)
+	 * is filled here, in call->dirfd, by the time this returns. call->op
+	 * is LOCAL_RELEASE (nothing is changed by the user). 0, or the -errno
+	 * open(2) gets. NULL: files are read as they are. */
+	int (*fill)(void *ctx, const struct local_call *call);
 };
 
 /* One area of a family: its folder's name in every app (or in each
@@ -85,7 +92,7 @@ struct fs_area {
 	struct local_hooks hooks;
 };
 
-#define FS_FAMILY_MAX_AREAS 4
+#define FS_FAMILY_MAX_AREAS 5
 
 /* ---- writes into existing instances: data/<type>/<name> ----
  * The fs asks the family that journals them (daemon/instwrite/). */
@@ -187,6 +194,10 @@ struct family_deps {
 	void (*invalidate)(void *ctx, const char *org, const char *app, const char *party,
 			   const char *guid);
 	void *invalidate_ctx;
+	/* A platform's name made safe as one directory entry of at most max
+	 * bytes, by the rules app data names follow (docs/tree.md), malloc'd:
+	 * for a family that names files after what the platform says. */
+	char *(*safe_name)(const char *name, size_t max);
 };
 
 /* A family's places in the tree, its status and its life. Fields it does

@@ -1,0 +1,640 @@
+/* brecv.c - receiving: Broker transfers sent to us, as inbox/ folders.
+ *
+ * MOUNT/broker/<resourceId>/inbox/<fileTransferId>/ holds transfer.json
+ * (the overview) and the file under its own name, for each transfer
+ * Published to the token's organisation and not confirmed by it. A
+ * download changes our recipient status on the platform, so showing an
+ * entry downloads nothing: the file is made with the transfer's size and
+ * no bytes (sparse), and its bytes are fetched when a user first opens it
+ * for reading (the area's fill hook), streamed to disk beside it, checked
+ * against Broker's MD5 and renamed over it. Later reads are of the disk.
+ *
+ * Entries come from a reconciling search (brecv_search, twice a round:
+ * our status Initialized, then DownloadStarted, so a transfer moving
+ * between them while we look is seen by the second) every broker_poll
+ * seconds, never more than 10 searches a minute (Broker's limit), and a
+ * 429 waits out its Retry-After. An entry whose transfer is no longer in
+ * a complete answer (fewer than 100 ids) was confirmed elsewhere,
+ * expired or purged: it goes away.
+ *
+ * rm of the file (or of the folder) confirms: the confirmation is
+ * journaled (state_dir/broker.db, queue "broker_in") before the rm
+ * returns and sent by the worker with retries across restarts and
+ * outages. Broker refuses a confirmation before a download has started,
+ * so a file never read is first probed (one byte, Range: bytes=0-0),
+ * which records DownloadStarted without fetching the file. Once Broker
+ * has the confirmation the rest of the folder is removed.
+ *
+ *   shown --rm--> confirming --204--> confirmed (folder removed)
+ *     |                  \--404, not Published any more--> gone
+ *     +--no longer listed--> gone (folder removed) */
+#include "brecv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api_brecv.h"
+#include "api_broker.h"
+#include "config.h"
+#include "mountio.h"
+#include "log.h"
+#include "retry.h"
+#include "xalloc.h"
+
+#define MAX_BACKOFF_MS (300 * 1000)
+/* Broker's limit on searches (APIM): calls per minute */
+#define SEARCHES_PER_MINUTE 10
+#define FILL_NAME ".altinnfs-fill"
+#define NEW_NAME ".altinnfs-new"
+
+enum rx_state { RX_SHOWN, RX_CONFIRMING, RX_CONFIRMED, RX_GONE, RX_N_STATES };
+enum rx_field { RF_RESOURCE, RF_ID, RF_NAME, RF_SIZE, RF_CHECKSUM, RF_FETCHED, RF_PROBED,
+		RF_SENDER, RF_N_FIELDS };
+
+static const char *const state_names[RX_N_STATES] = {
+	"shown", "confirming", "confirmed", "gone",
+};
+static const char *const field_names[RF_N_FIELDS] = {
+	"resource", "file_transfer_id", "name", "size", "checksum", "fetched", "probed", "sender",
+};
+static const struct queue_def queue_def = {
+	.name = "broker_in", .states = state_names, .n_states = RX_N_STATES,
+	.fields = field_names, .n_fields = RF_N_FIELDS, .max_backoff_ms = MAX_BACKOFF_MS,
+};
+
+#define RX_LIVE (QUEUE_STATE(RX_SHOWN) | QUEUE_STATE(RX_CONFIRMING))
+
+struct brecv {
+	const struct config *cfg;
+	struct altinn *a;
+	char *mountpoint;
+	char **resources; /* the family's */
+	struct queue *q;
+	struct worker worker;
+	char *(*safe_name)(const char *name, size_t max);
+	pthread_mutex_t fill_lock; /* one download into the inbox at a time */
+	pthread_mutex_t lock;      /* what follows */
+	char *me;                  /* our organisation number, once known */
+	int64_t searches[SEARCHES_PER_MINUTE]; /* monotonic ms of the last ones, a ring */
+	unsigned n_searches;
+	int64_t next_poll_ms;      /* monotonic */
+	int64_t last_poll_ms;      /* wall: the last complete round */
+	char *last_error;          /* of the last round, NULL when it went well */
+};
+
+static char *key_of(const char *resource, const char *id)
+{
+	return xasprintf("%s/%s", resource, id);
+}
+
+static char *entry_dir(struct brecv *rx, const char *resource, const char *id)
+{
+	return xasprintf("%s/broker/%s/inbox/%s", rx->mountpoint, resource, id);
+}
+
+/* The name a platform's fileName gets: the app data rules (control
+ * characters, '/', bad UTF-8), and never hidden, empty or transfer.json. */
+static char *local_name(void *ctx, const char *file_name)
+{
+	struct brecv *rx = ctx;
+	char *s = rx->safe_name(file_name, 255), *t;
+
+	if (!*s) {
+		free(s);
+		return xstrdup("file");
+	}
+	if (s[0] == '.')
+		s[0] = '_';
+	if (strcmp(s, "transfer.json") == 0) {
+		t = xasprintf("_%s", s);
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+/* ---- the search budget: SEARCHES_PER_MINUTE in any 60 s */
+
+/* 0 when a search may be made now (and counts it), else the ms to wait */
+static int64_t take_search(struct brecv *rx)
+{
+	int64_t now = retry_mono_ms();
+	unsigned slot = rx->n_searches % SEARCHES_PER_MINUTE;
+
+	if (rx->n_searches >= SEARCHES_PER_MINUTE && now - rx->searches[slot] < 60000)
+		return 60000 - (now - rx->searches[slot]);
+	rx->searches[slot] = now;
+	rx->n_searches++;
+	return 0;
+}
+
+static void set_error(struct brecv *rx, const char *e)
+{
+	pthread_mutex_lock(&rx->lock);
+	free(rx->last_error);
+	rx->last_error = e ? xstrdup(e) : NULL;
+	pthread_mutex_unlock(&rx->lock);
+}
+
+/* ---- removing what the mount shows (worker thread: through the mount) */
+
+static void remove_entry(struct brecv *rx, const struct queue_item *it)
+{
+	char *dir = entry_dir(rx, it->f[RF_RESOURCE], it->f[RF_ID]);
+	const char *names[] = { "transfer.json", it->f[RF_NAME], FILL_NAME, NEW_NAME };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *p;
+
+		if (!names[i])
+			continue;
+		p = xasprintf("%s/%s", dir, names[i]);
+		if (unlink(p) < 0 && errno != ENOENT)
+			log_warn("broker: cannot remove \"%s\": %s", p, strerror(errno));
+		free(p);
+	}
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		log_warn("broker: cannot remove \"%s\": %s", dir, strerror(errno));
+	free(dir);
+}
+
+/* ---- showing a transfer: its folder made whole under a dot-name, then
+ * renamed into place, so a watcher of inbox/ sees it appear complete */
+
+static int make_placeholder(const char *dir, const char *name, uint64_t size)
+{
+	char *tmp = xasprintf("%s/%s", dir, NEW_NAME), *path = xasprintf("%s/%s", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), r = 0;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		r = -errno;
+	if (fd >= 0 && close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	free(tmp);
+	free(path);
+	return r;
+}
+
+static int materialize(struct brecv *rx, const char *resource, const char *id,
+		       const struct brecv_overview *ov, const char *name)
+{
+	char *stage = xasprintf("%s/broker/%s/inbox/.new-%s", rx->mountpoint, resource, id);
+	char *dir = entry_dir(rx, resource, id);
+	struct stat st;
+	int r = 0;
+
+	if (stat(dir, &st) == 0) /* made before a crash, before it was journaled */
+		goto out;
+	if (mkdir(stage, 0755) < 0 && errno != EEXIST)
+		r = -errno;
+	if (r == 0)
+		r = mountio_write(stage, "transfer.json", ov->doc, ov->doc_len, false, NULL);
+	if (r == 0)
+		r = make_placeholder(stage, name, ov->size);
+	if (r == 0 && rename(stage, dir) < 0)
+		r = -errno;
+out:
+	if (r < 0)
+		log_errno(r, "broker: cannot show transfer %s in inbox/", id);
+	free(stage);
+	free(dir);
+	return r;
+}
+
+/* One transfer a search named that the journal does not know: its
+ * overview, then its folder, then its item. 0, or -errno (stop the round
+ * on a 429). */
+static int show_one(struct brecv *rx, const char *resource, const char *id, long *ret_wait)
+{
+	struct brecv_overview ov;
+	struct app_answer ans = { .retry_after_ms = -1 };
+	struct queue_item it = { .state = RX_SHOWN };
+	char size[32], *name = NULL;
+	int r = brecv_overview(rx->a, id, rx->me, local_name, rx, &ov, &ans);
+
+	if (r < 0) {
+		bool limited = ans.status == 429;
+
+		if (limited)
+			*ret_wait = ans.retry_after_ms > 0 ? ans.retry_after_ms : 60000;
+		log_warn("broker: transfer %s: %s", id, ans.summary);
+		app_answer_clear(&ans);
+		return limited ? -EAGAIN : 0;
+	}
+	if (!ov.status || strcmp(ov.status, "Published") != 0 || !ov.my_status ||
+	    strcmp(ov.my_status, "DownloadConfirmed") == 0)
+		goto out;
+	name = local_name(rx, ov.file_name);
+	r = materialize(rx, resource, id, &ov, name);
+	if (r < 0)
+		goto out;
+	it.key = key_of(resource, id);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)ov.size);
+	queue_set(&it.f[RF_RESOURCE], resource);
+	queue_set(&it.f[RF_ID], id);
+	queue_set(&it.f[RF_NAME], name);
+	queue_set(&it.f[RF_SIZE], size);
+	queue_set(&it.f[RF_CHECKSUM], ov.checksum);
+	queue_set(&it.f[RF_SENDER], ov.sender);
+	if (strcmp(ov.my_status, "DownloadStarted") == 0)
+		queue_set(&it.f[RF_PROBED], "1");
+	r = queue_replace(rx->q, &it, QUEUE_STATE(RX_GONE));
+	if (r == 0)
+		log_info("broker: transfer %s from %s is in inbox/ as \"%s\"", id,
+			 ov.sender ? ov.sender : "?", name);
+	queue_item_clear(&it);
+out:
+	free(name);
+	brecv_overview_clear(&ov);
+	app_answer_clear(&ans);
+	return 0;
+}
+
+/* ---- a round of searches */
+
+struct seen {
+	char **ids;
+	size_t n, cap;
+};
+
+static bool seen_has(const struct seen *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+static int vanish_one(void *ctx, struct queue_item *it)
+{
+	struct seen *s = ((void **)ctx)[0];
+	struct brecv *rx = ((void **)ctx)[1];
+
+	if (it->f[RF_ID] && !seen_has(s, it->f[RF_ID])) {
+		log_info("broker: transfer %s is no longer Published to us: gone from inbox/",
+			 it->f[RF_ID]);
+		remove_entry(rx, it);
+		it->state = RX_GONE;
+		it->done_at = queue_now_ms(rx->q);
+		queue_set(&it->last_error, "no longer listed as Published to us");
+		queue_save(rx->q, it);
+	}
+	return 0;
+}
+
+/* Searches one resource; 0 when done, else the ms until it may go on. */
+static int64_t poll_resource(struct brecv *rx, const char *resource)
+{
+	static const char *const statuses[] = { "Initialized", "DownloadStarted" };
+	struct seen seen = { 0 };
+	bool complete = true;
+	int64_t wait = 0;
+
+	for (size_t s = 0; s < 2 && wait == 0; s++) {
+		struct app_answer ans = { .retry_after_ms = -1 };
+		char **ids = NULL;
+		size_t n = 0;
+
+		pthread_mutex_lock(&rx->lock);
+		wait = take_search(rx);
+		pthread_mutex_unlock(&rx->lock);
+		if (wait)
+			break;
+		if (brecv_search(rx->a, resource, statuses[s], &ids, &ans) < 0) {
+			set_error(rx, ans.summary);
+			log_warn("broker: inbox of %s: %s", resource, ans.summary);
+			wait = ans.status == 429 && ans.retry_after_ms > 0 ? ans.retry_after_ms
+									   : rx->cfg->broker_poll * 1000L;
+			app_answer_clear(&ans);
+			break;
+		}
+		for (; ids[n]; n++) {
+			struct queue_item it;
+			char *key = key_of(resource, ids[n]);
+			long w = -1;
+
+			if (seen.n == seen.cap) {
+				seen.cap = seen.cap ? seen.cap * 2 : 64;
+				seen.ids = xrealloc(seen.ids, seen.cap * sizeof(*seen.ids));
+			}
+			seen.ids[seen.n++] = xstrdup(ids[n]);
+			if (queue_find(rx->q, key, QUEUE_ALL_STATES & ~QUEUE_STATE(RX_GONE), &it) == 0)
+				queue_item_clear(&it);
+			else if (show_one(rx, resource, ids[n], &w) < 0 && w > 0)
+				wait = w;
+			free(key);
+		}
+		complete = complete && n < 100;
+		brecv_ids_free(ids);
+		app_answer_clear(&ans);
+	}
+	if (wait == 0 && complete) {
+		char *prefix = xasprintf("%s/", resource);
+		struct queue_query qq = { .key_prefix = prefix, .states = QUEUE_STATE(RX_SHOWN) };
+		void *ctx[2] = { &seen, rx };
+
+		queue_list(rx->q, &qq, vanish_one, ctx);
+		free(prefix);
+	}
+	for (size_t i = 0; i < seen.n; i++)
+		free(seen.ids[i]);
+	free(seen.ids);
+	return wait;
+}
+
+static void poll_all(struct brecv *rx)
+{
+	int64_t wait = 0;
+
+	if (!rx->me && broker_sender(rx->a, &rx->me) < 0) {
+		set_error(rx, "the token names no organisation");
+		rx->next_poll_ms = retry_mono_ms() + rx->cfg->broker_poll * 1000L;
+		return;
+	}
+	for (size_t i = 0; rx->resources[i] && wait == 0 && !worker_stopping(&rx->worker); i++)
+		wait = poll_resource(rx, rx->resources[i]);
+	if (wait == 0) {
+		/* what ended a month ago cannot come back from a search */
+		queue_delete_where(rx->q, &(struct queue_query){
+			.states = QUEUE_STATE(RX_CONFIRMED) | QUEUE_STATE(RX_GONE),
+			.done_before = queue_now_ms(rx->q) - 30LL * 86400 * 1000 });
+		set_error(rx, NULL);
+		pthread_mutex_lock(&rx->lock);
+		rx->last_poll_ms = retry_wall_ms();
+		pthread_mutex_unlock(&rx->lock);
+		wait = rx->cfg->broker_poll * 1000L;
+	}
+	rx->next_poll_ms = retry_mono_ms() + wait;
+}
+
+/* ---- confirming */
+
+static void ended(struct brecv *rx, struct queue_item *it, int state, const char *why)
+{
+	it->state = state;
+	it->done_at = queue_now_ms(rx->q);
+	queue_set(&it->last_error, why);
+	if (queue_save(rx->q, it) == 0)
+		remove_entry(rx, it);
+}
+
+static void confirm_one(struct brecv *rx, struct queue_item *it)
+{
+	struct app_answer ans = { .retry_after_ms = -1 };
+	const char *id = it->f[RF_ID];
+	int r = 0;
+
+	if (!(it->f[RF_FETCHED] || it->f[RF_PROBED])) {
+		/* never read: Broker wants a started download first */
+		r = brecv_download(rx->a, id, -1, true, NULL, NULL, &ans);
+		if (r == 0) {
+			queue_set(&it->f[RF_PROBED], "1");
+			queue_save(rx->q, it);
+		}
+	}
+	if (r == 0) {
+		app_answer_clear(&ans);
+		ans = (struct app_answer){ .retry_after_ms = -1 };
+		r = brecv_confirm(rx->a, id, &ans);
+	}
+	if (r == 0) {
+		log_info("broker: transfer %s confirmed", id);
+		ended(rx, it, RX_CONFIRMED, NULL);
+	} else if (ans.status == 404 ||
+		   (ans.status == 400 && ans.detail && strstr(ans.detail, "when it is published"))) {
+		log_warn("broker: transfer %s cannot be confirmed: %s", id, ans.summary);
+		ended(rx, it, RX_GONE, ans.summary);
+	} else {
+		if (ans.status == 400 && ans.detail && strstr(ans.detail, "downloaded"))
+			queue_set(&it->f[RF_PROBED], NULL); /* probe again */
+		log_warn("broker: confirming transfer %s: %s (again in %lld ms)", id, ans.summary,
+			 (long long)queue_retry(rx->q, it, ans.summary, ans.retry_after_ms));
+		queue_save(rx->q, it);
+	}
+	app_answer_clear(&ans);
+}
+
+static int run_one(void *ctx, int64_t *ret_wait_ms)
+{
+	struct brecv *rx = ctx;
+	struct queue_item it;
+	int64_t wait = -1, now;
+	int r = queue_next_due(rx->q, QUEUE_STATE(RX_CONFIRMING), NULL, NULL, &it, &wait);
+
+	if (r == 1) {
+		confirm_one(rx, &it);
+		queue_item_clear(&it);
+		return 1;
+	}
+	now = retry_mono_ms();
+	if (now >= rx->next_poll_ms) {
+		poll_all(rx);
+		return 1;
+	}
+	if (wait < 0 || wait > rx->next_poll_ms - now)
+		wait = rx->next_poll_ms - now;
+	*ret_wait_ms = wait;
+	return 0;
+}
+
+/* ---- the area's hooks */
+
+/* rel "<id>[/<name>]": its depth and id */
+static int split(const char *rel, char *id, size_t cap)
+{
+	const char *slash = strchr(rel, '/');
+	size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
+
+	snprintf(id, cap, "%.*s", (int)n, rel);
+	return !*rel ? 0 : slash ? (strchr(slash + 1, '/') ? 3 : 2) : 1;
+}
+
+/* Journals the confirmation of the entry id (idempotent). */
+static int journal_confirm(struct brecv *rx, const char *resource, const char *id)
+{
+	char *key = key_of(resource, id);
+	struct queue_item it;
+	int r = queue_find(rx->q, key, QUEUE_STATE(RX_SHOWN), &it);
+
+	free(key);
+	if (r == -ENOENT)
+		return 0; /* confirming already, or not ours */
+	if (r < 0)
+		return r;
+	it.state = RX_CONFIRMING;
+	it.due_at = 0;
+	it.tries = 0;
+	r = queue_save(rx->q, &it);
+	if (r == 0)
+		log_info("broker: transfer %s removed from inbox/: confirming", id);
+	queue_item_clear(&it);
+	worker_wake(&rx->worker);
+	return r;
+}
+
+int brecv_check(struct brecv *rx, const struct local_call *c)
+{
+	char id[256];
+	int depth = split(c->rel, id, sizeof(id));
+
+	if (c->op == LOCAL_RELEASE)
+		return 0;
+	if (c->op != LOCAL_REMOVE)
+		return -EPERM; /* what Broker sent is read and removed, nothing else */
+	if (depth == 2 && id[0] != '.')
+		return journal_confirm(rx, c->scope, id);
+	return 0;
+}
+
+void brecv_done(struct brecv *rx, const struct local_call *c)
+{
+	char id[256];
+
+	if (c->op == LOCAL_REMOVE && split(c->rel, id, sizeof(id)) == 1 && id[0] != '.')
+		journal_confirm(rx, c->scope, id);
+}
+
+/* Downloads the transfer into its folder beside the empty file, checks
+ * it, and puts it in place. */
+static int fetch(struct brecv *rx, const struct local_call *c, struct queue_item *it)
+{
+	char *tmp = xasprintf("%s/%s", it->f[RF_ID], FILL_NAME), md5[33] = "";
+	struct app_answer ans = { .retry_after_ms = -1 };
+	uint64_t n = 0, size = strtoull(it->f[RF_SIZE] ? it->f[RF_SIZE] : "0", NULL, 10);
+	int fd = openat(c->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), r;
+
+	if (fd < 0) {
+		r = -errno;
+		free(tmp);
+		return r;
+	}
+	r = brecv_download(rx->a, it->f[RF_ID], fd, false, md5, &n, &ans);
+	if (r < 0) {
+		log_warn("broker: reading transfer %s: %s", it->f[RF_ID], ans.summary);
+	} else if (n != size || (it->f[RF_CHECKSUM] && strcasecmp(md5, it->f[RF_CHECKSUM]))) {
+		log_warn("broker: transfer %s came as %llu bytes with MD5 %s; Broker said %llu and "
+			 "%s", it->f[RF_ID], (unsigned long long)n, md5, (unsigned long long)size,
+			 it->f[RF_CHECKSUM]);
+		r = -EIO;
+	}
+	close(fd);
+	if (r == 0 && renameat(c->dirfd, tmp, c->dirfd, c->rel) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(c->dirfd, tmp, 0);
+	} else {
+		queue_set(&it->f[RF_FETCHED], "1");
+		r = queue_save(rx->q, it);
+	}
+	app_answer_clear(&ans);
+	free(tmp);
+	return r;
+}
+
+int brecv_fill(struct brecv *rx, const struct local_call *c)
+{
+	char id[256], *key;
+	struct queue_item it = { 0 };
+	int r;
+
+	if (split(c->rel, id, sizeof(id)) != 2 || id[0] == '.' ||
+	    strcmp(strchr(c->rel, '/') + 1, "transfer.json") == 0)
+		return 0;
+	key = key_of(c->scope, id);
+	pthread_mutex_lock(&rx->fill_lock);
+	r = queue_find(rx->q, key, RX_LIVE, &it);
+	if (r == 0 && !it.f[RF_FETCHED] && it.f[RF_NAME] &&
+	    strcmp(strchr(c->rel, '/') + 1, it.f[RF_NAME]) == 0)
+		r = fetch(rx, c, &it);
+	else if (r == -ENOENT)
+		r = 0;
+	queue_item_clear(&it);
+	pthread_mutex_unlock(&rx->fill_lock);
+	free(key);
+	return r;
+}
+
+/* ---- status.json */
+
+static int count_live(void *ctx, struct queue_item *it)
+{
+	struct broker_status *st = ctx;
+
+	if (it->state == RX_SHOWN)
+		st->inbox++;
+	else
+		st->confirming++;
+	return 0;
+}
+
+void brecv_status(struct brecv *rx, const char *resource, struct broker_status *st)
+{
+	char *prefix = xasprintf("%s/", resource);
+
+	queue_list(rx->q, &(struct queue_query){ .key_prefix = prefix, .states = RX_LIVE },
+		   count_live, st);
+	queue_count(rx->q, &(struct queue_query){ .key_prefix = prefix,
+						  .states = QUEUE_STATE(RX_CONFIRMED) },
+		    &st->confirmed);
+	pthread_mutex_lock(&rx->lock);
+	st->searched_ms = rx->last_poll_ms;
+	st->inbox_error = rx->last_error ? xstrdup(rx->last_error) : NULL;
+	pthread_mutex_unlock(&rx->lock);
+	free(prefix);
+}
+
+/* ---- life */
+
+int brecv_new(const struct family_deps *deps, struct journal *j, char **resources,
+	      struct brecv **ret)
+{
+	struct brecv *rx = xcalloc(1, sizeof(*rx));
+	int r = queue_open(j, &queue_def, &rx->q);
+
+	if (r < 0) {
+		free(rx);
+		return r;
+	}
+	rx->cfg = deps->cfg;
+	rx->a = deps->a;
+	rx->mountpoint = xstrdup(deps->mountpoint);
+	rx->resources = resources;
+	rx->safe_name = deps->safe_name;
+	pthread_mutex_init(&rx->fill_lock, NULL);
+	pthread_mutex_init(&rx->lock, NULL);
+	worker_init(&rx->worker, "broker-in", run_one, rx);
+	*ret = rx;
+	return 0;
+}
+
+int brecv_start(struct brecv *rx)
+{
+	return worker_start(&rx->worker);
+}
+
+void brecv_stop(struct brecv *rx)
+{
+	if (rx)
+		worker_stop(&rx->worker);
+}
+
+void brecv_free(struct brecv *rx)
+{
+	if (!rx)
+		return;
+	worker_destroy(&rx->worker);
+	queue_close(rx->q);
+	pthread_mutex_destroy(&rx->fill_lock);
+	pthread_mutex_destroy(&rx->lock);
+	free(rx->me);
+	free(rx->last_error);
+	free(rx->mountpoint);
+	free(rx);
+}
