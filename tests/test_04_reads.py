@@ -80,6 +80,17 @@ def _downloaded(platform, mount, big_element, read, want):
     return sum(e["bytes"] for e in entries), entries
 
 
+def bounded_fetch():
+    """What a short read may cost by design: the kernel's 1 MiB read-ahead,
+    the download's 8 MiB lead (CACHE_AHEAD), and what the two sockets'
+    buffers hold when the reader closes (the platform logs those bytes as
+    sent). Under load the buffers fill before the download is stopped."""
+    def tcp_max(name):
+        with open(f"/proc/sys/net/ipv4/{name}") as f:
+            return int(f.read().split()[2])
+    return 1 * MiB + 8 * MiB + tcp_max("tcp_rmem") + tcp_max("tcp_wmem")
+
+
 @pytest.mark.parametrize("cmd,ranges", [("head", False), ("head", True), ("tail", False),
                                         ("tail", True)])
 def test_4k_of_big_file_downloads_little(mount, platform, ranged_platform, big_element, cmd,
@@ -99,7 +110,7 @@ def test_4k_of_big_file_downloads_little(mount, platform, ranged_platform, big_e
         return r.stdout
 
     total, entries = _downloaded(platform, mount, big_element, read, want)
-    limit = 16 * MiB if cmd == "head" or "--ranges" in platform.extra_args else size + 1
+    limit = bounded_fetch() if cmd == "head" or "--ranges" in platform.extra_args else size + 1
     assert total < limit, f"{total} bytes downloaded to read 4 KiB: {entries}"
 
 

@@ -227,7 +227,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 	struct cache *c = e->c;
 	uint64_t end = off + len > e->size ? e->size : off + len;
 	time_t since = cache_mono_s();
-	uint64_t had, wait_end;
+	uint64_t had, wait_end, wanted_before;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->fd = -1;
@@ -237,6 +237,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 	/* a contentHash to check: nothing is served before all bytes are */
 	wait_end = e->want_sha[0] ? e->size : end;
 	had = e->have + e->staged;
+	wanted_before = e->wanted;
 	if (wait_end > e->wanted) {
 		/* also when the bytes are here: the download keeps its lead */
 		e->wanted = wait_end;
@@ -254,6 +255,11 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 		}
 		if (atomic_load(&c->ranges) == CACHE_RANGES_YES && !e->want_sha[0] &&
 		    off > e->have + e->staged + CACHE_FAR) {
+			/* served by its own Range: the download from the
+			 * start must not run ahead to this read's end (a
+			 * `tail` would fetch the whole element meanwhile) */
+			if (e->wanted == wait_end)
+				e->wanted = wanted_before;
 			pthread_mutex_unlock(&c->lock);
 			return CACHE_UNCACHED;
 		}
