@@ -104,7 +104,7 @@ def wait_letter(m, name, timeout=30):
 def test_tree_and_readme(m):
     assert os.listdir(m.path / "correspondence") == [RESOURCE]
     assert sorted(os.listdir(m.path / "correspondence" / RESOURCE)) == [
-        "failed", "outbox", "sent", "status.json"]
+        "events", "failed", "outbox", "sent", "status.json"]
     readme = (m.path / "README.txt").read_text()
     assert "correspondence/<resourceId>/outbox/<name>/" in readme
     expect_errno(errno.EPERM, (area(m, "outbox") / "loose.txt").write_bytes, b"x")

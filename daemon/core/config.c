@@ -100,6 +100,11 @@ static const struct key_def keys[] = {
 	STR(correspondence_resources,
 	    "space-separated Altinn Correspondence resource ids, each\n"
 	    "served at correspondence/<resourceId>/ (default: none)"),
+	FLAG(correspondence_events, "follow sent messages' statuses by the Events API,\n"
+				    "polled every poll_interval (default yes)"),
+	INT(correspondence_reconcile, 1, 30 * 86400,
+	    "seconds between reconciling reads of a sent message's\n"
+	    "correspondences once published (default 3600)"),
 	FLAG(allow_other, "let other users see the mount (needs user_allow_other)"),
 };
 
@@ -123,6 +128,8 @@ void config_init(struct config *cfg)
 	cfg->broker_give_up = 3 * 86400;
 	cfg->broker_poll = 60;
 	cfg->inbox_give_up = 3 * 86400;
+	cfg->correspondence_events = true;
+	cfg->correspondence_reconcile = 3600;
 	cfg->events_keep = 10000;
 	cfg->events_keep_days = 30;
 }

@@ -61,6 +61,8 @@ struct config {
 	char *broker_resources;   /* space-separated Broker resource ids; NULL: none */
 	char *broker_url;         /* the Broker API base; NULL: platform + /broker/api/v1 */
 	char *correspondence_resources; /* space-separated Correspondence resource ids */
+	bool correspondence_events;     /* follow receipts by the events feed */
+	int correspondence_reconcile;   /* seconds between reconciling reads */
 	int broker_give_up;       /* seconds: a transfer failing longer goes to failed/ */
 	int broker_poll;          /* seconds between searches for transfers sent to us */
 	int inbox_give_up;        /* seconds: inbox deliveries older are given up */

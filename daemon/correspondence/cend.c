@@ -2,8 +2,7 @@
  * the dead letter in failed/ (the folder moved there, beside
  * <name>.error.json), the receipt in sent/ with the folder removed from
  * outbox/ (the receipt first, so a crash between leaves the receipt and
- * a folder that the next try removes), a try again later, and the
- * following of each correspondence until it is past publication. Shared
+ * a folder that the next try removes), and a try again later. Shared
  * by csend.c (recipients) and cattach.c (attachments), so neither needs
  * the other's. */
 #include <dirent.h>
@@ -21,11 +20,8 @@
 #include "receipt.h"
 #include "xalloc.h"
 
-/* how soon, and how often at most, a sent message's correspondences are
- * looked at until they are published, and for how long */
+/* how soon a sent message's correspondences are first looked at */
 #define FOLLOW_MS 500
-#define FOLLOW_MAX_MS 30000
-#define FOLLOW_FOR_MS (3600 * 1000)
 
 char *cr_disk_dir(struct corr *c, const struct queue_item *it)
 {
@@ -138,65 +134,17 @@ void cr_sent(struct corr *c, struct queue_item *it)
 	free(name);
 }
 
-/* following: each correspondence's status until it is past publication;
- * the receipt rewritten when one changed. Publication is the platform's
- * background job (seconds); after FOLLOW_FOR_MS the receipt stays as it
- * is. */
-void cr_follow(struct corr *c, struct queue_item *it)
+void cr_rewrite_receipt(struct corr *c, const struct queue_item *it)
 {
-	char **rcp = NULL, **ids = NULL;
-	bool changed = false;
-	int64_t now = queue_now_ms(c->q), wait;
+	char *doc = corr_receipt_doc(it->f[CF_RESOURCE], it->f[CF_NAME], it->f[CF_RESULTS], NULL,
+				     (long long)it->created_at);
+	char *mdir = cr_mount_path(c, it, "sent", NULL);
+	char *name = xasprintf("%s.json", it->f[CF_NAME]);
 
-	corr_result_unsettled(it->f[CF_RESULTS], &rcp, &ids);
-	for (size_t i = 0; rcp[i]; i++) {
-		struct app_answer ans = { .retry_after_ms = -1 };
-		char *status = NULL, *results;
-
-		if (corr_status(c->a, ids[i], &status, &ans) == 0 && status &&
-		    strcmp(status, "Initialized") != 0) {
-			results = corr_result_add(it->f[CF_RESULTS], rcp[i], ids[i], status, NULL,
-						  0);
-			queue_set(&it->f[CF_RESULTS], results);
-			free(results);
-			changed = true;
-		}
-		app_answer_clear(&ans);
-		free(status);
-	}
-	for (size_t i = 0; rcp[i]; i++) {
-		free(rcp[i]);
-		free(ids[i]);
-	}
-	free(rcp);
-	free(ids);
-	if (changed) {
-		char *doc = corr_receipt_doc(it->f[CF_RESOURCE], it->f[CF_NAME],
-					     it->f[CF_RESULTS], NULL, (long long)it->created_at);
-		char *mdir = cr_mount_path(c, it, "sent", NULL);
-		char *name = xasprintf("%s.json", it->f[CF_NAME]);
-
-		receipt_write(mdir, name, doc, false, NULL);
-		free(doc);
-		free(mdir);
-		free(name);
-	}
-	corr_result_unsettled(it->f[CF_RESULTS], &rcp, &ids);
-	if (!rcp[0] || now - it->created_at > FOLLOW_FOR_MS) {
-		it->state = CR_SENT;
-		it->done_at = now;
-	} else {
-		wait = FOLLOW_MS << (it->tries < 6 ? it->tries : 6);
-		it->tries++;
-		it->due_at = now + (wait < FOLLOW_MAX_MS ? wait : FOLLOW_MAX_MS);
-	}
-	for (size_t i = 0; rcp[i]; i++) {
-		free(rcp[i]);
-		free(ids[i]);
-	}
-	free(rcp);
-	free(ids);
-	cr_save(c, it);
+	receipt_write(mdir, name, doc, false, NULL);
+	free(doc);
+	free(mdir);
+	free(name);
 }
 
 /* A step that failed in a way that may pass: later, or given up. */

@@ -1,7 +1,7 @@
 /* corr.c - Altinn Correspondence's folders and journal (see corr.h).
  *
  * The family is rooted (family.h): its areas live at
- * MOUNT/correspondence/<resourceId>/{outbox,sent,failed}/ for each
+ * MOUNT/correspondence/<resourceId>/{outbox,sent,failed,events}/ for each
  * resource of correspondence_resources. A message is a folder in
  * outbox/, and it is sent when, and only when, it is renamed into its
  * name there (mv .draft msg): a folder made in place and written there
@@ -9,7 +9,8 @@
  * rename is journaled before rename(2) returns, and from then on the
  * folder is the worker's (csend.c): changing anything in it is EBUSY
  * until it has gone to sent/ or failed/. The worker is core's
- * (core/worker.c) over core's durable queue. */
+ * (core/worker.c) over core's durable queue; after sending it keeps the
+ * receipt current (cfollow.c), and events/ holds the resource's events. */
 #include "corr.h"
 
 #include <errno.h>
@@ -27,12 +28,13 @@
 
 #define MAX_BACKOFF_MS (300 * 1000)
 
-enum cr_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, CR_N_AREAS };
+enum cr_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, AREA_EVENTS, CR_N_AREAS };
 
 const char *const cr_state_names[CR_N_STATES] = { "received", "sending", "sent", "failed",
-						   "following" };
+						   "following", "cursor" };
 static const char *const field_names[CF_N_FIELDS] = { "resource", "name", "seed", "results",
-						      "attachments" };
+						      "attachments", "slow", "cursor",
+						      "evseq" };
 static const struct queue_def queue_def = {
 	.name = "correspondence", .states = cr_state_names, .n_states = CR_N_STATES,
 	.fields = field_names, .n_fields = CF_N_FIELDS, .max_backoff_ms = MAX_BACKOFF_MS,
@@ -214,7 +216,7 @@ static int hook_check(void *ctx, const struct local_call *lc)
 		return 0;
 	if (!lc->scope)
 		return -EPERM;
-	if (lc->area != AREA_OUTBOX) /* sent/, failed/: read and remove */
+	if (lc->area != AREA_OUTBOX) /* sent/, failed/, events/: read and remove */
 		return lc->op == LOCAL_REMOVE || (lc->op == LOCAL_WRITE && lc->attrs_only) ? 0
 											   : -EPERM;
 	pthread_mutex_lock(&c->lock);
@@ -286,23 +288,52 @@ static int count_one(void *ctx, struct queue_item *it)
 	return 0;
 }
 
+/* a sent message: its recipients by status; followed, and when next */
+static int count_sent(void *ctx, struct queue_item *it)
+{
+	struct census *cs = ctx;
+
+	corr_result_tally(it->f[CF_RESULTS], cs->st.recipients);
+	if (it->state == CR_FOLLOWING) {
+		cs->st.following++;
+		if (it->f[CF_SLOW] &&
+		    (!cs->st.next_reconcile_ms || it->due_at < cs->st.next_reconcile_ms))
+			cs->st.next_reconcile_ms = it->due_at;
+	}
+	return 0;
+}
+
 static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
 {
 	struct corr *c = ctx;
 	char *prefix = xasprintf("%s/", scope), *doc;
+	char *key = xasprintf(CR_CURSOR_KEY "%s", scope);
 	struct census cs = { .st = { .resource = scope,
-				     .give_up_s = (int)(CORR_GIVE_UP_MS / 1000) } };
+				     .give_up_s = (int)(CORR_GIVE_UP_MS / 1000),
+				     .events = c->cfg->correspondence_events,
+				     .reconcile_s = c->cfg->correspondence_reconcile } };
 	struct queue_query qq = { .key_prefix = prefix, .states = CR_LIVE, .limit = 100000 };
+	struct queue_item cur = { 0 };
 
 	queue_list(c->q, &qq, count_one, &cs);
 	queue_count(c->q, &(struct queue_query){ .key_prefix = prefix,
 						 .states = CR_DONE }, &cs.st.sent);
 	queue_count(c->q, &(struct queue_query){ .key_prefix = prefix,
 						 .states = QUEUE_STATE(CR_FAILED) }, &cs.st.failed);
+	queue_list(c->q, &(struct queue_query){ .key_prefix = prefix, .states = CR_DONE },
+		   count_sent, &cs);
+	if (c->cfg->correspondence_events &&
+	    queue_find(c->q, key, QUEUE_STATE(CR_CURSOR), &cur) == 0) {
+		cs.st.cursor = cur.f[CF_CURSOR];
+		cs.st.polled_ms = cur.attempt_at;
+		cs.st.events_error = cur.last_error;
+	}
 	cs.st.last_error = cs.last_error;
 	doc = corr_status_doc(&cs.st, ret_len);
+	queue_item_clear(&cur);
 	free(cs.last_error);
 	free(prefix);
+	free(key);
 	return doc;
 }
 
@@ -371,8 +402,13 @@ static const struct fs_readme_part readme[] = {
 	  "and attachments/ (each file one attachment, uploaded once for all recipients)\n",
 	  NULL },
 	{ "correspondence/<resourceId>/sent/<name>.json",
-	  "the receipt of a sent message: each recipient's correspondenceId and status,\n"
-	  "or why the platform refused that recipient\n",
+	  "the receipt of a sent message: each recipient's correspondenceId and status\n"
+	  "(Published, Fetched, Read, Confirmed, Failed ...), kept current by events and\n"
+	  "a slow reconciling read; or why the platform refused that recipient\n",
+	  NULL },
+	{ "correspondence/<resourceId>/events/<number>_<type>_<id>.json",
+	  "the resource's Correspondence events (published, read, confirmed ...), one\n"
+	  "file each, numbered in arrival order; rm when handled\n",
 	  NULL },
 	{ "correspondence/<resourceId>/failed/<name>/ and <name>.error.json",
 	  "a message refused before anything was sent (the field at fault), or by the\n"
@@ -383,6 +419,7 @@ static const struct fs_readme_part readme[] = {
 
 static const char *const area_names[CR_N_AREAS] = {
 	[AREA_OUTBOX] = "outbox", [AREA_SENT] = "sent", [AREA_FAILED] = "failed",
+	[AREA_EVENTS] = "events",
 };
 
 int corr_family(const struct family_deps *deps, struct fs_family *ret)
@@ -407,6 +444,8 @@ int corr_family(const struct family_deps *deps, struct fs_family *ret)
 	free(path);
 	if (r == 0)
 		r = queue_open(c->j, &queue_def, &c->q);
+	if (r == 0 && c->cfg->correspondence_events)
+		r = cr_events_init(c);
 	if (r < 0) {
 		corr_free(c);
 		return log_errno(r, "cannot open the Correspondence journal in \"%s\"",

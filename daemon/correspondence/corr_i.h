@@ -10,6 +10,10 @@
  *     --every correspondence Published, Failed or further--> sent
  *        |  refused locally --> failed (the folder and why)
  *        |  every recipient refused --> failed
+ *   following: fast (seconds) until each is published, then a slow
+ *   reconciling read of /details every correspondence_reconcile seconds
+ *   until each is final or CORR_FOLLOW_FOR_MS has passed; meanwhile the
+ *   events feed (cfollow.c) moves statuses as they happen.
  *   A lost answer or a crash: the same key again; 409 means it was made,
  *   and the list by idempotentKey names it. Each step that fails in a way
  *   that may pass is retried with backoff until CORR_GIVE_UP_MS. */
@@ -26,8 +30,16 @@ struct altinn;
 struct config;
 struct journal;
 
-enum cr_state { CR_RECEIVED, CR_SENDING, CR_SENT, CR_FAILED, CR_FOLLOWING, CR_N_STATES };
-enum cr_field { CF_RESOURCE, CF_NAME, CF_SEED, CF_RESULTS, CF_ATTACHMENTS, CF_N_FIELDS };
+enum cr_state { CR_RECEIVED, CR_SENDING, CR_SENT, CR_FAILED, CR_FOLLOWING, CR_CURSOR,
+		CR_N_STATES };
+/* CF_SLOW: set once every correspondence is past publication (the
+ * reconciling read's slow pace from then on); a resource's events
+ * cursor item (key CR_CURSOR_KEY "<resourceId>", state CR_CURSOR) keeps
+ * the last event id taken in CF_CURSOR and the next file's number in
+ * CF_EVSEQ. */
+enum cr_field { CF_RESOURCE, CF_NAME, CF_SEED, CF_RESULTS, CF_ATTACHMENTS, CF_SLOW, CF_CURSOR,
+		CF_EVSEQ, CF_N_FIELDS };
+#define CR_CURSOR_KEY "/events/"
 
 #define CR_LIVE (QUEUE_STATE(CR_RECEIVED) | QUEUE_STATE(CR_SENDING))
 /* sent, its receipt written, each correspondence's publication followed */
@@ -36,6 +48,9 @@ enum cr_field { CF_RESOURCE, CF_NAME, CF_SEED, CF_RESULTS, CF_ATTACHMENTS, CF_N_
 /* a message failing in ways that may pass (5xx, 429, no answer) goes to
  * failed/ after three days, as a Broker transfer does by default */
 #define CORR_GIVE_UP_MS (3LL * 86400 * 1000)
+/* a sent message's correspondences are read again for 30 days (a
+ * dueDateTime, a confirmation, come later than publication) */
+#define CORR_FOLLOW_FOR_MS (30LL * 86400 * 1000)
 
 struct corr {
 	const struct config *cfg;
@@ -69,10 +84,17 @@ char *cr_disk_dir(struct corr *c, const struct queue_item *it);
 char *cr_mount_path(struct corr *c, const struct queue_item *it, const char *area,
 		    const char *name);
 /* cend.c: every recipient answered: the receipt in sent/, the folder
- * gone, then following; following: each correspondence's status until
- * it is past publication, the receipt rewritten when one changed */
+ * gone, then following; the receipt written again from the results */
 void cr_sent(struct corr *c, struct queue_item *it);
+void cr_rewrite_receipt(struct corr *c, const struct queue_item *it);
+/* cfollow.c: following: each correspondence's status, fast until it is
+ * published, then slowly until it is final */
 void cr_follow(struct corr *c, struct queue_item *it);
+/* cfollow.c: a resource's events cursor item is due: the feed's new
+ * events become files in events/ and move the receipts' statuses */
+void cr_events(struct corr *c, struct queue_item *it);
+/* cfollow.c: each resource's cursor item, made where missing */
+int cr_events_init(struct corr *c);
 /* cend.c: the item saved; the message ended in failed/ with why; a
  * step that may pass tried again later (or given up) */
 void cr_save(struct corr *c, struct queue_item *it);

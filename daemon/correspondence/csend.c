@@ -298,8 +298,9 @@ int cr_work_one(void *ctx, int64_t *ret_wait_ms)
 	struct queue_item it;
 	struct message m;
 	char err[512];
-	int r = queue_next_due(c->q, CR_LIVE | QUEUE_STATE(CR_FOLLOWING), NULL, NULL, &it,
-			       ret_wait_ms);
+	unsigned states = CR_LIVE | QUEUE_STATE(CR_FOLLOWING) |
+			  (c->cfg->correspondence_events ? QUEUE_STATE(CR_CURSOR) : 0);
+	int r = queue_next_due(c->q, states, NULL, NULL, &it, ret_wait_ms);
 
 	if (r != 1)
 		return r;
@@ -333,6 +334,8 @@ int cr_work_one(void *ctx, int64_t *ret_wait_ms)
 		step_send(c, &it);
 	else if (it.state == CR_FOLLOWING)
 		cr_follow(c, &it);
+	else if (it.state == CR_CURSOR)
+		cr_events(c, &it);
 	queue_item_clear(&it);
 	return 1;
 }

@@ -100,6 +100,55 @@ int corr_status(struct altinn *a, const char *id, char **ret_status, struct app_
 	return r;
 }
 
+int corr_details(struct altinn *a, const char *id, char **ret_status, char **ret_changed,
+		 struct app_answer *ans)
+{
+	char *tail = xasprintf("/%s/details", id);
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = { .url = url_of(a, tail), .result = &res };
+	int r = http_request(a->http, &req);
+
+	r = app_conclude(r, &res, false, "details", ans);
+	if (r == 0 && (!res.body ||
+		       jsn_corr_details(res.body, res.body_len, ret_status, ret_changed) < 0)) {
+		ans->outcome = APP_LATER;
+		snprintf(ans->summary, sizeof(ans->summary), "details: no status");
+		r = -EIO;
+	}
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(tail);
+	return r;
+}
+
+int corr_events_poll(struct altinn *a, const char *resource, const char *after, unsigned size,
+		     struct corr_event **ret, size_t *ret_n, struct app_answer *ans)
+{
+	char *urn = xasprintf("urn:altinn:resource:%s", resource);
+	char *urn_e = http_escape(urn), *after_e = http_escape(after ? after : "0");
+	struct http_result res = { .retry_after_ms = -1 };
+	struct http_request req = {
+		.url = xasprintf("%s/events/api/v1/events?resource=%s&after=%s&size=%u",
+				 a->cfg->platform, urn_e, after_e, size),
+		.accept = "application/cloudevents+json, application/json",
+		.result = &res,
+	};
+	int r = http_request(a->http, &req);
+
+	r = app_conclude(r, &res, false, "events", ans);
+	if (r == 0 && (!res.body || jsn_corr_events(res.body, res.body_len, ret, ret_n) < 0)) {
+		ans->outcome = APP_LATER;
+		snprintf(ans->summary, sizeof(ans->summary), "events: not a list of events");
+		r = -EIO;
+	}
+	http_result_clear(&res);
+	free((char *)req.url);
+	free(urn);
+	free(urn_e);
+	free(after_e);
+	return r;
+}
+
 /* {platform}/correspondence/api/v1/attachment{tail} */
 static char *att_url(struct altinn *a, const char *tail)
 {

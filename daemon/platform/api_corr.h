@@ -11,8 +11,10 @@
 #ifndef ALTINNFS_API_CORR_H
 #define ALTINNFS_API_CORR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "api_app.h"
 
@@ -77,9 +79,53 @@ char *corr_result_add(const char *results, const char *recipient, const char *id
 /* How many recipients in results have an id (*ret_ok) and an error. */
 void corr_result_count(const char *results, size_t *ret_ok, size_t *ret_failed);
 /* The recipients in results whose correspondence is not yet past
- * publication (Initialized, ReadyForPublish), and their ids; NULL-ended
- * malloc'd arrays (empty when none). */
+ * publication (Initialized, ReadyForPublish, Reserved), and their ids;
+ * NULL-ended malloc'd arrays (empty when none). */
 void corr_result_unsettled(const char *results, char ***ret_recipients, char ***ret_ids);
+
+/* ---- after publication (json_corrst.c) */
+
+/* CorrespondenceStatusExt in its order (an overview's status is the
+ * highest reached), then "Refused" (the platform refused that
+ * recipient: no correspondence) and "other" (a name we do not know). */
+#define CORR_N_STATUSES 16
+extern const char *const corr_status_names[CORR_N_STATUSES];
+int corr_status_index(const char *status); /* "other"'s for an unknown one */
+/* results with the correspondence id's status set (and statusChanged,
+ * when not NULL): malloc'd, or NULL when nothing changed (unknown id,
+ * the same status, or upward_only and not above the one it has). */
+char *corr_result_apply(const char *results, const char *id, const char *status,
+			const char *changed, bool upward_only);
+/* Like corr_result_unsettled; without unpublished_only, every one not
+ * yet final (Failed, Confirmed, PurgedByRecipient, PurgedByAltinn). */
+void corr_result_following(const char *results, bool unpublished_only, char ***ret_recipients,
+			   char ***ret_ids);
+/* Adds each recipient's status to counts, by corr_status_index. */
+void corr_result_tally(const char *results, uint64_t counts[CORR_N_STATUSES]);
+/* The status a Correspondence event's type tells (published, publish
+ * failed, receiver read, receiver confirmed), or NULL. */
+const char *corr_event_status(const char *type);
+
+/* GET /correspondence/{id}/details (as the sender: no Fetched is
+ * added): its status, Fetched when statusHistory has it over a plain
+ * Published, and when it changed (may be NULL). */
+int corr_details(struct altinn *a, const char *id, char **ret_status, char **ret_changed,
+		 struct app_answer *ans);
+
+/* One CloudEvent of the generic feed. */
+struct corr_event {
+	char *id, *type;
+	char *instance; /* resourceinstance: the correspondence (or attachment) id, or NULL */
+	struct timespec time;
+	char *doc; /* the event, pretty-printed, + "\n" */
+	size_t doc_len;
+};
+void corr_events_free(struct corr_event *evs, size_t n);
+/* GET {platform}/events/api/v1/events?resource=urn:altinn:resource:<id>
+ * &after=<after, "0" at first>&size=: one page, oldest first. */
+int corr_events_poll(struct altinn *a, const char *resource, const char *after, unsigned size,
+		     struct corr_event **ret, size_t *ret_n, struct app_answer *ans);
+
 /* Whether recipient has a result already. */
 int corr_result_has(const char *results, const char *recipient);
 
@@ -96,6 +142,19 @@ struct corr_status_facts {
 	uint64_t sent, failed;     /* ended, as the journal remembers them */
 	const char *last_error;    /* the newest retrying item's, or NULL */
 	int give_up_s;
+	/* after sending: the sent messages' recipients by status, how many
+	 * messages are still followed, and the next reconciling read */
+	uint64_t recipients[CORR_N_STATUSES];
+	uint64_t following;
+	int64_t next_reconcile_ms; /* 0: none */
+	/* the events feed: followed at all, its cursor (the last event id
+	 * taken, NULL before one), the last poll, its error, the next file's
+	 * number */
+	bool events;
+	const char *cursor;
+	int64_t polled_ms;
+	const char *events_error;
+	int reconcile_s;
 };
 char *corr_status_doc(const struct corr_status_facts *st, size_t *ret_len);
 

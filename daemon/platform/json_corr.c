@@ -390,45 +390,44 @@ int jsn_corr_status_text(const char *body, size_t len, char **ret_status, char *
 	return *ret_status ? 0 : -EIO;
 }
 
+static json_t *ms_time(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	return ms ? jsn_time_or_null(&ts) : json_null();
+}
+
 char *corr_status_doc(const struct corr_status_facts *st, size_t *ret_len)
 {
-	json_t *o = json_object(), *out = json_object();
-	struct timespec ts = { st->oldest_pending_ms / 1000,
-			       (st->oldest_pending_ms % 1000) * 1000000 };
+	json_t *o = json_object(), *out = json_object(), *rc = json_object(), *ev;
 	char *s;
 
 	json_object_set_new(o, "resourceId", json_string(st->resource));
 	json_object_set_new(out, "pending", json_integer((json_int_t)st->pending));
-	json_object_set_new(out, "oldest_pending_at", jsn_time_or_null(&ts));
+	json_object_set_new(out, "oldest_pending_at", ms_time(st->oldest_pending_ms));
 	json_object_set_new(out, "retrying", json_integer((json_int_t)st->retrying));
 	json_object_set_new(out, "last_error", jsn_str_or_null(st->last_error));
 	json_object_set_new(out, "sent", json_integer((json_int_t)st->sent));
 	json_object_set_new(out, "failed", json_integer((json_int_t)st->failed));
 	json_object_set_new(out, "give_up_s", json_integer(st->give_up_s));
 	json_object_set_new(o, "outbox", out);
+	for (int i = 0; i < CORR_N_STATUSES; i++)
+		if (st->recipients[i])
+			json_object_set_new(rc, corr_status_names[i],
+					    json_integer((json_int_t)st->recipients[i]));
+	out = json_object();
+	json_object_set_new(out, "by_status", rc);
+	json_object_set_new(out, "following", json_integer((json_int_t)st->following));
+	json_object_set_new(out, "next_reconcile_at", ms_time(st->next_reconcile_ms));
+	json_object_set_new(out, "reconcile_s", json_integer(st->reconcile_s));
+	json_object_set_new(o, "recipients", out);
+	ev = json_object();
+	json_object_set_new(ev, "enabled", json_boolean(st->events));
+	json_object_set_new(ev, "cursor", jsn_str_or_null(st->cursor));
+	json_object_set_new(ev, "last_poll_at", ms_time(st->polled_ms));
+	json_object_set_new(ev, "last_error", jsn_str_or_null(st->events_error));
+	json_object_set_new(o, "events", ev);
 	s = jsn_dump_doc(o, ret_len);
 	json_decref(o);
 	return s;
-}
-
-void corr_result_unsettled(const char *results, char ***ret_recipients, char ***ret_ids)
-{
-	json_t *o = load_results(results), *v;
-	size_t n = 0, cap = json_object_size(o) + 1;
-	char **rcp = xcalloc(cap, sizeof(char *)), **ids = xcalloc(cap, sizeof(char *));
-	const char *key;
-
-	json_object_foreach(o, key, v) {
-		const char *id = jsn_get_str(v, "correspondenceId");
-		const char *st = jsn_get_str(v, "status");
-
-		if (id && (!st || strcmp(st, "Initialized") == 0 ||
-			   strcmp(st, "ReadyForPublish") == 0)) {
-			rcp[n] = xstrdup(key);
-			ids[n++] = xstrdup(id);
-		}
-	}
-	json_decref(o);
-	*ret_recipients = rcp;
-	*ret_ids = ids;
 }

@@ -22,4 +22,10 @@ int jsn_corr_first_id(const char *body, size_t len, char **ret_id);
 /* an overview's status */
 int jsn_corr_status(const char *body, size_t len, char **ret_status);
 
+/* json_corrst.c: a /details answer's status (see corr_details) */
+int jsn_corr_details(const char *body, size_t len, char **ret_status, char **ret_changed);
+/* a page of the events feed: a JSON array (entries without an id skipped) */
+struct corr_event;
+int jsn_corr_events(const char *body, size_t len, struct corr_event **ret, size_t *ret_n);
+
 #endif
