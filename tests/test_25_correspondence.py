@@ -279,7 +279,10 @@ def test_kill9_while_scanning_sends_once(mount, p, token_file):
     mark = p.mark()
     write_message(m, "skann", "# Skann\nB\n", [ORG, PERSON],
                   attachments={"x.csv": b"a;b\n1;2\n"})
-    wait_for(lambda: len(attachment_uploads(p, mark)) == 1, 20, "the upload")
+    # the upload answered (the log has it from its start: a kill while the
+    # bytes still flow rightly uploads again, the attachment still Initialized)
+    wait_for(lambda: [e["status"] for e in attachment_uploads(p, mark)] == [200], 20,
+             "the upload")
     m.kill9()
     m2 = start_mount(mount, p, token_file, state_dir=str(m.state_dir))
     receipt = wait_receipt(m2, "skann")
