@@ -3,14 +3,17 @@
  * The checks run in the order a problem would show up at a mount: local
  * things first (state_dir, secret files), then the token, then each app
  * with the permissions its features need (read: metadata, the instance
- * query, events; write: the outbox's scope), then the addresses the
- * daemon would listen on. A check that cannot run because an earlier one
- * failed still prints its line. Each failure says what to do, in words an
- * operator can act on; nothing printed is a secret (the token's org,
- * expiry and scopes are not). The platform calls are the daemon's own
- * (altinn.h, api_events.h), so a check passes exactly when the mount's
- * requests would. */
+ * query, events; write: the outbox's scope), push (doctor_push.c), the
+ * Broker and Correspondence resources (their scopes, and a search that
+ * finds nothing, so nothing is sent), then the addresses the daemon would
+ * listen on. A check that cannot run because an earlier one failed still
+ * prints its line. Each failure says what to do, in words an operator can
+ * act on; nothing printed is a secret (the token's org, expiry and scopes
+ * are not). The platform calls are the daemon's own (altinn.h,
+ * api_events.h, api_broker.h, api_corr.h), so a check passes exactly when
+ * the mount's requests would. */
 #include "doctor.h"
+#include "doctor_i.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,8 @@
 #include <unistd.h>
 
 #include "altinn.h"
+#include "api_broker.h"
+#include "api_corr.h"
 #include "api_events.h"
 #include "config.h"
 #include "json.h"
@@ -35,28 +40,19 @@
 #define READ_SCOPE "altinn:serviceowner/instances.read"
 #define WRITE_SCOPE "altinn:serviceowner/instances.write"
 
-struct doctor {
-	const struct config *cfg;
-	FILE *out;
-	int failures;
-	struct altinn *a;
-};
-
+/* the checks of this file say ok or FAIL */
 static void line(struct doctor *d, bool ok, const char *what, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void line(struct doctor *d, bool ok, const char *what, const char *fmt, ...)
 {
+	char buf[1024];
 	va_list ap;
 
-	fprintf(d->out, "%-4s  %s: ", ok ? "ok" : "FAIL", what);
 	va_start(ap, fmt);
-	vfprintf(d->out, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fputc('\n', d->out);
-	fflush(d->out);
-	if (!ok)
-		d->failures++;
+	doctor_line(d, ok ? DOCTOR_OK : DOCTOR_FAIL, what, "%s", buf);
 }
 
 void doctor_fail(FILE *out, const char *what, const char *why)
@@ -106,16 +102,6 @@ static void check_secret(struct doctor *d, const char *what, const char *path)
 		line(d, true, what, "\"%s\" is readable", path);
 }
 
-static bool has_scope(const char *scopes, const char *want)
-{
-	size_t n = strlen(want);
-
-	for (const char *p = scopes; (p = strstr(p, want)); p += n)
-		if ((p == scopes || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
-			return true;
-	return false;
-}
-
 /* What to do about a token that could not be had, by its source. */
 static const char *token_advice(const struct config *cfg)
 {
@@ -153,17 +139,18 @@ static bool check_token(struct doctor *d)
 	else
 		line(d, true, "token", "from %s, for \"%s\" (no expiry in it)", h.token_source,
 		     h.token_subject[0] ? h.token_subject : "?");
+	snprintf(d->scope, sizeof(d->scope), "%s", h.token_scope);
 	if (!h.token_scope[0]) {
 		line(d, true, "scopes", "the token names no scopes: the platform decides");
 		return true;
 	}
-	if (!has_scope(h.token_scope, READ_SCOPE))
+	if (!doctor_has_scope(h.token_scope, READ_SCOPE))
 		line(d, false, "scopes", "the token lacks \"%s\", which every read needs: add it to "
 		     "maskinporten_scope and to the client", READ_SCOPE);
-	else if (d->cfg->outbox && !has_scope(h.token_scope, WRITE_SCOPE))
+	else if (d->cfg->outbox && !doctor_has_scope(h.token_scope, WRITE_SCOPE))
 		line(d, false, "scopes", "the outbox is on but the token lacks \"%s\": add it to "
 		     "maskinporten_scope and to the client, or set outbox = no", WRITE_SCOPE);
-	else if (!has_scope(h.token_scope, WRITE_SCOPE))
+	else if (!doctor_has_scope(h.token_scope, WRITE_SCOPE))
 		line(d, true, "scopes", "\"%s\" (read only: writes into instances' data "
 		     "folders and rm in inbox/ will be refused)", h.token_scope);
 	else
@@ -204,7 +191,8 @@ static int first_only(struct alt_instance *inst, void *ctx)
 	return 1; /* one is enough: stop after the first page */
 }
 
-static void check_app(struct doctor *d, const struct config_app *ca)
+/* Whether the app's metadata could be read (the rest of its checks ran). */
+static bool check_app(struct doctor *d, const struct config_app *ca)
 {
 	char *id = xasprintf("%s/%s", ca->org, ca->app), *what;
 	struct alt_query q = { .org = ca->org, .app = ca->app, .is_complete = -1 };
@@ -226,7 +214,7 @@ static void check_app(struct doctor *d, const struct config_app *ca)
 	free(what);
 	if (r < 0) { /* its instances and events would say the same, or mislead */
 		free(id);
-		return;
+		return false;
 	}
 
 	what = xasprintf("instances %s", id);
@@ -249,6 +237,7 @@ static void check_app(struct doctor *d, const struct config_app *ca)
 	json_events_free(evs, n);
 	free(what);
 	free(id);
+	return true;
 }
 
 /* A local address the daemon would listen on: free to bind now? */
@@ -290,6 +279,78 @@ static void check_listen(struct doctor *d, const char *key, const char *listen)
 	freeaddrinfo(ai);
 }
 
+/* ---- Broker and Correspondence: the scopes sending needs, and each
+ * resource asked about without making anything: a search for what the
+ * token's organisation sent, with a key nothing was sent under. */
+
+static const char *const broker_scopes[] = { "altinn:broker.write", "altinn:broker.read", NULL };
+static const char *const corr_scopes[] = { "altinn:correspondence.write", NULL };
+
+static int broker_probe(struct altinn *a, const char *resource, struct app_answer *ans)
+{
+	struct timespec now;
+	char *id = NULL;
+	int64_t ms;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	ms = (int64_t)now.tv_sec * 1000;
+	/* a second's window just past: nothing of ours to look through */
+	r = broker_find(a, resource, ms - 1000, ms, "altinnfs-check", "altinnfs-check", &id, ans);
+	free(id);
+	return r;
+}
+
+static int corr_probe(struct altinn *a, const char *resource, struct app_answer *ans)
+{
+	char *id = NULL;
+	int r;
+
+	/* a fixed key no message is sent under: the answer is an empty list */
+	r = corr_find_by_key(a, resource, "00000000-0000-4000-8000-a171a7f5c4ec", &id, ans);
+	free(id);
+	return r;
+}
+
+static void check_resources(struct doctor *d, const char *family, const char *resources,
+			    const char *const *scopes,
+			    int (*probe)(struct altinn *, const char *, struct app_answer *))
+{
+	char *list, *save = NULL, *what;
+
+	if (!resources || !*resources)
+		return;
+	for (size_t i = 0; scopes[i]; i++)
+		if (d->scope[0] && !doctor_has_scope(d->scope, scopes[i])) {
+			what = xasprintf("scopes %s", family);
+			line(d, false, what, "%s_resources is set but the token lacks \"%s\": add it "
+			     "to maskinporten_scope and to the client (Digdir's self-service portal)",
+			     family, scopes[i]);
+			free(what);
+		}
+	list = xstrdup(resources);
+	for (char *rid = strtok_r(list, " ", &save); rid; rid = strtok_r(NULL, " ", &save)) {
+		struct app_answer ans = { 0 };
+		int r = probe(d->a, rid, &ans);
+
+		what = xasprintf("%s %s", family, rid);
+		if ((r == 0 || r == -ENOENT) && ans.status >= 200 && ans.status < 300)
+			line(d, true, what, "the resource answers the token's organisation");
+		else if (ans.status >= 400 && ans.status < 500 && ans.status != 429)
+			line(d, false, what, "the platform refuses it (%s): check the resource id and "
+			     "that the resource's owner has given the token's organisation access "
+			     "(its access list and policy), and the token's scopes", ans.summary);
+		else
+			line(d, false, what, "cannot ask the platform (%s): check %s, the network, "
+			     "proxy and firewall", ans.summary[0] ? ans.summary : strerror(-r),
+			     strcmp(family, "broker") == 0 && d->cfg->broker_url ? "broker_url" :
+			     "platform");
+		app_answer_clear(&ans);
+		free(what);
+	}
+	free(list);
+}
+
 static void check_mountpoint(struct doctor *d, const char *mountpoint)
 {
 	struct stat st;
@@ -307,7 +368,8 @@ static void check_mountpoint(struct doctor *d, const char *mountpoint)
 
 int doctor_run(const struct config *cfg, const char *mountpoint, FILE *out)
 {
-	struct doctor d = { cfg, out, 0, NULL };
+	struct doctor d = { .cfg = cfg, .out = out };
+	bool *app_ok;
 	int r;
 
 	line(&d, true, "config", "%zu app(s) on \"%s\"", cfg->n_apps, cfg->platform);
@@ -329,9 +391,14 @@ int doctor_run(const struct config *cfg, const char *mountpoint, FILE *out)
 			alt_app_free(app);
 	}
 	check_token(&d);
+	app_ok = xcalloc(cfg->n_apps ? cfg->n_apps : 1, sizeof(*app_ok));
 	for (size_t i = 0; i < cfg->n_apps; i++)
-		check_app(&d, &cfg->apps[i]);
-	check_listen(&d, "webhook_listen", cfg->webhook_listen);
+		app_ok[i] = check_app(&d, &cfg->apps[i]);
+	doctor_push(&d, app_ok);
+	free(app_ok);
+	check_resources(&d, "broker", cfg->broker_resources, broker_scopes, broker_probe);
+	check_resources(&d, "correspondence", cfg->correspondence_resources, corr_scopes,
+			corr_probe);
 	check_listen(&d, "metrics_listen", cfg->metrics_listen);
 	altinn_free(d.a);
 	fprintf(out, "%s\n", d.failures ? "some checks failed" : "all checks passed");

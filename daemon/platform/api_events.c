@@ -20,9 +20,12 @@
 
 #define EVENTS_ACCEPT "application/json, application/cloudevents+json"
 
-/* GET or POST url; the 2xx body in *ret_body (malloc'd, NUL-terminated). */
-static int call(struct altinn *a, const char *method, const char *url, const char *body,
-		const atomic_bool *cancel, char **ret_body, size_t *ret_len)
+/* GET, POST or DELETE url; the 2xx body in *ret_body (malloc'd,
+ * NUL-terminated). On an error answer, err (when not NULL) gets its
+ * status and the start of its body, the platform's reason in words. */
+static int call_why(struct altinn *a, const char *method, const char *url, const char *body,
+		    const atomic_bool *cancel, char **ret_body, size_t *ret_len, char *err,
+		    size_t errlen)
 {
 	struct http_result res = { 0 };
 	struct http_request req = {
@@ -42,6 +45,9 @@ static int call(struct altinn *a, const char *method, const char *url, const cha
 		if (res.status >= 400 && res.body && res.body_len)
 			log_warn("%s \"%s\": %ld %.200s", method ? method : "GET", url, res.status,
 				 res.body);
+		if (err && res.status)
+			snprintf(err, errlen, "%ld%s%.200s", res.status,
+				 res.body && res.body_len ? " " : "", res.body ? res.body : "");
 		http_result_clear(&res);
 		return r;
 	}
@@ -50,6 +56,12 @@ static int call(struct altinn *a, const char *method, const char *url, const cha
 	res.body = NULL;
 	http_result_clear(&res);
 	return 0;
+}
+
+static int call(struct altinn *a, const char *method, const char *url, const char *body,
+		const atomic_bool *cancel, char **ret_body, size_t *ret_len)
+{
+	return call_why(a, method, url, body, cancel, ret_body, ret_len, NULL, 0);
 }
 
 int altinn_events_poll(struct altinn *a, const char *org, const char *app, const char *after,
@@ -119,5 +131,53 @@ int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *
 	}
 out_free_url:
 	free(url);
+	return r;
+}
+
+int altinn_events_find_subscription(struct altinn *a, const char *endpoint, const char *source,
+				    int64_t *ret_id, bool *ret_validated, char *err, size_t errlen)
+{
+	char *url = xasprintf("%s/events/api/v1/subscriptions", a->cfg->platform), *body;
+	size_t len;
+	int r;
+
+	r = call_why(a, NULL, url, NULL, NULL, &body, &len, err, errlen);
+	free(url);
+	if (r < 0)
+		return r;
+	r = json_find_subscription(body, len, endpoint, source, ret_id, ret_validated);
+	free(body);
+	return r;
+}
+
+int altinn_events_post_subscription(struct altinn *a, const char *endpoint, const char *source,
+				    int64_t *ret_id, bool *ret_validated, char *err, size_t errlen)
+{
+	char *url = xasprintf("%s/events/api/v1/subscriptions", a->cfg->platform);
+	char *req = json_subscription_request(endpoint, source), *body;
+	size_t len;
+	int r;
+
+	r = call_why(a, "POST", url, req, NULL, &body, &len, err, errlen);
+	free(req);
+	free(url);
+	if (r < 0)
+		return r;
+	r = json_subscription_id(body, len, ret_id, ret_validated);
+	free(body);
+	return r;
+}
+
+int altinn_events_delete_subscription(struct altinn *a, int64_t id, char *err, size_t errlen)
+{
+	char *url = xasprintf("%s/events/api/v1/subscriptions/%lld", a->cfg->platform,
+			      (long long)id), *body;
+	size_t len;
+	int r;
+
+	r = call_why(a, "DELETE", url, NULL, NULL, &body, &len, err, errlen);
+	free(url);
+	if (r == 0)
+		free(body);
 	return r;
 }

@@ -31,4 +31,18 @@ int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *
 			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created,
 			    bool *ret_validated);
 
+/* The doctor's calls (altinnfs --check), one request each. On an error
+ * answer err gets its status and the platform's words ("400 Missing or
+ * invalid endpoint ..."); it is left alone otherwise. */
+/* Our subscription pushing every event of source to endpoint, from GET
+ * /subscriptions; -ENOENT when there is none. */
+int altinn_events_find_subscription(struct altinn *a, const char *endpoint, const char *source,
+				    int64_t *ret_id, bool *ret_validated, char *err, size_t errlen);
+/* POST /subscriptions: a new one, or the identical one there is; either
+ * way the platform sends its validation event to endpoint again. */
+int altinn_events_post_subscription(struct altinn *a, const char *endpoint, const char *source,
+				    int64_t *ret_id, bool *ret_validated, char *err, size_t errlen);
+/* DELETE /subscriptions/{id}. */
+int altinn_events_delete_subscription(struct altinn *a, int64_t id, char *err, size_t errlen);
+
 #endif
