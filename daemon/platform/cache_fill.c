@@ -48,12 +48,13 @@ static int fill_head(void *ctx, const struct http_head *head)
 		return -EIO;
 	}
 	pthread_mutex_lock(&c->lock);
-	if (first > e->have) {
+	/* a retry after a cut answer: the bytes in the stage came too */
+	if (first > e->have + e->staged) {
 		pthread_mutex_unlock(&c->lock);
 		log_warn("download of \"%s\": the answer starts past the bytes we have", e->url);
 		return -EIO;
 	}
-	e->skip = e->have - first;
+	e->skip = e->have + e->staged - first;
 	pthread_cond_broadcast(&e->cond); /* a read far ahead may take a range now */
 	pthread_mutex_unlock(&c->lock);
 	return 0;
