@@ -340,6 +340,15 @@ def test_malicious_attachment_fails_the_message(m, p):
     ("unknown-field", "# T\nB\n", [ORG], {"colour": "blue"}, "colour"),
     ("long-summary", "# T\nB\n", [ORG], {"summary": "x" * 256}, "summary"),
     ("confirm-no-due", "# T\nB\n", [ORG], {"isConfirmationNeeded": True}, "dueDateTime"),
+    # the platform's text rules: title and summary plain text, no HTML in the body
+    ("title-strong", "# Vedtak **viktig**\nB\n", [ORG], None, "messageTitle"),
+    ("title-link", "# Se [her](https://x.no)\nB\n", [ORG], None, "messageTitle"),
+    ("title-html", "# Hei <b>du</b>\nB\n", [ORG], None, "messageTitle"),
+    ("summary-heading", "# T\nB\n", [ORG], {"summary": "## Kort"}, "summary"),
+    ("summary-emphasis", "# T\nB\n", [ORG], {"summary": "les _dette_ nå"}, "summary"),
+    ("summary-html", "# T\nB\n", [ORG], {"summary": "Se <a href='x'>her</a>"}, "summary"),
+    ("sender-html", "# T\nB\n", [ORG], {"messageSender": "<i>Etaten</i>"}, "messageSender"),
+    ("body-html", "# T\nHei <script>alert(1)</script>\n", [ORG], None, "messageBody"),
 ])
 def test_local_refusal_names_the_field(m, p, name, markdown, recipients, meta, field):
     mark = p.mark()
@@ -351,6 +360,20 @@ def test_local_refusal_names_the_field(m, p, name, markdown, recipients, meta, f
     assert not (area(m, "sent") / (name + ".json")).exists()
     assert [e for e in p.since(mark) if e["path"].startswith(CORR)] == []
     assert stored(p, name) == []
+
+
+def test_plain_text_that_looks_like_markdown_is_sent(m, p):
+    """What the text rules allow is not refused here: a_b, 3*4, a list in
+    the summary, HTML inside code in the body; the platform takes it too."""
+    title = "Vedtak 2026/17: snake_case og 3*4=12"
+    body = "Svar med `<b>fet</b>` i kode.\n\n```\n<p>avsnitt</p>\n```\n"
+    write_message(m, "nesten-markdown", "# %s\n%s" % (title, body), [ORG],
+                  meta={"summary": "- punkt en\n- punkt to"})
+    receipt = wait_receipt(m, "nesten-markdown")
+    assert receipt["recipients"][ORG]["correspondenceId"]
+    [c] = stored(p, "nesten-markdown")
+    assert c["content"]["messageTitle"] == title
+    assert c["content"]["messageBody"] == body
 
 
 def status(m):

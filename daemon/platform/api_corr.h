@@ -36,6 +36,12 @@ struct corr_message {
  * recipients and key. -EINVAL with err naming the field. */
 int corr_prepare(const struct corr_message *m, char **ret_body, char *err, size_t errlen);
 
+/* corrtext.c: what breaks the platform's text rules in s (n bytes): a
+ * plain-text field (markdown false: title, summary, messageSender) with
+ * Markdown or HTML, or a Markdown body (true) with HTML outside code; a
+ * static description, or NULL when it is fine. */
+const char *corr_text_fault(const char *s, size_t n, bool markdown);
+
 /* POST /correspondence: the prepared body for one recipient (its URN)
  * under key, with the published attachments (ids, NULL-ended; may be
  * NULL); the new correspondence's id and status. */

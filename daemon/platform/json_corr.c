@@ -3,7 +3,9 @@
  * the answers' ids and statuses, and the per-recipient results a receipt
  * shows. The limits are the platform's (InitializeCorrespondenceExt.cs,
  * InitializeCorrespondenceHelper.cs: title 1..255, summary <= 255, body
- * 1..30000, language nb/nn/en, propertyList <= 10 x 50/300), checked
+ * 1..30000, language nb/nn/en, propertyList <= 10 x 50/300; title,
+ * summary and messageSender plain text, the body without HTML:
+ * corrtext.c), checked
  * here so a message the platform would refuse never reaches it, and
  * each refusal names the field. meta.json speaks the API's own names. */
 #include "api_corr.h"
@@ -100,6 +102,13 @@ static int check_value(const struct meta_field *f, json_t *v, char *err, size_t 
 			      f->max);
 	if (f->kind == K_STR && json_string_length(v) == 0 && f->max != SUMMARY_MAX)
 		return refuse(err, errlen, "meta.json: %s is empty", f->name);
+	if (f->kind == K_STR && (f->max == SUMMARY_MAX || strcmp(f->name, "messageSender") == 0)) {
+		const char *why = corr_text_fault(json_string_value(v), json_string_length(v), false);
+
+		if (why)
+			return refuse(err, errlen, "meta.json: %s must be plain text: it holds %s",
+				      f->name, why);
+	}
 	if ((f->kind == K_ARRAY && f->max && json_array_size(v) > f->max) ||
 	    (f->kind == K_OBJECT && f->max && json_object_size(v) > f->max))
 		return refuse(err, errlen, "meta.json: %s has more than %zu entries", f->name,
@@ -128,7 +137,7 @@ static int split_markdown(const struct corr_message *m, char **title, char **bod
 			  size_t errlen)
 {
 	const char *p = m->markdown, *end = p + m->markdown_len;
-	const char *nl = memchr(p, '\n', m->markdown_len), *t, *te;
+	const char *nl = memchr(p, '\n', m->markdown_len), *t, *te, *why;
 
 	if (memchr(p, '\0', m->markdown_len))
 		return refuse(err, errlen, "message.md: not text (a NUL byte)");
@@ -144,6 +153,10 @@ static int split_markdown(const struct corr_message *m, char **title, char **bod
 		return refuse(err, errlen, "messageTitle: the title (\"# <title>\") is empty");
 	if (chars(t, (size_t)(te - t)) > TITLE_MAX)
 		return refuse(err, errlen, "messageTitle: longer than %d characters", TITLE_MAX);
+	why = corr_text_fault(t, (size_t)(te - t), false);
+	if (why)
+		return refuse(err, errlen, "messageTitle: the title must be plain text: it holds %s",
+			      why);
 	p = nl ? nl + 1 : end;
 	while (p < end && (*p == '\n' || *p == '\r'))
 		p++;
@@ -151,6 +164,9 @@ static int split_markdown(const struct corr_message *m, char **title, char **bod
 		return refuse(err, errlen, "messageBody: message.md has no body under its title");
 	if (chars(p, (size_t)(end - p)) > BODY_MAX)
 		return refuse(err, errlen, "messageBody: longer than %d characters", BODY_MAX);
+	why = corr_text_fault(p, (size_t)(end - p), true);
+	if (why)
+		return refuse(err, errlen, "messageBody: Markdown, but it holds %s", why);
 	*title = xasprintf("%.*s", (int)(te - t), t);
 	*body = xasprintf("%.*s", (int)(end - p), p);
 	return 0;
