@@ -27,6 +27,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "sha256.h"
 #include "xalloc.h"
 
 /* ---- the download */
@@ -91,9 +92,26 @@ static int fill_wait_wanted(struct cache_entry *e)
 	return atomic_load(&e->cancel) ? -ECANCELED : 0;
 }
 
+/* The descriptor for a write of n bytes from p at off: the O_DIRECT one
+ * when all three are aligned, else the buffered one (the last bytes of an
+ * element, a resumed entry whose bytes end mid-page). */
+static int write_fd(const struct cache_entry *e, const char *p, uint64_t off, size_t n)
+{
+	if (e->wfd >= 0 && off % CACHE_DIRECT_ALIGN == 0 && n % CACHE_DIRECT_ALIGN == 0 &&
+	    (uintptr_t)p % CACHE_DIRECT_ALIGN == 0)
+		return e->wfd;
+	return e->fd;
+}
+
 /* Writes the stage to the file and moves have past it: 0, or -errno (a
  * local failure: the entry's readers go on uncached). Only the download's
- * thread writes the stage and past have, so the file needs no lock. */
+ * thread writes the stage and past have, so the file needs no lock. The
+ * bytes are hashed on the way (no second read of the file after the last
+ * byte) and written past the page cache where the file system allows:
+ * readers are lent the newest bytes from the stage, and a read again
+ * comes from the kernel's cache of the FUSE file, so a copy in the page
+ * cache of the entry's file would only double the memory a read costs,
+ * and filling fresh pages costs more than the disk write on a VM. */
 static int fill_flush(struct cache_entry *e)
 {
 	struct cache *c = e->c;
@@ -101,11 +119,19 @@ static int fill_flush(struct cache_entry *e)
 	size_t n = e->staged;
 	int r = 0;
 
+	if (e->md)
+		sha256_update(e->md, e->stage, n);
 	for (size_t done = 0; done < n;) {
-		ssize_t k = pwrite(e->fd, e->stage + done, n - done, (off_t)(at + done));
+		int fd = write_fd(e, e->stage + done, at + done, n - done);
+		ssize_t k = pwrite(fd, e->stage + done, n - done, (off_t)(at + done));
 
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && errno == EINVAL && fd == e->wfd) {
+			close(e->wfd); /* the file system refuses this alignment */
+			e->wfd = -1;
+			continue;
+		}
 		if (k < 0) {
 			r = -errno;
 			log_warn("cannot write cache entry \"%s\": %s", e->base, strerror(-r));
@@ -184,7 +210,13 @@ static int fill_finish(struct cache_entry *e)
 	int r;
 
 	pthread_mutex_unlock(&e->c->lock);
-	r = cache_file_sha256(e->fd, e->size, sha);
+	if (e->md) { /* hashed as written, from byte 0 */
+		sha256_finish(e->md, sha);
+		e->md = NULL;
+		r = 0;
+	} else {
+		r = cache_file_sha256(e->fd, e->size, sha);
+	}
 	pthread_mutex_lock(&e->c->lock);
 	if (r < 0 || !e->indexed)
 		return r < 0 ? r : -ECANCELED;
@@ -212,6 +244,16 @@ static void stage_free(struct cache_entry *e)
 	e->stage = NULL;
 }
 
+/* fd opened again with O_DIRECT, for the download's writes: -1 where the
+ * file system has no O_DIRECT (the writes then go through the page cache) */
+static int open_direct(int fd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+}
+
 static void *fill_main(void *arg)
 {
 	struct cache_entry *e = arg;
@@ -235,6 +277,8 @@ static void *fill_main(void *arg)
 	pthread_mutex_lock(&c->lock);
 	req.range_first = e->have;
 	pthread_mutex_unlock(&c->lock);
+	e->md = req.range_first == 0 ? sha256_new() : NULL;
+	e->wfd = open_direct(e->fd);
 	r = http_request(c->http, &req);
 	if (e->staged && !e->local_err && fill_flush(e) < 0 && r == 0)
 		r = -EIO; /* local_err is set: its readers go on uncached */
@@ -242,6 +286,9 @@ static void *fill_main(void *arg)
 	    cache_record_filled(e, e->have) == 0)
 		e->recorded = e->have; /* stopped for want of readers: kept */
 
+	if (e->wfd >= 0)
+		close(e->wfd);
+	e->wfd = -1;
 	pthread_mutex_lock(&c->lock);
 	while (e->stage_pins > 0) {
 		e->pin_wait = true;
@@ -276,6 +323,12 @@ static void *fill_main(void *arg)
 		e->state = E_FAILED;
 		if (!e->err)
 			e->err = r < 0 ? r : -EIO;
+	}
+	if (e->md) { /* not complete: the hash is of no use */
+		char unused[65];
+
+		sha256_finish(e->md, unused);
+		e->md = NULL;
 	}
 	e->downloading = false;
 	c->downloads--;

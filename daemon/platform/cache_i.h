@@ -12,6 +12,8 @@
 
 #include "cache.h"
 
+struct sha256;
+
 #define CACHE_AHEAD (8ull << 20)   /* the download's lead on the furthest read */
 #define CACHE_FAR (1ull << 20)      /* a read this far ahead takes a Range instead */
 #define CACHE_SLOW_BPS (64u << 10) /* a wait longer than the timeout fails below this */
@@ -26,6 +28,8 @@
 				      * instead of one per 16 KiB callback of curl */
 #define CACHE_STAGE_BIG 8            /* downloads at once with a CACHE_STAGE; more get */
 #define CACHE_STAGE_SMALL (128u << 10) /* ... this: 32 at once stay under 16 MiB */
+#define CACHE_DIRECT_ALIGN 4096u     /* O_DIRECT writes: offset, length and memory
+				      * aligned to this (a page: any block size) */
 
 enum entry_state { E_FILLING, E_COMPLETE, E_FAILED };
 
@@ -38,6 +42,9 @@ struct cache_entry {
 	char *url;    /* NULL for an entry found on disk */
 	atomic_bool cancel;
 	uint64_t skip;  /* the download's: bytes to drop before new ones */
+	int wfd;        /* the download's: the file opened O_DIRECT, or -1 */
+	struct sha256 *md; /* the download's: sha256 of bytes [0, have) as they
+			    * were written, or NULL (it began past byte 0) */
 	pthread_cond_t cond; /* bytes arrived, a download ended, or a reader wants more */
 	/* protected by c->lock: */
 	int refs;       /* open readers + the download under way */
