@@ -98,8 +98,8 @@ def drop(m, recipient, name, data):
 def test_tree_and_readme(m):
     assert "broker" in os.listdir(m.path)
     assert os.listdir(m.path / "broker") == [RESOURCE]
-    assert sorted(os.listdir(m.path / "broker" / RESOURCE)) == ["failed", "inbox", "outbox",
-                                                                   "sent", "status.json"]
+    assert sorted(os.listdir(m.path / "broker" / RESOURCE)) == [
+        "events", "failed", "inbox", "outbox", "sent", "status.json"]
     assert (m.state_dir / "broker" / RESOURCE / "outbox").is_dir()
     readme = (m.path / "README.txt").read_text()
     assert "broker/<resourceId>/outbox/<recipient>/<name>" in readme

@@ -21,7 +21,8 @@ RESOURCE = "altinnfs-demo-broker"
 ME = "991825827"          # ttd, the daemon's organisation
 PARTNER = "313000001"     # a sender of the resource
 BROKER = "/broker/api/v1/filetransfer"
-SCOPES = "altinn:serviceowner/instances.read altinn:broker.write altinn:broker.read"
+SCOPES = ("altinn:serviceowner/instances.read altinn:broker.write altinn:broker.read "
+          "altinn:events.subscribe")
 
 
 @pytest.fixture
@@ -258,6 +259,58 @@ def test_long_name_keeps_extension(m, p):
     f = data_file(d)
     assert f.name.endswith(".pdf") and len(f.name.encode()) <= 255
     assert f.read_bytes() == b"lang"
+
+
+# ---- events
+
+@pytest.fixture
+def pe(platform_factory, tmp_path):
+    """A platform whose Events answer at once (the real one holds events back 30 s)."""
+    p = platform_factory(extra_args=["--min-event-age", "0"])
+    settings(p, rateLimits=False, scanDelay=0.1, malware=0)
+    return p
+
+
+@pytest.fixture
+def pe_token(pe, tmp_path):
+    path = tmp_path / "events-token"
+    write_secret(path, org_token(pe, "ttd", ME) + "\n")
+    return path
+
+
+def test_published_event_shows_a_transfer_before_the_next_search(mount, pe, pe_token):
+    p = pe
+    m = start_mount(mount, p, pe_token, broker_poll=3600)
+    wait_for(lambda: status(m)["inbox"]["searched_at"], 10, "the first search")
+    time.sleep(3.5)  # the first events round starts at the end of what Events holds
+    assert status(m)["inbox"]["events_error"] is None
+    mark = p.mark()
+    tid = send_to_me(p, "fort.txt", b"fort\n")
+    d = wait_entry(m, tid, timeout=10)
+    assert (d / "fort.txt").read_bytes() == b"fort\n"
+    assert not [e for e in p.since(mark) if e["path"] == BROKER and e["method"] == "GET"]
+    ev_dir = m.path / "broker" / RESOURCE / "events"
+    [name] = [n for n in os.listdir(ev_dir) if "_published_" in n]
+    ev = json.loads((ev_dir / name).read_bytes())
+    assert ev["resourceinstance"] == tid and ev["subject"].endswith(ME)
+    assert ev["type"] == "no.altinn.broker.published"
+    assert status(m)["inbox"]["events_cursor"] == ev["id"]
+    os.unlink(d / "fort.txt")
+    wait_for(lambda: [n for n in os.listdir(ev_dir) if "_downloadconfirmed_" in n], 10,
+             "the downloadconfirmed event file")
+    os.unlink(ev_dir / name)  # event files are the user's to remove
+
+
+def test_without_the_events_scope_the_search_still_serves(mount, p, tmp_path):
+    r = p.get("/Home/GetTestOrgToken/ttd", auth=False, query={
+        "orgNumber": ME, "scopes": "altinn:broker.write altinn:broker.read"})
+    path = tmp_path / "no-events-token"
+    write_secret(path, r.body.decode().strip() + "\n")
+    m = start_mount(mount, p, path)
+    wait_for(lambda: status(m)["inbox"]["events_error"], 10, "events turned off")
+    tid = send_to_me(p, "uten.txt", b"uten\n")
+    d = wait_entry(m, tid)
+    assert (d / "uten.txt").read_bytes() == b"uten\n"
 
 
 # ---- limits

@@ -28,7 +28,7 @@
  *   shown --rm--> confirming --204--> confirmed (folder removed)
  *     |                  \--404, not Published any more--> gone
  *     +--no longer listed--> gone (folder removed) */
-#include "brecv.h"
+#include "brecv_i.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,18 +46,11 @@
 #include "retry.h"
 #include "xalloc.h"
 
-#define MAX_BACKOFF_MS (300 * 1000)
-/* Broker's limit on searches (APIM): calls per minute */
-#define SEARCHES_PER_MINUTE 10
 #define FILL_NAME ".altinnfs-fill"
 #define NEW_NAME ".altinnfs-new"
 
-enum rx_state { RX_SHOWN, RX_CONFIRMING, RX_CONFIRMED, RX_GONE, RX_N_STATES };
-enum rx_field { RF_RESOURCE, RF_ID, RF_NAME, RF_SIZE, RF_CHECKSUM, RF_FETCHED, RF_PROBED,
-		RF_SENDER, RF_N_FIELDS };
-
 static const char *const state_names[RX_N_STATES] = {
-	"shown", "confirming", "confirmed", "gone",
+	"shown", "confirming", "confirmed", "gone", "cursor",
 };
 static const char *const field_names[RF_N_FIELDS] = {
 	"resource", "file_transfer_id", "name", "size", "checksum", "fetched", "probed", "sender",
@@ -65,26 +58,6 @@ static const char *const field_names[RF_N_FIELDS] = {
 static const struct queue_def queue_def = {
 	.name = "broker_in", .states = state_names, .n_states = RX_N_STATES,
 	.fields = field_names, .n_fields = RF_N_FIELDS, .max_backoff_ms = MAX_BACKOFF_MS,
-};
-
-#define RX_LIVE (QUEUE_STATE(RX_SHOWN) | QUEUE_STATE(RX_CONFIRMING))
-
-struct brecv {
-	const struct config *cfg;
-	struct altinn *a;
-	char *mountpoint;
-	char **resources; /* the family's */
-	struct queue *q;
-	struct worker worker;
-	char *(*safe_name)(const char *name, size_t max);
-	pthread_mutex_t fill_lock; /* one download into the inbox at a time */
-	pthread_mutex_t lock;      /* what follows */
-	char *me;                  /* our organisation number, once known */
-	int64_t searches[SEARCHES_PER_MINUTE]; /* monotonic ms of the last ones, a ring */
-	unsigned n_searches;
-	int64_t next_poll_ms;      /* monotonic */
-	int64_t last_poll_ms;      /* wall: the last complete round */
-	char *last_error;          /* of the last round, NULL when it went well */
 };
 
 static char *key_of(const char *resource, const char *id)
@@ -211,7 +184,7 @@ out:
 /* One transfer a search named that the journal does not know: its
  * overview, then its folder, then its item. 0, or -errno (stop the round
  * on a 429). */
-static int show_one(struct brecv *rx, const char *resource, const char *id, long *ret_wait)
+int brecv_show(struct brecv *rx, const char *resource, const char *id, long *ret_wait)
 {
 	struct brecv_overview ov;
 	struct app_answer ans = { .retry_after_ms = -1 };
@@ -255,6 +228,18 @@ out:
 	brecv_overview_clear(&ov);
 	app_answer_clear(&ans);
 	return 0;
+}
+
+bool brecv_known(struct brecv *rx, const char *resource, const char *id)
+{
+	char *key = key_of(resource, id);
+	struct queue_item it;
+	bool known = queue_find(rx->q, key, QUEUE_ALL_STATES & ~QUEUE_STATE(RX_GONE), &it) == 0;
+
+	if (known)
+		queue_item_clear(&it);
+	free(key);
+	return known;
 }
 
 /* ---- a round of searches */
@@ -316,8 +301,6 @@ static int64_t poll_resource(struct brecv *rx, const char *resource)
 			break;
 		}
 		for (; ids[n]; n++) {
-			struct queue_item it;
-			char *key = key_of(resource, ids[n]);
 			long w = -1;
 
 			if (seen.n == seen.cap) {
@@ -325,11 +308,9 @@ static int64_t poll_resource(struct brecv *rx, const char *resource)
 				seen.ids = xrealloc(seen.ids, seen.cap * sizeof(*seen.ids));
 			}
 			seen.ids[seen.n++] = xstrdup(ids[n]);
-			if (queue_find(rx->q, key, QUEUE_ALL_STATES & ~QUEUE_STATE(RX_GONE), &it) == 0)
-				queue_item_clear(&it);
-			else if (show_one(rx, resource, ids[n], &w) < 0 && w > 0)
+			if (!brecv_known(rx, resource, ids[n]) &&
+			    brecv_show(rx, resource, ids[n], &w) < 0 && w > 0)
 				wait = w;
-			free(key);
 		}
 		complete = complete && n < 100;
 		brecv_ids_free(ids);
@@ -438,8 +419,14 @@ static int run_one(void *ctx, int64_t *ret_wait_ms)
 		poll_all(rx);
 		return 1;
 	}
+	if (now >= rx->next_events_ms) {
+		rx->next_events_ms = retry_mono_ms() + brevents_round(rx);
+		return 1;
+	}
 	if (wait < 0 || wait > rx->next_poll_ms - now)
 		wait = rx->next_poll_ms - now;
+	if (wait > rx->next_events_ms - now)
+		wait = rx->next_events_ms - now;
 	*ret_wait_ms = wait;
 	return 0;
 }
@@ -577,6 +564,7 @@ static int count_live(void *ctx, struct queue_item *it)
 void brecv_status(struct brecv *rx, const char *resource, struct broker_status *st)
 {
 	char *prefix = xasprintf("%s/", resource);
+	struct queue_item it;
 
 	queue_list(rx->q, &(struct queue_query){ .key_prefix = prefix, .states = RX_LIVE },
 		   count_live, st);
@@ -586,7 +574,15 @@ void brecv_status(struct brecv *rx, const char *resource, struct broker_status *
 	pthread_mutex_lock(&rx->lock);
 	st->searched_ms = rx->last_poll_ms;
 	st->inbox_error = rx->last_error ? xstrdup(rx->last_error) : NULL;
+	st->events_off = rx->events_off ? xstrdup(rx->events_off) : NULL;
 	pthread_mutex_unlock(&rx->lock);
+	free(prefix);
+	prefix = xasprintf("~events/%s", resource);
+	if (queue_find(rx->q, prefix, QUEUE_STATE(RX_CURSOR), &it) == 0) {
+		st->events_cursor = it.f[RF_ID];
+		it.f[RF_ID] = NULL;
+		queue_item_clear(&it);
+	}
 	free(prefix);
 }
 
@@ -635,6 +631,7 @@ void brecv_free(struct brecv *rx)
 	pthread_mutex_destroy(&rx->lock);
 	free(rx->me);
 	free(rx->last_error);
+	free(rx->events_off);
 	free(rx->mountpoint);
 	free(rx);
 }

@@ -34,7 +34,7 @@
  * long for its last close before it is sent anyway */
 #define HELD_OPEN_MS 2000
 
-enum br_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, AREA_INBOX, BR_N_AREAS };
+enum br_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, AREA_INBOX, AREA_EVENTS, BR_N_AREAS };
 
 const char *const br_state_names[BR_N_STATES] = {
 	"received", "initializing", "uploading", "following", "sent", "failed",
@@ -385,6 +385,8 @@ static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
 	brecv_status(b->rx, scope, &c.st);
 	doc = broker_status_doc(&c.st, ret_len);
 	free(c.st.inbox_error);
+	free(c.st.events_cursor);
+	free(c.st.events_off);
 	free(c.last_error);
 	free(prefix);
 	return doc;
@@ -471,12 +473,16 @@ static const struct fs_readme_part readme[] = {
 	  "(sender, reference, properties, status); listing never downloads, the\n"
 	  "first read does; rm of the file confirms the download to Broker\n",
 	  NULL },
+	{ "broker/<resourceId>/events/<number>_<type>_<eventId>.json",
+	  "Broker's events about us for this resource (published, downloadconfirmed,\n"
+	  "...), one file each, as the Events API gave them\n",
+	  NULL },
 	{ NULL, NULL, NULL },
 };
 
 static const char *const area_names[BR_N_AREAS] = {
 	[AREA_OUTBOX] = "outbox", [AREA_SENT] = "sent", [AREA_FAILED] = "failed",
-	[AREA_INBOX] = "inbox",
+	[AREA_INBOX] = "inbox", [AREA_EVENTS] = "events",
 };
 
 int broker_family(const struct family_deps *deps, struct fs_family *ret)

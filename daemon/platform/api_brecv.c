@@ -169,6 +169,40 @@ int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char re
 	return r;
 }
 
+int brecv_events(struct altinn *a, const char *resource, const char *me, const char *after,
+		 unsigned size, struct json_event **ret, size_t *ret_n, struct app_answer *ans)
+{
+	char *res = xasprintf("urn:altinn:resource:%s", resource);
+	char *sub = xasprintf("urn:altinn:organization:identifier-no:%s", me);
+	char *res_e = http_escape(res), *sub_e = http_escape(sub), *after_e = http_escape(after);
+	struct http_result res_ = { .retry_after_ms = -1 };
+	struct http_request req = { .result = &res_ };
+	int r;
+
+	req.url = xasprintf("%s/events/api/v1/events?resource=%s&subject=%s&after=%s&size=%u",
+			    a->cfg->platform, res_e, sub_e, after_e, size);
+	r = http_request(a->http, &req);
+	r = app_conclude(r, &res_, false, "events", ans);
+	if (r == 0 && (!res_.body || json_parse_events(res_.body, res_.body_len, ret, ret_n) < 0)) {
+		ans->outcome = APP_LATER;
+		snprintf(ans->summary, sizeof(ans->summary), "events: not a list of events");
+		r = -EIO;
+	}
+	http_result_clear(&res_);
+	free((char *)req.url);
+	free(after_e);
+	free(sub_e);
+	free(res_e);
+	free(sub);
+	free(res);
+	return r;
+}
+
+char *brecv_event_transfer(const struct json_event *ev)
+{
+	return ev->doc ? jsn_brecv_event_transfer(ev->doc, ev->doc_len) : NULL;
+}
+
 int brecv_confirm(struct altinn *a, const char *id, struct app_answer *ans)
 {
 	char *tail = xasprintf("/%s/confirmdownload", id);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "api_app.h"
+#include "json.h"
 
 struct altinn;
 
@@ -51,6 +52,16 @@ int brecv_overview(struct altinn *a, const char *id, const char *me,
  * record DownloadStarted, and fd may be -1. */
 int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char ret_md5[33],
 		   uint64_t *ret_size, struct app_answer *ans);
+
+/* GET {platform}/events/api/v1/events?resource=urn:altinn:resource:<resource>
+ * &subject=urn:altinn:organization:identifier-no:<me>&after=<after>&size=:
+ * Broker's events about our organisation, in order (scope
+ * altinn:events.subscribe); after "0" is from the first. Each event's
+ * transfer is its resourceinstance: brecv_event_transfer(). */
+int brecv_events(struct altinn *a, const char *resource, const char *me, const char *after,
+		 unsigned size, struct json_event **ret, size_t *ret_n, struct app_answer *ans);
+/* The fileTransferId an event is about (malloc'd), or NULL. */
+char *brecv_event_transfer(const struct json_event *ev);
 
 /* POST /filetransfer/{id}/confirmdownload */
 int brecv_confirm(struct altinn *a, const char *id, struct app_answer *ans);

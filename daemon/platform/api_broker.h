@@ -81,6 +81,8 @@ struct broker_status {
 	uint64_t confirmed;        /* taken, as the journal remembers them */
 	int64_t searched_ms;       /* the last complete search round (wall ms); 0: none */
 	char *inbox_error;         /* why the last round failed, or NULL */
+	char *events_cursor;       /* the last Broker event id read, or NULL */
+	char *events_off;          /* why events are not read, or NULL */
 	int poll_s;
 };
 char *broker_status_doc(const struct broker_status *st, size_t *ret_len);

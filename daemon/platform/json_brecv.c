@@ -66,3 +66,13 @@ int jsn_brecv_overview(const char *body, size_t len, const char *me,
 	json_decref(o);
 	return 0;
 }
+
+char *jsn_brecv_event_transfer(const char *doc, size_t len)
+{
+	json_t *o = jsn_load(doc, len, "a Broker event");
+	const char *v = o ? jsn_get_str(o, "resourceinstance") : NULL;
+	char *id = v && *v && strlen(v) < 64 && !strchr(v, '/') ? xstrdup(v) : NULL;
+
+	json_decref(o);
+	return id;
+}

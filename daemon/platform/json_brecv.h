@@ -14,4 +14,8 @@ int jsn_brecv_overview(const char *body, size_t len, const char *me,
 		       char *(*local_name)(void *ctx, const char *file_name), void *ctx,
 		       struct brecv_overview *ret);
 
+/* An event's resourceinstance when it is a plain id (no '/'), malloc'd;
+ * else NULL. */
+char *jsn_brecv_event_transfer(const char *doc, size_t len);
+
 #endif

@@ -188,6 +188,8 @@ char *broker_status_doc(const struct broker_status *st, size_t *ret_len)
 	json_object_set_new(in, "searched_at", jsn_time_or_null(&ts));
 	json_object_set_new(in, "last_error", str_or_null(st->inbox_error));
 	json_object_set_new(in, "poll_s", json_integer(st->poll_s));
+	json_object_set_new(in, "events_cursor", str_or_null(st->events_cursor));
+	json_object_set_new(in, "events_error", str_or_null(st->events_off));
 	json_object_set_new(o, "inbox", in);
 	s = jsn_dump_doc(o, ret_len);
 	json_decref(o);

@@ -1,0 +1,59 @@
+/* brecv_i.h - what brecv.c (the inbox: searches, reads, confirmations)
+ * and brevents.c (Broker's events about us: sooner entries, events/)
+ * share; private to daemon/broker/. */
+#ifndef ALTINNFS_BRECV_I_H
+#define ALTINNFS_BRECV_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "brecv.h"
+
+#define MAX_BACKOFF_MS (300 * 1000)
+/* Broker's limit on searches (APIM): calls per minute */
+#define SEARCHES_PER_MINUTE 10
+
+/* RX_CURSOR: not a transfer but a resource's place in Broker's events,
+ * key "~events/<resourceId>", RF_ID the last event id, RF_SIZE the
+ * number of the last event file */
+enum rx_state { RX_SHOWN, RX_CONFIRMING, RX_CONFIRMED, RX_GONE, RX_CURSOR, RX_N_STATES };
+enum rx_field { RF_RESOURCE, RF_ID, RF_NAME, RF_SIZE, RF_CHECKSUM, RF_FETCHED, RF_PROBED,
+		RF_SENDER, RF_N_FIELDS };
+
+#define RX_LIVE (QUEUE_STATE(RX_SHOWN) | QUEUE_STATE(RX_CONFIRMING))
+
+struct brecv {
+	const struct config *cfg;
+	struct altinn *a;
+	char *mountpoint;
+	char **resources; /* the family's */
+	struct queue *q;
+	struct worker worker;
+	char *(*safe_name)(const char *name, size_t max);
+	pthread_mutex_t fill_lock; /* one download into the inbox at a time */
+	pthread_mutex_t lock;      /* what follows */
+	char *me;                  /* our organisation number, once known */
+	int64_t searches[SEARCHES_PER_MINUTE]; /* monotonic ms of the last ones, a ring */
+	unsigned n_searches;
+	int64_t next_poll_ms;      /* monotonic */
+	int64_t last_poll_ms;      /* wall: the last complete round */
+	char *last_error;          /* of the last round, NULL when it went well */
+	/* Broker's events (brevents.c) */
+	int64_t next_events_ms;    /* monotonic */
+	char *events_off;          /* why events are not used, or NULL */
+};
+
+
+/* A transfer an answer named (a search, an event) that the journal does
+ * not know yet: its overview, folder and item. 0, or -EAGAIN with
+ * *ret_wait (ms) after a 429. */
+int brecv_show(struct brecv *rx, const char *resource, const char *id, long *ret_wait);
+/* Does the journal know the transfer (an entry, or one ended)? */
+bool brecv_known(struct brecv *rx, const char *resource, const char *id);
+
+/* brevents.c: one round over every resource's events; the ms until the
+ * next. */
+int64_t brevents_round(struct brecv *rx);
+
+#endif
