@@ -41,7 +41,7 @@ const char *const br_state_names[BR_N_STATES] = {
 };
 static const char *const field_names[BF_N_FIELDS] = {
 	"resource", "recipient", "name", "md5", "size", "reference", "file_transfer_id",
-	"unsure", "asked_at", "status",
+	"unsure", "asked_at", "status", "tus",
 };
 static const struct queue_def queue_def = {
 	.name = "broker", .states = br_state_names, .n_states = BR_N_STATES,

@@ -11,12 +11,22 @@
  *        |  reference before another POST                      |   Initialized after a
  *        +--refused--> failed (dead letter)                    +-- crash: upload again
  *   Each step that fails in a way that may pass is retried with backoff
- *   (queue_retry, Retry-After) until broker_give_up, then failed. */
+ *   (queue_retry, Retry-After) until broker_give_up, then failed.
+ *
+ * uploading, for a file of broker_tus_threshold bytes or more, is TUS
+ * (btus.c), with the field "tus" saying where the upload stands:
+ *   none  no upload made yet: "1" is saved, then POST creates it;
+ *   "n"   the n-th upload was made (or asked for): HEAD gives the
+ *         platform's offset, PATCHes go on from there;
+ *   "-n"  HEAD found no upload (never made, or expired): following
+ *         decides; a transfer still Initialized or UploadStarted makes
+ *         upload n+1 from offset 0, up to ALT_BROKER_TUS_STARTS. */
 #ifndef ALTINNFS_BROKER_I_H
 #define ALTINNFS_BROKER_I_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "queue.h"
 #include "worker.h"
@@ -28,7 +38,7 @@ struct journal;
 enum br_state { BR_RECEIVED, BR_INITIALIZING, BR_UPLOADING, BR_FOLLOWING, BR_SENT, BR_FAILED,
 		BR_N_STATES };
 enum br_field { BF_RESOURCE, BF_RECIPIENT, BF_NAME, BF_MD5, BF_SIZE, BF_REFERENCE, BF_ID,
-		BF_UNSURE, BF_ASKED_AT, BF_STATUS, BF_N_FIELDS };
+		BF_UNSURE, BF_ASKED_AT, BF_STATUS, BF_TUS, BF_N_FIELDS };
 
 #define BR_LIVE (QUEUE_STATE(BR_RECEIVED) | QUEUE_STATE(BR_INITIALIZING) | \
 		 QUEUE_STATE(BR_UPLOADING) | QUEUE_STATE(BR_FOLLOWING))
@@ -50,5 +60,17 @@ extern const char *const br_state_names[BR_N_STATES];
 
 /* One due transfer (core/worker.h). */
 int br_work_one(void *ctx, int64_t *ret_wait_ms);
+
+/* bsend.c's endings for btus.c: the item saved; failed/ with why; a
+ * step that may pass later (or given up); the spooled file's path. */
+struct app_answer;
+void br_save(struct broker *b, struct queue_item *it);
+void br_fail(struct broker *b, struct queue_item *it, const char *why, long status);
+void br_later(struct broker *b, struct queue_item *it, const struct app_answer *ans);
+char *br_file_path(struct broker *b, const struct queue_item *it);
+
+/* btus.c: the upload step by TUS (see above); the fd is the spooled
+ * file's, size its bytes. */
+void br_step_tus(struct broker *b, struct queue_item *it, int fd, uint64_t size);
 
 #endif

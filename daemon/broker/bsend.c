@@ -161,6 +161,26 @@ static void later(struct broker *b, struct queue_item *it, const struct app_answ
 	log_warn("broker: \"%s\": %s; again later", it->key, ans->summary);
 }
 
+void br_save(struct broker *b, struct queue_item *it)
+{
+	save(b, it);
+}
+
+void br_fail(struct broker *b, struct queue_item *it, const char *why, long status)
+{
+	fail(b, it, why, status);
+}
+
+void br_later(struct broker *b, struct queue_item *it, const struct app_answer *ans)
+{
+	later(b, it, ans);
+}
+
+char *br_file_path(struct broker *b, const struct queue_item *it)
+{
+	return file_path(b, it);
+}
+
 static void random_reference(char out[48])
 {
 	unsigned char r[16];
@@ -284,6 +304,11 @@ static void step_upload(struct broker *b, struct queue_item *it)
 
 		fail(b, it, why, 0);
 		free(why);
+		return;
+	}
+	if (size > 0 && size >= b->cfg->broker_tus_threshold) { /* large: btus.c */
+		br_step_tus(b, it, fd, size);
+		close(fd);
 		return;
 	}
 	r = broker_upload(b->a, it->f[BF_ID], fd, size, &ans);

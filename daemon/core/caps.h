@@ -101,6 +101,27 @@ _Static_assert(ALT_PLATFORM_OPS + ALT_PLATFORM_WAITERS < ALT_FUSE_THREADS,
  * kept per app (events_keep), so every file's id is remembered. */
 #define ALT_EVENTS_SEEN 100000
 
+/* ---- broker */
+/* broker_tus_threshold's default: from this size a file is uploaded by
+ * TUS, resumable, instead of one POST. Below it a crash sends the file
+ * again, a few seconds' work; above it a restart resumes from the
+ * platform's offset, and no upload stays open long enough for a proxy
+ * to cut it (the controller's advice for large files). */
+#define ALT_BROKER_TUS_THRESHOLD (64ull << 20)
+/* broker_tus_chunk's default: one PATCH. Broker's store holds a whole
+ * PATCH in memory before it stores it as a block (BrokerTusStore
+ * AppendDataAsync), so a cut PATCH is lost whole: a crash sends at most
+ * one chunk again. 8 MiB is the size Broker's own TUS client uses. */
+#define ALT_BROKER_TUS_CHUNK (8ull << 20)
+/* Its bounds: below 4 KiB the requests cost more than the bytes; the
+ * store reads one PATCH into an array of at most int.MaxValue bytes. */
+#define ALT_BROKER_TUS_CHUNK_MIN 4096u
+#define ALT_BROKER_TUS_CHUNK_MAX 2147483647ull
+/* Times one transfer's TUS upload is made anew after the platform lost
+ * it (expired: 24 h without a PATCH, TusOptions.UploadExpiration) before
+ * the file goes to failed/: each start sends the whole file again. */
+#define ALT_BROKER_TUS_STARTS 3
+
 /* ---- correspondence */
 /* message.md of one message: Correspondence's body is at most 30,000
  * characters (4 bytes each at most), its title 255. */

@@ -97,6 +97,10 @@ static const struct key_def keys[] = {
 	    "seconds a Broker transfer may keep failing before failed/\n(default 259200)"),
 	INT(broker_poll, 1, 86400,
 	    "seconds between two searches for Broker transfers sent to us\n(default 60; at most 10 a minute are made)"),
+	{ "broker_tus_threshold", KEY_BYTES, offsetof(struct config, broker_tus_threshold), 0, 0,
+	  "Broker files of this many bytes or more are uploaded by\nTUS, resumable (default 64M)" },
+	{ "broker_tus_chunk", KEY_BYTES, offsetof(struct config, broker_tus_chunk), 0, 0,
+	  "bytes of one TUS PATCH, at most what a crash sends again\n(default 8M)" },
 	STR(correspondence_resources,
 	    "space-separated Altinn Correspondence resource ids, each\n"
 	    "served at correspondence/<resourceId>/ (default: none)"),
@@ -127,6 +131,8 @@ void config_init(struct config *cfg)
 	cfg->instance_writes_give_up = 3 * 86400;
 	cfg->broker_give_up = 3 * 86400;
 	cfg->broker_poll = 60;
+	cfg->broker_tus_threshold = ALT_BROKER_TUS_THRESHOLD;
+	cfg->broker_tus_chunk = ALT_BROKER_TUS_CHUNK;
 	cfg->inbox_give_up = 3 * 86400;
 	cfg->correspondence_events = true;
 	cfg->correspondence_reconcile = 3600;
@@ -377,6 +383,14 @@ static bool altinn_host(const char *host)
 int config_check(const struct config *cfg, char **ret_err)
 {
 	int r;
+
+	if (cfg->broker_tus_chunk < ALT_BROKER_TUS_CHUNK_MIN ||
+	    cfg->broker_tus_chunk > ALT_BROKER_TUS_CHUNK_MAX) {
+		*ret_err = xasprintf("\"broker_tus_chunk\" must be from %u to %llu bytes",
+				     ALT_BROKER_TUS_CHUNK_MIN,
+				     (unsigned long long)ALT_BROKER_TUS_CHUNK_MAX);
+		return -EINVAL;
+	}
 
 	if (!cfg->platform) {
 		*ret_err = xstrdup("no \"platform\" given (the platform's base URL)");

@@ -95,6 +95,7 @@ struct attempt {
 	struct growbuf ok;  /* a 2xx body, when the request has no on_data */
 	char *location;     /* Location header */
 	char *content_type; /* Content-Type header */
+	char *captured;     /* the header the request named in capture */
 	uint64_t upload_pos; /* next body byte to send */
 	CURLcode cc;
 	long os_errno;
@@ -330,6 +331,9 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ctx)
 	} else if ((v = header_value(line, "Content-Type"))) {
 		free(at->content_type);
 		at->content_type = xstrndup(v, strcspn(v, "\r\n"));
+	} else if (at->req->capture && (v = header_value(line, at->req->capture))) {
+		free(at->captured);
+		at->captured = xstrdup(v);
 	}
 	return n;
 }
@@ -421,7 +425,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ctx)
 		memcpy(buf, (const char *)req->body + at->upload_pos, want);
 		got = (ssize_t)want;
 	} else {
-		got = pread(req->body_fd, buf, want, (off_t)at->upload_pos);
+		got = pread(req->body_fd, buf, want, (off_t)(req->body_offset + at->upload_pos));
 		if (got <= 0) {
 			at->cb_err = got < 0 ? -errno : -EIO; /* the file shrank under us */
 			return CURL_READFUNC_ABORT;
@@ -451,6 +455,10 @@ static void setup_method(CURL *easy, struct attempt *at)
 
 	if (strcmp(m, "GET") == 0 && !has_body) {
 		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+		return;
+	}
+	if (strcmp(m, "HEAD") == 0) { /* an answer without a body */
+		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
 		return;
 	}
 	if (strcmp(m, "PUT") == 0) {
@@ -808,6 +816,7 @@ void http_result_clear(struct http_result *res)
 	free(res->body);
 	free(res->content_type);
 	free(res->location);
+	free(res->captured);
 	memset(res, 0, sizeof(*res));
 	res->retry_after_ms = -1;
 }
@@ -829,13 +838,15 @@ static void attempt_done(struct attempt *at, struct http_result *res)
 		}
 		res->location = at->location;
 		res->content_type = at->content_type;
-		at->location = at->content_type = NULL;
+		res->captured = at->captured;
+		at->location = at->content_type = at->captured = NULL;
 	}
 	growbuf_free(&at->ok);
 	free(at->err_body);
 	free(at->location);
 	free(at->content_type);
-	at->err_body = at->location = at->content_type = NULL;
+	free(at->captured);
+	at->err_body = at->location = at->content_type = at->captured = NULL;
 }
 
 void http_stop(struct http *h)

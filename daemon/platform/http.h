@@ -102,12 +102,13 @@ struct http_request {
 	const atomic_bool *cancel;
 
 	/* ---- sending (all optional; the default is a plain GET) */
-	const char *method;       /* "POST", "PUT", "DELETE", ...; NULL: GET */
+	const char *method;       /* "POST", "PUT", "PATCH", "HEAD", ...; NULL: GET */
 	const char *content_type; /* of the body */
 	const void *body;         /* a body in memory ... */
 	size_t body_len;
-	bool has_body_fd;         /* ... or body_len bytes of body_fd from offset 0 */
+	bool has_body_fd;         /* ... or body_len bytes of body_fd from body_offset */
 	int body_fd;
+	uint64_t body_offset;
 	/* Shown each piece of the body as it is sent, with its offset (a
 	 * resent body starts again at 0): hashing a large upload on the way
 	 * costs no second read. May be NULL. */
@@ -117,6 +118,8 @@ struct http_request {
 	/* Sent as the bearer token instead of the platform's ("" sends none,
 	 * and a 401 then triggers no token reload). */
 	const char *bearer;
+	/* One more answer header to keep, in result->captured ("Upload-Offset"). */
+	const char *capture;
 	/* Filled when not NULL: status, Location, and the body (the whole
 	 * 2xx body when on_data is NULL, capped at ALT_MAX_JSON_BODY, or
 	 * the start of an error body). Free with http_result_clear. */
@@ -131,6 +134,7 @@ struct http_result {
 	size_t body_len;
 	char *content_type;
 	char *location;
+	char *captured;      /* the request's capture header, or NULL */
 	long retry_after_ms; /* the answer's Retry-After; -1 when none */
 };
 void http_result_clear(struct http_result *res);

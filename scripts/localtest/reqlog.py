@@ -4,7 +4,9 @@
 An entry is added when the request arrives and completed as it is answered: `status` is set
 before the first byte goes out and `bytes` grows before each body chunk is written, so by the
 time a client has the whole response its entry is final. Sequence numbers keep growing across
-`clear()`, so `since=` stays meaningful. Only the newest MAX_ENTRIES are kept, so a long
+`clear()`, so `since=` stays meaningful. `received` counts the request body bytes the
+server read so far (also of a body whose client went away), and
+`uploadOffset` a TUS PATCH's Upload-Offset: together they show what an upload sent again. Only the newest MAX_ENTRIES are kept, so a long
 benchmark cannot grow the server without bound.
 """
 
@@ -21,7 +23,7 @@ class RequestLog:
         self._entries = []
         self._next_seq = 1
 
-    def start(self, method, path, query, range_header, has_auth):
+    def start(self, method, path, query, range_header, has_auth, upload_offset=None):
         entry = {
             "seq": 0,
             "time": dates.format_ticks(dates.now_ticks()),
@@ -32,6 +34,8 @@ class RequestLog:
             "status": None,
             "bytes": 0,
             "auth": has_auth,
+            "uploadOffset": upload_offset,   # a TUS PATCH's Upload-Offset header
+            "received": 0,                   # request body bytes read so far
         }
         with self._lock:
             entry["seq"] = self._next_seq

@@ -130,7 +130,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             entry = platform.log.start(self.command, raw_path, query_string,
                                        self.headers.get("Range"),
-                                       self.headers.get("Authorization") is not None)
+                                       self.headers.get("Authorization") is not None,
+                                       self.headers.get("Upload-Offset"))
+            req.count_into(entry)
             rule = platform.faults.take(self.command, raw_path)
             response = None
             if rule is not None and rule.after:

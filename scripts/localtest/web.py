@@ -35,12 +35,19 @@ class _BodyReader:
         self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
         self.remaining = 0
         self.done = False
+        self.total = 0          # body bytes read so far ...
+        self.entry = None       # ... kept in this request log entry's "received" as they come
         if not self.chunked:
             try:
                 self.remaining = max(0, int(headers.get("Content-Length") or 0))
             except ValueError:
                 raise HttpError(text(400, "Bad Content-Length"))
             self.done = self.remaining == 0
+
+    def _count(self, data):
+        self.total += len(data)
+        if self.entry is not None:
+            self.entry["received"] = self.total
 
     def read(self, n=1 << 20):
         """Up to n bytes; b"" at the end of the body."""
@@ -62,6 +69,7 @@ class _BodyReader:
             if not data:
                 raise ConnectionResetError("body ended early")
             self.remaining -= len(data)
+            self._count(data)
             if self.remaining == 0:
                 self.rfile.readline(16)
             return data
@@ -69,6 +77,7 @@ class _BodyReader:
         if not data:
             raise ConnectionResetError("body ended early")
         self.remaining -= len(data)
+        self._count(data)
         if self.remaining == 0:
             self.done = True
         return data
@@ -98,6 +107,10 @@ class Request:
 
     def has_arg(self, name):
         return any(k == name for k, _ in self.query)
+
+    def count_into(self, entry):
+        """Keep entry["received"] equal to the body bytes read from the client."""
+        self._body.entry = entry
 
     def stream(self):
         """Iterate over the body in chunks without buffering it."""
