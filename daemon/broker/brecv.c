@@ -6,8 +6,8 @@
  * download changes our recipient status on the platform, so showing an
  * entry downloads nothing: the file is made with the transfer's size and
  * no bytes (sparse), and its bytes are fetched when a user first opens it
- * for reading (the area's fill hook), streamed to disk beside it, checked
- * against Broker's MD5 and renamed over it. Later reads are of the disk.
+ * for reading (the area's fill hook: brfill.c). Broker's events make new
+ * entries appear sooner than the next search (brevents.c).
  *
  * Entries come from a reconciling search (brecv_search, twice a round:
  * our status Initialized, then DownloadStarted, so a transfer moving
@@ -46,7 +46,6 @@
 #include "retry.h"
 #include "xalloc.h"
 
-#define FILL_NAME ".altinnfs-fill"
 #define NEW_NAME ".altinnfs-new"
 
 static const char *const state_names[RX_N_STATES] = {
@@ -60,7 +59,7 @@ static const struct queue_def queue_def = {
 	.fields = field_names, .n_fields = RF_N_FIELDS, .max_backoff_ms = MAX_BACKOFF_MS,
 };
 
-static char *key_of(const char *resource, const char *id)
+char *brecv_key(const char *resource, const char *id)
 {
 	return xasprintf("%s/%s", resource, id);
 }
@@ -208,7 +207,7 @@ int brecv_show(struct brecv *rx, const char *resource, const char *id, long *ret
 	r = materialize(rx, resource, id, &ov, name);
 	if (r < 0)
 		goto out;
-	it.key = key_of(resource, id);
+	it.key = brecv_key(resource, id);
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)ov.size);
 	queue_set(&it.f[RF_RESOURCE], resource);
 	queue_set(&it.f[RF_ID], id);
@@ -232,7 +231,7 @@ out:
 
 bool brecv_known(struct brecv *rx, const char *resource, const char *id)
 {
-	char *key = key_of(resource, id);
+	char *key = brecv_key(resource, id);
 	struct queue_item it;
 	bool known = queue_find(rx->q, key, QUEUE_ALL_STATES & ~QUEUE_STATE(RX_GONE), &it) == 0;
 
@@ -434,7 +433,7 @@ static int run_one(void *ctx, int64_t *ret_wait_ms)
 /* ---- the area's hooks */
 
 /* rel "<id>[/<name>]": its depth and id */
-static int split(const char *rel, char *id, size_t cap)
+int brecv_split(const char *rel, char *id, size_t cap)
 {
 	const char *slash = strchr(rel, '/');
 	size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
@@ -446,7 +445,7 @@ static int split(const char *rel, char *id, size_t cap)
 /* Journals the confirmation of the entry id (idempotent). */
 static int journal_confirm(struct brecv *rx, const char *resource, const char *id)
 {
-	char *key = key_of(resource, id);
+	char *key = brecv_key(resource, id);
 	struct queue_item it;
 	int r = queue_find(rx->q, key, QUEUE_STATE(RX_SHOWN), &it);
 
@@ -469,7 +468,7 @@ static int journal_confirm(struct brecv *rx, const char *resource, const char *i
 int brecv_check(struct brecv *rx, const struct local_call *c)
 {
 	char id[256];
-	int depth = split(c->rel, id, sizeof(id));
+	int depth = brecv_split(c->rel, id, sizeof(id));
 
 	if (c->op == LOCAL_RELEASE)
 		return 0;
@@ -484,68 +483,8 @@ void brecv_done(struct brecv *rx, const struct local_call *c)
 {
 	char id[256];
 
-	if (c->op == LOCAL_REMOVE && split(c->rel, id, sizeof(id)) == 1 && id[0] != '.')
+	if (c->op == LOCAL_REMOVE && brecv_split(c->rel, id, sizeof(id)) == 1 && id[0] != '.')
 		journal_confirm(rx, c->scope, id);
-}
-
-/* Downloads the transfer into its folder beside the empty file, checks
- * it, and puts it in place. */
-static int fetch(struct brecv *rx, const struct local_call *c, struct queue_item *it)
-{
-	char *tmp = xasprintf("%s/%s", it->f[RF_ID], FILL_NAME), md5[33] = "";
-	struct app_answer ans = { .retry_after_ms = -1 };
-	uint64_t n = 0, size = strtoull(it->f[RF_SIZE] ? it->f[RF_SIZE] : "0", NULL, 10);
-	int fd = openat(c->dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), r;
-
-	if (fd < 0) {
-		r = -errno;
-		free(tmp);
-		return r;
-	}
-	r = brecv_download(rx->a, it->f[RF_ID], fd, false, md5, &n, &ans);
-	if (r < 0) {
-		log_warn("broker: reading transfer %s: %s", it->f[RF_ID], ans.summary);
-	} else if (n != size || (it->f[RF_CHECKSUM] && strcasecmp(md5, it->f[RF_CHECKSUM]))) {
-		log_warn("broker: transfer %s came as %llu bytes with MD5 %s; Broker said %llu and "
-			 "%s", it->f[RF_ID], (unsigned long long)n, md5, (unsigned long long)size,
-			 it->f[RF_CHECKSUM]);
-		r = -EIO;
-	}
-	close(fd);
-	if (r == 0 && renameat(c->dirfd, tmp, c->dirfd, c->rel) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(c->dirfd, tmp, 0);
-	} else {
-		queue_set(&it->f[RF_FETCHED], "1");
-		r = queue_save(rx->q, it);
-	}
-	app_answer_clear(&ans);
-	free(tmp);
-	return r;
-}
-
-int brecv_fill(struct brecv *rx, const struct local_call *c)
-{
-	char id[256], *key;
-	struct queue_item it = { 0 };
-	int r;
-
-	if (split(c->rel, id, sizeof(id)) != 2 || id[0] == '.' ||
-	    strcmp(strchr(c->rel, '/') + 1, "transfer.json") == 0)
-		return 0;
-	key = key_of(c->scope, id);
-	pthread_mutex_lock(&rx->fill_lock);
-	r = queue_find(rx->q, key, RX_LIVE, &it);
-	if (r == 0 && !it.f[RF_FETCHED] && it.f[RF_NAME] &&
-	    strcmp(strchr(c->rel, '/') + 1, it.f[RF_NAME]) == 0)
-		r = fetch(rx, c, &it);
-	else if (r == -ENOENT)
-		r = 0;
-	queue_item_clear(&it);
-	pthread_mutex_unlock(&rx->fill_lock);
-	free(key);
-	return r;
 }
 
 /* ---- status.json */

@@ -45,6 +45,13 @@ struct brecv {
 };
 
 
+#define FILL_NAME ".altinnfs-fill" /* a download under way, beside the file */
+
+/* The journal key of a transfer: "<resourceId>/<fileTransferId>" */
+char *brecv_key(const char *resource, const char *id);
+/* rel "<id>[/<name>[/...]]": its depth (0-3), and id copied to id */
+int brecv_split(const char *rel, char *id, size_t cap);
+
 /* A transfer an answer named (a search, an event) that the journal does
  * not know yet: its overview, folder and item. 0, or -EAGAIN with
  * *ret_wait (ms) after a 429. */

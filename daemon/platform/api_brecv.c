@@ -155,6 +155,13 @@ int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char re
 	};
 	int r = http_request(a->http, &req);
 
+	if (probe && res.status == 416) {
+		/* an empty file has no first byte: ask for all of it (nothing) */
+		http_result_clear(&res);
+		res = (struct http_result){ .retry_after_ms = -1 };
+		req.has_range = false;
+		r = http_request(a->http, &req);
+	}
 	r = app_conclude(r, &res, false, "download", ans);
 	if (r == 0 && !probe) {
 		uint64_t n = 0;
