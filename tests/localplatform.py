@@ -5,6 +5,7 @@ listing must cost. Platform.stop() always reaps what it started."""
 import hashlib
 import http.client
 import json
+import os
 import re
 import subprocess
 import time
@@ -277,10 +278,16 @@ class Platform:
         assert not unfired, f"fault rule(s) that never fired: {unfired}"
 
     def clear_faults(self):
-        """Clears the rules; returns those that never fired."""
+        """Clears the rules; returns those that never fired. With FAULT_AUDIT=FILE
+        in the environment each clear appends them, with the test's name, to FILE:
+        an audit of a whole run for faults that tested nothing."""
         r = self.request("DELETE", "/_localtest/faults", auth=False)
         assert r.status in (200, 204), r
-        return r.json()["unfired"] if r.status == 200 else []
+        unfired = r.json()["unfired"] if r.status == 200 else []
+        if unfired and os.environ.get("FAULT_AUDIT"):
+            with open(os.environ["FAULT_AUDIT"], "a") as f:
+                f.write(f"{os.environ.get('PYTEST_CURRENT_TEST')}: {unfired}\n")
+        return unfired
 
     def add_instance(self, app_id, party_id, data=(), guid=None, org_number="910000001",
                      person_number=None):
