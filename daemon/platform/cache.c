@@ -168,43 +168,57 @@ void cache_entry_put(struct cache_entry *e)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* [off, end) is all here: says where; locked. A read inside the stage is
- * lent from it (pinned until cache_span_done); one across its start is
- * copied, the file's part and the stage's. */
+/* [off, end) is all here: says where; locked. A read inside one of the
+ * download's buffers is lent from it (pinned until cache_span_done); one
+ * across their edges is copied, from the file and the buffers. */
 
 static void span_set(struct cache_entry *e, uint64_t off, uint64_t end, struct cache_span *ret)
 {
-	ret->len = (size_t)(end - off);
+	uint64_t wend = e->have + e->wlen;
+	const char *wbuf = e->buf[!e->cur], *stage = e->buf[e->cur];
 
+	ret->len = (size_t)(end - off);
 	if (e->state == E_COMPLETE || end <= e->have) {
 		ret->fd = e->fd;
 		return;
 	}
-	if (off >= e->have) {
-		ret->mem = e->stage + (off - e->have);
+	if (off >= e->have && (end <= wend || off >= wend)) {
+		ret->pin = end <= wend ? !e->cur : e->cur;
+		ret->mem = end <= wend ? wbuf + (off - e->have) : stage + (off - wend);
 		ret->pinned = e;
-		e->stage_pins++;
+		e->pins[ret->pin]++;
 		return;
 	}
-	size_t head = (size_t)(e->have - off);
-
 	ret->copy = xmalloc(ret->len);
 	ret->mem = ret->copy;
-	for (size_t done = 0; done < head;) {
-		ssize_t k = pread(e->fd, ret->copy + done, head - done, (off_t)(off + done));
+	for (uint64_t at = off; at < end;) {
+		size_t n;
 
-		if (k < 0 && errno == EINTR)
+		if (at < e->have) { /* the file's part */
+			ssize_t k = pread(e->fd, ret->copy + (at - off), (size_t)(e->have - at),
+					  (off_t)at);
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) { /* the file lost bytes we wrote: serve none */
+				free(ret->copy);
+				ret->copy = NULL;
+				ret->mem = NULL;
+				ret->len = 0;
+				return;
+			}
+			at += (uint64_t)k;
 			continue;
-		if (k <= 0) { /* the file lost bytes we wrote: serve none */
-			free(ret->copy);
-			ret->copy = NULL;
-			ret->mem = NULL;
-			ret->len = 0;
-			return;
 		}
-		done += (size_t)k;
+		if (at < wend) {
+			n = (size_t)((end < wend ? end : wend) - at);
+			memcpy(ret->copy + (at - off), wbuf + (at - e->have), n);
+		} else {
+			n = (size_t)(end - at);
+			memcpy(ret->copy + (at - off), stage + (at - wend), n);
+		}
+		at += n;
 	}
-	memcpy(ret->copy + head, e->stage, ret->len - head);
 }
 
 void cache_span_done(struct cache_span *s)
@@ -213,7 +227,7 @@ void cache_span_done(struct cache_span *s)
 		struct cache_entry *e = s->pinned;
 
 		pthread_mutex_lock(&e->c->lock);
-		if (--e->stage_pins == 0 && e->pin_wait)
+		if (--e->pins[s->pin] == 0 && e->pin_wait)
 			pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->c->lock);
 	}
@@ -236,7 +250,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 	pthread_mutex_lock(&c->lock);
 	/* a contentHash to check: nothing is served before all bytes are */
 	wait_end = e->want_sha[0] ? e->size : end;
-	had = e->have + e->staged;
+	had = cache_came(e);
 	wanted_before = e->wanted;
 	if (wait_end > e->wanted) {
 		/* also when the bytes are here: the download keeps its lead */
@@ -245,7 +259,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 			pthread_cond_broadcast(&e->cond);
 	}
 	for (;;) {
-		if (e->state == E_COMPLETE || (!e->want_sha[0] && end <= e->have + e->staged))
+		if (e->state == E_COMPLETE || (!e->want_sha[0] && end <= cache_came(e)))
 			break;
 		if (e->state == E_FAILED) {
 			int r = e->local_err || e->err == -ECANCELED ? CACHE_UNCACHED : e->err;
@@ -254,7 +268,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 			return r;
 		}
 		if (atomic_load(&c->ranges) == CACHE_RANGES_YES && !e->want_sha[0] &&
-		    off > e->have + e->staged + CACHE_FAR) {
+		    off > cache_came(e) + CACHE_FAR) {
 			/* served by its own Range: the download from the
 			 * start must not run ahead to this read's end (a
 			 * `tail` would fetch the whole element meanwhile) */
@@ -269,7 +283,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 		}
 		if (cache_mono_s() - since >= c->timeout &&
 		    (cache_mono_s() - e->progress_at >= c->timeout ||
-		     e->have + e->staged - had < (uint64_t)c->timeout * CACHE_SLOW_BPS)) {
+		     cache_came(e) - had < (uint64_t)c->timeout * CACHE_SLOW_BPS)) {
 			/* stalled, or trickling too slowly to be of use: the
 			 * readers waiting with us fail too, and a new open
 			 * tries again */
@@ -305,7 +319,7 @@ uint64_t cache_local_bytes(struct cache *c, const char *guid, const struct times
 	pthread_mutex_lock(&c->lock);
 	e = find(c, guid, changed);
 	if (e)
-		n = e->state == E_COMPLETE ? e->size : e->have + e->staged;
+		n = e->state == E_COMPLETE ? e->size : cache_came(e);
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }

@@ -75,6 +75,7 @@ struct cache_span {
 	size_t len;
 	char *copy;       /* private */
 	struct cache_entry *pinned;
+	int pin;          /* ... its buffer */
 };
 void cache_span_done(struct cache_span *s);
 

@@ -7,11 +7,13 @@
  * back meanwhile), ends CACHE_PAUSE_S after readers stopped asking, and at
  * once when no open file holds the entry. curl hands over 16 KiB at a
  * time, so the bytes gather in a stage of memory (CACHE_STAGE, less when
- * many download at once), written to the
- * file at once; readers are lent bytes from the stage (cache.c), and only
- * the readers whose bytes came are woken. Once all bytes are in, the file
- * is hashed, checked against the element's contentHash if it has one, and
- * renamed to its complete name. */
+ * many download at once); a full stage goes to the download's writer
+ * thread, which hashes it and writes it to the file in one (O_DIRECT)
+ * write while the download fills the other buffer. Readers are lent
+ * bytes from both buffers (cache.c), and only the readers whose bytes
+ * came are woken. Once all bytes are in, the hash is checked against the
+ * element's contentHash if it has one, and the file is renamed to its
+ * complete name. */
 #include "cache_i.h"
 
 #include <errno.h>
@@ -50,12 +52,12 @@ static int fill_head(void *ctx, const struct http_head *head)
 	}
 	pthread_mutex_lock(&c->lock);
 	/* a retry after a cut answer: the bytes in the stage came too */
-	if (first > e->have + e->staged) {
+	if (first > cache_came(e)) {
 		pthread_mutex_unlock(&c->lock);
 		log_warn("download of \"%s\": the answer starts past the bytes we have", e->url);
 		return -EIO;
 	}
-	e->skip = e->have + e->staged - first;
+	e->skip = cache_came(e) - first;
 	pthread_cond_broadcast(&e->cond); /* a read far ahead may take a range now */
 	pthread_mutex_unlock(&c->lock);
 	return 0;
@@ -67,7 +69,7 @@ static int fill_wait_wanted(struct cache_entry *e)
 {
 	time_t since = cache_mono_s();
 
-	while (e->have + e->staged >= e->wanted + CACHE_AHEAD && !atomic_load(&e->cancel)) {
+	while (cache_came(e) >= e->wanted + CACHE_AHEAD && !atomic_load(&e->cancel)) {
 		struct timespec until;
 
 		if (cache_mono_s() - since >= CACHE_PAUSE_S) {
@@ -103,27 +105,32 @@ static int write_fd(const struct cache_entry *e, const char *p, uint64_t off, si
 	return e->fd;
 }
 
-/* Writes the stage to the file and moves have past it: 0, or -errno (a
- * local failure: the entry's readers go on uncached). Only the download's
- * thread writes the stage and past have, so the file needs no lock. The
- * bytes are hashed on the way (no second read of the file after the last
- * byte) and written past the page cache where the file system allows:
- * readers are lent the newest bytes from the stage, and a read again
- * comes from the kernel's cache of the FUSE file, so a copy in the page
- * cache of the entry's file would only double the memory a read costs,
- * and filling fresh pages costs more than the disk write on a VM. */
-static int fill_flush(struct cache_entry *e)
+/* Hashes and writes buf[!cur], bytes [have, have + wlen), to the file
+ * and moves have past them; called and returns locked. On a local
+ * failure (-errno) local_err is set and the bytes stay where they were:
+ * readers may still be lent them, the entry ends and its readers go on
+ * uncached. Only the writer writes the file, so it needs no lock.
+ *
+ * The bytes are hashed on the way (no second read of the file after the
+ * last byte) and written past the page cache where the file system
+ * allows: readers are lent the newest bytes from memory, and a read
+ * again comes from the kernel's cache of the FUSE file, so a copy in the
+ * page cache of the entry's file would only double the memory a read
+ * costs, and filling fresh pages costs more than the disk write on a VM. */
+static int write_step(struct cache_entry *e)
 {
 	struct cache *c = e->c;
+	const char *p = e->buf[!e->cur];
 	uint64_t at = e->have;
-	size_t n = e->staged;
+	size_t n = e->wlen;
 	int r = 0;
 
+	pthread_mutex_unlock(&c->lock);
 	if (e->md)
-		sha256_update(e->md, e->stage, n);
+		sha256_update(e->md, p, n);
 	for (size_t done = 0; done < n;) {
-		int fd = write_fd(e, e->stage + done, at + done, n - done);
-		ssize_t k = pwrite(fd, e->stage + done, n - done, (off_t)(at + done));
+		int fd = write_fd(e, p + done, at + done, n - done);
+		ssize_t k = pwrite(fd, p + done, n - done, (off_t)(at + done));
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -140,20 +147,59 @@ static int fill_flush(struct cache_entry *e)
 		done += (size_t)k;
 	}
 	pthread_mutex_lock(&c->lock);
-	while (e->stage_pins > 0) { /* a reply is being written from the stage */
-		e->pin_wait = true;
-		pthread_cond_wait(&e->cond, &c->lock);
-	}
-	e->pin_wait = false;
 	if (r < 0) {
 		e->local_err = true;
 	} else {
 		e->have += n;
+		e->wlen = 0;
 		c->unwritten -= n;
 	}
-	e->staged = 0;
-	pthread_mutex_unlock(&c->lock);
+	pthread_cond_broadcast(&e->wcond);
 	return r;
+}
+
+/* The writer: one thread per download, so that the disk write of one
+ * buffer overlaps the download of the next (O_DIRECT writes wait for the
+ * disk). */
+static void *fill_writer(void *arg)
+{
+	struct cache_entry *e = arg;
+
+	pthread_mutex_lock(&e->c->lock);
+	for (;;) {
+		while (e->wlen == 0 && !e->writer_end)
+			pthread_cond_wait(&e->wcond, &e->c->lock);
+		if (e->wlen == 0 || e->local_err || write_step(e) < 0)
+			break;
+	}
+	pthread_mutex_unlock(&e->c->lock);
+	return NULL;
+}
+
+/* Hands the stage to the writer (after its last buffer is written and no
+ * reader is lent it any more) and makes that buffer the stage: 0, or
+ * -EIO after a local failure. Locked. */
+static int fill_hand_off(struct cache_entry *e)
+{
+	struct cache *c = e->c;
+
+	while (e->wlen > 0 && !e->local_err)
+		pthread_cond_wait(&e->wcond, &c->lock);
+	if (e->local_err)
+		return -EIO;
+	while (e->pins[!e->cur] > 0) { /* a reply is being written from it */
+		e->pin_wait = true;
+		pthread_cond_wait(&e->cond, &c->lock);
+	}
+	e->pin_wait = false;
+	e->cur = !e->cur;
+	e->wlen = e->staged;
+	e->staged = 0;
+	if (e->writer_on) {
+		pthread_cond_broadcast(&e->wcond);
+		return 0;
+	}
+	return write_step(e) < 0 ? -EIO : 0;
 }
 
 static int fill_data(void *ctx, const char *p, size_t n)
@@ -171,11 +217,12 @@ static int fill_data(void *ctx, const char *p, size_t n)
 	}
 	while (n > 0) {
 		size_t k;
-		bool full;
 
 		pthread_mutex_lock(&c->lock);
 		r = e->staged ? 0 : fill_wait_wanted(e);
-		if (r == 0 && e->have + e->staged + n > e->size) {
+		if (r == 0 && e->local_err)
+			r = -EIO;
+		if (r == 0 && cache_came(e) + n > e->size) {
 			log_warn("download of \"%s\": more bytes than its %" PRIu64, e->url, e->size);
 			r = -EIO;
 		}
@@ -184,20 +231,20 @@ static int fill_data(void *ctx, const char *p, size_t n)
 			return r;
 		}
 		k = n < e->stage_cap - e->staged ? n : e->stage_cap - e->staged;
-		memcpy(e->stage + e->staged, p, k);
+		memcpy(e->buf[e->cur] + e->staged, p, k);
 		e->staged += k;
 		c->fetched += k;
 		e->progress_at = cache_mono_s();
-		if (e->have + e->staged >= e->need) { /* wake readers only for their bytes */
+		if (cache_came(e) >= e->need) { /* wake readers only for their bytes */
 			e->need = UINT64_MAX;
 			pthread_cond_broadcast(&e->cond);
 		}
-		full = e->staged == e->stage_cap;
+		r = e->staged == e->stage_cap ? fill_hand_off(e) : 0;
 		pthread_mutex_unlock(&c->lock);
+		if (r < 0)
+			return r;
 		p += k;
 		n -= k;
-		if (full && (r = fill_flush(e)) < 0)
-			return r;
 	}
 	return 0;
 }
@@ -239,9 +286,9 @@ static int fill_finish(struct cache_entry *e)
 
 static void stage_free(struct cache_entry *e)
 {
-	if (e->stage)
-		munmap(e->stage, e->stage_cap);
-	e->stage = NULL;
+	if (e->buf[0])
+		munmap(e->buf[0], 2 * e->stage_cap);
+	e->buf[0] = e->buf[1] = NULL;
 }
 
 /* fd opened again with O_DIRECT, for the download's writes: -1 where the
@@ -272,16 +319,27 @@ static void *fill_main(void *arg)
 		.restartable = true,
 		.cancel = &e->cancel,
 	};
+	pthread_t writer;
 	int r;
 
+	e->md = e->have == 0 ? sha256_new() : NULL;
+	e->wfd = open_direct(e->fd);
 	pthread_mutex_lock(&c->lock);
 	req.range_first = e->have;
+	e->writer_end = false;
+	e->writer_on = pthread_create(&writer, NULL, fill_writer, e) == 0;
 	pthread_mutex_unlock(&c->lock);
-	e->md = req.range_first == 0 ? sha256_new() : NULL;
-	e->wfd = open_direct(e->fd);
 	r = http_request(c->http, &req);
-	if (e->staged && !e->local_err && fill_flush(e) < 0 && r == 0)
-		r = -EIO; /* local_err is set: its readers go on uncached */
+	pthread_mutex_lock(&c->lock);
+	if (e->staged && !e->local_err)
+		fill_hand_off(e);
+	e->writer_end = true; /* once it wrote what it holds */
+	pthread_cond_broadcast(&e->wcond);
+	pthread_mutex_unlock(&c->lock);
+	if (e->writer_on)
+		pthread_join(writer, NULL);
+	if (e->local_err && r == 0)
+		r = -EIO; /* a write failed: its readers go on uncached */
 	if (r == -ECANCELED && !e->local_err && e->have < e->size && e->have > e->recorded &&
 	    cache_record_filled(e, e->have) == 0)
 		e->recorded = e->have; /* stopped for want of readers: kept */
@@ -290,12 +348,13 @@ static void *fill_main(void *arg)
 		close(e->wfd);
 	e->wfd = -1;
 	pthread_mutex_lock(&c->lock);
-	while (e->stage_pins > 0) {
+	while (e->pins[0] > 0 || e->pins[1] > 0) {
 		e->pin_wait = true;
 		pthread_cond_wait(&e->cond, &c->lock);
 	}
 	e->pin_wait = false;
 	e->staged = 0;
+	e->wlen = 0;
 	stage_free(e);
 	if (r == -ECANCELED && e->have == e->size)
 		r = 0; /* stopped after the last byte (its reader closed): complete */
@@ -352,12 +411,15 @@ void cache_fill_start(struct cache_entry *e)
 	/* mapped, not malloc'd: given back to the system when it ends, not
 	 * kept in an arena of the thread (32 downloads at once would hold
 	 * their stages for good) */
-	e->stage_cap = c->downloads < CACHE_STAGE_BIG ? CACHE_STAGE : CACHE_STAGE_SMALL;
-	e->stage = mmap(NULL, e->stage_cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			-1, 0);
-	if (e->stage == MAP_FAILED)
+	e->stage_cap = c->downloads < CACHE_STAGE_BIG ? CACHE_STAGE : CACHE_STAGE_SMALL / 2;
+	e->buf[0] = mmap(NULL, 2 * e->stage_cap, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (e->buf[0] == MAP_FAILED)
 		abort(); /* out of memory, as xmalloc */
+	e->buf[1] = e->buf[0] + e->stage_cap;
+	e->cur = 0;
 	e->staged = 0;
+	e->wlen = 0;
 	e->progress_at = cache_mono_s();
 	e->refs++;
 	c->downloads++;

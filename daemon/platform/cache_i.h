@@ -25,9 +25,12 @@ struct sha256;
 				      * reading only costs start-up scans and disk */
 #define CACHE_STAGE (1u << 20)       /* a download's bytes kept in memory, then written
 				      * to the file at once: one large write per MiB
-				      * instead of one per 16 KiB callback of curl */
-#define CACHE_STAGE_BIG 8            /* downloads at once with a CACHE_STAGE; more get */
-#define CACHE_STAGE_SMALL (128u << 10) /* ... this: 32 at once stay under 16 MiB */
+				      * instead of one per 16 KiB callback of curl;
+				      * two such buffers, one written while the other
+				      * fills */
+#define CACHE_STAGE_BIG 8            /* downloads at once with CACHE_STAGEs; more get */
+#define CACHE_STAGE_SMALL (128u << 10) /* ... two halves of this: 32 at once stay under
+					* 20 MiB */
 #define CACHE_DIRECT_ALIGN 4096u     /* O_DIRECT writes: offset, length and memory
 				      * aligned to this (a page: any block size) */
 
@@ -64,11 +67,20 @@ struct cache_entry {
 	uint64_t recorded; /* ... of which on disk and in its ".filled" record (the
 			    * download's, or set at start) */
 	uint64_t wanted; /* the furthest byte a reader asked for */
-	char *stage;    /* the download's: bytes [have, have + staged) of the */
-	size_t staged;  /* ... element, received but not in the file yet */
+	/* The download's two buffers of stage_cap bytes each (one mapping):
+	 * buf[cur], the stage, takes bytes [have + wlen, have + wlen + staged)
+	 * from curl while its writer hashes and writes buf[!cur], bytes
+	 * [have, have + wlen), to the file (cache_fill.c). */
+	char *buf[2];
+	int pins[2];    /* readers lent bytes of each */
+	int cur;
+	size_t staged;
+	size_t wlen;
 	size_t stage_cap;
-	int stage_pins; /* readers lent bytes of the stage */
-	bool pin_wait;  /* the download waits for stage_pins to drop */
+	bool pin_wait;  /* the download waits for pins to drop */
+	bool writer_on; /* the writer thread runs (else the download writes) */
+	bool writer_end; /* ... and is told to end once wlen is written */
+	pthread_cond_t wcond; /* wlen became 0 (written), or bytes to write came */
 	uint64_t need;  /* the lowest end a waiting reader needs; UINT64_MAX none */
 	int waiters;
 	time_t progress_at;
@@ -90,6 +102,12 @@ struct cache {
 	uint64_t n_entries, hits, misses, fetched;
 	int downloads;
 };
+
+/* The bytes that came: in the file, being written, or in the stage */
+static inline uint64_t cache_came(const struct cache_entry *e)
+{
+	return e->have + e->wlen + e->staged;
+}
 
 static inline time_t cache_mono_s(void)
 {

@@ -56,6 +56,7 @@ void cache_entry_free(struct cache_entry *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	pthread_cond_destroy(&e->cond);
+	pthread_cond_destroy(&e->wcond);
 	free(e->base);
 	free(e->guid);
 	free(e->url);
@@ -161,6 +162,7 @@ struct cache_entry *cache_entry_new(struct cache *c, const char *guid,
 	e->need = UINT64_MAX;
 	atomic_init(&e->cancel, false);
 	pthread_cond_init(&e->cond, NULL);
+	pthread_cond_init(&e->wcond, NULL);
 	return e;
 }
 
