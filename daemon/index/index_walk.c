@@ -3,7 +3,11 @@
  * The walk asks the instance query for the app's live instances (newest
  * first, as Storage orders by default) one page at a time, and asks for
  * the next page (its link read ahead of the parse, json_scan.c) while it
- * parses and stores this one: the platform's time and ours overlap. Each page's
+ * stores this one: the platform's time and ours overlap. A row keeps the
+ * instance's text as the platform sent it (altinn_page_deliver_raw: no
+ * parse and no re-serialising on the walk; the tree parses a document
+ * when it looks at the instance), so storing a page costs less than the
+ * platform spends making it. Each page's
  * rows and the page's `next` link are one commit, so a walk killed at any
  * point resumes at the next start from the first page it had not stored:
  * only the two pages in flight are asked for again. `next` links are checked as api.c checks a
@@ -39,17 +43,17 @@ struct page_rows {
 	bool with_deleted;
 };
 
-static int page_cb(struct alt_instance *inst, void *ctx)
+static int page_cb(const struct alt_raw_instance *ri, void *ctx)
 {
 	struct page_rows *p = ctx;
-	int64_t changed = idx_ns(&inst->last_changed);
-	char *id = xasprintf("%s/%s", inst->party_id, inst->guid);
+	int64_t changed = idx_ns(&ri->last_changed);
+	char *id = xasprintf("%s/%s", ri->party_id, ri->guid);
 
 	if (changed > p->newest)
 		p->newest = changed;
 	if (p->oldest == 0 || changed < p->oldest)
 		p->oldest = changed;
-	if (inst->hard_deleted) {
+	if (ri->hard_deleted) {
 		if (p->n_del == p->cap_del) {
 			p->cap_del = p->cap_del ? p->cap_del * 2 : 16;
 			p->del = xrealloc(p->del, p->cap_del * sizeof(*p->del));
@@ -64,15 +68,16 @@ static int page_cb(struct alt_instance *inst, void *ctx)
 		}
 		row = &p->put[p->n_put++];
 		row->id = id;
-		row->grp = xstrdup(inst->party_id);
+		row->grp = xstrdup(ri->party_id);
 		row->changed = changed;
-		row->created = idx_ns(&inst->created);
-		row->flags = inst->is_complete ? IDX_COMPLETE : 0;
-		row->doc = xmalloc(inst->doc_len + 1);
-		memcpy(row->doc, inst->doc, inst->doc_len + 1);
-		row->doc_len = inst->doc_len;
+		row->created = idx_ns(&ri->created);
+		row->flags = ri->is_complete ? IDX_COMPLETE : 0;
+		/* the platform's bytes: parsed (and indented) when looked at */
+		row->doc = xmalloc(ri->doc_len + 1);
+		memcpy(row->doc, ri->doc, ri->doc_len);
+		row->doc[ri->doc_len] = '\0';
+		row->doc_len = ri->doc_len;
 	}
-	alt_instance_unref(inst);
 	return 0;
 }
 
@@ -209,7 +214,7 @@ int idx_walk_page(struct index *idx)
 	pages = idx->pages + 1;
 	pthread_mutex_unlock(&idx->lock);
 	prefetch(idx, page, pages);
-	r = altinn_page_deliver(idx->a, page, page_cb, &p, &next);
+	r = altinn_page_deliver_raw(idx->a, page, page_cb, &p, &next);
 	altinn_page_free(page);
 	if (r < 0)
 		goto out;
@@ -293,8 +298,12 @@ int idx_refresh(struct index *idx)
 	}
 	for (;;) {
 		struct page_rows p = { 0 };
+		struct alt_page *page = NULL;
 
-		r = altinn_list_page(idx->a, &q, from, page_cb, &p, &next);
+		r = altinn_page_fetch(idx->a, &q, from, &page);
+		if (r == 0)
+			r = altinn_page_deliver_raw(idx->a, page, page_cb, &p, &next);
+		altinn_page_free(page);
 		free(from);
 		from = NULL;
 		if (r < 0) {

@@ -128,18 +128,33 @@ int altinn_list_instances(struct altinn *a, const struct alt_query *q, alt_insta
 int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *from,
 		     alt_instance_cb cb, void *ctx, char **ret_next);
 
-/* altinn_list_page in two steps, so a walk can ask for the next page while
- * it parses this one: fetch (one request, nothing parsed), peek at the
+/* altinn_list_page in steps, so a walk can ask for the next page while
+ * it stores this one: fetch (one request, nothing parsed), peek at the
  * page's `next` link and `count` as its top level states them (NULL and
- * -1 when not found without a parse), deliver (the parse: instances to cb
- * and *ret_next as altinn_list_page gives them), free. */
+ * -1 when not found without a parse), deliver (altinn_page_deliver_raw
+ * below), free. */
 struct alt_page;
 int altinn_page_fetch(struct altinn *a, const struct alt_query *q, const char *from,
 		      struct alt_page **ret);
 void altinn_page_peek(const struct alt_page *p, char **ret_next, long long *ret_count);
-int altinn_page_deliver(struct altinn *a, struct alt_page *p, alt_instance_cb cb, void *ctx,
-			char **ret_next);
 void altinn_page_free(struct alt_page *p); /* NULL is fine */
+/* A page's instances as the index keeps them: the facts it keys on and
+ * the instance's document as text that altinn_parse_instance takes (the
+ * platform's own bytes when they could be checked without a parse, else
+ * the document re-serialised). The instances a page parse keeps, in
+ * order, and *ret_next as altinn_list_page gives them; the pointers live
+ * until cb returns. */
+struct alt_raw_instance {
+	const char *party_id; /* digits */
+	const char *guid;     /* lowercase */
+	struct timespec created, last_changed;
+	bool is_complete, hard_deleted;
+	const char *doc;
+	size_t doc_len;
+};
+typedef int (*alt_raw_cb)(const struct alt_raw_instance *ri, void *ctx);
+int altinn_page_deliver_raw(struct altinn *a, struct alt_page *p, alt_raw_cb cb, void *ctx,
+			    char **ret_next);
 
 /* An instance document as kept (inst->doc) parsed again, as a query page's
  * or a GET's would be: one reference in *ret, or -EIO. */

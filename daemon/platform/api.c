@@ -395,7 +395,7 @@ void altinn_page_peek(const struct alt_page *p, char **ret_next, long long *ret_
 		*ret_next = NULL;
 }
 
-int altinn_page_deliver(struct altinn *a, struct alt_page *p, alt_instance_cb cb, void *ctx,
+static int page_deliver(struct altinn *a, struct alt_page *p, alt_instance_cb cb, void *ctx,
 			char **ret_next)
 {
 	struct json_page page;
@@ -411,6 +411,82 @@ int altinn_page_deliver(struct altinn *a, struct alt_page *p, alt_instance_cb cb
 	next = page.next ? xstrdup(page.next) : NULL;
 	r = deliver(&page, cb, ctx);
 	json_page_clear(&page);
+	if (r != 0) {
+		free(next);
+		return r;
+	}
+	*ret_next = next;
+	return 0;
+}
+
+static int raw_from_instance(struct alt_instance *inst, alt_raw_cb cb, void *ctx)
+{
+	struct alt_raw_instance ri = {
+		.party_id = inst->party_id, .guid = inst->guid, .created = inst->created,
+		.last_changed = inst->last_changed, .is_complete = inst->is_complete,
+		.hard_deleted = inst->hard_deleted, .doc = inst->doc, .doc_len = inst->doc_len,
+	};
+	int r = cb(&ri, ctx);
+
+	alt_instance_unref(inst);
+	return r;
+}
+
+/* One scanned instance: its own bytes, or jansson's verdict on them. */
+static int deliver_fast(const struct json_fast_inst *fi, alt_raw_cb cb, void *ctx)
+{
+	struct alt_raw_instance ri = {
+		.party_id = fi->party_id, .guid = fi->guid, .created = fi->created,
+		.last_changed = fi->last_changed, .is_complete = fi->is_complete,
+		.hard_deleted = fi->hard_deleted, .doc = fi->doc, .doc_len = fi->doc_len,
+	};
+	struct alt_instance *inst;
+
+	if (!fi->unsure)
+		return cb(&ri, ctx);
+	if (json_parse_instance(fi->doc, fi->doc_len, &inst) < 0)
+		return 0; /* skipped, as in a page parse (it said why) */
+	return raw_from_instance(inst, cb, ctx);
+}
+
+int altinn_page_deliver_raw(struct altinn *a, struct alt_page *p, alt_raw_cb cb, void *ctx,
+			    char **ret_next)
+{
+	struct json_fast_page fast;
+	struct json_page page;
+	char *next;
+	int r = json_fast_page(p->body, p->len, &fast);
+
+	if (r == 0) {
+		http_note_problem(a->http, NULL);
+		for (size_t i = 0; r == 0 && i < fast.n; i++)
+			r = deliver_fast(&fast.inst[i], cb, ctx);
+		next = fast.next;
+		fast.next = NULL;
+		json_fast_page_clear(&fast);
+	} else {
+		/* not followed by the scanner: jansson parses (or mends) it */
+		r = json_parse_page(p->body, p->len, &page);
+		if (r < 0) {
+			http_note_problem(a->http, "GET /storage/api/v1/instances: an answer that "
+						   "is not an instance query page");
+			return r;
+		}
+		http_note_problem(a->http, NULL);
+		next = page.next;
+		page.next = NULL;
+		for (size_t i = 0; i < page.n_instances; i++) {
+			struct alt_instance *inst = page.instances[i];
+
+			page.instances[i] = NULL;
+			if (r == 0)
+				r = raw_from_instance(inst, cb, ctx);
+			else
+				alt_instance_unref(inst);
+		}
+		page.n_instances = 0;
+		json_page_clear(&page);
+	}
 	if (r != 0) {
 		free(next);
 		return r;
@@ -435,7 +511,7 @@ int altinn_list_page(struct altinn *a, const struct alt_query *q, const char *fr
 
 	if (r < 0)
 		return r;
-	r = altinn_page_deliver(a, p, cb, ctx, ret_next);
+	r = page_deliver(a, p, cb, ctx, ret_next);
 	altinn_page_free(p);
 	return r;
 }

@@ -40,6 +40,29 @@ int json_parse_page(const char *text, size_t len, struct json_page *ret);
 /* drops the references and frees; a zeroed page is fine */
 void json_page_clear(struct json_page *page);
 
+/* One page of an instance query scanned without a parse (json_fast.c):
+ * each instance object's text as sent, with the facts the index keys on.
+ * -EAGAIN when the scanner does not follow the page (not valid JSON as
+ * jansson takes it, or a top level it is not sure of): json_parse_page
+ * decides then. An instance marked unsure is json_parse_instance's to
+ * keep or skip; the others' doc parses with it into these facts. */
+struct json_fast_inst {
+	const char *doc; /* into the page's text, doc_len bytes */
+	size_t doc_len;
+	bool unsure;
+	char party_id[20];
+	char guid[37]; /* lowercase */
+	struct timespec created, last_changed;
+	bool is_complete, hard_deleted;
+};
+struct json_fast_page {
+	struct json_fast_inst *inst;
+	size_t n;
+	char *next; /* NULL on the last page */
+};
+int json_fast_page(const char *text, size_t len, struct json_fast_page *ret);
+void json_fast_page_clear(struct json_fast_page *page);
+
 /* One member of a JSON object's top level, read without parsing the
  * object (json_scan.c): a string (*ret_str, the caller frees) or an
  * integer (*ret_num), whichever is asked for and is there. -ENOENT when
