@@ -37,11 +37,27 @@ static const char schema[] =
 /* the row count, kept in the meta table by each commit */
 #define ROWS_KEY "catalog.rows"
 
+/* the statements of a commit, prepared once at open */
+enum { ST_INS, ST_UPD, ST_DEL, ST_META, ST_UNMETA, ST_N };
+
+static const char *const stmt_sql[ST_N] = {
+	/* a walk's rows are new: the insert is tried first, the update
+	 * only when the id is held */
+	[ST_INS] = "INSERT OR IGNORE INTO catalog_rows (id, grp, changed, created, flags, doc)"
+		   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_UPD] = "UPDATE catalog_rows SET grp = ?2, changed = ?3, created = ?4, flags = ?5,"
+		   " doc = ?6 WHERE id = ?1",
+	[ST_DEL] = "DELETE FROM catalog_rows WHERE id = ?1",
+	[ST_META] = "INSERT OR REPLACE INTO catalog_meta (key, value) VALUES (?1, ?2)",
+	[ST_UNMETA] = "DELETE FROM catalog_meta WHERE key = ?1",
+};
+
 struct catalog {
 	sqlite3 *db;
 	char *who;
 	pthread_mutex_t lock;
 	uint64_t n_rows;
+	sqlite3_stmt *st[ST_N];
 };
 
 /* -EBADMSG for a file SQLite finds corrupt, else journal.c's naming. */
@@ -128,6 +144,8 @@ int catalog_open(const char *who, const char *path, struct catalog **ret)
 		; /* kept by every commit: a count(*) of millions reads them all */
 	else if (r == 0)
 		r = scalar(c, "SELECT count(*) FROM catalog_rows", &n);
+	for (int i = 0; r == 0 && i < ST_N; i++)
+		r = prepare(c, stmt_sql[i], &c->st[i]);
 	if (r < 0)
 		goto fail;
 	c->n_rows = (uint64_t)n;
@@ -158,6 +176,8 @@ void catalog_close(struct catalog *c)
 {
 	if (!c)
 		return;
+	for (int i = 0; i < ST_N; i++)
+		sqlite3_finalize(c->st[i]);
 	journal_close(c->db);
 	pthread_mutex_destroy(&c->lock);
 	free(c->who);
@@ -179,78 +199,62 @@ int catalog_remove(const char *path)
 	return r;
 }
 
-static int put_one(struct catalog *c, sqlite3_stmt *upd, sqlite3_stmt *ins,
-		   const struct catalog_row *row, uint64_t *n_rows)
+static void bind_row(sqlite3_stmt *st, const struct catalog_row *row)
 {
-	sqlite3_stmt *st = upd;
-	int rc;
+	sqlite3_bind_text(st, 1, row->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row->grp, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, row->changed);
+	sqlite3_bind_int64(st, 4, row->created);
+	sqlite3_bind_int64(st, 5, row->flags);
+	sqlite3_bind_blob(st, 6, row->doc ? row->doc : "", (int)row->doc_len, SQLITE_STATIC);
+}
 
-	for (int pass = 0; pass < 2; pass++) {
-		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, row->id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, row->grp, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, row->changed);
-		sqlite3_bind_int64(st, 4, row->created);
-		sqlite3_bind_int64(st, 5, row->flags);
-		sqlite3_bind_blob(st, 6, row->doc ? row->doc : "", (int)row->doc_len, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			return cat_errno(c, rc, pass ? "insert" : "update");
-		if (pass == 1) {
-			(*n_rows)++;
-			return 0;
-		}
-		if (sqlite3_changes(c->db) > 0)
-			return 0;
-		st = ins;
+/* Steps a prepared statement once and leaves it reset. */
+static int step(struct catalog *c, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : cat_errno(c, rc, what);
+}
+
+static int put_one(struct catalog *c, const struct catalog_row *row, uint64_t *n_rows)
+{
+	int r;
+
+	bind_row(c->st[ST_INS], row);
+	r = step(c, c->st[ST_INS], "insert");
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(c->db) > 0) {
+		(*n_rows)++;
+		return 0;
 	}
-	return 0;
+	bind_row(c->st[ST_UPD], row);
+	return step(c, c->st[ST_UPD], "update");
 }
 
 static int apply_locked(struct catalog *c, const struct catalog_change *ch, uint64_t *n_rows)
 {
-	sqlite3_stmt *upd = NULL, *ins = NULL, *del = NULL, *meta = NULL, *unmeta = NULL;
-	int r, rc;
+	int r = 0;
 
-	r = prepare(c, "UPDATE catalog_rows SET grp = ?2, changed = ?3, created = ?4, flags = ?5,"
-		       " doc = ?6 WHERE id = ?1", &upd);
-	if (r == 0)
-		r = prepare(c, "INSERT INTO catalog_rows (id, grp, changed, created, flags, doc)"
-			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &ins);
-	if (r == 0)
-		r = prepare(c, "DELETE FROM catalog_rows WHERE id = ?1", &del);
-	if (r == 0)
-		r = prepare(c, "INSERT OR REPLACE INTO catalog_meta (key, value) VALUES (?1, ?2)",
-			    &meta);
-	if (r == 0)
-		r = prepare(c, "DELETE FROM catalog_meta WHERE key = ?1", &unmeta);
 	for (size_t i = 0; r == 0 && i < ch->n_put; i++)
-		r = put_one(c, upd, ins, &ch->put[i], n_rows);
+		r = put_one(c, &ch->put[i], n_rows);
 	for (size_t i = 0; r == 0 && i < ch->n_del; i++) {
-		sqlite3_bind_text(del, 1, ch->del[i], -1, SQLITE_STATIC);
-		rc = sqlite3_step(del);
-		if (rc != SQLITE_DONE)
-			r = cat_errno(c, rc, "delete");
-		else if (sqlite3_changes(c->db) > 0)
+		sqlite3_bind_text(c->st[ST_DEL], 1, ch->del[i], -1, SQLITE_STATIC);
+		r = step(c, c->st[ST_DEL], "delete");
+		if (r == 0 && sqlite3_changes(c->db) > 0)
 			(*n_rows)--;
-		sqlite3_reset(del);
 	}
 	for (size_t i = 0; r == 0 && i < ch->n_meta; i++) {
-		sqlite3_stmt *st = ch->vals[i] ? meta : unmeta;
+		sqlite3_stmt *st = c->st[ch->vals[i] ? ST_META : ST_UNMETA];
 
 		sqlite3_bind_text(st, 1, ch->keys[i], -1, SQLITE_STATIC);
 		if (ch->vals[i])
 			sqlite3_bind_text(st, 2, ch->vals[i], -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			r = cat_errno(c, rc, "meta");
-		sqlite3_reset(st);
+		r = step(c, st, "meta");
 	}
-	sqlite3_finalize(upd);
-	sqlite3_finalize(ins);
-	sqlite3_finalize(del);
-	sqlite3_finalize(meta);
-	sqlite3_finalize(unmeta);
 	return r;
 }
 
