@@ -85,10 +85,18 @@ def test_reads_move_request_bytes_and_latency(mm, own_platform):
         if n >= 8:
             break
     assert n >= 8
-    _, after = scrape(mm.metrics_url)
-    grew = (total(after, "altinnfs_platform_requests_total", endpoint="storage_data", code=200)
-            - total(before, "altinnfs_platform_requests_total", endpoint="storage_data",
-                    code=200))
+    # a request is counted when it ends, and the cache may hand a reader
+    # its bytes before the download's last moment: wait for the count
+    deadline = time.monotonic() + 10
+    while True:
+        _, after = scrape(mm.metrics_url)
+        grew = (total(after, "altinnfs_platform_requests_total", endpoint="storage_data",
+                      code=200)
+                - total(before, "altinnfs_platform_requests_total", endpoint="storage_data",
+                        code=200))
+        if grew >= n or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert grew >= n, (grew, n)
     got = (value(after, "altinnfs_platform_received_bytes_total", endpoint="storage_data")
            - value(before, "altinnfs_platform_received_bytes_total", endpoint="storage_data"))
