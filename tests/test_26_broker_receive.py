@@ -197,6 +197,15 @@ def test_never_read_then_rm_probes_one_byte(m, p):
     wait_for(lambda: not d.exists(), 10, "the entry to go")
 
 
+def test_expired_transfer_leaves_the_inbox(m, p):
+    tid = send_to_me(p, "utlopt.txt", b"utlopt\n")
+    d = wait_entry(m, tid)
+    r = p.request("POST", f"/_localtest/broker/transfers/{tid}/expire", auth=False)
+    assert r.status == 200 and r.json()["fileTransferStatus"] == "Purged", r
+    wait_for(lambda: not d.exists(), 15, "the purged transfer to leave inbox/")
+    assert "no longer Published to us" in m.log()
+
+
 # ---- durability
 
 def test_confirm_survives_kill9(mount, p, token_file):

@@ -241,6 +241,16 @@ bool brecv_known(struct brecv *rx, const char *resource, const char *id)
 	return known;
 }
 
+/* An entry ends: journaled, then its folder removed. */
+static void ended(struct brecv *rx, struct queue_item *it, int state, const char *why)
+{
+	it->state = state;
+	it->done_at = queue_now_ms(rx->q);
+	queue_set(&it->last_error, why);
+	if (queue_save(rx->q, it) == 0)
+		remove_entry(rx, it);
+}
+
 /* ---- a round of searches */
 
 struct seen {
@@ -256,21 +266,43 @@ static bool seen_has(const struct seen *s, const char *id)
 	return false;
 }
 
-static int vanish_one(void *ctx, struct queue_item *it)
+/* Takes the ids of entries a complete answer no longer names (under the
+ * journal's lock: nothing else is done here). */
+static int vanished(void *ctx, struct queue_item *it)
 {
-	struct seen *s = ((void **)ctx)[0];
-	struct brecv *rx = ((void **)ctx)[1];
+	struct seen *s = ((struct seen **)ctx)[0], *gone = ((struct seen **)ctx)[1];
 
-	if (it->f[RF_ID] && !seen_has(s, it->f[RF_ID])) {
-		log_info("broker: transfer %s is no longer Published to us: gone from inbox/",
-			 it->f[RF_ID]);
-		remove_entry(rx, it);
-		it->state = RX_GONE;
-		it->done_at = queue_now_ms(rx->q);
-		queue_set(&it->last_error, "no longer listed as Published to us");
-		queue_save(rx->q, it);
+	if (it->f[RF_ID] && !seen_has(s, it->f[RF_ID]) && gone->n < gone->cap) {
+		gone->ids[gone->n++] = it->key;
+		it->key = NULL;
 	}
 	return 0;
+}
+
+/* Removes the entries of a complete answer that no longer names them:
+ * confirmed elsewhere, expired or purged. */
+static void vanish(struct brecv *rx, const char *resource, const struct seen *seen)
+{
+	char *prefix = xasprintf("%s/", resource);
+	struct queue_query qq = { .key_prefix = prefix, .states = QUEUE_STATE(RX_SHOWN),
+				  .limit = 1000 };
+	struct seen gone = { .ids = xcalloc(1000, sizeof(char *)), .cap = 1000 };
+	const struct seen *ctx[2] = { seen, &gone };
+
+	queue_list(rx->q, &qq, vanished, ctx);
+	for (size_t i = 0; i < gone.n; i++) {
+		struct queue_item it;
+
+		if (queue_find(rx->q, gone.ids[i], QUEUE_STATE(RX_SHOWN), &it) == 0) {
+			log_info("broker: transfer %s is no longer Published to us: gone from "
+				 "inbox/", it.f[RF_ID]);
+			ended(rx, &it, RX_GONE, "no longer listed as Published to us");
+			queue_item_clear(&it);
+		}
+		free(gone.ids[i]);
+	}
+	free(gone.ids);
+	free(prefix);
 }
 
 /* Searches one resource; 0 when done, else the ms until it may go on. */
@@ -315,14 +347,8 @@ static int64_t poll_resource(struct brecv *rx, const char *resource)
 		brecv_ids_free(ids);
 		app_answer_clear(&ans);
 	}
-	if (wait == 0 && complete) {
-		char *prefix = xasprintf("%s/", resource);
-		struct queue_query qq = { .key_prefix = prefix, .states = QUEUE_STATE(RX_SHOWN) };
-		void *ctx[2] = { &seen, rx };
-
-		queue_list(rx->q, &qq, vanish_one, ctx);
-		free(prefix);
-	}
+	if (wait == 0 && complete)
+		vanish(rx, resource, &seen);
 	for (size_t i = 0; i < seen.n; i++)
 		free(seen.ids[i]);
 	free(seen.ids);
@@ -356,14 +382,6 @@ static void poll_all(struct brecv *rx)
 
 /* ---- confirming */
 
-static void ended(struct brecv *rx, struct queue_item *it, int state, const char *why)
-{
-	it->state = state;
-	it->done_at = queue_now_ms(rx->q);
-	queue_set(&it->last_error, why);
-	if (queue_save(rx->q, it) == 0)
-		remove_entry(rx, it);
-}
 
 static void confirm_one(struct brecv *rx, struct queue_item *it)
 {
