@@ -247,3 +247,57 @@ def test_a_restart_with_the_index_on_disk_asks_little(scale, mount):
     cost = queries(plat, mark)
     assert refreshes(cost) == cost and len(cost) <= 2, cost
     assert took < 10, took
+
+
+def iso_seconds(stamp):
+    """Seconds since the epoch of an ISO-8601 UTC stamp (Storage's 7 fraction digits)."""
+    from datetime import datetime, timezone
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    t = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return t.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+def test_a_party_folder_follows_its_instances(scale, mount):
+    """The parties' facts (kept by each commit, not counted at a listing): a party whose
+    instances are all hard-deleted leaves instances/, and a change moves its folder's
+    mtime to the newest lastChanged."""
+    n = 3000
+    plat = scale(n)
+    ttl = 1
+    m = skala_mount(mount, plat, cache_ttl=ttl)
+    root = m / "apps/ttd/skala/instances"
+    assert sorted(os.listdir(root)) == every_party(n)
+    emptied = party_of(5, n)                        # 700005 holds instances 5, 1005, 2005
+    plat.change_instances([f"{emptied}/{guid(k)}" for k in (5, 1005, 2005)], hard_delete=True)
+    moved = party_of(7, n)
+    stamp = plat.change_instances([f"{moved}/{guid(7)}"])[0]
+    time.sleep(ttl + 0.5)
+
+    names = sorted(os.listdir(root))
+    assert names == sorted(set(every_party(n)) - {emptied})
+    with pytest.raises(FileNotFoundError):
+        os.stat(root / emptied)
+    assert abs(os.stat(root / moved).st_mtime - iso_seconds(stamp)) < 1
+    assert sorted(os.listdir(root / moved)) == sorted(guid(k) for k in (7, 1007, 2007))
+
+
+def test_an_index_file_from_before_the_party_table_is_listed_whole(scale, mount):
+    """A file written before the parties' facts had a table of their own gets the table
+    filled once at start: the listing after the restart shows every party, no walk."""
+    import sqlite3
+    n = 900
+    plat = scale(n)
+    m = skala_mount(mount, plat)
+    root = m / "apps/ttd/skala/instances"
+    assert sorted(os.listdir(root)) == every_party(n)
+    m.stop()
+    db = sqlite3.connect(m.state_dir / "index" / "ttd" / "skala.db")
+    with db:
+        db.execute("DROP TABLE catalog_groups")
+        db.execute("DELETE FROM catalog_meta WHERE key = 'catalog.groups'")
+    db.close()
+    mark = plat.mark()
+    m.start()
+    assert sorted(os.listdir(root)) == every_party(n)
+    assert walk_pages(queries(plat, mark)) == []
+    assert sorted(os.listdir(root / party_of(4, n))) == sorted(guid(k) for k in (4, 304, 604))

@@ -69,7 +69,8 @@ int catalog_clear(struct catalog *c);
 int catalog_get(struct catalog *c, const char *id, struct catalog_row *ret);
 void catalog_row_clear(struct catalog_row *r); /* NULL is fine */
 
-/* Every group with its facts, in no particular order (caller frees). */
+/* Every group with its facts, in no particular order (caller frees):
+ * read from a table of groups every commit keeps, not counted. */
 int catalog_groups(struct catalog *c, struct catalog_group **ret, size_t *ret_n);
 /* One group's facts; -ENOENT when it has no rows. */
 int catalog_group(struct catalog *c, const char *grp, struct catalog_group *ret);
