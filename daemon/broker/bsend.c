@@ -30,8 +30,10 @@
 
 /* the search window around the time initialize was asked */
 #define FIND_SLACK_MS (5 * 60 * 1000)
-/* how soon a transfer in UploadProcessing is looked at again */
-#define FOLLOW_MS 1000
+/* how soon a transfer in UploadProcessing is looked at again: a scan of
+ * a small file takes about a second, so the first look comes soon and
+ * later ones back off (250 ms, doubling, to FOLLOW_MAX_MS) */
+#define FOLLOW_MS 250
 #define FOLLOW_MAX_MS 30000
 
 /* How long after an initialize whose answer was lost a search that finds
@@ -361,7 +363,7 @@ static void step_follow(struct broker *b, struct queue_item *it)
 		it->due_at = 0;
 		save(b, it);
 	} else { /* UploadProcessing: the virus scan */
-		int64_t wait = FOLLOW_MS << (it->tries < 5 ? it->tries : 5);
+		int64_t wait = FOLLOW_MS << (it->tries < 7 ? it->tries : 7);
 
 		it->tries++;
 		it->due_at = queue_now_ms(b->q) + (wait < FOLLOW_MAX_MS ? wait : FOLLOW_MAX_MS);
