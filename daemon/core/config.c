@@ -100,7 +100,7 @@ static const struct key_def keys[] = {
 	{ "broker_tus_threshold", KEY_BYTES, offsetof(struct config, broker_tus_threshold), 0, 0,
 	  "Broker files of this many bytes or more are uploaded by\nTUS, resumable (default 64M)" },
 	{ "broker_tus_chunk", KEY_BYTES, offsetof(struct config, broker_tus_chunk), 0, 0,
-	  "bytes of one TUS PATCH, at most what a crash sends again\n(default 8M)" },
+	  "bytes of one TUS PATCH, at most what a crash sends again\n(default 32M)" },
 	STR(correspondence_resources,
 	    "space-separated Altinn Correspondence resource ids, each\n"
 	    "served at correspondence/<resourceId>/ (default: none)"),
