@@ -88,9 +88,21 @@ def write_message(m, name, markdown, recipients, meta=None, attachments=None):
 
 
 def wait_receipt(m, name, timeout=30):
+    """The receipt once it is there. It is rewritten as statuses change (a
+    rename over it); an open that races the rename may see ENOENT (the
+    mount serves no file whose name was renamed over: noted for fs/), so
+    a read that finds none is tried again."""
     path = area(m, "sent") / (name + ".json")
-    wait_for(path.exists, timeout, f"the receipt {path}")
-    return json.loads(path.read_bytes())
+    found = []
+
+    def read():
+        try:
+            found[:] = [json.loads(path.read_bytes())]
+        except FileNotFoundError:
+            return False
+        return True
+    wait_for(read, timeout, f"the receipt {path}")
+    return found[0]
 
 
 def wait_letter(m, name, timeout=30):

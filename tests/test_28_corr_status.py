@@ -116,7 +116,8 @@ def details_reads(p, mark):
 
 
 def event_files(m):
-    return sorted(os.listdir(area(m, "events")))
+    """The event files, as a watcher takes them (a dot-name is one being written)."""
+    return sorted(f for f in os.listdir(area(m, "events")) if not f.startswith("."))
 
 
 # ---- events

@@ -23,6 +23,7 @@
  *    off would miss; a 429 ends the round until its Retry-After. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,9 +166,29 @@ void cr_follow(struct corr *c, struct queue_item *it)
 
 /* ---- the events feed */
 
+/* A file cut short by a crash (".<name>.<tid>.tmp", mountio.c) goes: its
+ * event comes again, the cursor not having moved past it. */
+static void remove_leftovers(struct corr *c, const char *resource)
+{
+	char *disk = xasprintf("%s/correspondence/%s/events", c->cfg->state_dir, resource);
+	DIR *d = opendir(disk);
+	struct dirent *de;
+	size_t n;
+
+	while (d && (de = readdir(d))) {
+		n = strlen(de->d_name);
+		if (de->d_name[0] == '.' && n > 5 && strcmp(de->d_name + n - 4, ".tmp") == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+	free(disk);
+}
+
 int cr_events_init(struct corr *c)
 {
 	for (size_t i = 0; c->resources[i]; i++) {
+		remove_leftovers(c, c->resources[i]);
 		struct queue_item it = { .state = CR_CURSOR };
 		char *key = xasprintf(CR_CURSOR_KEY "%s", c->resources[i]);
 		int r = 0;
