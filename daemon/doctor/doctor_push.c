@@ -39,8 +39,8 @@ struct heard {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	const char *code;
-	int64_t ids[64];     /* subscriptions whose validation arrived */
-	size_t n_ids;
+	int64_t *ids;        /* subscriptions whose validation arrived, each once */
+	size_t n_ids, cap;   /* cap: one per app */
 	unsigned refused;    /* requests without the code */
 	unsigned others;     /* other requests (not a validation event) */
 };
@@ -49,6 +49,7 @@ struct body {
 	char *text;
 	size_t len;
 	bool too_big;
+	int64_t id; /* a validation event's subscription, answered 200 */
 };
 
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned int status, const char *text)
@@ -87,6 +88,14 @@ static int64_t validation_of(const struct body *b)
 	return id;
 }
 
+static bool heard_of(struct heard *h, int64_t id)
+{
+	for (size_t i = 0; i < h->n_ids; i++)
+		if (h->ids[i] == id)
+			return true;
+	return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -123,23 +132,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	id = strcmp(method, MHD_HTTP_METHOD_POST) == 0 && !b->too_big ? validation_of(b) : -1;
-	pthread_mutex_lock(&h->lock);
-	if (id > 0 && h->n_ids < sizeof(h->ids) / sizeof(h->ids[0]))
-		h->ids[h->n_ids++] = id;
-	else if (id <= 0)
-		h->others++;
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
-	if (id > 0)
+	if (id > 0) { /* heard once the 200 is sent (on_completed) */
+		b->id = id;
 		return answer(conn, MHD_HTTP_OK, "ok\n");
+	}
+	pthread_mutex_lock(&h->lock);
+	h->others++;
+	pthread_mutex_unlock(&h->lock);
 	return answer(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "altinnfs --check: send it again later\n");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct heard *h = cls;
 	struct body *b = *con_cls;
 
+	/* only now has the platform its answer: stopping the listener earlier
+	 * would cut the validation off */
+	if (b && b->id > 0 && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		pthread_mutex_lock(&h->lock);
+		if (!heard_of(h, b->id) && h->n_ids < h->cap)
+			h->ids[h->n_ids++] = b->id;
+		pthread_cond_broadcast(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+	}
 	if (b) {
 		free(b->text);
 		free(b);
@@ -256,14 +273,6 @@ out:
 	return ok;
 }
 
-static bool heard_of(struct heard *h, int64_t id)
-{
-	for (size_t i = 0; i < h->n_ids; i++)
-		if (h->ids[i] == id)
-			return true;
-	return false;
-}
-
 /* Waits up to `timeout` s for every posted validation; how many came. */
 static size_t wait_validations(struct doctor *d, struct heard *h, const struct posted *p,
 			       size_t n, double *ret_s)
@@ -349,6 +358,8 @@ void doctor_push(struct doctor *d, const bool *app_ok)
 	pthread_cond_init(&h.cond, &attr);
 	pthread_condattr_destroy(&attr);
 	h.code = code;
+	h.cap = cfg->n_apps;
+	h.ids = xcalloc(h.cap ? h.cap : 1, sizeof(*h.ids));
 	mhd = listen_on(cfg->webhook_listen, &h);
 	if (mhd)
 		doctor_line(d, DOCTOR_OK, "webhook_listen", "\"%s\" is free: the check listens on "
@@ -385,6 +396,7 @@ void doctor_push(struct doctor *d, const bool *app_ok)
 		free(what);
 	}
 	free(p);
+	free(h.ids);
 	free(code);
 	pthread_cond_destroy(&h.cond);
 	pthread_mutex_destroy(&h.lock);
