@@ -53,6 +53,13 @@
  * what changed in those seconds, not the app. */
 #define ALT_INDEX_OVERLAP_S 10
 
+/* Seconds after the index's thread starts (the first look after a
+ * start) before it checks the whole file: a check reads all of it
+ * (2 GiB at 10^6 instances), and the listings right after a restart
+ * should not share the disk and the page cache with it. SQLite's own
+ * corruption errors still count meanwhile. */
+#define ALT_INDEX_VERIFY_DELAY_S 30
+
 /* Data elements shown per instance; Altinn apps have far fewer. */
 #define ALT_MAX_DATA_ELEMENTS 10000
 

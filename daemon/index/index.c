@@ -19,8 +19,10 @@
  * the others wait for it). A damaged file (quick_check at open, or
  * SQLite's corruption errors) is removed and made anew; the tree
  * then sees a walk again, never rows from the damaged file. The whole file
- * is checked once per start by the thread, on a connection of its own: a
- * quick_check of gigabytes takes minutes, which a start must not wait. */
+ * is checked once per start by the thread, on a connection of its own and
+ * ALT_INDEX_VERIFY_DELAY_S after its first look: a quick_check of
+ * gigabytes takes minutes, which a start must not wait for, and the first
+ * listings after a restart should not share the disk with it. */
 #include "index_i.h"
 
 #include <errno.h>
@@ -147,21 +149,27 @@ static void *run(void *arg)
 {
 	struct index *idx = arg;
 	int64_t period = (int64_t)idx->period_s * 1000;
+	int64_t verify_at = idx_mono_ms() + (int64_t)ALT_INDEX_VERIFY_DELAY_S * 1000;
+	bool fresh = idx_count(idx) == 0; /* a file made now: nothing to check */
 
 	pthread_mutex_lock(&idx->lock);
-	if (!idx->verified) {
-		/* the whole file, once, on a connection of its own: the tree
-		 * goes on reading meanwhile (SQLite finds most damage itself) */
+	if (fresh)
 		idx->verified = true;
-		pthread_mutex_unlock(&idx->lock);
-		if (idx_count(idx) > 0 && catalog_verify(idx->who, idx->path) == -EBADMSG)
-			idx_catalog_failed(idx, -EBADMSG);
-		pthread_mutex_lock(&idx->lock);
-	}
 	while (!idx->stop) {
 		int64_t now = idx_mono_ms();
 		int r;
 
+		if (!idx->verified && now >= verify_at) {
+			/* the whole file, once, on a connection of its own, once
+			 * the first listings are served: the tree goes on reading
+			 * meanwhile (SQLite finds most damage itself) */
+			idx->verified = true;
+			pthread_mutex_unlock(&idx->lock);
+			if (catalog_verify(idx->who, idx->path) == -EBADMSG)
+				idx_catalog_failed(idx, -EBADMSG);
+			pthread_mutex_lock(&idx->lock);
+			continue;
+		}
 		if (idx->damaged) {
 			pthread_mutex_unlock(&idx->lock);
 			r = idx_rebuild(idx);
