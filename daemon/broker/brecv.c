@@ -25,7 +25,7 @@
  * which records DownloadStarted without fetching the file. Once Broker
  * has the confirmation the rest of the folder is removed.
  *
- *   shown --rm--> confirming --204--> confirmed (folder removed)
+ *   shown --rm--> confirming --204--> tidy --5 s--> confirmed (folder removed)
  *     |                  \--404, not Published any more--> gone
  *     +--no longer listed--> gone (folder removed) */
 #include "brecv_i.h"
@@ -47,9 +47,13 @@
 #include "xalloc.h"
 
 #define NEW_NAME ".altinnfs-new"
+/* how long after Broker took a confirmation the rest of the folder is
+ * removed: a user's rm -r of it is over by then, and does not find its
+ * files gone under it */
+#define TIDY_AFTER_MS 5000
 
 static const char *const state_names[RX_N_STATES] = {
-	"shown", "confirming", "confirmed", "gone", "cursor",
+	"shown", "confirming", "confirmed", "gone", "cursor", "tidy",
 };
 static const char *const field_names[RF_N_FIELDS] = {
 	"resource", "file_transfer_id", "name", "size", "checksum", "fetched", "probed", "sender",
@@ -404,7 +408,10 @@ static void confirm_one(struct brecv *rx, struct queue_item *it)
 	}
 	if (r == 0) {
 		log_info("broker: transfer %s confirmed", id);
-		ended(rx, it, RX_CONFIRMED, NULL);
+		it->state = RX_TIDY;
+		it->due_at = queue_now_ms(rx->q) + TIDY_AFTER_MS;
+		queue_set(&it->last_error, NULL);
+		queue_save(rx->q, it);
 	} else if (ans.status == 404 ||
 		   (ans.status == 400 && ans.detail && strstr(ans.detail, "when it is published"))) {
 		log_warn("broker: transfer %s cannot be confirmed: %s", id, ans.summary);
@@ -424,10 +431,14 @@ static int run_one(void *ctx, int64_t *ret_wait_ms)
 	struct brecv *rx = ctx;
 	struct queue_item it;
 	int64_t wait = -1, now;
-	int r = queue_next_due(rx->q, QUEUE_STATE(RX_CONFIRMING), NULL, NULL, &it, &wait);
+	int r = queue_next_due(rx->q, QUEUE_STATE(RX_CONFIRMING) | QUEUE_STATE(RX_TIDY), NULL,
+			       NULL, &it, &wait);
 
 	if (r == 1) {
-		confirm_one(rx, &it);
+		if (it.state == RX_TIDY)
+			ended(rx, &it, RX_CONFIRMED, NULL);
+		else
+			confirm_one(rx, &it);
 		queue_item_clear(&it);
 		return 1;
 	}
@@ -526,7 +537,8 @@ void brecv_status(struct brecv *rx, const char *resource, struct broker_status *
 	queue_list(rx->q, &(struct queue_query){ .key_prefix = prefix, .states = RX_LIVE },
 		   count_live, st);
 	queue_count(rx->q, &(struct queue_query){ .key_prefix = prefix,
-						  .states = QUEUE_STATE(RX_CONFIRMED) },
+						  .states = QUEUE_STATE(RX_CONFIRMED) |
+							    QUEUE_STATE(RX_TIDY) },
 		    &st->confirmed);
 	pthread_mutex_lock(&rx->lock);
 	st->searched_ms = rx->last_poll_ms;

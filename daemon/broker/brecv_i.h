@@ -17,7 +17,10 @@
 /* RX_CURSOR: not a transfer but a resource's place in Broker's events,
  * key "~events/<resourceId>", RF_ID the last event id, RF_SIZE the
  * number of the last event file */
-enum rx_state { RX_SHOWN, RX_CONFIRMING, RX_CONFIRMED, RX_GONE, RX_CURSOR, RX_N_STATES };
+/* RX_TIDY: confirmed, the rest of its folder removed a little later (a
+ * user's rm -r may still be removing it) */
+enum rx_state { RX_SHOWN, RX_CONFIRMING, RX_CONFIRMED, RX_GONE, RX_CURSOR, RX_TIDY,
+		RX_N_STATES };
 enum rx_field { RF_RESOURCE, RF_ID, RF_NAME, RF_SIZE, RF_CHECKSUM, RF_FETCHED, RF_PROBED,
 		RF_SENDER, RF_N_FIELDS };
 
