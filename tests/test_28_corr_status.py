@@ -73,7 +73,15 @@ def due_in(seconds):
 
 
 def receipt(m, name):
-    return json.loads((area(m, "sent") / (name + ".json")).read_bytes())
+    """sent/<name>.json; an open racing its rewrite may meet ENOENT (see
+    test_25's wait_receipt), so that is tried again."""
+    path = area(m, "sent") / (name + ".json")
+    for _ in range(50):
+        try:
+            return json.loads(path.read_bytes())
+        except FileNotFoundError:
+            time.sleep(0.02)
+    return json.loads(path.read_bytes())
 
 
 def wait_status(m, name, rcp, want, timeout=30):
