@@ -8,8 +8,9 @@
  * once when no open file holds the entry. curl hands over 16 KiB at a
  * time, so the bytes gather in a stage of memory (CACHE_STAGE, less when
  * many download at once); a full stage goes to the download's writer
- * thread, which hashes it and writes it to the file in one (O_DIRECT)
- * write while the download fills the other buffer. Readers are lent
+ * thread, which hashes it and writes it to the file in one write while
+ * the download fills the other buffer; the file's page cache keeps only
+ * its newest bytes (fill_recycle). Readers are lent
  * bytes from both buffers (cache.c), and only the readers whose bytes
  * came are woken. Once all bytes are in, the hash is checked against the
  * element's contentHash if it has one, and the file is renamed to its
@@ -94,15 +95,18 @@ static int fill_wait_wanted(struct cache_entry *e)
 	return atomic_load(&e->cancel) ? -ECANCELED : 0;
 }
 
-/* The descriptor for a write of n bytes from p at off: the O_DIRECT one
- * when all three are aligned, else the buffered one (the last bytes of an
- * element, a resumed entry whose bytes end mid-page). */
-static int write_fd(const struct cache_entry *e, const char *p, uint64_t off, size_t n)
+/* The page cache of the entry's file holds only its newest bytes: what
+ * was just written starts its way to the disk at once, and what is
+ * CACHE_KEEP behind and on disk by now leaves the page cache (pages still
+ * dirty stay: this never waits for the disk). A read again comes from
+ * the kernel's cache of the FUSE file, not from this one, and the pages
+ * given back are the next ones written to: on a VM a page the kernel has
+ * not used lately is dear to touch (the host takes free pages back). */
+static void fill_recycle(struct cache_entry *e, uint64_t at, size_t n)
 {
-	if (e->wfd >= 0 && off % CACHE_DIRECT_ALIGN == 0 && n % CACHE_DIRECT_ALIGN == 0 &&
-	    (uintptr_t)p % CACHE_DIRECT_ALIGN == 0)
-		return e->wfd;
-	return e->fd;
+	sync_file_range(e->fd, (off_t)at, (off_t)n, SYNC_FILE_RANGE_WRITE);
+	if (at + n > CACHE_KEEP)
+		posix_fadvise(e->fd, 0, (off_t)(at + n - CACHE_KEEP), POSIX_FADV_DONTNEED);
 }
 
 /* Hashes and writes buf[!cur], bytes [have, have + wlen), to the file
@@ -111,12 +115,8 @@ static int write_fd(const struct cache_entry *e, const char *p, uint64_t off, si
  * readers may still be lent them, the entry ends and its readers go on
  * uncached. Only the writer writes the file, so it needs no lock.
  *
- * The bytes are hashed on the way (no second read of the file after the
- * last byte) and written past the page cache where the file system
- * allows: readers are lent the newest bytes from memory, and a read
- * again comes from the kernel's cache of the FUSE file, so a copy in the
- * page cache of the entry's file would only double the memory a read
- * costs, and filling fresh pages costs more than the disk write on a VM. */
+ * The bytes are hashed on the way: no second read of the file after the
+ * last byte. */
 static int write_step(struct cache_entry *e)
 {
 	struct cache *c = e->c;
@@ -129,16 +129,10 @@ static int write_step(struct cache_entry *e)
 	if (e->md)
 		sha256_update(e->md, p, n);
 	for (size_t done = 0; done < n;) {
-		int fd = write_fd(e, p + done, at + done, n - done);
-		ssize_t k = pwrite(fd, p + done, n - done, (off_t)(at + done));
+		ssize_t k = pwrite(e->fd, p + done, n - done, (off_t)(at + done));
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k < 0 && errno == EINVAL && fd == e->wfd) {
-			close(e->wfd); /* the file system refuses this alignment */
-			e->wfd = -1;
-			continue;
-		}
 		if (k < 0) {
 			r = -errno;
 			log_warn("cannot write cache entry \"%s\": %s", e->base, strerror(-r));
@@ -146,6 +140,8 @@ static int write_step(struct cache_entry *e)
 		}
 		done += (size_t)k;
 	}
+	if (r == 0)
+		fill_recycle(e, at, n);
 	pthread_mutex_lock(&c->lock);
 	if (r < 0) {
 		e->local_err = true;
@@ -158,9 +154,8 @@ static int write_step(struct cache_entry *e)
 	return r;
 }
 
-/* The writer: one thread per download, so that the disk write of one
- * buffer overlaps the download of the next (O_DIRECT writes wait for the
- * disk). */
+/* The writer: one thread per download, so that the hash and the write of
+ * one buffer overlap the download of the next. */
 static void *fill_writer(void *arg)
 {
 	struct cache_entry *e = arg;
@@ -291,16 +286,6 @@ static void stage_free(struct cache_entry *e)
 	e->buf[0] = e->buf[1] = NULL;
 }
 
-/* fd opened again with O_DIRECT, for the download's writes: -1 where the
- * file system has no O_DIRECT (the writes then go through the page cache) */
-static int open_direct(int fd)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
-}
-
 static void *fill_main(void *arg)
 {
 	struct cache_entry *e = arg;
@@ -323,7 +308,6 @@ static void *fill_main(void *arg)
 	int r;
 
 	e->md = e->have == 0 ? sha256_new() : NULL;
-	e->wfd = open_direct(e->fd);
 	pthread_mutex_lock(&c->lock);
 	req.range_first = e->have;
 	e->writer_end = false;
@@ -344,9 +328,6 @@ static void *fill_main(void *arg)
 	    cache_record_filled(e, e->have) == 0)
 		e->recorded = e->have; /* stopped for want of readers: kept */
 
-	if (e->wfd >= 0)
-		close(e->wfd);
-	e->wfd = -1;
 	pthread_mutex_lock(&c->lock);
 	while (e->pins[0] > 0 || e->pins[1] > 0) {
 		e->pin_wait = true;

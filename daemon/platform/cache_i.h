@@ -31,8 +31,9 @@ struct sha256;
 #define CACHE_STAGE_BIG 8            /* downloads at once with CACHE_STAGEs; more get */
 #define CACHE_STAGE_SMALL (128u << 10) /* ... two halves of this: 32 at once stay under
 					* 20 MiB */
-#define CACHE_DIRECT_ALIGN 4096u     /* O_DIRECT writes: offset, length and memory
-				      * aligned to this (a page: any block size) */
+#define CACHE_KEEP (16ull << 20)     /* an entry's newest bytes kept in the page cache
+				      * while it is written: the download's lead and
+				      * its readers' window */
 
 enum entry_state { E_FILLING, E_COMPLETE, E_FAILED };
 
@@ -45,7 +46,6 @@ struct cache_entry {
 	char *url;    /* NULL for an entry found on disk */
 	atomic_bool cancel;
 	uint64_t skip;  /* the download's: bytes to drop before new ones */
-	int wfd;        /* the download's: the file opened O_DIRECT, or -1 */
 	struct sha256 *md; /* the download's: sha256 of bytes [0, have) as they
 			    * were written, or NULL (it began past byte 0) */
 	pthread_cond_t cond; /* bytes arrived, a download ended, or a reader wants more */

@@ -158,7 +158,6 @@ struct cache_entry *cache_entry_new(struct cache *c, const char *guid,
 	e->base = xasprintf("%s-%lld.%09ld-%" PRIu64, guid, (long long)changed->tv_sec,
 			    changed->tv_nsec, size);
 	e->fd = -1;
-	e->wfd = -1;
 	e->need = UINT64_MAX;
 	atomic_init(&e->cancel, false);
 	pthread_cond_init(&e->cond, NULL);
