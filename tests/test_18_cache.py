@@ -91,7 +91,14 @@ def wait_complete(d, timeout=10):
 
 
 def cache_bytes(d):
-    return sum(os.path.getsize(os.path.join(d, f)) for f in cache_files(d))
+    """Bytes of the entries in d; a download's .part renamed to its
+    complete name between the listing and the size is counted again."""
+    for _ in range(100):
+        try:
+            return sum(os.path.getsize(os.path.join(d, f)) for f in cache_files(d))
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"{d} kept changing under the count")
 
 
 @pytest.mark.parametrize("mode", MODES)
