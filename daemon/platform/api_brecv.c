@@ -102,15 +102,21 @@ int brecv_overview(struct altinn *a, const char *id, const char *me,
 struct sink {
 	int fd;
 	uint64_t n;
+	struct md5 *md5; /* of what was written, or NULL */
 };
 
-/* A retry starts the body over: so does the file. */
+/* A retry starts the body over: so does the file, and its MD5. */
 static int sink_head(void *ctx, const struct http_head *head)
 {
 	struct sink *s = ctx;
+	char ignored[33];
 
 	(void)head;
 	s->n = 0;
+	if (s->md5) {
+		md5_finish(s->md5, ignored);
+		s->md5 = md5_new();
+	}
 	if (s->fd >= 0 && (ftruncate(s->fd, 0) < 0 || lseek(s->fd, 0, SEEK_SET) < 0))
 		return -errno;
 	return 0;
@@ -120,6 +126,8 @@ static int sink_data(void *ctx, const char *p, size_t n)
 {
 	struct sink *s = ctx;
 
+	if (s->md5)
+		md5_update(s->md5, p, n);
 	while (s->fd >= 0 && n > 0) {
 		ssize_t w = write(s->fd, p, n);
 
@@ -138,7 +146,8 @@ int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char re
 		   uint64_t *ret_size, struct app_answer *ans)
 {
 	char *tail = xasprintf("/%s/download", id);
-	struct sink s = { .fd = fd };
+	struct sink s = { .fd = fd, .md5 = probe ? NULL : md5_new() };
+	char digest[33] = "";
 	struct http_result res = { .retry_after_ms = -1 };
 	struct http_request req = {
 		.url = url_of(a, tail),
@@ -163,12 +172,13 @@ int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char re
 		r = http_request(a->http, &req);
 	}
 	r = app_conclude(r, &res, false, "download", ans);
+	if (s.md5)
+		md5_finish(s.md5, digest);
 	if (r == 0 && !probe) {
-		uint64_t n = 0;
-
-		r = fsync(fd) < 0 ? -errno : md5_fd(fd, ret_md5, &n);
-		if (r == 0 && ret_size)
-			*ret_size = n;
+		r = fsync(fd) < 0 ? -errno : 0;
+		memcpy(ret_md5, digest, 33);
+		if (ret_size)
+			*ret_size = s.n;
 	}
 	http_result_clear(&res);
 	free((char *)req.url);

@@ -59,6 +59,37 @@ int sha256_fd(int fd, char out[65])
 	return r;
 }
 
+struct md5 {
+	EVP_MD_CTX *ctx;
+};
+
+struct md5 *md5_new(void)
+{
+	struct md5 *m = xmalloc(sizeof(*m));
+
+	m->ctx = EVP_MD_CTX_new();
+	if (!m->ctx)
+		abort();
+	EVP_DigestInit_ex(m->ctx, EVP_md5(), NULL);
+	return m;
+}
+
+void md5_update(struct md5 *m, const void *p, size_t n)
+{
+	EVP_DigestUpdate(m->ctx, p, n);
+}
+
+void md5_finish(struct md5 *m, char out[33])
+{
+	unsigned char md[16];
+
+	EVP_DigestFinal_ex(m->ctx, md, NULL);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	EVP_MD_CTX_free(m->ctx);
+	free(m);
+}
+
 int md5_fd(int fd, char out[33], uint64_t *ret_size)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -23,5 +23,11 @@ int sha256_fd(int fd, char out[65]);
  * digits and a NUL (Broker's checksum of a transfer), and their count:
  * 0 or the -errno of a read. */
 int md5_fd(int fd, char out[33], uint64_t *ret_size);
+/* The same as it goes (a download hashed while it is written). */
+struct md5;
+struct md5 *md5_new(void); /* aborts when out of memory */
+void md5_update(struct md5 *m, const void *p, size_t n);
+/* 32 lowercase hex digits and a NUL; frees m. */
+void md5_finish(struct md5 *m, char out[33]);
 
 #endif
