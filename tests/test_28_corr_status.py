@@ -1,10 +1,10 @@
-"""A sent message's receipt kept current (docs/correspondence.md, "Receipts"):
-what a recipient does on the platform (fetch, read, confirm) shows up in
-sent/<name>.json, through Correspondence's events and through the slow
-reconciling read when events are off; an outage of the feed is caught up
-after; a daemon killed with -9 goes on from its cursor; each event is one
-file in correspondence/<resourceId>/events/; status.json counts the
-recipients by status and shows the cursor."""
+"""A sent message's receipt kept current (docs/correspondence.md, "The
+receipt"): what a recipient does on the platform (fetch, read, confirm)
+shows up in sent/<name>.json, through Correspondence's events and through
+the slow reconciling read when events are off; an outage of the feed, or
+of the reading, is caught up after; a daemon killed with -9 goes on from
+its cursor; each event is one file in correspondence/<resourceId>/events/;
+status.json counts the recipients by status and shows the cursor."""
 
 import datetime
 import json
@@ -223,6 +223,21 @@ def test_outage_of_the_feed_then_recovery(mount, p, token_file):
     wait_status(m, "avbrudd", ORG, "Read", timeout=20)
     wait_for(lambda: status(m)["events"]["last_error"] is None, 10, "the error cleared")
     assert [e for e in p.since(mark) if e["path"] == EVENTS and e["status"] == 503]
+
+
+def test_outage_of_the_reconciling_read_then_recovery(mount, p, token_file):
+    m = start(mount, p, token_file, correspondence_events="no", correspondence_reconcile=1)
+    [cid] = send_published(m, "avbrudd-lesing").values()
+    p.fault(CORR + "/*/details$", method="GET", status=503, count=-1)
+    mark = p.mark()
+    me = recipient_token(p, ORG)
+    fetch(p, cid, me)
+    act(p, cid, me, "markasread")
+    wait_for(lambda: len([e for e in details_reads(p, mark) if e["status"] == 503]) >= 3, 20,
+             "reads refused")
+    assert receipt(m, "avbrudd-lesing")["recipients"][ORG]["status"] == "Published"
+    p.clear_faults()
+    wait_status(m, "avbrudd-lesing", ORG, "Read", timeout=30)
 
 
 def test_kill9_then_restart_keeps_following(mount, p, token_file):
