@@ -61,16 +61,14 @@ extern const char *const br_state_names[BR_N_STATES];
 /* One due transfer (core/worker.h). */
 int br_work_one(void *ctx, int64_t *ret_wait_ms);
 
-/* bsend.c's endings for btus.c: the item saved; failed/ with why; a
- * step that may pass later (or given up); the spooled file's path. */
-struct app_answer;
-void br_save(struct broker *b, struct queue_item *it);
-void br_fail(struct broker *b, struct queue_item *it, const char *why, long status);
-void br_later(struct broker *b, struct queue_item *it, const struct app_answer *ans);
-char *br_file_path(struct broker *b, const struct queue_item *it);
-
 /* btus.c: the upload step by TUS (see above); the fd is the spooled
- * file's, size its bytes. */
-void br_step_tus(struct broker *b, struct queue_item *it, int fd, uint64_t size);
+ * file's, size its bytes. BR_TUS_DONE: the item is saved in its next
+ * state, or left as it was (shutting down); BR_TUS_FAIL: it goes to
+ * failed/ with ans's summary and status; BR_TUS_LATER: it is tried again
+ * later (ans: why, Retry-After). */
+struct app_answer;
+enum br_tus_end { BR_TUS_DONE, BR_TUS_FAIL, BR_TUS_LATER };
+enum br_tus_end br_step_tus(struct broker *b, struct queue_item *it, int fd, uint64_t size,
+			    struct app_answer *ans);
 
 #endif

@@ -163,26 +163,6 @@ static void later(struct broker *b, struct queue_item *it, const struct app_answ
 	log_warn("broker: \"%s\": %s; again later", it->key, ans->summary);
 }
 
-void br_save(struct broker *b, struct queue_item *it)
-{
-	save(b, it);
-}
-
-void br_fail(struct broker *b, struct queue_item *it, const char *why, long status)
-{
-	fail(b, it, why, status);
-}
-
-void br_later(struct broker *b, struct queue_item *it, const struct app_answer *ans)
-{
-	later(b, it, ans);
-}
-
-char *br_file_path(struct broker *b, const struct queue_item *it)
-{
-	return file_path(b, it);
-}
-
 static void random_reference(char out[48])
 {
 	unsigned char r[16];
@@ -309,8 +289,14 @@ static void step_upload(struct broker *b, struct queue_item *it)
 		return;
 	}
 	if (size > 0 && size >= b->cfg->broker_tus_threshold) { /* large: btus.c */
-		br_step_tus(b, it, fd, size);
+		enum br_tus_end end = br_step_tus(b, it, fd, size, &ans);
+
 		close(fd);
+		if (end == BR_TUS_FAIL)
+			fail(b, it, ans.summary, ans.status);
+		else if (end == BR_TUS_LATER)
+			later(b, it, &ans);
+		app_answer_clear(&ans);
 		return;
 	}
 	r = broker_upload(b->a, it->f[BF_ID], fd, size, &ans);

@@ -14,7 +14,9 @@
  * after 24 h without a byte, or was never made) is settled by the
  * transfer's status: Failed (Broker fails a transfer stuck in
  * UploadStarted) goes to failed/, one still waiting gets a new upload
- * from offset 0, at most ALT_BROKER_TUS_STARTS times. */
+ * from offset 0, at most ALT_BROKER_TUS_STARTS times. What ends in
+ * failed/ or waits is left to bsend.c (br_tus_end), so the two files do
+ * not call each other. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,12 +28,19 @@
 #include "caps.h"
 #include "config.h"
 #include "log.h"
-#include "xalloc.h"
 
 /* how soon a transfer whose bytes are all in is looked at */
 #define SETTLE_MS 1000
 /* PATCHes refused with 409 (offset moved) in a row before waiting */
 #define MAX_MISMATCH 3
+
+static void save(struct broker *b, struct queue_item *it)
+{
+	int r = queue_save(b->q, it);
+
+	if (r < 0)
+		log_errno(r, "broker: cannot save \"%s\"", it->key);
+}
 
 static void set_tus(struct queue_item *it, long n)
 {
@@ -42,134 +51,124 @@ static void set_tus(struct queue_item *it, long n)
 }
 
 /* Every byte is in: the transfer's status says the rest. */
-static void to_follow(struct broker *b, struct queue_item *it, int64_t after_ms)
+static enum br_tus_end to_follow(struct broker *b, struct queue_item *it, int64_t after_ms)
 {
 	it->state = BR_FOLLOWING;
 	it->tries = 0;
 	it->due_at = after_ms ? queue_now_ms(b->q) + after_ms : 0;
-	br_save(b, it);
+	save(b, it);
+	return BR_TUS_DONE;
 }
 
 /* HEAD found no upload: the transfer's status decides (broker_i.h). */
-static void gone(struct broker *b, struct queue_item *it, long n)
+static enum br_tus_end gone(struct broker *b, struct queue_item *it, long n)
 {
 	log_warn("broker: \"%s\": the platform has no TUS upload %ld (expired, or never made)",
 		 it->key, n);
 	set_tus(it, -n);
-	to_follow(b, it, 0);
+	return to_follow(b, it, 0);
+}
+
+/* A request that did not work: how the item ends this step. */
+static enum br_tus_end not_done(int r, const struct app_answer *ans)
+{
+	if (r == -ECANCELED)
+		return BR_TUS_DONE; /* shutting down: HEAD goes on next time */
+	return ans->outcome == APP_REFUSED ? BR_TUS_FAIL : BR_TUS_LATER;
 }
 
 /* A new upload: "n" saved before the POST, so a lost answer is looked
- * up with HEAD rather than made again. 0, or -1 when the item is settled. */
-static int create(struct broker *b, struct queue_item *it, long n, uint64_t size)
+ * up with HEAD rather than made again. */
+static int create(struct broker *b, struct queue_item *it, long n, uint64_t size,
+		  struct app_answer *ans)
 {
-	struct app_answer ans = { .retry_after_ms = -1 };
 	int r;
 
 	set_tus(it, n);
-	br_save(b, it);
-	r = broker_tus_create(b->a, it->f[BF_ID], size, &ans);
-	if (r < 0) {
-		if (ans.outcome == APP_REFUSED)
-			br_fail(b, it, ans.summary, ans.status);
-		else if (r != -ECANCELED)
-			br_later(b, it, &ans);
-	} else {
+	save(b, it);
+	r = broker_tus_create(b->a, it->f[BF_ID], size, ans);
+	if (r == 0)
 		log_info("broker: \"%s\": TUS upload %ld of %" PRIu64 " bytes made", it->key, n,
 			 size);
-	}
-	app_answer_clear(&ans);
-	return r < 0 ? -1 : 0;
+	return r;
 }
 
-/* The platform's offset: 0 with *off, or -1 when the item is settled. */
-static int ask_offset(struct broker *b, struct queue_item *it, long n, uint64_t size,
-		      uint64_t *off)
+/* The platform's offset (HEAD): 0 with *off, or -errno (-ENOENT: none). */
+static int ask_offset(struct broker *b, struct queue_item *it, uint64_t size, uint64_t *off,
+		      struct app_answer *ans)
 {
-	struct app_answer ans = { .retry_after_ms = -1 };
-	int r = broker_tus_offset(b->a, it->f[BF_ID], off, &ans);
+	int r = broker_tus_offset(b->a, it->f[BF_ID], off, ans);
 
-	if (r == -ENOENT) {
-		gone(b, it, n);
-	} else if (r < 0) {
-		if (ans.outcome == APP_REFUSED)
-			br_fail(b, it, ans.summary, ans.status);
-		else if (r != -ECANCELED)
-			br_later(b, it, &ans);
-	} else if (*off > size) {
-		snprintf(ans.summary, sizeof(ans.summary),
+	if (r == 0 && *off > size) {
+		ans->outcome = APP_REFUSED;
+		snprintf(ans->summary, sizeof(ans->summary),
 			 "TUS HEAD: the platform holds %" PRIu64 " bytes of %" PRIu64, *off, size);
-		br_fail(b, it, ans.summary, 0);
 		r = -EIO;
 	}
-	app_answer_clear(&ans);
-	return r < 0 ? -1 : 0;
+	return r;
 }
 
-void br_step_tus(struct broker *b, struct queue_item *it, int fd, uint64_t size)
+enum br_tus_end br_step_tus(struct broker *b, struct queue_item *it, int fd, uint64_t size,
+			    struct app_answer *ans)
 {
-	struct app_answer ans = { .retry_after_ms = -1 };
 	long n = it->f[BF_TUS] ? strtol(it->f[BF_TUS], NULL, 10) : 0;
-	uint64_t chunk = b->cfg->broker_tus_chunk, off = 0, sent_from = 0;
-	int mismatch = 0;
+	uint64_t chunk = b->cfg->broker_tus_chunk, off = 0, sent_from;
+	int mismatch = 0, r;
 
 	if (n <= 0) { /* none yet, or the last one is gone */
 		if (-n >= ALT_BROKER_TUS_STARTS) {
-			char *why = xasprintf("the TUS upload was lost by the platform %ld times "
-					      "(expired)", -n);
-
-			br_fail(b, it, why, 0);
-			free(why);
-			return;
+			snprintf(ans->summary, sizeof(ans->summary),
+				 "the TUS upload was lost by the platform %ld times (expired)", -n);
+			ans->status = 0;
+			return BR_TUS_FAIL;
 		}
-		if (create(b, it, 1 - n, size) < 0)
-			return;
 		n = 1 - n;
-	} else if (ask_offset(b, it, n, size, &off) < 0) {
-		return;
-	} else if (off > 0) {
-		log_info("broker: \"%s\": TUS upload resumes at %" PRIu64 " of %" PRIu64 " bytes",
-			 it->key, off, size);
+		r = create(b, it, n, size, ans);
+		if (r < 0)
+			return not_done(r, ans);
+	} else {
+		r = ask_offset(b, it, size, &off, ans);
+		if (r == -ENOENT)
+			return gone(b, it, n);
+		if (r < 0)
+			return not_done(r, ans);
+		if (off > 0)
+			log_info("broker: \"%s\": TUS upload resumes at %" PRIu64 " of %" PRIu64
+				 " bytes", it->key, off, size);
 	}
 	sent_from = off;
 	while (off < size) {
 		uint64_t len = size - off < chunk ? size - off : chunk, now_at = 0;
-		int r;
 
 		if (worker_stopping(&b->worker))
-			goto out; /* HEAD goes on from here next time */
-		r = broker_tus_patch(b->a, it->f[BF_ID], fd, off, len, &now_at, &ans);
+			return BR_TUS_DONE; /* HEAD goes on from here next time */
+		r = broker_tus_patch(b->a, it->f[BF_ID], fd, off, len, &now_at, ans);
 		if (r == 0 && now_at > off && now_at <= size) {
 			off = now_at;
 			mismatch = 0;
 			continue;
 		}
 		if (r == -ECANCELED)
-			goto out;
-		if (r == 0 || ans.status == 409) {
+			return BR_TUS_DONE;
+		if (r == 0 || ans->status == 409) {
 			/* an offset we did not expect: the platform's is the truth */
-			if (++mismatch > MAX_MISMATCH) {
-				br_later(b, it, &ans);
-				goto out;
-			}
-			if (ask_offset(b, it, n, size, &off) < 0)
-				goto out;
+			if (++mismatch > MAX_MISMATCH)
+				return BR_TUS_LATER;
+			r = ask_offset(b, it, size, &off, ans);
+			if (r == -ENOENT)
+				return gone(b, it, n);
+			if (r < 0)
+				return not_done(r, ans);
 			continue;
 		}
-		if (ans.status == 404 || ans.status == 410) {
-			gone(b, it, n);
-		} else if (ans.outcome == APP_REFUSED) {
-			br_fail(b, it, ans.summary, ans.status);
-		} else {
-			/* lost answer, 5xx, 429: HEAD settles it on the next try */
-			br_later(b, it, &ans);
-		}
-		goto out;
+		if (ans->status == 404 || ans->status == 410)
+			return gone(b, it, n);
+		/* refused for good; or a lost answer, 5xx, 429: HEAD settles
+		 * it on the next try */
+		return ans->outcome == APP_REFUSED ? BR_TUS_FAIL : BR_TUS_LATER;
 	}
 	log_info("broker: \"%s\": TUS upload complete (%" PRIu64 " bytes, %" PRIu64 " sent now)",
 		 it->key, size, size - sent_from);
 	/* a HEAD that finds every byte in leaves Broker time to move on */
-	to_follow(b, it, sent_from == size ? SETTLE_MS : 0);
-out:
-	app_answer_clear(&ans);
+	return to_follow(b, it, sent_from == size ? SETTLE_MS : 0);
 }
