@@ -86,7 +86,7 @@ void fs_set_session(struct fs *fs, struct fuse_session *se);
 /* Opens the local areas and starts the background work (after
  * fuse_daemonize: threads do not survive its fork). 0 or -errno. */
 int fs_start(struct fs *fs);
-/* fs.c: widens the kernel's read-ahead on our mount, once (ops.c calls
+/* readahead.c: widens the kernel's read-ahead on our mount, once (ops.c calls
  * it at each open; only the first does anything) */
 void fs_tune_read_ahead_once(struct fs *fs);
 /* ops.c: the table handed to fuse_session_new with fs as userdata */
