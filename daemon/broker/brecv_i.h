@@ -55,12 +55,15 @@ char *brecv_key(const char *resource, const char *id);
 /* rel "<id>[/<name>[/...]]": its depth (0-3), and id copied to id */
 int brecv_split(const char *rel, char *id, size_t cap);
 
+/* brshow.c: */
 /* A transfer an answer named (a search, an event) that the journal does
  * not know yet: its overview, folder and item. 0, or -EAGAIN with
  * *ret_wait (ms) after a 429. */
 int brecv_show(struct brecv *rx, const char *resource, const char *id, long *ret_wait);
 /* Does the journal know the transfer (an entry, or one ended)? */
 bool brecv_known(struct brecv *rx, const char *resource, const char *id);
+/* Removes what the mount shows of an entry (worker thread). */
+void brecv_remove_entry(struct brecv *rx, const struct queue_item *it);
 
 /* brevents.c: one round over every resource's events; the ms until the
  * next. */
