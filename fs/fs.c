@@ -39,6 +39,14 @@ struct fs *fs_new(struct altinn *a, const struct config *cfg, const char *mountp
 	fs->layouts = layout_cache_new();
 	fs->nodes = node_table_new();
 	pthread_mutex_init(&fs->handles_lock, NULL);
+	{
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&fs->rename_lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	fs->gate = gate_new(ALT_PLATFORM_OPS, ALT_PLATFORM_WAITERS, cfg->timeout);
 	fs->mountpoint = xstrdup(mountpoint);
 	clock_gettime(CLOCK_REALTIME, &fs->started);
@@ -195,6 +203,7 @@ void fs_free(struct fs *fs)
 	while (fs->handles)
 		handle_free(fs->handles);
 	pthread_mutex_destroy(&fs->handles_lock);
+	pthread_rwlock_destroy(&fs->rename_lock);
 	gate_free(fs->gate);
 	local_close_dirs(fs);
 	free(fs->scopes); /* after the folders they hold are closed */

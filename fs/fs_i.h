@@ -56,6 +56,9 @@ struct fs {
 	pthread_t warm_thread;
 	bool warm_started;
 	atomic_bool read_ahead_tuned; /* fs_tune_read_ahead_once has run */
+	/* local.c: a rename (disk and nodes) is one step to an open: an
+	 * open never finds a node's name already meaning the new file */
+	pthread_rwlock_t rename_lock;
 	/* local areas: every family's, in the order added; set before
 	 * fs_start, then read-only. A node's key.area is 1 + an index here
 	 * (0: none). */

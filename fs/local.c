@@ -421,6 +421,12 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 	char *rel;
 	int fd, afd, r;
 
+	/* renamed over (a receipt rewritten) or removed since the kernel
+	 * looked it up: ESTALE makes the kernel look the name up again and
+	 * retry the open once (LOOKUP_REVAL), so the reader gets the file
+	 * that has the name now; ENOENT would end its open() */
+	if (!n->name[0])
+		return -ESTALE;
 	r = area_of(fs, n, &afd, &rel);
 	if (r < 0)
 		return r;
@@ -435,11 +441,23 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 		if (r < 0)
 			goto out;
 	}
-	fd = openat(afd, rel, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		r = -errno;
-	else
-		*ret_fd = fd;
+	/* the name and the open in one step against renames (not the hooks
+	 * above: a fill may download): opened by name just after a rename
+	 * on disk and before our nodes follow, the old node would get the
+	 * new file, and a reader its bytes cut at the old size the kernel
+	 * keeps */
+	pthread_rwlock_rdlock(&fs->rename_lock);
+	free(rel);
+	rel = NULL;
+	r = n->name[0] ? area_of(fs, n, &afd, &rel) : -ESTALE;
+	if (r == 0) {
+		fd = openat(afd, rel, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			r = -errno;
+		else
+			*ret_fd = fd;
+	}
+	pthread_rwlock_unlock(&fs->rename_lock);
 out:
 	free(rel);
 	return r;
@@ -538,21 +556,27 @@ int local_rename(struct fs *fs, struct node *dir, const char *name, struct node 
 	c.old_rel = path;
 	c.old_area = fd_slot(fs, dir, afd) ? fd_slot(fs, dir, afd)->index : -1;
 	r = hook_check(h, &c);
-	if (r == 0 && renameat2(afd, path, nafd, newpath, flags) < 0)
-		r = -errno;
 	if (r == 0) {
-		struct node *n;
+		pthread_rwlock_wrlock(&fs->rename_lock);
+		if (renameat2(afd, path, nafd, newpath, flags) < 0) {
+			r = -errno;
+		} else {
+			struct node *n;
 
+			/* keep the kernel's idea and ours the same */
+			node_unlink(fs->nodes, newdir, newname);
+			n = node_find(fs->nodes, dir, name);
+			if (n)
+				node_rename(fs->nodes, n, newdir, newname);
+			if (n && newdir->key.area != dir->key.area)
+				n->key.area = newdir->key.area; /* outbox -> failed */
+		}
+		pthread_rwlock_unlock(&fs->rename_lock);
+	}
+	if (r == 0) {
 		sync_parent(nafd, newpath);
 		if (dir != newdir)
 			sync_parent(afd, path);
-		/* keep the kernel's idea and ours the same */
-		node_unlink(fs->nodes, newdir, newname);
-		n = node_find(fs->nodes, dir, name);
-		if (n)
-			node_rename(fs->nodes, n, newdir, newname);
-		if (n && newdir->key.area != dir->key.area)
-			n->key.area = newdir->key.area; /* outbox -> failed */
 		hook_done(h, &c);
 	}
 out:

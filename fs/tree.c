@@ -543,7 +543,8 @@ int tree_getattr(struct fs *fs, struct node *n, struct stat *ret)
 		return 0;
 	}
 	if (!n->name[0])
-		return -ENOENT; /* replaced by a newer file of the same name */
+		return -ESTALE; /* replaced by a newer file of the same name: a
+				 * stat by path looks the name up again */
 	r = tree_lookup(fs, n->parent, n->name, &e);
 	if (r < 0)
 		return r;

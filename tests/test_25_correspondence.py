@@ -88,10 +88,10 @@ def write_message(m, name, markdown, recipients, meta=None, attachments=None):
 
 
 def wait_receipt(m, name, timeout=30):
-    """The receipt once it is there. It is rewritten as statuses change (a
-    rename over it); an open that races the rename may see ENOENT (the
-    mount serves no file whose name was renamed over: noted for fs/), so
-    a read that finds none is tried again."""
+    """The receipt once it is there (ENOENT until then). It is rewritten
+    as statuses change (a rename over it); an open racing that gets the
+    old or the new file: the mount answers ESTALE for the replaced one and
+    the kernel looks the name up again."""
     path = area(m, "sent") / (name + ".json")
     found = []
 

@@ -73,14 +73,10 @@ def due_in(seconds):
 
 
 def receipt(m, name):
-    """sent/<name>.json; an open racing its rewrite may meet ENOENT (see
-    test_25's wait_receipt), so that is tried again."""
+    """sent/<name>.json, once it is there. It is rewritten (renamed over)
+    as statuses change; an open racing that must get the old or the new
+    file, never ENOENT."""
     path = area(m, "sent") / (name + ".json")
-    for _ in range(50):
-        try:
-            return json.loads(path.read_bytes())
-        except FileNotFoundError:
-            time.sleep(0.02)
     return json.loads(path.read_bytes())
 
 
@@ -288,3 +284,39 @@ def test_kill9_then_restart_keeps_following(mount, p, token_file):
     read = read_files()
     assert len(read) == 1 and int(read[0][:12]) > int(before[-1][:12])
     assert len(stored(p, "krasj-folg")) == 2
+
+
+def test_a_reader_never_meets_a_missing_receipt_while_it_is_rewritten(mount, p, token_file):
+    """The receipt is renamed over at each status change; a script reading
+    it in a loop meanwhile gets the old or the new file, never ENOENT."""
+    import threading
+    m = start(mount, p, token_file)
+    cids = send_published(m, "omskrevet", recipients=(ORG, PERSON))
+    path = area(m, "sent") / "omskrevet.json"
+    errors, reads, stop = [], [0], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                json.loads(path.read_bytes())
+                reads[0] += 1
+            except (OSError, ValueError) as e:
+                errors.append(repr(e))
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for rcp, cid in cids.items():
+            who = recipient_token(p, rcp) if rcp == ORG else None
+            if who is None:
+                continue
+            fetch(p, cid, who)
+            act(p, cid, who, "markasread")
+            wait_status(m, "omskrevet", rcp, "Read", timeout=15)
+            act(p, cid, who, "confirm")
+            wait_status(m, "omskrevet", rcp, "Confirmed", timeout=15)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    assert reads[0] > 0
+    assert errors == [], errors[:5]
