@@ -193,18 +193,21 @@ def test_head_of_a_large_element_stops_its_download(platform_factory, mount):
     assert 4096 <= kept < 16 * MiB
     assert int(os.getxattr(m.path / el["rel"], "user.altinn.cached")) == kept
     # a read of what came costs nothing (without the kernel's read-ahead,
-    # which would ask past the kept bytes when the close came early)
+    # which would ask past the kept bytes when the close came early; and
+    # within whole pages, as the kernel asks a page at least: what was kept
+    # when the download stopped need not end at a page's end)
+    end = kept // 4096 * 4096
     fd = os.open(m.path / el["rel"], os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        got = os.pread(fd, 4096, kept - 4096)
+        got = os.pread(fd, 4096, end - 4096)
     finally:
         os.close(fd)
     m.stop()
     reqs = requests_for(p, mark, el)
     assert len(reqs) == 1, reqs
     assert reqs[0]["bytes"] < 16 * MiB, reqs
-    assert got == p.data(el["party"], el["guid"], el["id"], kept - 4096, kept - 1)
+    assert got == p.data(el["party"], el["guid"], el["id"], end - 4096, end - 1)
 
 
 def test_lru_eviction_keeps_the_bound(platform_factory, tmp_path):
