@@ -401,7 +401,7 @@ int jsn_corr_status_text(const char *body, size_t len, char **ret_status, char *
 	json_t *o = jsn_load(body, len, "a Correspondence attachment overview");
 
 	*ret_status = o ? jsn_dup_str(o, "status") : NULL;
-	*ret_text = o ? jsn_dup_str(o, "statusText") : NULL;
+	*ret_text = *ret_status ? jsn_dup_str(o, "statusText") : NULL;
 	json_decref(o);
 	return *ret_status ? 0 : -EIO;
 }
