@@ -32,6 +32,7 @@
 #include "log.h"
 #include "names.h"
 #include "outbox.h"
+#include "pushbus.h"
 #include "service.h"
 #include "version.h"
 #include "xalloc.h"
@@ -409,6 +410,7 @@ static void run_stop(void *ctx)
 static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 {
 	struct run_ctx rc = { 0 };
+	struct pushbus *push;
 	struct altinn *a = NULL;
 	struct fs *fs;
 	int r;
@@ -416,10 +418,11 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 	r = altinn_new(cfg, &a);
 	if (r < 0)
 		return log_errno(r, "cannot set up the platform client");
+	push = pushbus_new(); /* outlives the families (fs_free) */
 	fs = fs_new(a, cfg, mountpoint);
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
 		const struct family_deps deps = { cfg, a, mountpoint, invalidate, fs,
-						  names_sanitize };
+						  names_sanitize, push };
 		struct fs_family f;
 
 		r = families[i](&deps, &f);
@@ -436,6 +439,7 @@ static int serve(struct config *cfg, const char *mountpoint, bool foreground)
 	service_free(rc.svc);
 	fs_free(fs);
 	altinn_free(a);
+	pushbus_free(push);
 	return r;
 }
 

@@ -7,7 +7,8 @@
  * entry downloads nothing: the file is made with the transfer's size and
  * no bytes (sparse), and its bytes are fetched when a user first opens it
  * for reading (the area's fill hook: brfill.c). Broker's events make new
- * entries appear sooner than the next search (brevents.c).
+ * entries appear sooner than the next search: polled (brevents.c), and
+ * with push on, pushed by the webhook (brpush.c).
  *
  * Entries come from a reconciling search (brecv_search, twice a round:
  * our status Initialized, then DownloadStarted, so a transfer moving
@@ -266,6 +267,21 @@ static void confirm_one(struct brecv *rx, struct queue_item *it)
 	app_answer_clear(&ans);
 }
 
+/* A transfer a push named (brpush.c): shown unless known already. */
+static bool push_one(struct brecv *rx)
+{
+	char *resource, *id;
+	long w = -1;
+
+	if (!brpush_take(rx->push, &resource, &id))
+		return false;
+	if ((rx->me || broker_sender(rx->a, &rx->me) == 0) && !brecv_known(rx, resource, id))
+		brecv_show(rx, resource, id, &w); /* a 429: the poll and the search catch up */
+	free(resource);
+	free(id);
+	return true;
+}
+
 static int run_one(void *ctx, int64_t *ret_wait_ms)
 {
 	struct brecv *rx = ctx;
@@ -282,6 +298,8 @@ static int run_one(void *ctx, int64_t *ret_wait_ms)
 		queue_item_clear(&it);
 		return 1;
 	}
+	if (push_one(rx))
+		return 1;
 	now = retry_mono_ms();
 	if (now >= rx->next_poll_ms) {
 		poll_all(rx);
@@ -375,6 +393,8 @@ void brecv_status(struct brecv *rx, const char *resource, struct broker_status *
 	st->inbox_error = rx->last_error ? xstrdup(rx->last_error) : NULL;
 	st->events_off = rx->events_off ? xstrdup(rx->events_off) : NULL;
 	pthread_mutex_unlock(&rx->lock);
+	st->push = rx->push != NULL;
+	brpush_status(rx->push, resource, &st->push_subscription, &st->push_validated);
 	free(prefix);
 	prefix = xasprintf("~events/%s", resource);
 	if (queue_find(rx->q, prefix, QUEUE_STATE(RX_CURSOR), &it) == 0) {
@@ -405,6 +425,7 @@ int brecv_new(const struct family_deps *deps, struct journal *j, char **resource
 	pthread_mutex_init(&rx->fill_lock, NULL);
 	pthread_mutex_init(&rx->lock, NULL);
 	worker_init(&rx->worker, "broker-in", run_one, rx);
+	rx->push = brpush_new(rx, deps->push);
 	*ret = rx;
 	return 0;
 }
@@ -416,14 +437,17 @@ int brecv_start(struct brecv *rx)
 
 void brecv_stop(struct brecv *rx)
 {
-	if (rx)
-		worker_stop(&rx->worker);
+	if (!rx)
+		return;
+	brpush_stop(rx->push);
+	worker_stop(&rx->worker);
 }
 
 void brecv_free(struct brecv *rx)
 {
 	if (!rx)
 		return;
+	brpush_free(rx->push); /* its pushes wake the worker */
 	worker_destroy(&rx->worker);
 	queue_close(rx->q);
 	pthread_mutex_destroy(&rx->fill_lock);

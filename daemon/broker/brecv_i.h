@@ -45,6 +45,7 @@ struct brecv {
 	/* Broker's events (brevents.c) */
 	int64_t next_events_ms;    /* monotonic */
 	char *events_off;          /* why events are not used, or NULL */
+	struct brpush *push;       /* NULL without push (webhook_url) */
 };
 
 
@@ -68,5 +69,21 @@ void brecv_remove_entry(struct brecv *rx, const struct queue_item *it);
 /* brevents.c: one round over every resource's events; the ms until the
  * next. */
 int64_t brevents_round(struct brecv *rx);
+
+/* brpush.c: Broker's events pushed by the webhook, when push is on. */
+struct pushbus;
+/* Subscribes to each resource's events and takes their pushes from bus
+ * at once; NULL when push is off. */
+struct brpush *brpush_new(struct brecv *rx, struct pushbus *bus);
+void brpush_stop(struct brpush *bp);  /* pushes are answered 503 from now */
+void brpush_free(struct brpush *bp);  /* waits for pushes under way; NULL is fine */
+/* The worker's: makes sure each subscription exists; true when every
+ * one is validated (the platform pushes), false also when bp is NULL. */
+bool brpush_round(struct brpush *bp);
+/* The worker's: a pushed transfer to show (both malloc'd), or false. */
+bool brpush_take(struct brpush *bp, char **ret_resource, char **ret_id);
+/* A resource's subscription for status.json (untouched without one). */
+void brpush_status(struct brpush *bp, const char *resource, int64_t *ret_id,
+		   bool *ret_validated);
 
 #endif

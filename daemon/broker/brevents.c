@@ -19,7 +19,13 @@
  * restart goes on where it stopped. The first run starts at the end of
  * what Events holds: the search shows what waits already. A token
  * without the scope (401, 403) turns events off for ten minutes, said in
- * status.json. */
+ * status.json.
+ *
+ * With push on, the same round makes sure each resource's subscription
+ * exists (brpush.c); once every one is validated, pushes bring the
+ * transfers at once and this poll is only the catch-up for what a push
+ * missed, every poll_interval seconds as apps' events are, and the only
+ * writer of events/ (so each event is one file, in Events' order). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -181,7 +187,7 @@ static int follow(struct brecv *rx, const char *resource)
 
 int64_t brevents_round(struct brecv *rx)
 {
-	bool off;
+	bool off, pushed;
 
 	pthread_mutex_lock(&rx->lock);
 	off = rx->events_off != NULL;
@@ -195,10 +201,13 @@ int64_t brevents_round(struct brecv *rx)
 	}
 	if (!rx->me && broker_sender(rx->a, &rx->me) < 0)
 		return EVENTS_EVERY_MS;
+	pushed = brpush_round(rx->push);
 	for (size_t i = 0; rx->resources[i] && !worker_stopping(&rx->worker); i++)
 		follow(rx, rx->resources[i]);
 	pthread_mutex_lock(&rx->lock);
 	off = rx->events_off != NULL;
 	pthread_mutex_unlock(&rx->lock);
+	if (pushed) /* the poll only catches up what a push missed */
+		return (rx->cfg->poll_interval > 0 ? rx->cfg->poll_interval : 10) * 1000L;
 	return off ? EVENTS_OFF_MS : EVENTS_EVERY_MS;
 }

@@ -133,6 +133,11 @@ _Static_assert(ALT_PLATFORM_OPS + ALT_PLATFORM_WAITERS < ALT_FUSE_THREADS,
  * the file goes to failed/: each start sends the whole file again. */
 #define ALT_BROKER_TUS_STARTS 3
 
+/* Transfers a push named that wait for the worker to show them: a
+ * burst beyond this is answered 503 and comes again (the platform
+ * retries) or by the events poll. Each is a key of ~80 bytes. */
+#define ALT_MAX_PUSHED_WAITING 1024
+
 /* ---- correspondence */
 /* message.md of one message: Correspondence's body is at most 30,000
  * characters (4 bytes each at most), its title 255. */

@@ -5,7 +5,9 @@
  *
  *   evpoll.c   a poller per app, following the persisted cursor (the
  *              truth: the webhook only brings events sooner);
- *   webhook.c  the push endpoint; on_push below takes its deliveries;
+ *   webhook.c  the push endpoint; on_push below takes its deliveries,
+ *              and hands those of other families' resources (Broker,
+ *              Correspondence) to the push bus (core/pushbus.h);
  *   evfiles.c  ev_deliver, the one way an event becomes exactly one
  *              file, and retention;
  *   evstore.c  the cursor, the ids seen and the acknowledgements.
@@ -37,6 +39,7 @@
 #include "json.h"
 #include "caps.h"
 #include "log.h"
+#include "pushbus.h"
 #include "webhook.h"
 #include "xalloc.h"
 
@@ -135,6 +138,7 @@ static int on_push(void *ctx, const char *body, size_t len)
 
 		log_info("webhook: subscription validated (\"%s\")", e.source);
 		if (id > 0) {
+			pushbus_validated(ev->deps.push, id);
 			atomic_store(&ev->last_validated_id, id);
 			for (size_t i = 0; i < ev->n_apps; i++)
 				if (atomic_load(&ev->apps[i].sub_id) == id)
@@ -145,10 +149,13 @@ static int on_push(void *ctx, const char *body, size_t len)
 	}
 	ea = app_of_event(ev, &e);
 	if (!ea) {
-		log_warn("webhook: event \"%s\" from \"%s\" is not about a mounted app; ignored",
-			 e.id, e.source);
+		/* another family's resource (Broker, Correspondence)? */
+		r = pushbus_deliver(ev->deps.push, e.resource, e.type, body, len);
+		if (r == -ENOENT)
+			log_warn("webhook: event \"%s\" from \"%s\" is about nothing mounted; "
+				 "ignored", e.id, e.source);
 		json_event_clear(&e);
-		return 0;
+		return r == -ENOENT ? 0 : r;
 	}
 	r = ev_deliver(ea, &e, 1, false, &done);
 	json_event_clear(&e);
@@ -557,7 +564,7 @@ static const struct fs_readme_part readme[] = {
 int events_family(const struct family_deps *deps, struct fs_family *ret)
 {
 	const struct events_deps ed = { deps->cfg, deps->a, deps->mountpoint, deps->invalidate,
-					 deps->invalidate_ctx };
+					 deps->invalidate_ctx, deps->push };
 	struct events *ev;
 	int r = events_new(&ed, &ev);
 

@@ -27,6 +27,8 @@ struct events_deps {
 	void (*instance_changed)(void *ctx, const char *org, const char *app, const char *party,
 				 const char *guid);
 	void *ctx;
+	/* pushed events of other families' resources (Broker's ...) go here */
+	struct pushbus *push;
 };
 
 struct evstore;

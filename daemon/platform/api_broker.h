@@ -84,6 +84,9 @@ struct broker_status {
 	char *events_cursor;       /* the last Broker event id read, or NULL */
 	char *events_off;          /* why events are not read, or NULL */
 	int poll_s;
+	bool push;                 /* push is on: the resource's subscription ... */
+	int64_t push_subscription; /* ... its id, 0 before one is known */
+	bool push_validated;       /* ... and whether the platform pushes to it */
 };
 char *broker_status_doc(const struct broker_status *st, size_t *ret_len);
 

@@ -92,6 +92,16 @@ int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *
 			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created,
 			    bool *ret_validated)
 {
+	const struct json_sub_filter f = { .source = source };
+
+	return altinn_events_subscribe_for(a, endpoint, &f, cancel, ret_id, ret_created,
+					   ret_validated);
+}
+
+int altinn_events_subscribe_for(struct altinn *a, const char *endpoint,
+				const struct json_sub_filter *f, const atomic_bool *cancel,
+				int64_t *ret_id, bool *ret_created, bool *ret_validated)
+{
 	char *url = xasprintf("%s/events/api/v1/subscriptions", a->cfg->platform);
 	char *body, *req;
 	bool validated = false;
@@ -102,7 +112,7 @@ int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *
 	r = call(a, NULL, url, NULL, cancel, &body, &len);
 	if (r < 0)
 		goto out_free_url;
-	r = json_find_subscription(body, len, endpoint, source, &id, &validated);
+	r = json_find_subscription_for(body, len, endpoint, f, &id, &validated);
 	free(body);
 	if (r == 0 && validated) {
 		*ret_id = id;
@@ -117,7 +127,7 @@ int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *
 	 * same one again returns it and validates it again. */
 	if (r != 0 && r != -ENOENT)
 		goto out_free_url;
-	req = json_subscription_request(endpoint, source);
+	req = json_subscription_request_for(endpoint, f);
 	r = call(a, "POST", url, req, cancel, &body, &len);
 	free(req);
 	if (r < 0)

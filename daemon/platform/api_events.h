@@ -31,6 +31,12 @@ int altinn_events_subscribe(struct altinn *a, const char *endpoint, const char *
 			    const atomic_bool *cancel, int64_t *ret_id, bool *ret_created,
 			    bool *ret_validated);
 
+/* The same for any filter (json.h): a resource's events, as Broker's and
+ * Correspondence's are subscribed to (resourceFilter, subjectFilter). */
+int altinn_events_subscribe_for(struct altinn *a, const char *endpoint,
+				const struct json_sub_filter *f, const atomic_bool *cancel,
+				int64_t *ret_id, bool *ret_created, bool *ret_validated);
+
 /* The doctor's calls (altinnfs --check), one request each. On an error
  * answer err gets its status and the platform's words ("400 Missing or
  * invalid endpoint ..."); it is left alone otherwise. */

@@ -158,6 +158,21 @@ int json_subscription_id(const char *text, size_t len, int64_t *ret_id, bool *re
 int64_t json_validation_subscription(const char *source);
 /* The POST /subscriptions body, compact. */
 char *json_subscription_request(const char *endpoint, const char *source);
+/* What a subscription filters on: an app's URL (sourceFilter), or a
+ * resource URN (resourceFilter) and, when not NULL, a subject
+ * (subjectFilter): Broker's and Correspondence's events, which have no
+ * source to filter on. No type filter either way. */
+struct json_sub_filter {
+	const char *source;
+	const char *resource;
+	const char *subject;
+};
+/* json_find_subscription and json_subscription_request for any filter:
+ * a subscription matches only with exactly these filters. */
+int json_find_subscription_for(const char *text, size_t len, const char *endpoint,
+			       const struct json_sub_filter *f, int64_t *ret_id,
+			       bool *ret_validated);
+char *json_subscription_request_for(const char *endpoint, const struct json_sub_filter *f);
 
 /* ---- outbox: the App API's answers and the receipts and dead letters */
 /* An instance as the outbox needs it (App API InstanceResponse or

@@ -190,6 +190,13 @@ char *broker_status_doc(const struct broker_status *st, size_t *ret_len)
 	json_object_set_new(in, "poll_s", json_integer(st->poll_s));
 	json_object_set_new(in, "events_cursor", str_or_null(st->events_cursor));
 	json_object_set_new(in, "events_error", str_or_null(st->events_off));
+	json_object_set_new(in, "events_push",
+			    st->push ? json_pack("{s:o, s:b}", "subscription",
+						 st->push_subscription > 0
+							 ? json_integer(st->push_subscription)
+							 : json_null(),
+						 "validated", st->push_validated)
+				     : json_null());
 	json_object_set_new(o, "inbox", in);
 	s = jsn_dump_doc(o, ret_len);
 	json_decref(o);

@@ -275,8 +275,29 @@ static char *norm_url(const char *url)
 	return out;
 }
 
-int json_find_subscription(const char *text, size_t len, const char *endpoint,
-			   const char *source, int64_t *ret_id, bool *ret_validated)
+/* a string filter of a listed subscription equals want (NULL: absent) */
+static bool same_filter(json_t *sub, const char *key, const char *want)
+{
+	const char *got = jsn_get_str(sub, key);
+
+	return want ? got && strcmp(got, want) == 0 : !got;
+}
+
+static bool sub_matches(json_t *v, const struct json_sub_filter *f)
+{
+	const char *src = jsn_get_str(v, "sourceFilter");
+
+	if (jsn_get_str(v, "typeFilter"))
+		return false;
+	if (f->source) /* an app's: the resource filter is derived from it */
+		return src && same_url(src, f->source) && !jsn_get_str(v, "subjectFilter");
+	return !src && same_filter(v, "resourceFilter", f->resource) &&
+	       same_filter(v, "subjectFilter", f->subject);
+}
+
+int json_find_subscription_for(const char *text, size_t len, const char *endpoint,
+			       const struct json_sub_filter *f, int64_t *ret_id,
+			       bool *ret_validated)
 {
 	json_t *root = jsn_load(text, len, "the subscriptions"), *list, *v;
 	char *want = norm_url(endpoint);
@@ -289,14 +310,13 @@ int json_find_subscription(const char *text, size_t len, const char *endpoint,
 	}
 	list = json_object_get(root, "subscriptions");
 	json_array_foreach(list, i, v) {
-		const char *ep = jsn_get_str(v, "endPoint"), *src = jsn_get_str(v, "sourceFilter");
+		const char *ep = jsn_get_str(v, "endPoint");
 		int64_t id = jsn_get_int(v, "id", -1);
 		char *got = ep ? norm_url(ep) : NULL;
 		bool same = got && strcmp(got, want) == 0;
 
 		free(got);
-		if (same && src && id >= 0 && same_url(src, source) &&
-		    !jsn_get_str(v, "typeFilter") && !jsn_get_str(v, "subjectFilter")) {
+		if (same && id >= 0 && sub_matches(v, f)) {
 			*ret_id = id;
 			*ret_validated = jsn_get_bool(v, "validated");
 			r = 0;
@@ -306,6 +326,14 @@ int json_find_subscription(const char *text, size_t len, const char *endpoint,
 	json_decref(root);
 	free(want);
 	return r;
+}
+
+int json_find_subscription(const char *text, size_t len, const char *endpoint,
+			   const char *source, int64_t *ret_id, bool *ret_validated)
+{
+	const struct json_sub_filter f = { .source = source };
+
+	return json_find_subscription_for(text, len, endpoint, &f, ret_id, ret_validated);
 }
 
 int json_subscription_id(const char *text, size_t len, int64_t *ret_id, bool *ret_validated)
@@ -341,18 +369,31 @@ int64_t json_validation_subscription(const char *source)
 	return errno || *end || id < 0 ? -1 : id;
 }
 
-char *json_subscription_request(const char *endpoint, const char *source)
+char *json_subscription_request_for(const char *endpoint, const struct json_sub_filter *f)
 {
-	json_t *root = json_pack("{s:s, s:s}", "endPoint", endpoint, "sourceFilter", source);
+	json_t *root = json_pack("{s:s}", "endPoint", endpoint);
 	char *s;
 
 	if (!root)
 		abort(); /* the URLs come from the configuration: UTF-8 */
+	if (f->source)
+		json_object_set_new(root, "sourceFilter", json_string(f->source));
+	if (f->resource)
+		json_object_set_new(root, "resourceFilter", json_string(f->resource));
+	if (f->subject)
+		json_object_set_new(root, "subjectFilter", json_string(f->subject));
 	s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	if (!s)
 		abort();
 	return s;
+}
+
+char *json_subscription_request(const char *endpoint, const char *source)
+{
+	const struct json_sub_filter f = { .source = source };
+
+	return json_subscription_request_for(endpoint, &f);
 }
 
 /* ---- outbox: the App API's answers and the receipts and dead letters */

@@ -22,6 +22,8 @@
 
 #include "altinn.h"
 
+struct pushbus;
+
 /* ---- local areas: folders of each app kept on local disk ----
  * A family names the folders it serves in every app (events/; outbox/,
  * sent/, failed/): real files under state_dir/apps/<org>/<app>/<name>/,
@@ -198,6 +200,10 @@ struct family_deps {
 	 * bytes, by the rules app data names follow (docs/tree.md), malloc'd:
 	 * for a family that names files after what the platform says. */
 	char *(*safe_name)(const char *name, size_t max);
+	/* The webhook's pushed events, to the family that subscribed to
+	 * their resource (core/pushbus.h); the events family serves the
+	 * endpoint, others add routes. Outlives every family. */
+	struct pushbus *push;
 };
 
 /* A family's places in the tree, its status and its life. Fields it does
