@@ -132,6 +132,39 @@ static void test_subscriptions(void)
 	free(req);
 }
 
+/* Broker's and Correspondence's: a resource and a subject, no source */
+static void test_resource_subscriptions(void)
+{
+	const struct json_sub_filter f = { .resource = "urn:altinn:resource:r1",
+					   .subject = "urn:altinn:organization:identifier-no:1" };
+	const char *list =
+		"{\"count\":5,\"subscriptions\":["
+		"{\"id\":1,\"endPoint\":\"https://h/e?code=a\",\"resourceFilter\":\"urn:altinn:resource:r1\"},"
+		"{\"id\":2,\"endPoint\":\"https://h/e?code=a\",\"resourceFilter\":\"urn:altinn:resource:r1\","
+		"\"subjectFilter\":\"urn:altinn:organization:identifier-no:1\",\"typeFilter\":\"x\"},"
+		"{\"id\":3,\"endPoint\":\"https://h/e?code=a\",\"resourceFilter\":\"urn:altinn:resource:r2\","
+		"\"subjectFilter\":\"urn:altinn:organization:identifier-no:1\"},"
+		"{\"id\":4,\"endPoint\":\"https://h/e?code=a\",\"resourceFilter\":\"urn:altinn:resource:r1\","
+		"\"subjectFilter\":\"urn:altinn:organization:identifier-no:1\",\"validated\":true},"
+		"{\"id\":5,\"endPoint\":\"https://h/e?code=a\",\"sourceFilter\":\"https://o/ttd/a\","
+		"\"resourceFilter\":\"urn:altinn:resource:r1\"}]}";
+	int64_t id = -1;
+	bool validated = false;
+	char *req;
+
+	CHECK(json_find_subscription_for(list, strlen(list), "https://h/e?code=a", &f, &id,
+					 &validated) == 0 && id == 4 && validated,
+	      "only the one with exactly the resource and the subject; got %lld", (long long)id);
+	CHECK(json_find_subscription_for(list, 0, "https://h/e?code=a", &f, &id, &validated) == -EIO,
+	      "no answer");
+	req = json_subscription_request_for("https://h/e?code=a", &f);
+	CHECK(strcmp(req, "{\"endPoint\":\"https://h/e?code=a\",\"resourceFilter\":"
+			  "\"urn:altinn:resource:r1\",\"subjectFilter\":"
+			  "\"urn:altinn:organization:identifier-no:1\"}") == 0,
+	      "the request body: %s", req);
+	free(req);
+}
+
 static void test_names(void)
 {
 	uint64_t seq = 0;
@@ -236,6 +269,7 @@ int main(void)
 	test_page();
 	test_one_event();
 	test_subscriptions();
+	test_resource_subscriptions();
 	test_names();
 	test_store();
 	if (failures)
