@@ -444,3 +444,63 @@ def test_kill9_after_rename_delivered_once(mount, p, token_file):
     for c in rows:
         rcp = c["recipient"].rsplit(":", 1)[1]
         assert receipt["recipients"][rcp]["correspondenceId"] == c["correspondenceId"]
+
+
+def initializes(p, mark):
+    return [e for e in p.since(mark) if e["method"] == "POST" and e["path"] == CORR]
+
+
+def attachment_creates(p, mark):
+    return [e for e in p.since(mark) if e["method"] == "POST"
+            and e["path"] == "/correspondence/api/v1/attachment"]
+
+
+# each step of a message with an attachment, with the platform's request
+# that does it: the kill comes while the platform holds back that request's
+# answer after doing the work, so the daemon dies not knowing it was done
+STEPS = {
+    "attachment-created": ("/correspondence/api/v1/attachment$", "POST"),
+    "bytes-uploaded": ("/correspondence/api/v1/attachment/*/upload$", "POST"),
+    "initialized": (CORR + "$", "POST"),
+    "following": (CORR + "/*$", "GET"),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_kill9_at_each_step_sends_once(mount, p, token_file, step):
+    path, method = STEPS[step]
+    m = start_mount(mount, p, token_file)
+    mark = p.mark()
+    rule = p.fault(path, method=method, delay_ms=4000, after=True)
+    name = "steg-" + step
+    write_message(m, name, "# Steg\nEn gang hver.\n", [ORG, PERSON],
+                  attachments={"brev.pdf": b"%PDF-1.4\n" + os.urandom(20_000)})
+    # the held-back request has reached the platform; its work takes
+    # milliseconds, its answer 4 s
+    wait_for(lambda: p.fault_hits(rule) > 0, 20, f"the {step} request")
+    time.sleep(0.5)
+    m.kill9()
+    p.clear_faults()
+    m2 = start_mount(mount, p, token_file, state_dir=str(m.state_dir))
+    receipt = wait_receipt(m2, name)
+    wait_statuses(m2, name, {ORG: "Published", PERSON: "Published"})
+    # one correspondence per recipient, each with the one attachment
+    rows = stored(p, name)
+    assert sorted(c["recipient"] for c in rows) == sorted([ORG_URN + ORG, PERSON_URN + PERSON])
+    for c in rows:
+        rcp = c["recipient"].rsplit(":", 1)[1]
+        assert receipt["recipients"][rcp]["correspondenceId"] == c["correspondenceId"]
+        assert [x["fileName"] for x in c["content"]["attachments"]] == ["brev.pdf"]
+    assert len({c["idempotentKey"] for c in rows}) == 2
+    # the platform made each correspondence once: a repeat after the kill
+    # was answered 409 and settled by the key
+    made = [e for e in initializes(p, mark) if e["status"] in (None, 200)]
+    assert len(made) == 2, [e["status"] for e in initializes(p, mark)]
+    # the bytes were taken once: the upload held back was not sent again
+    uploads = attachment_uploads(p, mark)
+    assert len(uploads) == 1, [e["status"] for e in uploads]
+    # an attachment made twice (its answer lost) leaves one unused, never linked
+    linked = {x["fileName"] for c in rows for x in c["content"]["attachments"]}
+    assert linked == {"brev.pdf"}
+    if step != "attachment-created":
+        assert len(attachment_creates(p, mark)) == 1

@@ -6,8 +6,11 @@
  * uploaded once however many recipients the message has.
  *
  * Progress is kept in the item's CF_ATTACHMENTS field, one line per
- * file, "name TAB id TAB state" (created, uploaded, published), saved
- * after each step, so a crash resumes where it was. An upload whose
+ * file, "name TAB id TAB state" (created, uploading, uploaded,
+ * published), saved after each step, so a crash resumes where it was.
+ * An upload is marked begun before its request: after a crash in it the
+ * status says whether the bytes arrived (Initialized: send them again),
+ * so a file the platform took is never sent twice. An upload whose
  * answer was lost, or which the platform refuses because it began
  * before, is settled by the attachment's status, not by a second
  * upload (the platform takes one upload per attachment). A create whose
@@ -194,6 +197,8 @@ static int upload(struct corr *c, struct queue_item *it, const char *name, const
 		free(why);
 		return -EAGAIN;
 	}
+	set(it, name, id, "uploading");
+	cr_save(c, it);
 	r = corr_attachment_upload(c->a, id, fd, (uint64_t)st.st_size, &ans);
 	close(fd);
 	if (r == -ECANCELED) {
@@ -279,6 +284,9 @@ int cr_attachments_ready(struct corr *c, struct queue_item *it, const struct mes
 		}
 		if (r == 0 && strcmp(p.state, "created") == 0)
 			r = upload(c, it, name, p.id);
+		else if (r == 0 && strcmp(p.state, "uploading") == 0)
+			log_info("correspondence: \"%s\": attachment %s: an upload was under way "
+				 "at a stop; its status decides", it->key, name);
 		if (r == 0 && strcmp(p.state, "published") != 0)
 			r = follow(c, it, name, p.id);
 		if (r == 0)
