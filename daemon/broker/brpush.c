@@ -20,10 +20,9 @@
  * (brevents.c, every poll_interval while every subscription is
  * validated) and the reconciling search bring.
  *
- * Subscribing runs in the worker too: listed and reused when it exists
- * (GET /subscriptions), else posted; a subscription the platform has not
- * validated is posted again ten minutes later (it gives its validation
- * up after about eight); a failure is retried with backoff. */
+ * Subscribing runs in the worker too, each resource's subscription kept
+ * by platform/evsub.c: listed and reused when it exists, else posted;
+ * posted again while not validated; failures retried with backoff. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,29 +30,20 @@
 #include <string.h>
 
 #include "api_brecv.h"
-#include "api_events.h"
 #include "brecv_i.h"
 #include "caps.h"
 #include "config.h"
+#include "evsub.h"
 #include "log.h"
 #include "pushbus.h"
-#include "retry.h"
 #include "xalloc.h"
 
 #define TYPE_PREFIX "no.altinn.broker."
 #define RESOURCE_URN "urn:altinn:resource:"
 #define ORG_URN "urn:altinn:organization:identifier-no:"
-/* a posted subscription not validated by then is posted again */
-#define SUB_RECHECK_MS (10 * 60 * 1000L)
-#define SUB_BACKOFF_CAP_MS (60 * 1000L)
-
 struct br_sub {
-	char *resource;   /* the resource id */
-	char *urn;        /* urn:altinn:resource:<id> */
-	int64_t id;       /* protected by brpush.lock: 0 before one is known */
-	bool validated;   /* protected by brpush.lock */
-	unsigned failures;   /* the worker's own */
-	int64_t retry_ms;    /* the worker's own: monotonic */
+	char *resource; /* the resource id */
+	struct evsub sub;
 };
 
 struct brpush {
@@ -72,7 +62,7 @@ struct brpush {
 static struct br_sub *sub_of(struct brpush *bp, const char *urn)
 {
 	for (size_t i = 0; i < bp->n_subs; i++)
-		if (strcmp(bp->subs[i].urn, urn) == 0)
+		if (strcmp(bp->subs[i].sub.resource, urn) == 0)
 			return &bp->subs[i];
 	return NULL;
 }
@@ -153,64 +143,18 @@ bool brpush_take(struct brpush *bp, char **ret_resource, char **ret_id)
 	return true;
 }
 
-static void subscribe(struct brpush *bp, struct br_sub *s)
-{
-	const struct config *cfg = bp->rx->cfg;
-	char *subject = xasprintf(ORG_URN "%s", bp->rx->me);
-	const struct json_sub_filter f = { .resource = s->urn, .subject = subject };
-	bool created = false, validated = false;
-	int64_t id = 0;
-	int r = altinn_events_subscribe_for(bp->rx->a, cfg->webhook_url, &f, &bp->stopping, &id,
-					    &created, &validated);
-
-	free(subject);
-	if (r < 0) {
-		int64_t wait = retry_backoff_ms(++s->failures, SUB_BACKOFF_CAP_MS, -1);
-
-		s->retry_ms = retry_mono_ms() + wait;
-		if (r != -ECANCELED)
-			log_errno(r, "broker: cannot subscribe to the events of \"%s\" (again in "
-				  "%lld s)", s->resource, (long long)(wait / 1000));
-		return;
-	}
-	s->failures = 0;
-	validated = validated || pushbus_was_validated(bp->bus, id);
-	pthread_mutex_lock(&bp->lock);
-	s->id = id;
-	s->validated = validated;
-	pthread_mutex_unlock(&bp->lock);
-	if (validated) {
-		log_info("broker: the events of \"%s\" are pushed by %s subscription %lld",
-			 s->resource, created ? "new" : "existing", (long long)id);
-		return;
-	}
-	s->retry_ms = retry_mono_ms() + SUB_RECHECK_MS;
-	log_info("broker: subscription %lld for the events of \"%s\" is %s; it pushes once "
-		 "the platform validated the endpoint", (long long)id, s->resource,
-		 created ? "posted" : "listed");
-}
-
 bool brpush_round(struct brpush *bp)
 {
+	char *subject;
 	bool all = true;
 
 	if (!bp || !bp->rx->me)
 		return false;
-	for (size_t i = 0; i < bp->n_subs; i++) {
-		struct br_sub *s = &bp->subs[i];
-		bool validated;
-
-		pthread_mutex_lock(&bp->lock);
-		if (!s->validated && s->id > 0 && pushbus_was_validated(bp->bus, s->id))
-			s->validated = true; /* its validation came after the post's answer */
-		validated = s->validated;
-		pthread_mutex_unlock(&bp->lock);
-		if (!validated && retry_mono_ms() >= s->retry_ms)
-			subscribe(bp, s);
-		pthread_mutex_lock(&bp->lock);
-		all = all && s->validated;
-		pthread_mutex_unlock(&bp->lock);
-	}
+	subject = xasprintf(ORG_URN "%s", bp->rx->me);
+	for (size_t i = 0; i < bp->n_subs; i++)
+		all &= evsub_keep(&bp->subs[i].sub, bp->rx->a, bp->rx->cfg->webhook_url, subject,
+				  bp->bus, &bp->stopping);
+	free(subject);
 	return all;
 }
 
@@ -218,12 +162,8 @@ void brpush_status(struct brpush *bp, const char *resource, int64_t *ret_id,
 		   bool *ret_validated)
 {
 	for (size_t i = 0; bp && i < bp->n_subs; i++)
-		if (strcmp(bp->subs[i].resource, resource) == 0) {
-			pthread_mutex_lock(&bp->lock);
-			*ret_id = bp->subs[i].id;
-			*ret_validated = bp->subs[i].validated;
-			pthread_mutex_unlock(&bp->lock);
-		}
+		if (strcmp(bp->subs[i].resource, resource) == 0)
+			evsub_state(&bp->subs[i].sub, ret_id, ret_validated);
 }
 
 /* ---- life */
@@ -245,9 +185,14 @@ struct brpush *brpush_new(struct brecv *rx, struct pushbus *bus)
 	pthread_mutex_init(&bp->lock, NULL);
 	atomic_init(&bp->stopping, false);
 	for (size_t i = 0; i < n; i++) {
+		char *urn = xasprintf(RESOURCE_URN "%s", rx->resources[i]);
+		char *label = xasprintf("broker: the events of \"%s\"", rx->resources[i]);
+
 		bp->subs[i].resource = xstrdup(rx->resources[i]);
-		bp->subs[i].urn = xasprintf(RESOURCE_URN "%s", rx->resources[i]);
-		pushbus_add(bus, bp->subs[i].urn, TYPE_PREFIX, on_push, bp);
+		evsub_init(&bp->subs[i].sub, label, urn);
+		pushbus_add(bus, urn, TYPE_PREFIX, on_push, bp);
+		free(label);
+		free(urn);
 	}
 	return bp;
 }
@@ -265,7 +210,7 @@ void brpush_free(struct brpush *bp)
 	pushbus_remove(bp->bus, bp); /* waits for the deliveries under way */
 	for (size_t i = 0; i < bp->n_subs; i++) {
 		free(bp->subs[i].resource);
-		free(bp->subs[i].urn);
+		evsub_clear(&bp->subs[i].sub);
 	}
 	for (size_t i = 0; i < bp->n_waiting; i++)
 		free(bp->waiting[i]);
