@@ -88,7 +88,7 @@ static int list_waiting(struct brpush *bp, const char *resource, const char *id)
 	return r;
 }
 
-static int on_push(void *ctx, const char *body, size_t len)
+static int on_push(void *ctx, const char *resource, const char *body, size_t len)
 {
 	struct brpush *bp = ctx;
 	struct json_event e;
@@ -100,7 +100,7 @@ static int on_push(void *ctx, const char *body, size_t len)
 		return -EAGAIN;
 	if (json_parse_event(body, len, &e) < 0)
 		return -EINVAL;
-	s = sub_of(bp, e.resource);
+	s = sub_of(bp, resource);
 	if (!s || strcmp(e.type, TYPE_PREFIX "published") != 0) {
 		json_event_clear(&e); /* the events poll makes its file */
 		return 0;

@@ -113,7 +113,7 @@ int pushbus_deliver(struct pushbus *bus, const char *resource, const char *type,
 	for (struct route *rt = bus->routes; rt; rt = rt->next)
 		if (strcmp(rt->resource, resource) == 0 &&
 		    strncmp(type, rt->type_prefix, strlen(rt->type_prefix)) == 0) {
-			r = rt->fn(rt->ctx, body, len);
+			r = rt->fn(rt->ctx, rt->resource, body, len);
 			break;
 		}
 	pthread_rwlock_unlock(&bus->lock);

@@ -24,10 +24,10 @@
 
 struct pushbus;
 
-/* One pushed event, on the webhook's thread: 0 (answered 200), -EINVAL
- * (400: not an event the route can take) or another -errno (503: the
- * platform sends it again later). */
-typedef int (*pushbus_fn)(void *ctx, const char *body, size_t len);
+/* One pushed event of resource (the route's URN), on the webhook's
+ * thread: 0 (answered 200), -EINVAL (400: not an event the route can
+ * take) or another -errno (503: the platform sends it again later). */
+typedef int (*pushbus_fn)(void *ctx, const char *resource, const char *body, size_t len);
 
 struct pushbus *pushbus_new(void);
 void pushbus_free(struct pushbus *bus); /* NULL is fine; no route may be left */

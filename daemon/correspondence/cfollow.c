@@ -1,7 +1,7 @@
 /* cfollow.c - a sent message's receipt kept current (corr_i.h draws the
  * states).
  *
- * Two ways feed it, both in the family's one worker thread, so a
+ * Three ways feed it, all in the family's one worker thread, so a
  * receipt is never changed by two at once:
  *
  *  - the events feed: per resource, a cursor item in the journal, due
@@ -14,6 +14,9 @@
  *    files are written before the cursor moves, and a file's number is
  *    saved with the cursor, so a crash between writes the same names
  *    again: each event is one file.
+ *  - pushed events (cpush.c), with push on: applied as a page's are, as
+ *    they come; the same turn of the cursor item keeps the resource's
+ *    subscription (cpush_keep). The poll stays the writer of events/.
  *  - the reconciling read: a sent message is looked at fast until each
  *    correspondence is published (publication is the platform's
  *    background job), then every correspondence_reconcile seconds by
@@ -281,8 +284,8 @@ static void apply_to(struct news *nw, int64_t id)
 	queue_item_clear(&it);
 }
 
-static void apply_news(struct corr *c, const char *resource, const struct corr_event *evs,
-		       size_t n)
+void cr_apply_events(struct corr *c, const char *resource, const struct corr_event *evs,
+		     size_t n)
 {
 	char *prefix = xasprintf("%s/", resource);
 	struct news nw = { .c = c, .resource = resource, .evs = evs, .n = n };
@@ -392,6 +395,7 @@ void cr_events(struct corr *c, struct queue_item *it)
 	bool wrote = false;
 	int page;
 
+	cpush_keep(c->push, it->f[CF_RESOURCE]);
 	for (page = 0; page < PAGES_PER_TURN && !worker_stopping(&c->worker); page++) {
 		struct app_answer ans = { .retry_after_ms = -1 };
 		struct corr_event *evs = NULL;
@@ -424,7 +428,7 @@ void cr_events(struct corr *c, struct queue_item *it)
 		}
 		wrote |= n > 0;
 		if (n)
-			apply_news(c, it->f[CF_RESOURCE], evs, n);
+			cr_apply_events(c, it->f[CF_RESOURCE], evs, n);
 		if (n) {
 			snprintf(num, sizeof(num), "%" PRIu64, seq);
 			queue_set(&it->f[CF_CURSOR], evs[n - 1].id);

@@ -343,6 +343,7 @@ static void corr_free(struct corr *c)
 {
 	if (!c)
 		return;
+	cpush_free(c->push); /* its pushes wake the worker */
 	worker_destroy(&c->worker);
 	queue_close(c->q);
 	journal_free(c->j);
@@ -384,6 +385,7 @@ static int family_start(void *ctx)
 
 static void family_stop(void *ctx)
 {
+	cpush_stop(((struct corr *)ctx)->push);
 	worker_stop(&((struct corr *)ctx)->worker);
 }
 
@@ -446,6 +448,8 @@ int corr_family(const struct family_deps *deps, struct fs_family *ret)
 		r = queue_open(c->j, &queue_def, &c->q);
 	if (r == 0 && c->cfg->correspondence_events)
 		r = cr_events_init(c);
+	if (r == 0)
+		c->push = cpush_new(c, deps->push);
 	if (r < 0) {
 		corr_free(c);
 		return log_errno(r, "cannot open the Correspondence journal in \"%s\"",

@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "queue.h"
 #include "worker.h"
@@ -61,6 +62,7 @@ struct corr {
 	struct queue *q;
 	pthread_mutex_t lock; /* a hook's look and change are one step */
 	struct worker worker;
+	struct cpush *push;   /* NULL without push (webhook_url) or events */
 };
 
 extern const char *const cr_state_names[CR_N_STATES];
@@ -95,6 +97,25 @@ void cr_follow(struct corr *c, struct queue_item *it);
 void cr_events(struct corr *c, struct queue_item *it);
 /* cfollow.c: each resource's cursor item, made where missing */
 int cr_events_init(struct corr *c);
+/* cfollow.c: what n events of resource say, applied to the receipts
+ * they are about (statuses only upwards: applying one twice is nothing) */
+struct corr_event;
+void cr_apply_events(struct corr *c, const char *resource, const struct corr_event *evs,
+		     size_t n);
+
+/* cpush.c: Correspondence's events pushed by the webhook */
+struct pushbus;
+/* Subscribes to each resource's events and takes their pushes from bus
+ * at once; NULL when push or the events are off. */
+struct cpush *cpush_new(struct corr *c, struct pushbus *bus);
+void cpush_stop(struct cpush *cp); /* pushes are answered 503 from now */
+void cpush_free(struct cpush *cp); /* waits for pushes under way; NULL is fine */
+/* The worker's: the oldest pushed event (*ret: corr_events_free(*ret,
+ * 1)) and its resource (one of c->resources); false when none waits. */
+bool cpush_take(struct cpush *cp, const char **ret_resource, struct corr_event **ret);
+/* The worker's: makes sure resource's subscription exists; true once
+ * the platform validated it (false also without push). */
+bool cpush_keep(struct cpush *cp, const char *resource);
 /* cend.c: the item saved; the message ended in failed/ with why; a
  * step that may pass tried again later (or given up) */
 void cr_save(struct corr *c, struct queue_item *it);

@@ -300,8 +300,17 @@ int cr_work_one(void *ctx, int64_t *ret_wait_ms)
 	char err[512];
 	unsigned states = CR_LIVE | QUEUE_STATE(CR_FOLLOWING) |
 			  (c->cfg->correspondence_events ? QUEUE_STATE(CR_CURSOR) : 0);
-	int r = queue_next_due(c->q, states, NULL, NULL, &it, ret_wait_ms);
+	struct corr_event *pushed;
+	const char *resource;
+	int r;
 
+	if (cpush_take(c->push, &resource, &pushed)) {
+		log_info("correspondence: pushed: %s about %s", pushed->type, pushed->instance);
+		cr_apply_events(c, resource, pushed, 1);
+		corr_events_free(pushed, 1);
+		return 1;
+	}
+	r = queue_next_due(c->q, states, NULL, NULL, &it, ret_wait_ms);
 	if (r != 1)
 		return r;
 	if (worker_stopping(&c->worker)) {

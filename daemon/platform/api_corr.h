@@ -127,6 +127,9 @@ struct corr_event {
 	size_t doc_len;
 };
 void corr_events_free(struct corr_event *evs, size_t n);
+/* One pushed event (a webhook body) into *ret, freed with
+ * corr_events_free(*ret, 1); -EIO when it is not an event. */
+int corr_event_parse(const char *body, size_t len, struct corr_event **ret);
 /* GET {platform}/events/api/v1/events?resource=urn:altinn:resource:<id>
  * &after=<after, "0" at first>&size=: one page, oldest first. */
 int corr_events_poll(struct altinn *a, const char *resource, const char *after, unsigned size,

@@ -200,6 +200,21 @@ void corr_events_free(struct corr_event *evs, size_t n)
 	free(evs);
 }
 
+/* One CloudEvent into e: -EIO without a usable id. */
+static int corr_event_from(json_t *v, struct corr_event *e)
+{
+	const char *id = jsn_get_str(v, "id");
+
+	if (!json_is_object(v) || !id || !*id || strlen(id) > 128)
+		return -EIO;
+	e->id = xstrdup(id);
+	e->type = xstrdup(jsn_get_str(v, "type") ? jsn_get_str(v, "type") : "");
+	e->instance = jsn_dup_str(v, "resourceinstance");
+	jsn_get_time(v, "time", &e->time);
+	e->doc = jsn_dump_doc(v, &e->doc_len);
+	return 0;
+}
+
 int jsn_corr_events(const char *body, size_t len, struct corr_event **ret, size_t *ret_n)
 {
 	json_t *root = json_loadb(body, len, 0, NULL), *v;
@@ -212,20 +227,26 @@ int jsn_corr_events(const char *body, size_t len, struct corr_event **ret, size_
 	}
 	evs = xcalloc(json_array_size(root) + 1, sizeof(*evs));
 	json_array_foreach(root, i, v) {
-		const char *id = jsn_get_str(v, "id");
-		struct corr_event *e = &evs[n];
-
-		if (!id || !*id || strlen(id) > 128)
-			continue;
-		e->id = xstrdup(id);
-		e->type = xstrdup(jsn_get_str(v, "type") ? jsn_get_str(v, "type") : "");
-		e->instance = jsn_dup_str(v, "resourceinstance");
-		jsn_get_time(v, "time", &e->time);
-		e->doc = jsn_dump_doc(v, &e->doc_len);
-		n++;
+		if (corr_event_from(v, &evs[n]) == 0)
+			n++;
 	}
 	json_decref(root);
 	*ret = evs;
 	*ret_n = n;
+	return 0;
+}
+
+int corr_event_parse(const char *body, size_t len, struct corr_event **ret)
+{
+	json_t *root = json_loadb(body, len, 0, NULL);
+	struct corr_event *e = xcalloc(1, sizeof(*e));
+	int r = corr_event_from(root, e);
+
+	json_decref(root);
+	if (r < 0) {
+		free(e);
+		return r;
+	}
+	*ret = e;
 	return 0;
 }
