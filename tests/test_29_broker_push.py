@@ -1,10 +1,11 @@
-"""Broker's events by webhook push (docs/broker.md, "Where entries come
-from"): with webhook_listen and webhook_url set, the daemon subscribes to
-each Broker resource's events (resourceFilter and our organisation as
-subjectFilter), the platform pushes, and a transfer published to us is in
-inbox/ within seconds while every poll is an hour away. A push delivered
-again makes nothing new; a push that never comes is caught up by the
-events poll."""
+"""Broker's and Correspondence's events by webhook push (docs/broker.md,
+"Push"; docs/correspondence.md): with webhook_listen and webhook_url set,
+the daemon subscribes to each Broker resource's events (resourceFilter and
+our organisation as subjectFilter), the platform pushes, and a transfer
+published to us is in inbox/ within seconds while every poll is an hour
+away. A push delivered again makes nothing new; a push that never comes
+is caught up by the events poll. A recipient's read of a message we sent
+reaches its receipt by push the same way."""
 
 import json
 import os
@@ -17,8 +18,13 @@ from conftest import platform_ctx
 from outbox_util import wait_for
 from procs import free_port, write_secret
 from test_11_events import post_webhook, push_options
+from test_25_correspondence import ORG as CORR_RECIPIENT
+from test_25_correspondence import RESOURCE as CORR_RESOURCE
 from test_26_broker_receive import (BROKER, ME, RESOURCE, inbox, org_token, send_to_me,
                                     settings, wait_entry)
+from test_28_corr_status import SCOPES as CORR_SCOPES
+from test_28_corr_status import (act, details_reads, fetch, recipient_token,
+                                 send_published, wait_status)
 
 RESOURCE_URN = "urn:altinn:resource:" + RESOURCE
 ME_URN = "urn:altinn:organization:identifier-no:" + ME
@@ -219,3 +225,78 @@ def test_a_lost_push_is_caught_up_by_the_events_poll(start, p):
     wait_for(lambda: [n for n in os.listdir(ev_dir) if any(i in n for i in ids)], 10,
              "the published event's file")
     assert len([n for n in os.listdir(ev_dir) if any(i in n for i in ids)]) == 1
+
+
+# ---- Correspondence
+
+@pytest.fixture
+def corr_token_file(p, tmp_path):
+    r = p.request("PUT", "/_localtest/correspondence/settings", auth=False,
+                  body={"publishDelay": 0.2, "scanDelay": 0.2, "malware": 0,
+                        "confirmDelay": 0.2, "reserved": [], "failRecipients": [],
+                        "unknownRecipients": []})
+    assert r.status in (200, 204), r
+    r = p.get("/Home/GetTestOrgToken/ttd", auth=False,
+              query={"orgNumber": ME, "scopes": CORR_SCOPES})
+    assert r.status == 200, r
+    path = tmp_path / "corr-token"
+    write_secret(path, r.body.decode().strip() + "\n")
+    return path
+
+
+def test_a_pushed_read_reaches_the_receipt_within_seconds(mount, p, corr_token_file):
+    port = free_port()
+    opts = push_options(port, poll_interval=3600, events_start="all")
+    m = mount(localtest=p, token_file=str(corr_token_file),
+              correspondence_resources=CORR_RESOURCE, timeout=3, **opts)
+    urn = "urn:altinn:resource:" + CORR_RESOURCE
+    wait_for(lambda: [s for s in p.get_json("/_localtest/subscriptions", auth=False)
+                      if s.get("resourceFilter") == urn and s["validated"]], 20,
+             "a validated Correspondence subscription")
+    [sub] = [s for s in p.get_json("/_localtest/subscriptions", auth=False)
+             if s.get("resourceFilter") == urn]
+    # the service owner's subscription: the resource, nothing else
+    assert "subjectFilter" not in sub and "sourceFilter" not in sub
+    assert "typeFilter" not in sub and sub["consumer"] == "/org/ttd"
+
+    [cid] = send_published(m, "dytta").values()
+    mark = p.mark()
+    me = recipient_token(p, CORR_RECIPIENT)
+    fetch(p, cid, me)
+    act(p, cid, me, "markasread")
+    t0 = time.monotonic()
+    wait_status(m, "dytta", CORR_RECIPIENT, "Read", timeout=15)
+    took = time.monotonic() - t0
+    assert took < 5, took
+    # neither the feed (an hour away, and 30 s behind) nor a reconciling read
+    assert details_reads(p, mark) == []
+    assert [e for e in p.since(mark) if e["path"] == "/events/api/v1/events"] == []
+    log = p.get_json("/_localtest/webhooks", auth=False)
+    assert [e["outcome"] for e in log if e["subscriptionId"] == sub["id"] and
+            e["type"].endswith("correspondencereceiverread")] == ["delivered"]
+    time.sleep(SETTLE)
+
+
+# ---- altinnfs --check
+
+def test_check_subscribes_to_each_resource_and_leaves_nothing(p, tmp_path):
+    from test_22_doctor import check, find
+    r = p.get("/Home/GetTestOrgToken/ttd", auth=False,
+              query={"orgNumber": ME, "scopes": CORR_SCOPES + " altinn:broker.read "
+                     "altinn:broker.write altinn:serviceowner/instances.write"})
+    assert r.status == 200, r
+    token = tmp_path / "all-token"
+    write_secret(token, r.body.decode().strip() + "\n")
+    port = free_port()
+    opts = push_options(port)
+    rc, lines, err = check(tmp_path, p, f"webhook_listen={opts['webhook_listen']}",
+                           f"webhook_url={opts['webhook_url']}",
+                           f"broker_resources={RESOURCE}",
+                           f"correspondence_resources={CORR_RESOURCE}", token=token)
+    assert rc == 0, "\n".join(lines) + err
+    for what in (f"broker/{RESOURCE}", f"correspondence/{CORR_RESOURCE}"):
+        line = find(lines, f"ok    subscription {what}: the platform allows it")
+        assert "made for this check and deleted after it" in line, line
+    find(lines, "ok    webhook: the platform reached "
+         f"http://127.0.0.1:{port}/altinn/events: the validation of 4 subscription(s)")
+    assert p.get_json("/_localtest/subscriptions", auth=False) == []

@@ -5,7 +5,9 @@
  * the platform can reach webhook_url only by a request from its side.
  * So the doctor does what the mount would, briefly: it listens on
  * webhook_listen itself, posts each app's subscription (webhook_url, the
- * app as source), waits up to `timeout` seconds for the platform's
+ * app as source) and each Broker and Correspondence resource's (the
+ * resource, and for Broker our organisation as subject, as the daemon
+ * subscribes), waits up to `timeout` seconds for the platform's
  * validation request, and deletes every subscription it made; one that
  * was there before stays. Posting a subscription that exists makes the
  * platform send its validation again (altinn-events SubscriptionService:
@@ -26,6 +28,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "api_broker.h"
 #include "api_events.h"
 #include "caps.h"
 #include "config.h"
@@ -225,34 +228,32 @@ static char *code_of(const char *url)
 
 struct posted {
 	int64_t id;
-	bool made;           /* by this check: deleted again at the end */
-	const struct config_app *ca;
+	bool made;  /* by this check: deleted again at the end */
+	char *what; /* "subscription ttd/soknad", "subscription broker/<id>" */
 };
 
-/* One app's subscription: posted (true) or a FAIL line. */
-static bool subscribe(struct doctor *d, const struct config_app *ca, struct posted *ret)
+/* One subscription with filter f: posted (true) or a FAIL line. who_may
+ * says who the platform lets subscribe, for the line of a 403. */
+static bool subscribe(struct doctor *d, char *what, const struct json_sub_filter *f,
+		      const char *who_may, struct posted *ret)
 {
-	char *base = config_app_base(d->cfg, ca->org), err[256] = "";
-	char *source = xasprintf("%s/%s/%s", base, ca->org, ca->app);
-	char *what = xasprintf("subscription %s/%s", ca->org, ca->app);
-	bool validated = false, ok = false;
+	bool validated = false;
+	char err[256] = "";
 	int64_t id = 0;
 	int had, r;
 
-	free(base);
-	had = altinn_events_find_subscription(d->a, d->cfg->webhook_url, source, &id, &validated,
-					      err, sizeof(err));
+	had = altinn_events_find_subscription_for(d->a, d->cfg->webhook_url, f, &id, &validated,
+						  err, sizeof(err));
 	if (had < 0 && had != -ENOENT) {
 		doctor_line(d, DOCTOR_FAIL, what, "cannot list the token's subscriptions (%s): check "
 			    "platform and the token", err[0] ? err : strerror(-had));
-		goto out;
+		goto out_free;
 	}
-	r = altinn_events_post_subscription(d->a, d->cfg->webhook_url, source, &id, &validated,
-					    err, sizeof(err));
+	r = altinn_events_post_subscription_for(d->a, d->cfg->webhook_url, f, &id, &validated,
+						err, sizeof(err));
 	if (r == -EACCES)
 		doctor_line(d, DOCTOR_FAIL, what, "the platform does not allow the token to "
-			    "subscribe to the events of %s/%s (%s): the token's org must own the app",
-			    ca->org, ca->app, err[0] ? err : "403");
+			    "subscribe (%s): %s", err[0] ? err : "403", who_may);
 	else if (r == -EINVAL)
 		doctor_line(d, DOCTOR_FAIL, what, "the platform refuses the subscription (%s): "
 			    "webhook_url must be an absolute https URL the platform can reach",
@@ -261,16 +262,64 @@ static bool subscribe(struct doctor *d, const struct config_app *ca, struct post
 		doctor_line(d, DOCTOR_FAIL, what, "cannot post the subscription (%s): check platform "
 			    "and the network", err[0] ? err : strerror(-r));
 	if (r < 0)
-		goto out;
-	*ret = (struct posted){ .id = id, .made = had == -ENOENT, .ca = ca };
+		goto out_free;
+	*ret = (struct posted){ .id = id, .made = had == -ENOENT, .what = what };
 	doctor_line(d, DOCTOR_OK, what, "the platform allows it (subscription %lld, %s)",
 		    (long long)id, had == -ENOENT ? "made for this check and deleted after it" :
 		    "there already, kept");
-	ok = true;
-out:
-	free(source);
+	return true;
+out_free:
 	free(what);
+	return false;
+}
+
+static bool subscribe_app(struct doctor *d, const struct config_app *ca, struct posted *ret)
+{
+	char *base = config_app_base(d->cfg, ca->org);
+	char *source = xasprintf("%s/%s/%s", base, ca->org, ca->app);
+	const struct json_sub_filter f = { .source = source };
+	char *who = xasprintf("the token's org must own %s/%s", ca->org, ca->app);
+	bool ok = subscribe(d, xasprintf("subscription %s/%s", ca->org, ca->app), &f, who, ret);
+
+	free(who);
+	free(base);
+	free(source);
 	return ok;
+}
+
+/* Each resource of a family that subscribes to its own (Broker: the
+ * events about us, subject our organisation; Correspondence: the owner's,
+ * no subject), as the daemon does (brpush.c, cpush.c); how many posted. */
+static size_t subscribe_resources(struct doctor *d, const char *family, const char *list,
+				  const char *subject, struct posted *p)
+{
+	char *copy = xstrdup(list ? list : ""), *save = NULL;
+	size_t n = 0;
+
+	for (char *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+		char *urn = xasprintf("urn:altinn:resource:%s", t);
+		const struct json_sub_filter f = { .resource = urn, .subject = subject };
+
+		n += subscribe(d, xasprintf("subscription %s/%s", family, t), &f,
+			       "the token needs altinn:events.subscribe, and the resource's policy "
+			       "must grant it subscribe", &p[n]);
+		free(urn);
+	}
+	free(copy);
+	return n;
+}
+
+static size_t count_words(const char *list)
+{
+	size_t n = 0;
+
+	for (const char *s = list; s && *s;) {
+		s += strspn(s, " \t");
+		if (*s)
+			n++;
+		s += strcspn(s, " \t");
+	}
+	return n;
 }
 
 /* Waits up to `timeout` s for every posted validation; how many came. */
@@ -337,7 +386,7 @@ void doctor_push(struct doctor *d, const bool *app_ok)
 	struct posted *p;
 	size_t n = 0, got;
 	pthread_condattr_t attr;
-	char *code;
+	char *code, *me = NULL;
 	double s;
 
 	if (!cfg->webhook_listen && !cfg->webhook_url)
@@ -358,7 +407,8 @@ void doctor_push(struct doctor *d, const bool *app_ok)
 	pthread_cond_init(&h.cond, &attr);
 	pthread_condattr_destroy(&attr);
 	h.code = code;
-	h.cap = cfg->n_apps;
+	h.cap = cfg->n_apps + count_words(cfg->broker_resources) +
+		count_words(cfg->correspondence_resources);
 	h.ids = xcalloc(h.cap ? h.cap : 1, sizeof(*h.ids));
 	mhd = listen_on(cfg->webhook_listen, &h);
 	if (mhd)
@@ -369,10 +419,19 @@ void doctor_push(struct doctor *d, const bool *app_ok)
 			    "process has it (an altinnfs mounted with this config?), or it is not an "
 			    "address:port of this host", cfg->webhook_listen);
 
-	p = xcalloc(cfg->n_apps ? cfg->n_apps : 1, sizeof(*p));
+	p = xcalloc(h.cap ? h.cap : 1, sizeof(*p));
 	for (size_t i = 0; i < cfg->n_apps; i++)
-		if (app_ok[i] && subscribe(d, &cfg->apps[i], &p[n]))
+		if (app_ok[i] && subscribe_app(d, &cfg->apps[i], &p[n]))
 			n++;
+	if (count_words(cfg->broker_resources) && broker_sender(d->a, &me) == 0) {
+		char *subject = xasprintf("urn:altinn:organization:identifier-no:%s", me);
+
+		n += subscribe_resources(d, "broker", cfg->broker_resources, subject, p + n);
+		free(subject);
+	}
+	if (cfg->correspondence_events)
+		n += subscribe_resources(d, "correspondence", cfg->correspondence_resources, NULL,
+					 p + n);
 	if (mhd && n) {
 		got = wait_validations(d, &h, p, n, &s);
 		report_reach(d, &h, n, got, s);
@@ -380,21 +439,18 @@ void doctor_push(struct doctor *d, const bool *app_ok)
 	if (mhd)
 		MHD_stop_daemon(mhd);
 	for (size_t i = 0; i < n; i++) {
-		char err[256] = "", *what;
-		int r;
+		char err[256] = "";
+		int r = p[i].made ? altinn_events_delete_subscription(d->a, p[i].id, err,
+								     sizeof(err)) : 0;
 
-		if (!p[i].made)
-			continue;
-		r = altinn_events_delete_subscription(d->a, p[i].id, err, sizeof(err));
-		if (r == 0 || r == -ENOENT)
-			continue;
-		what = xasprintf("subscription %s/%s", p[i].ca->org, p[i].ca->app);
-		doctor_line(d, DOCTOR_WARN, what, "subscription %lld made by this check could not be "
-			    "deleted (%s): delete it with DELETE %s/events/api/v1/subscriptions/%lld",
-			    (long long)p[i].id, err[0] ? err : strerror(-r), cfg->platform,
-			    (long long)p[i].id);
-		free(what);
+		if (r < 0 && r != -ENOENT)
+			doctor_line(d, DOCTOR_WARN, p[i].what, "subscription %lld made by this check "
+				    "could not be deleted (%s): delete it with DELETE "
+				    "%s/events/api/v1/subscriptions/%lld", (long long)p[i].id,
+				    err[0] ? err : strerror(-r), cfg->platform, (long long)p[i].id);
+		free(p[i].what);
 	}
+	free(me);
 	free(p);
 	free(h.ids);
 	free(code);

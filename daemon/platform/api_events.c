@@ -147,6 +147,16 @@ out_free_url:
 int altinn_events_find_subscription(struct altinn *a, const char *endpoint, const char *source,
 				    int64_t *ret_id, bool *ret_validated, char *err, size_t errlen)
 {
+	const struct json_sub_filter f = { .source = source };
+
+	return altinn_events_find_subscription_for(a, endpoint, &f, ret_id, ret_validated, err,
+						   errlen);
+}
+
+int altinn_events_find_subscription_for(struct altinn *a, const char *endpoint,
+					const struct json_sub_filter *f, int64_t *ret_id,
+					bool *ret_validated, char *err, size_t errlen)
+{
 	char *url = xasprintf("%s/events/api/v1/subscriptions", a->cfg->platform), *body;
 	size_t len;
 	int r;
@@ -155,7 +165,7 @@ int altinn_events_find_subscription(struct altinn *a, const char *endpoint, cons
 	free(url);
 	if (r < 0)
 		return r;
-	r = json_find_subscription(body, len, endpoint, source, ret_id, ret_validated);
+	r = json_find_subscription_for(body, len, endpoint, f, ret_id, ret_validated);
 	free(body);
 	return r;
 }
@@ -163,8 +173,18 @@ int altinn_events_find_subscription(struct altinn *a, const char *endpoint, cons
 int altinn_events_post_subscription(struct altinn *a, const char *endpoint, const char *source,
 				    int64_t *ret_id, bool *ret_validated, char *err, size_t errlen)
 {
+	const struct json_sub_filter f = { .source = source };
+
+	return altinn_events_post_subscription_for(a, endpoint, &f, ret_id, ret_validated, err,
+						   errlen);
+}
+
+int altinn_events_post_subscription_for(struct altinn *a, const char *endpoint,
+					const struct json_sub_filter *f, int64_t *ret_id,
+					bool *ret_validated, char *err, size_t errlen)
+{
 	char *url = xasprintf("%s/events/api/v1/subscriptions", a->cfg->platform);
-	char *req = json_subscription_request(endpoint, source), *body;
+	char *req = json_subscription_request_for(endpoint, f), *body;
 	size_t len;
 	int r;
 

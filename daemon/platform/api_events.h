@@ -48,6 +48,13 @@ int altinn_events_find_subscription(struct altinn *a, const char *endpoint, cons
  * way the platform sends its validation event to endpoint again. */
 int altinn_events_post_subscription(struct altinn *a, const char *endpoint, const char *source,
 				    int64_t *ret_id, bool *ret_validated, char *err, size_t errlen);
+/* The same two for any filter (a Broker resource's). */
+int altinn_events_find_subscription_for(struct altinn *a, const char *endpoint,
+					const struct json_sub_filter *f, int64_t *ret_id,
+					bool *ret_validated, char *err, size_t errlen);
+int altinn_events_post_subscription_for(struct altinn *a, const char *endpoint,
+					const struct json_sub_filter *f, int64_t *ret_id,
+					bool *ret_validated, char *err, size_t errlen);
 /* DELETE /subscriptions/{id}. */
 int altinn_events_delete_subscription(struct altinn *a, int64_t id, char *err, size_t errlen);
 
