@@ -79,10 +79,12 @@ static int list_waiting(struct brpush *bp, const char *resource, const char *id)
 			free(key);
 			key = NULL;
 		}
-	if (key && bp->n_waiting == ALT_MAX_PUSHED_WAITING)
+	if (key && bp->n_waiting == ALT_MAX_PUSHED_WAITING) {
 		r = -EAGAIN;
-	else if (key)
-		bp->waiting[bp->n_waiting++] = key, key = NULL;
+	} else if (key) {
+		bp->waiting[bp->n_waiting++] = key;
+		key = NULL;
+	}
 	pthread_mutex_unlock(&bp->lock);
 	free(key);
 	return r;

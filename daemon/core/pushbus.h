@@ -46,7 +46,7 @@ int pushbus_deliver(struct pushbus *bus, const char *resource, const char *type,
 
 /* The platform validated subscription id (a validation event came). */
 void pushbus_validated(struct pushbus *bus, int64_t id);
-/* Did a validation event for id come (of the newest PUSHBUS_KEEP_VALIDATED)? */
+/* Did a validation event for id come (the newest 256 are kept)? */
 bool pushbus_was_validated(struct pushbus *bus, int64_t id);
 
 #endif

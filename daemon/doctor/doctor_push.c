@@ -232,10 +232,11 @@ struct posted {
 	char *what; /* "subscription ttd/soknad", "subscription broker/<id>" */
 };
 
-/* One subscription with filter f: posted (true) or a FAIL line. who_may
- * says who the platform lets subscribe, for the line of a 403. */
+/* One subscription with filter f to the events of about (an app, a
+ * resource): posted (true) or a FAIL line. who_may says who the platform
+ * lets subscribe, for the line of a 403. what is taken. */
 static bool subscribe(struct doctor *d, char *what, const struct json_sub_filter *f,
-		      const char *who_may, struct posted *ret)
+		      const char *about, const char *who_may, struct posted *ret)
 {
 	bool validated = false;
 	char err[256] = "";
@@ -253,7 +254,8 @@ static bool subscribe(struct doctor *d, char *what, const struct json_sub_filter
 						err, sizeof(err));
 	if (r == -EACCES)
 		doctor_line(d, DOCTOR_FAIL, what, "the platform does not allow the token to "
-			    "subscribe (%s): %s", err[0] ? err : "403", who_may);
+			    "subscribe to the events of %s (%s): %s", about, err[0] ? err : "403",
+			    who_may);
 	else if (r == -EINVAL)
 		doctor_line(d, DOCTOR_FAIL, what, "the platform refuses the subscription (%s): "
 			    "webhook_url must be an absolute https URL the platform can reach",
@@ -278,10 +280,11 @@ static bool subscribe_app(struct doctor *d, const struct config_app *ca, struct 
 	char *base = config_app_base(d->cfg, ca->org);
 	char *source = xasprintf("%s/%s/%s", base, ca->org, ca->app);
 	const struct json_sub_filter f = { .source = source };
-	char *who = xasprintf("the token's org must own %s/%s", ca->org, ca->app);
-	bool ok = subscribe(d, xasprintf("subscription %s/%s", ca->org, ca->app), &f, who, ret);
+	char *app = xasprintf("%s/%s", ca->org, ca->app);
+	bool ok = subscribe(d, xasprintf("subscription %s", app), &f, app,
+			    "the token's org must own the app", ret);
 
-	free(who);
+	free(app);
 	free(base);
 	free(source);
 	return ok;
@@ -300,7 +303,7 @@ static size_t subscribe_resources(struct doctor *d, const char *family, const ch
 		char *urn = xasprintf("urn:altinn:resource:%s", t);
 		const struct json_sub_filter f = { .resource = urn, .subject = subject };
 
-		n += subscribe(d, xasprintf("subscription %s/%s", family, t), &f,
+		n += subscribe(d, xasprintf("subscription %s/%s", family, t), &f, t,
 			       "the token needs altinn:events.subscribe, and the resource's policy "
 			       "must grant it subscribe", &p[n]);
 		free(urn);
