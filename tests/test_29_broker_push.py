@@ -262,6 +262,10 @@ def test_a_pushed_read_reaches_the_receipt_within_seconds(mount, p, corr_token_f
     # the service owner's subscription: the resource, nothing else
     assert "subjectFilter" not in sub and "sourceFilter" not in sub
     assert "typeFilter" not in sub and sub["consumer"] == "/org/ttd"
+    st = lambda: json.loads((m.path / "correspondence" / CORR_RESOURCE /
+                             "status.json").read_bytes())["events"]["push"]
+    wait_for(lambda: st()["validated"], 10, "status.json to say the events are pushed")
+    assert st() == {"subscription": sub["id"], "validated": True}
 
     [cid] = send_published(m, "dytta").values()
     mark = p.mark()

@@ -155,7 +155,7 @@ bool brpush_round(struct brpush *bp)
 	subject = xasprintf(ORG_URN "%s", bp->rx->me);
 	for (size_t i = 0; i < bp->n_subs; i++)
 		all &= evsub_keep(&bp->subs[i].sub, bp->rx->a, bp->rx->cfg->webhook_url, subject,
-				  bp->bus, &bp->stopping);
+				  &bp->stopping);
 	free(subject);
 	return all;
 }
@@ -191,7 +191,7 @@ struct brpush *brpush_new(struct brecv *rx, struct pushbus *bus)
 		char *label = xasprintf("broker: the events of \"%s\"", rx->resources[i]);
 
 		bp->subs[i].resource = xstrdup(rx->resources[i]);
-		evsub_init(&bp->subs[i].sub, label, urn);
+		evsub_init(&bp->subs[i].sub, label, urn, bus);
 		pushbus_add(bus, urn, TYPE_PREFIX, on_push, bp);
 		free(label);
 		free(urn);

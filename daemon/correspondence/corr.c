@@ -329,6 +329,8 @@ static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
 		cs.st.events_error = cur.last_error;
 	}
 	cs.st.last_error = cs.last_error;
+	cs.st.push = c->push != NULL;
+	cpush_status(c->push, scope, &cs.st.push_subscription, &cs.st.push_validated);
 	doc = corr_status_doc(&cs.st, ret_len);
 	queue_item_clear(&cur);
 	free(cs.last_error);

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "queue.h"
 #include "worker.h"
@@ -116,6 +117,9 @@ bool cpush_take(struct cpush *cp, const char **ret_resource, struct corr_event *
 /* The worker's: makes sure resource's subscription exists; true once
  * the platform validated it (false also without push). */
 bool cpush_keep(struct cpush *cp, const char *resource);
+/* A resource's subscription for status.json (untouched without one). */
+void cpush_status(struct cpush *cp, const char *resource, int64_t *ret_id,
+		  bool *ret_validated);
 /* cend.c: the item saved; the message ended in failed/ with why; a
  * step that may pass tried again later (or given up) */
 void cr_save(struct corr *c, struct queue_item *it);

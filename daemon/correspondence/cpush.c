@@ -111,8 +111,16 @@ bool cpush_keep(struct cpush *cp, const char *resource)
 	for (size_t i = 0; cp && i < cp->n_subs; i++)
 		if (strcmp(cp->c->resources[i], resource) == 0)
 			return evsub_keep(&cp->subs[i], cp->c->a, cp->c->cfg->webhook_url, NULL,
-					  cp->bus, &cp->stopping);
+					  &cp->stopping);
 	return false;
+}
+
+void cpush_status(struct cpush *cp, const char *resource, int64_t *ret_id,
+		  bool *ret_validated)
+{
+	for (size_t i = 0; cp && i < cp->n_subs; i++)
+		if (strcmp(cp->c->resources[i], resource) == 0)
+			evsub_state(&cp->subs[i], ret_id, ret_validated);
 }
 
 /* ---- life */
@@ -139,7 +147,7 @@ struct cpush *cpush_new(struct corr *c, struct pushbus *bus)
 		char *urn = xasprintf(RESOURCE_URN "%s", c->resources[i]);
 		char *label = xasprintf("correspondence: the events of \"%s\"", c->resources[i]);
 
-		evsub_init(&cp->subs[i], label, urn);
+		evsub_init(&cp->subs[i], label, urn, bus);
 		pushbus_add(bus, urn, TYPE_PREFIX, on_push, cp);
 		free(label);
 		free(urn);

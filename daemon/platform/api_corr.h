@@ -164,6 +164,11 @@ struct corr_status_facts {
 	int64_t polled_ms;
 	const char *events_error;
 	int reconcile_s;
+	/* push: on, the resource's subscription (0 before one is known), and
+	 * whether the platform validated it */
+	bool push;
+	int64_t push_subscription;
+	bool push_validated;
 };
 char *corr_status_doc(const struct corr_status_facts *st, size_t *ret_len);
 

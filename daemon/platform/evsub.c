@@ -22,11 +22,13 @@
 #define EVSUB_RECHECK_MS (10 * 60 * 1000L)
 #define EVSUB_BACKOFF_CAP_MS (60 * 1000L)
 
-void evsub_init(struct evsub *s, const char *label, const char *resource_urn)
+void evsub_init(struct evsub *s, const char *label, const char *resource_urn,
+		struct pushbus *bus)
 {
 	memset(s, 0, sizeof(*s));
 	s->label = xstrdup(label);
 	s->resource = xstrdup(resource_urn);
+	s->bus = bus;
 	pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -41,7 +43,7 @@ void evsub_clear(struct evsub *s)
 }
 
 static void subscribe(struct evsub *s, struct altinn *a, const char *endpoint,
-		      const char *subject, struct pushbus *bus, const atomic_bool *cancel)
+		      const char *subject, const atomic_bool *cancel)
 {
 	const struct json_sub_filter f = { .resource = s->resource, .subject = subject };
 	bool created = false, validated = false;
@@ -58,7 +60,7 @@ static void subscribe(struct evsub *s, struct altinn *a, const char *endpoint,
 		return;
 	}
 	s->failures = 0;
-	validated = validated || pushbus_was_validated(bus, id);
+	validated = validated || pushbus_was_validated(s->bus, id);
 	pthread_mutex_lock(&s->lock);
 	s->id = id;
 	s->validated = validated;
@@ -73,21 +75,27 @@ static void subscribe(struct evsub *s, struct altinn *a, const char *endpoint,
 		 "endpoint", s->label, (long long)id, created ? "posted" : "listed");
 }
 
+/* A validation heard of after the post's answer (s->lock held). */
+static void hear(struct evsub *s)
+{
+	if (!s->validated && s->id > 0 && pushbus_was_validated(s->bus, s->id)) {
+		s->validated = true;
+		log_info("%s are pushed by subscription %lld", s->label, (long long)s->id);
+	}
+}
+
 bool evsub_keep(struct evsub *s, struct altinn *a, const char *endpoint, const char *subject,
-		struct pushbus *bus, const atomic_bool *cancel)
+		const atomic_bool *cancel)
 {
 	bool validated;
 
 	pthread_mutex_lock(&s->lock);
-	if (!s->validated && s->id > 0 && pushbus_was_validated(bus, s->id)) {
-		s->validated = true; /* its validation came after the post's answer */
-		log_info("%s are pushed by subscription %lld", s->label, (long long)s->id);
-	}
+	hear(s);
 	validated = s->validated;
 	pthread_mutex_unlock(&s->lock);
 	if (validated || retry_mono_ms() < s->retry_ms)
 		return validated;
-	subscribe(s, a, endpoint, subject, bus, cancel);
+	subscribe(s, a, endpoint, subject, cancel);
 	pthread_mutex_lock(&s->lock);
 	validated = s->validated;
 	pthread_mutex_unlock(&s->lock);
@@ -97,6 +105,7 @@ bool evsub_keep(struct evsub *s, struct altinn *a, const char *endpoint, const c
 void evsub_state(struct evsub *s, int64_t *ret_id, bool *ret_validated)
 {
 	pthread_mutex_lock(&s->lock);
+	hear(s);
 	*ret_id = s->id;
 	*ret_validated = s->validated;
 	pthread_mutex_unlock(&s->lock);

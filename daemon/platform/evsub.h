@@ -27,6 +27,7 @@ struct pushbus;
 struct evsub {
 	char *label;       /* for logs: "broker: the events of \"r1\"" */
 	char *resource;    /* urn:altinn:resource:<id> */
+	struct pushbus *bus; /* where validation events are heard of */
 	pthread_mutex_t lock;
 	int64_t id;        /* protected by lock: 0 before one is known */
 	bool validated;    /* protected by lock: the platform pushes to it */
@@ -34,15 +35,17 @@ struct evsub {
 	int64_t retry_ms;  /* the keeper's own: monotonic, when to look again */
 };
 
-void evsub_init(struct evsub *s, const char *label, const char *resource_urn);
+void evsub_init(struct evsub *s, const char *label, const char *resource_urn,
+		struct pushbus *bus);
 void evsub_clear(struct evsub *s); /* NULL is fine */
 
 /* Makes sure the subscription of resource (and subject, our
  * organisation's URN, or NULL for none) to endpoint exists, when it is
  * time to look; true once the platform validated it. */
 bool evsub_keep(struct evsub *s, struct altinn *a, const char *endpoint, const char *subject,
-		struct pushbus *bus, const atomic_bool *cancel);
-/* What is known of it, for status.json. */
+		const atomic_bool *cancel);
+/* What is known of it, for status.json (a validation heard of since the
+ * last keep counts). */
 void evsub_state(struct evsub *s, int64_t *ret_id, bool *ret_validated);
 
 #endif

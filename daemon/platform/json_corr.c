@@ -442,6 +442,13 @@ char *corr_status_doc(const struct corr_status_facts *st, size_t *ret_len)
 	json_object_set_new(ev, "cursor", jsn_str_or_null(st->cursor));
 	json_object_set_new(ev, "last_poll_at", ms_time(st->polled_ms));
 	json_object_set_new(ev, "last_error", jsn_str_or_null(st->events_error));
+	json_object_set_new(ev, "push",
+			    st->push ? json_pack("{s:o, s:b}", "subscription",
+						 st->push_subscription > 0
+							 ? json_integer(st->push_subscription)
+							 : json_null(),
+						 "validated", st->push_validated)
+				     : json_null());
 	json_object_set_new(o, "events", ev);
 	s = jsn_dump_doc(o, ret_len);
 	json_decref(o);
