@@ -24,6 +24,14 @@ int brecv_check(struct brecv *rx, const struct local_call *c);
 void brecv_done(struct brecv *rx, const struct local_call *c);
 int brecv_fill(struct brecv *rx, const struct local_call *c);
 
+/* fn is called (from the events thread, with the transfer's id) for each
+ * Broker event about us that is taken; the sending side's hook
+ * (bwatch.c). Set before brecv_start. */
+void brecv_on_event(struct brecv *rx,
+		    void (*fn)(void *ctx, const char *resource, const char *type,
+			       const char *transfer_id),
+		    void *ctx);
+
 /* The inbox's figures of status.json (st->inbox_error malloc'd). */
 void brecv_status(struct brecv *rx, const char *resource, struct broker_status *st);
 

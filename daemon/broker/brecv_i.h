@@ -46,6 +46,9 @@ struct brecv {
 	int64_t next_events_ms;    /* monotonic */
 	char *events_off;          /* why events are not used, or NULL */
 	struct brpush *push;       /* NULL without push (webhook_url) */
+	/* set before start: the sending side's hook */
+	void (*on_event)(void *ctx, const char *resource, const char *type, const char *id);
+	void *on_event_ctx;
 };
 
 

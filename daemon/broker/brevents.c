@@ -109,6 +109,8 @@ static void deliver(struct brecv *rx, const char *resource, const struct json_ev
 	if (r < 0)
 		log_errno(r, "broker: cannot write event \"%s\"", name);
 	id = brecv_event_transfer(ev);
+	if (id && rx->on_event)
+		rx->on_event(rx->on_event_ctx, resource, ev->type, id);
 	if (id && ev->type && strcmp(ev->type, TYPE_PREFIX "published") == 0 &&
 	    !brecv_known(rx, resource, id)) {
 		long w = -1;
@@ -183,6 +185,15 @@ static int follow(struct brecv *rx, const char *resource)
 	queue_item_clear(&it);
 	free(key);
 	return r;
+}
+
+void brecv_on_event(struct brecv *rx,
+		    void (*fn)(void *ctx, const char *resource, const char *type,
+			       const char *transfer_id),
+		    void *ctx)
+{
+	rx->on_event = fn;
+	rx->on_event_ctx = ctx;
 }
 
 int64_t brevents_round(struct brecv *rx)

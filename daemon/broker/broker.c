@@ -37,33 +37,16 @@
 enum br_area { AREA_OUTBOX, AREA_SENT, AREA_FAILED, AREA_INBOX, AREA_EVENTS, BR_N_AREAS };
 
 const char *const br_state_names[BR_N_STATES] = {
-	"received", "initializing", "uploading", "following", "sent", "failed",
+	"received", "initializing", "uploading", "following", "sent", "failed", "watching",
 };
 static const char *const field_names[BF_N_FIELDS] = {
 	"resource", "recipient", "name", "md5", "size", "reference", "file_transfer_id",
-	"unsure", "asked_at", "status", "tus",
+	"unsure", "asked_at", "status", "tus", "recipients", "property_list",
 };
 static const struct queue_def queue_def = {
 	.name = "broker", .states = br_state_names, .n_states = BR_N_STATES,
 	.fields = field_names, .n_fields = BF_N_FIELDS, .max_backoff_ms = MAX_BACKOFF_MS,
 };
-
-/* A Norwegian organisation number: 9 digits, the last the mod-11 check
- * digit of the first eight (weights 3 2 7 6 5 4 3 2). */
-static bool org_number_ok(const char *s)
-{
-	static const int w[8] = { 3, 2, 7, 6, 5, 4, 3, 2 };
-	int sum = 0, check;
-
-	if (strlen(s) != 9 || strspn(s, "0123456789") != 9)
-		return false;
-	for (int i = 0; i < 8; i++)
-		sum += (s[i] - '0') * w[i];
-	check = 11 - sum % 11;
-	if (check == 11)
-		check = 0;
-	return check != 10 && check == s[8] - '0';
-}
 
 /* Names that wait: hidden files and a copy under way (.tmp, .part). */
 static bool temp_name(const char *name)
@@ -99,17 +82,29 @@ static char *key_of(const char *resource, const char *recipient, const char *nam
 	return xasprintf("%s/%s/%s", resource, recipient, name);
 }
 
-/* Is the item of this file being sent? Then the user must leave it be. */
+/* Is the item of this file (or of the file a sidecar is for) being
+ * sent? Then the user must leave it be. */
 static bool in_flight(struct broker *b, const char *resource, const struct where *w)
 {
-	char *key = key_of(resource, w->recipient, w->name);
+	char *base = br_meta_base(w->name);
+	char *key = key_of(resource, w->recipient, base ? base : w->name);
 	struct queue_item it;
 	bool found = queue_find(b->q, key, BR_IN_FLIGHT, &it) == 0;
 
 	if (found)
 		queue_item_clear(&it);
 	free(key);
+	free(base);
 	return found;
+}
+
+/* A name that is sent when closed: not a copy under way, not a sidecar. */
+static bool sendable(const char *name)
+{
+	char *base = br_meta_base(name);
+
+	free(base);
+	return !base && !temp_name(name);
 }
 
 /* The file was closed (or moved in): journal it, replacing an item of
@@ -169,7 +164,7 @@ static int check_outbox(struct broker *b, const struct local_call *c)
 	switch (c->op) {
 	case LOCAL_MKDIR:
 		if (w.depth == 1)
-			return org_number_ok(c->rel) ? 0 : -EINVAL;
+			return br_org_number_ok(c->rel) ? 0 : -EINVAL;
 		return -EPERM; /* one folder per recipient, files in it */
 	case LOCAL_CREATE:
 		if (w.depth != 2)
@@ -187,7 +182,7 @@ static int check_outbox(struct broker *b, const struct local_call *c)
 		locate(c->old_rel ? c->old_rel : "", &old);
 		if (w.depth != 2 || old.depth != 2)
 			return -EPERM;
-		if (!org_number_ok(w.recipient) || strlen(w.name) > 200)
+		if (!br_org_number_ok(w.recipient) || strlen(w.name) > 200)
 			return -EINVAL;
 		return in_flight(b, c->scope, &w) || in_flight(b, c->scope, &old) ? -EBUSY : 0;
 	case LOCAL_RELEASE:
@@ -203,7 +198,7 @@ static void done_outbox(struct broker *b, const struct local_call *c)
 	locate(c->rel, &w);
 	switch (c->op) {
 	case LOCAL_WRITE:
-		if (w.depth == 2 && !temp_name(w.name) && !c->attrs_only) {
+		if (w.depth == 2 && sendable(w.name) && !c->attrs_only) {
 			if (c->error)
 				log_warn("broker: a write of \"%s\" failed (%s): not sent", c->rel,
 					 strerror(c->error));
@@ -223,7 +218,7 @@ static void done_outbox(struct broker *b, const struct local_call *c)
 		locate(c->old_rel ? c->old_rel : "", &old);
 		if (old.depth == 2)
 			forget_drop(b, c->scope, &old);
-		if (w.depth == 2 && !temp_name(w.name) && !c->is_dir)
+		if (w.depth == 2 && sendable(w.name) && !c->is_dir)
 			journal_drop(b, c->scope, &w, false);
 		break;
 	default:
@@ -310,7 +305,7 @@ static void adopt(struct broker *b, const char *resource)
 	while (d && (de = readdir(d))) {
 		char *dir;
 
-		if (de->d_name[0] == '.' || !org_number_ok(de->d_name))
+		if (de->d_name[0] == '.' || !br_org_number_ok(de->d_name))
 			continue;
 		dir = xasprintf("%s/%s", path, de->d_name);
 		sub = opendir(dir);
@@ -320,7 +315,7 @@ static void adopt(struct broker *b, const char *resource)
 			char *key;
 			struct queue_item it;
 
-			if (temp_name(fe->d_name) || fstatat(dirfd(sub), fe->d_name, &st,
+			if (!sendable(fe->d_name) || fstatat(dirfd(sub), fe->d_name, &st,
 							     AT_SYMLINK_NOFOLLOW) < 0 ||
 			    !S_ISREG(st.st_mode))
 				continue;
@@ -377,7 +372,7 @@ static char *scope_status(void *ctx, const char *scope, size_t *ret_len)
 
 	queue_list(b->q, &qq, count_one, &c);
 	queue_count(b->q, &(struct queue_query){ .key_prefix = prefix,
-						 .states = QUEUE_STATE(BR_SENT) }, &c.st.sent);
+						 .states = BR_PUBLISHED }, &c.st.sent);
 	queue_count(b->q, &(struct queue_query){ .key_prefix = prefix,
 						 .states = QUEUE_STATE(BR_FAILED) }, &c.st.failed);
 	c.st.last_error = c.last_error;
@@ -403,6 +398,10 @@ static void broker_free(struct broker *b)
 	queue_close(b->q);
 	journal_free(b->j);
 	pthread_mutex_destroy(&b->lock);
+	for (size_t i = 0; i < b->n_nudged; i++)
+		free(b->nudged[i]);
+	free(b->nudged);
+	pthread_mutex_destroy(&b->nudge_lock);
 	for (size_t i = 0; b->resources && b->resources[i]; i++)
 		free(b->resources[i]);
 	free(b->resources);
@@ -499,6 +498,7 @@ int broker_family(const struct family_deps *deps, struct fs_family *ret)
 	b->a = deps->a;
 	b->mountpoint = xstrdup(deps->mountpoint);
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->nudge_lock, NULL);
 	worker_init(&b->worker, "broker", br_work_one, b);
 	r = split_resources(deps->cfg->broker_resources, &b->resources);
 	path = xasprintf("%s/broker.db", deps->cfg->state_dir);
@@ -509,6 +509,8 @@ int broker_family(const struct family_deps *deps, struct fs_family *ret)
 		r = queue_open(b->j, &queue_def, &b->q);
 	if (r == 0)
 		r = brecv_new(deps, b->j, b->resources, &b->rx);
+	if (r == 0) /* Broker's events about our transfers: their receipts look again */
+		brecv_on_event(b->rx, br_watch_nudge, b);
 	if (r < 0) {
 		broker_free(b);
 		return log_errno(r, "cannot open the Broker journal in \"%s\"",

@@ -55,17 +55,10 @@ static char *mount_dir(struct broker *b, const struct queue_item *it, const char
 	return xasprintf("%s/broker/%s/%s", b->mountpoint, it->f[BF_RESOURCE], area);
 }
 
-static void facts_of(const struct queue_item *it, struct broker_facts *f)
+char *br_outbox_path(struct broker *b, const struct queue_item *it, const char *suffix)
 {
-	memset(f, 0, sizeof(*f));
-	f->resource = it->f[BF_RESOURCE];
-	f->recipient = it->f[BF_RECIPIENT];
-	f->name = it->f[BF_NAME];
-	f->reference = it->f[BF_REFERENCE];
-	f->transfer_id = it->f[BF_ID];
-	f->checksum = it->f[BF_MD5];
-	f->size = it->f[BF_SIZE] ? strtoull(it->f[BF_SIZE], NULL, 10) : 0;
-	f->dropped_ms = it->created_at;
+	return xasprintf("%s/broker/%s/outbox/%s/%s%s", b->mountpoint, it->f[BF_RESOURCE],
+			 it->f[BF_RECIPIENT], it->f[BF_NAME], suffix);
 }
 
 static void save(struct broker *b, struct queue_item *it)
@@ -82,18 +75,19 @@ static void fail(struct broker *b, struct queue_item *it, const char *why, long 
 	struct broker_facts f;
 	struct receipt_bytes bytes = { NULL, NULL, 0 };
 	char *doc, *dir = NULL, *mdir = mount_dir(b, it, "failed");
-	char *from = xasprintf("%s/broker/%s/outbox/%s/%s", b->mountpoint, it->f[BF_RESOURCE],
-			       it->f[BF_RECIPIENT], it->f[BF_NAME]);
+	char *from = br_outbox_path(b, it, "");
 	char *disk = file_path(b, it);
 	int r;
 
-	facts_of(it, &f);
+	br_facts_of(it, &f);
 	f.error = why;
 	f.http_status = status;
 	doc = broker_receipt_doc(&f, NULL);
 	if (access(disk, F_OK) == 0)
 		bytes.move_from = from;
 	r = receipt_dir(mdir, it->f[BF_RECIPIENT], &dir);
+	if (r == 0)
+		br_meta_end(b, it, dir); /* before the letter: a watcher of it finds both */
 	if (r == 0)
 		r = receipt_dead_letter(dir, it->f[BF_NAME], &bytes, doc, false, NULL);
 	if (r < 0) {
@@ -113,37 +107,24 @@ static void fail(struct broker *b, struct queue_item *it, const char *why, long 
 	free(disk);
 }
 
-/* Published: the receipt in sent/<recipient>/, the file gone from outbox/. */
+/* Published: the receipt in sent/<recipient>/, the file and its sidecar
+ * gone from outbox/, and the transfer watched from now on (bwatch.c). */
 static void sent(struct broker *b, struct queue_item *it, const char *overview)
 {
-	struct broker_facts f;
-	char *doc, *dir = NULL, *mdir = mount_dir(b, it, "sent"), *name;
-	char *from = xasprintf("%s/broker/%s/outbox/%s/%s", b->mountpoint, it->f[BF_RESOURCE],
-			       it->f[BF_RECIPIENT], it->f[BF_NAME]);
-	int r;
+	char *from = br_outbox_path(b, it, "");
+	int r = br_watch_begin(b, it, overview);
 
-	facts_of(it, &f);
-	doc = broker_receipt_doc(&f, overview);
-	name = xasprintf("%s.json", it->f[BF_NAME]);
-	r = receipt_dir(mdir, it->f[BF_RECIPIENT], &dir);
-	if (r == 0)
-		r = receipt_write(dir, name, doc, false, NULL);
 	if (r == 0 && unlink(from) < 0 && errno != ENOENT)
 		r = -errno;
 	if (r < 0) {
 		queue_retry(b->q, it, "cannot write the receipt", -1);
 		save(b, it);
 	} else {
-		it->state = BR_SENT;
-		it->done_at = queue_now_ms(b->q);
+		br_meta_end(b, it, NULL);
 		queue_set(&it->last_error, NULL);
 		save(b, it);
 		log_info("broker: \"%s\" published as %s", it->key, it->f[BF_ID]);
 	}
-	free(doc);
-	free(name);
-	free(dir);
-	free(mdir);
 	free(from);
 }
 
@@ -174,8 +155,9 @@ static void random_reference(char out[48])
 		snprintf(out + 9 + 2 * i, 3, "%02x", r[i]);
 }
 
-/* received: the MD5 and size of the bytes, a reference of our own */
-static int prepare(struct broker *b, struct queue_item *it)
+/* received: the MD5 and size of the bytes, a reference of our own, and
+ * what the sidecar adds (-EINVAL with err when it is refused) */
+static int prepare(struct broker *b, struct queue_item *it, char *err, size_t errlen)
 {
 	char md5[33], size[32], ref[48];
 	char *path = file_path(b, it);
@@ -195,13 +177,67 @@ static int prepare(struct broker *b, struct queue_item *it)
 	queue_set(&it->f[BF_MD5], md5);
 	queue_set(&it->f[BF_SIZE], size);
 	queue_set(&it->f[BF_REFERENCE], ref);
-	return 0;
+	return br_meta_load(b, it, err, errlen);
+}
+
+/* The folder's recipient, then the sidecar's: NULL-ended, pointing into
+ * *ret_copy (malloc'd). */
+static const char **recipients_of(const struct queue_item *it, char **ret_copy)
+{
+	char *copy = xstrdup(it->f[BF_RECIPIENTS] ? it->f[BF_RECIPIENTS] : ""), *save = NULL;
+	const char **v = xcalloc(strlen(copy) / 2 + 2, sizeof(*v));
+	size_t n = 0;
+
+	v[n++] = it->f[BF_RECIPIENT];
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		v[n++] = t;
+	*ret_copy = copy;
+	return v;
+}
+
+struct taken_ctx {
+	struct broker *b;
+	int64_t self;
+};
+
+static int any(void *ctx, struct queue_item *it)
+{
+	(void)it;
+	*(bool *)ctx = true;
+	return 1;
+}
+
+/* Does another item hold transfer id already? (A reference the user
+ * gave twice must not settle two items with one transfer.) */
+static bool id_taken(void *ctx, const char *id)
+{
+	struct taken_ctx *t = ctx;
+	struct queue_query qq = { .skip_id = t->self, .limit = 1 };
+	bool found = false;
+
+	qq.match[BF_ID] = id;
+	queue_list(t->b->q, &qq, any, &found);
+	return found;
+}
+
+/* An initialize whose answer was lost: the transfer, looked for. */
+static int find_lost(struct broker *b, struct queue_item *it, int64_t at, int64_t now,
+		     char **ret_id, struct app_answer *ans)
+{
+	struct taken_ctx t = { b, it->id };
+	struct broker_match want = { .file_name = it->f[BF_NAME], .reference = it->f[BF_REFERENCE],
+				     .checksum = it->f[BF_MD5], .recipient = it->f[BF_RECIPIENT],
+				     .taken = id_taken, .ctx = &t };
+
+	return broker_find(b->a, it->f[BF_RESOURCE], at - FIND_SLACK_MS, now + FIND_SLACK_MS,
+			   &want, ret_id, ans);
 }
 
 static void step_initialize(struct broker *b, struct queue_item *it)
 {
 	struct app_answer ans = { .retry_after_ms = -1 };
-	const char *recipients[2] = { it->f[BF_RECIPIENT], NULL };
+	char *rcopy = NULL;
+	const char **recipients = recipients_of(it, &rcopy);
 	char *sender = NULL, *id = NULL, asked[32];
 	int64_t now = queue_now_ms(b->q);
 	int r;
@@ -209,8 +245,7 @@ static void step_initialize(struct broker *b, struct queue_item *it)
 	if (it->f[BF_UNSURE]) { /* asked before, answer unknown: look first */
 		int64_t at = it->f[BF_ASKED_AT] ? strtoll(it->f[BF_ASKED_AT], NULL, 10) : now;
 
-		r = broker_find(b->a, it->f[BF_RESOURCE], at - FIND_SLACK_MS, now + FIND_SLACK_MS,
-				it->f[BF_NAME], it->f[BF_REFERENCE], &id, &ans);
+		r = find_lost(b, it, at, now, &id, &ans);
 		if (r == 0) {
 			log_info("broker: \"%s\" was initialized as %s (found)", it->key, id);
 			goto have_id;
@@ -247,7 +282,8 @@ static void step_initialize(struct broker *b, struct queue_item *it)
 						     .file_name = it->f[BF_NAME],
 						     .reference = it->f[BF_REFERENCE],
 						     .sender = sender, .recipients = recipients,
-						     .checksum = it->f[BF_MD5] },
+						     .checksum = it->f[BF_MD5],
+						     .property_list = it->f[BF_PROPS] },
 			      &id, &ans);
 	if (r < 0) {
 		if (ans.outcome == APP_REFUSED) {
@@ -270,6 +306,8 @@ out:
 	app_answer_clear(&ans);
 	free(sender);
 	free(id);
+	free(recipients);
+	free(rcopy);
 }
 
 static void step_upload(struct broker *b, struct queue_item *it)
@@ -366,8 +404,11 @@ int br_work_one(void *ctx, int64_t *ret_wait_ms)
 {
 	struct broker *b = ctx;
 	struct queue_item it;
-	int r = queue_next_due(b->q, BR_LIVE, NULL, NULL, &it, ret_wait_ms);
+	char err[300] = "";
+	int r;
 
+	br_watch_drain(b);
+	r = queue_next_due(b->q, BR_DUE, NULL, NULL, &it, ret_wait_ms);
 	if (r != 1)
 		return r;
 	if (worker_stopping(&b->worker)) {
@@ -377,7 +418,7 @@ int br_work_one(void *ctx, int64_t *ret_wait_ms)
 	pthread_mutex_lock(&b->lock);
 	if (it.state == BR_RECEIVED) {
 		/* from here on the user's changes to the file are EBUSY */
-		r = prepare(b, &it);
+		r = prepare(b, &it, err, sizeof(err));
 		if (r == 0) {
 			it.state = BR_INITIALIZING;
 			save(b, &it);
@@ -387,9 +428,14 @@ int br_work_one(void *ctx, int64_t *ret_wait_ms)
 	if (it.state == BR_RECEIVED) {
 		if (r == -ENOENT)
 			queue_delete(b->q, it.id); /* removed before it was sent */
-		else
+		else if (!*err)
 			log_errno(r, "broker: cannot read \"%s\"", it.key);
-		if (r != -ENOENT) {
+		if (r == -EINVAL && *err) {
+			char *why = xasprintf("%s.meta.json: %s", it.f[BF_NAME], err);
+
+			fail(b, &it, why, 0);
+			free(why);
+		} else if (r != -ENOENT) {
 			char *why = xasprintf("cannot read the file: %s", strerror(-r));
 
 			fail(b, &it, why, 0);
@@ -407,6 +453,9 @@ int br_work_one(void *ctx, int64_t *ret_wait_ms)
 		break;
 	case BR_FOLLOWING:
 		step_follow(b, &it);
+		break;
+	case BR_WATCHING:
+		br_watch_step(b, &it);
 		break;
 	default:
 		break;

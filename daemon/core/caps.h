@@ -132,6 +132,15 @@ _Static_assert(ALT_PLATFORM_OPS + ALT_PLATFORM_WAITERS < ALT_FUSE_THREADS,
  * it (expired: 24 h without a PATCH, TusOptions.UploadExpiration) before
  * the file goes to failed/: each start sends the whole file again. */
 #define ALT_BROKER_TUS_STARTS 3
+/* A sidecar <name>.meta.json: propertyList is at most 10 x (50 + 3000)
+ * UTF-16 units, each at most 6 bytes as a JSON escape (about 180 KiB),
+ * the reference 4096 units (24 KiB), plus the recipients. */
+#define ALT_BROKER_META_MAX (256u << 10)
+/* Recipients of one transfer: Broker sets no maximum, but each is a row
+ * the platform writes and a status the receipt follows; a file for more
+ * organisations than this is meant for another channel. Also bounds the
+ * journal item that holds them. */
+#define ALT_BROKER_MAX_RECIPIENTS 100
 
 /* Transfers a push named that wait for the worker to show them: a
  * burst beyond this is answered 503 and comes again (the platform

@@ -97,6 +97,9 @@ static const struct key_def keys[] = {
 	    "seconds a Broker transfer may keep failing before failed/\n(default 259200)"),
 	INT(broker_poll, 1, 86400,
 	    "seconds between two searches for Broker transfers sent to us\n(default 60; at most 10 a minute are made)"),
+	INT(broker_reconcile, 1, 30 * 86400,
+	    "seconds between reconciling reads of a published Broker\n"
+	    "transfer, until it is purged (default 3600)"),
 	{ "broker_tus_threshold", KEY_BYTES, offsetof(struct config, broker_tus_threshold), 0, 0,
 	  "Broker files of this many bytes or more are uploaded by\nTUS, resumable (default 64M)" },
 	{ "broker_tus_chunk", KEY_BYTES, offsetof(struct config, broker_tus_chunk), 0, 0,
@@ -131,6 +134,7 @@ void config_init(struct config *cfg)
 	cfg->instance_writes_give_up = 3 * 86400;
 	cfg->broker_give_up = 3 * 86400;
 	cfg->broker_poll = 60;
+	cfg->broker_reconcile = 3600;
 	cfg->broker_tus_threshold = ALT_BROKER_TUS_THRESHOLD;
 	cfg->broker_tus_chunk = ALT_BROKER_TUS_CHUNK;
 	cfg->inbox_give_up = 3 * 86400;

@@ -65,6 +65,7 @@ struct config {
 	int correspondence_reconcile;   /* seconds between reconciling reads */
 	int broker_give_up;       /* seconds: a transfer failing longer goes to failed/ */
 	int broker_poll;          /* seconds between searches for transfers sent to us */
+	int broker_reconcile;     /* seconds between reads of a published transfer we sent */
 	uint64_t broker_tus_threshold; /* bytes: files this large go by TUS */
 	uint64_t broker_tus_chunk;     /* bytes of one TUS PATCH */
 	int inbox_give_up;        /* seconds: inbox deliveries older are given up */

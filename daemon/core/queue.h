@@ -41,7 +41,7 @@
 struct journal;
 struct queue;
 
-#define QUEUE_MAX_FIELDS 12
+#define QUEUE_MAX_FIELDS 16
 /* The bit of state st in a mask of states. */
 #define QUEUE_STATE(st) (1u << (st))
 #define QUEUE_ALL_STATES (~0u)

@@ -296,7 +296,10 @@ static int broker_probe(struct altinn *a, const char *resource, struct app_answe
 	clock_gettime(CLOCK_REALTIME, &now);
 	ms = (int64_t)now.tv_sec * 1000;
 	/* a second's window just past: nothing of ours to look through */
-	r = broker_find(a, resource, ms - 1000, ms, "altinnfs-check", "altinnfs-check", &id, ans);
+	r = broker_find(a, resource, ms - 1000, ms,
+			&(struct broker_match){ .file_name = "altinnfs-check",
+						.reference = "altinnfs-check" },
+			&id, ans);
 	free(id);
 	return r;
 }

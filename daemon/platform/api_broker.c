@@ -186,25 +186,18 @@ static void iso_ms(int64_t ms, char buf[64])
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
-/* Does transfer id carry file_name and reference? 1, 0, or -errno. */
-static int matches(struct altinn *a, const char *id, const char *file_name,
-		   const char *reference, struct app_answer *ans)
+/* Is transfer id the one want describes? 1, 0, or -errno. */
+static int matches(struct altinn *a, const char *id, const struct broker_match *want,
+		   struct app_answer *ans)
 {
-	char *tail = xasprintf("/%s", id), *st = NULL, *text = NULL, *name = NULL, *ref = NULL;
+	char *tail = xasprintf("/%s", id);
 	struct http_result res = { .retry_after_ms = -1 };
 	struct http_request req = { .url = url_of(a, tail), .result = &res };
 	int r = http_request(a->http, &req);
 
 	r = app_conclude(r, &res, false, "overview", ans);
-	if (r == 0 && (!res.body || jsn_broker_overview(res.body, res.body_len, &st, &text,
-							&name, &ref) < 0))
-		r = -EIO;
 	if (r == 0)
-		r = name && ref && strcmp(name, file_name) == 0 && strcmp(ref, reference) == 0;
-	free(st);
-	free(text);
-	free(name);
-	free(ref);
+		r = res.body ? jsn_broker_matches(res.body, res.body_len, want) : -EIO;
 	http_result_clear(&res);
 	free((char *)req.url);
 	free(tail);
@@ -212,12 +205,12 @@ static int matches(struct altinn *a, const char *id, const char *file_name,
 }
 
 int broker_find(struct altinn *a, const char *resource, int64_t from_ms, int64_t to_ms,
-		const char *file_name, const char *reference, char **ret_id,
-		struct app_answer *ans)
+		const struct broker_match *want, char **ret_id, struct app_answer *ans)
 {
 	char from[64], to[64], *res_e = http_escape(resource), *tail, **ids = NULL;
 	struct http_result res = { .retry_after_ms = -1 };
 	struct http_request req = { .result = &res };
+	const char *found = NULL;
 	int r;
 
 	iso_ms(from_ms, from);
@@ -231,19 +224,20 @@ int broker_find(struct altinn *a, const char *resource, int64_t from_ms, int64_t
 		snprintf(ans->summary, sizeof(ans->summary), "search: not a list of ids");
 		r = -EIO;
 	}
-	if (r == 0) {
-		r = -ENOENT;
-		for (size_t i = 0; ids[i] && r == -ENOENT; i++) {
-			int m = matches(a, ids[i], file_name, reference, ans);
+	/* newest first: the last match is the oldest */
+	for (size_t i = 0; r == 0 && ids[i]; i++) {
+		int m = want->taken && want->taken(want->ctx, ids[i]) ? 0
+								       : matches(a, ids[i], want, ans);
 
-			if (m == 1) {
-				*ret_id = xstrdup(ids[i]);
-				r = 0;
-			} else if (m < 0) {
-				r = m;
-			}
-		}
+		if (m == 1)
+			found = ids[i];
+		else if (m < 0)
+			r = m;
 	}
+	if (r == 0 && !found)
+		r = -ENOENT;
+	if (r == 0)
+		*ret_id = xstrdup(found);
 	for (size_t i = 0; ids && ids[i]; i++)
 		free(ids[i]);
 	free(ids);

@@ -12,6 +12,8 @@
 #ifndef ALTINNFS_API_BROKER_H
 #define ALTINNFS_API_BROKER_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "api_app.h"
@@ -30,6 +32,7 @@ struct broker_init {
 	const char *sender;    /* 9 digits */
 	const char *const *recipients; /* 9 digits each, NULL-ended */
 	const char *checksum;  /* 32 lower-case hex digits */
+	const char *property_list; /* a JSON object of strings (broker_meta_parse), or NULL */
 };
 
 /* POST /filetransfer: the new transfer's id in *ret_id. */
@@ -46,14 +49,47 @@ int broker_upload(struct altinn *a, const char *id, int fd, uint64_t size,
 int broker_overview(struct altinn *a, const char *id, char **ret_doc, char **ret_status,
 		    char **ret_text, struct app_answer *ans);
 
-/* The transfer of resource this token's organisation initialized with
- * file_name and reference, created between from_ms and to_ms (Unix ms):
+/* What a transfer initialized by us must carry to be the one looked for. */
+struct broker_match {
+	const char *file_name, *reference;
+	const char *checksum;  /* or NULL: any */
+	const char *recipient; /* 9 digits it must be sent to, or NULL: any */
+	/* ids another journal item already holds (skipped), or NULL */
+	bool (*taken)(void *ctx, const char *id);
+	void *ctx;
+};
+
+/* The transfer of resource this token's organisation initialized as
+ * want says, created between from_ms and to_ms (Unix ms):
  * GET /filetransfer?resourceId=&role=Sender&from=&to= (at most 100 ids,
- * newest first), then each one's overview. 0 with *ret_id, -ENOENT when
- * there is none, another -errno when the platform could not be asked. */
+ * newest first), then each one's overview. When several match (a
+ * reference the user gave twice, the same bytes, none taken), the
+ * oldest is the one: items are initialized in the order they were
+ * asked. 0 with *ret_id, -ENOENT when there is none, another -errno
+ * when the platform could not be asked. */
 int broker_find(struct altinn *a, const char *resource, int64_t from_ms, int64_t to_ms,
-		const char *file_name, const char *reference, char **ret_id,
-		struct app_answer *ans);
+		const struct broker_match *want, char **ret_id, struct app_answer *ans);
+
+/* A sidecar <name>.meta.json, parsed and checked against Broker's rules
+ * (FileTransferInitializeExt): "recipients" (an array of 9-digit
+ * strings, each checked by the caller for its mod-11 digit), "propertyList"
+ * (at most 10 string values, keys 1..50 and values at most 3000 UTF-16
+ * units, as .NET counts), "sendersFileTransferReference" (1..4096 units);
+ * any other member is refused (a typo must not pass unseen). 0, or
+ * -EINVAL with err naming the field. */
+struct broker_meta {
+	char **recipients;   /* NULL-ended, possibly empty */
+	char *property_list; /* compact JSON object, or NULL */
+	char *reference;     /* or NULL */
+};
+int broker_meta_parse(const char *text, size_t len, struct broker_meta *ret, char *err,
+		      size_t errlen);
+void broker_meta_clear(struct broker_meta *m);
+
+/* The statuses of an overview in one line, to tell a change and a final
+ * state: "<fileTransferStatus> <recipient>=<status> ..." (recipients as
+ * Broker wrote them, in its order); NULL when it is not an overview. */
+char *broker_overview_signature(const char *overview);
 
 /* What sent/<recipient>/<name>.json says: the item's own facts and the
  * overview's (overview may be NULL: the facts alone). malloc'd JSON. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json_i.h"
 #include "xalloc.h"
@@ -35,6 +36,15 @@ char *jsn_broker_init_body(const struct broker_init *in)
 		json_array_append_new(rcp, org_value(in->recipients[i]));
 	json_object_set_new(o, "recipients", rcp);
 	json_object_set_new(o, "checksum", json_string(in->checksum));
+	if (in->property_list) {
+		json_error_t err;
+		json_t *props = json_loads(in->property_list, 0, &err);
+
+		if (json_is_object(props))
+			json_object_set_new(o, "propertyList", props);
+		else
+			json_decref(props);
+	}
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!s)
@@ -67,6 +77,36 @@ int jsn_broker_overview(const char *body, size_t len, char **ret_status, char **
 	*ret_reference = jsn_dup_str(o, "sendersFileTransferReference");
 	json_decref(o);
 	return 0;
+}
+
+static const char *without_prefix(const char *s);
+
+int jsn_broker_matches(const char *body, size_t len, const struct broker_match *want)
+{
+	json_t *o = jsn_load(body, len, "a Broker overview"), *v;
+	const char *name, *ref, *sum;
+	size_t i;
+	int r;
+
+	if (!o)
+		return -EIO;
+	name = jsn_get_str(o, "fileName");
+	ref = jsn_get_str(o, "sendersFileTransferReference");
+	sum = jsn_get_str(o, "checksum");
+	r = name && ref && strcmp(name, want->file_name) == 0 &&
+	    strcmp(ref, want->reference) == 0 &&
+	    (!want->checksum || (sum && strcasecmp(sum, want->checksum) == 0));
+	if (r && want->recipient) {
+		r = 0;
+		json_array_foreach(json_object_get(o, "recipients"), i, v) {
+			const char *who = jsn_get_str(v, "recipient");
+
+			if (who && strcmp(without_prefix(who), want->recipient) == 0)
+				r = 1;
+		}
+	}
+	json_decref(o);
+	return r;
 }
 
 int jsn_broker_ids(const char *body, size_t len, char ***ret)

@@ -16,6 +16,9 @@ int jsn_broker_id(const char *body, size_t len, char **ret);
  * not an object. */
 int jsn_broker_overview(const char *body, size_t len, char **ret_status, char **ret_text,
 			char **ret_name, char **ret_reference);
+/* Does the overview describe the transfer want looks for (api_broker.h)?
+ * 1, 0, or -EIO when it is not an object. */
+int jsn_broker_matches(const char *body, size_t len, const struct broker_match *want);
 /* A JSON array of strings (the search's ids): NULL-ended, or -EIO. */
 int jsn_broker_ids(const char *body, size_t len, char ***ret);
 /* A token payload's organisation number (urn:altinn:orgNumber, else
