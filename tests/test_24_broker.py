@@ -222,6 +222,8 @@ def test_status_json_per_resource(m, p):
     assert sent_by_me(p, "venter.txt") == []
     p.clear_faults()
     wait_receipt(m, PARTNER, "venter.txt")
+    # the receipt is written before the journal says so: a moment later
+    wait_for(lambda: status(m)["outbox"]["pending"] == 0, 10, "the item to end")
     st = status(m)["outbox"]
     assert st["pending"] == 0 and st["retrying"] == 0 and st["last_error"] is None
     assert st["sent"] == sent_before + 1

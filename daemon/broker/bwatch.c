@@ -104,12 +104,39 @@ static void next_look(struct broker *b, struct queue_item *it)
 	queue_set(&it->last_error, NULL);
 }
 
+static int first_id(void *ctx, struct queue_item *it)
+{
+	*(int64_t *)ctx = it->id;
+	return 1;
+}
+
+/* An earlier transfer of the same name, still watched, has its receipt
+ * replaced by this one's: it is no longer followed (it would write its
+ * statuses over the new receipt). */
+static void supersede(struct broker *b, const struct queue_item *it)
+{
+	struct queue_query qq = { .key = it->key, .states = QUEUE_STATE(BR_WATCHING),
+				  .skip_id = it->id };
+	struct queue_item old;
+	int64_t id = 0;
+
+	queue_list(b->q, &qq, first_id, &id);
+	while (id && queue_get(b->q, id, &old) == 0) {
+		stop(b, &old, "a newer transfer of the same name has the receipt");
+		queue_save(b->q, &old);
+		queue_item_clear(&old);
+		id = 0;
+		queue_list(b->q, &qq, first_id, &id);
+	}
+}
+
 int br_watch_begin(struct broker *b, struct queue_item *it, const char *overview)
 {
 	char *sig = broker_overview_signature(overview);
 	int r = write_receipt(b, it, overview);
 
 	if (r == 0) {
+		supersede(b, it);
 		queue_set(&it->f[BF_STATUS], sig);
 		it->state = BR_WATCHING;
 		next_look(b, it);
@@ -195,14 +222,6 @@ void br_watch_nudge(void *ctx, const char *resource, const char *type, const cha
 	worker_wake(&b->worker);
 }
 
-static int make_due(void *ctx, struct queue_item *it)
-{
-	int64_t *ids = ctx;
-
-	ids[0] = it->id;
-	return 1;
-}
-
 void br_watch_drain(struct broker *b)
 {
 	char **ids;
@@ -220,7 +239,7 @@ void br_watch_drain(struct broker *b)
 		int64_t found = 0;
 
 		qq.match[BF_ID] = ids[i];
-		queue_list(b->q, &qq, make_due, &found);
+		queue_list(b->q, &qq, first_id, &found);
 		if (found && queue_get(b->q, found, &it) == 0) {
 			it.due_at = 0;
 			queue_save(b->q, &it);

@@ -103,11 +103,18 @@ def content_type(req):
 
 # -- the initialize model -------------------------------------------------------------------
 
+def net_len(s):
+    """A string's length as .NET counts it (string.Length: UTF-16 code units), which
+    the model's [StringLength] and PropertyListAttribute compare: a character outside
+    the BMP counts twice."""
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _length(errors, doc, key, name, low, high):
     value = doc.get(key)
     if value is None:
         return
-    if not low <= len(value) <= high:
+    if not low <= net_len(value) <= high:
         errors.setdefault(name, []).append(
             "The field %s must be a string with a minimum length of %d and a maximum length "
             "of %d." % (name, low, high))
@@ -166,13 +173,13 @@ def validate_initialize(doc):
             message = "PropertyList can contain at most 10 properties"
         else:
             for k, v in props.items():
-                if len(k) > 50:
+                if net_len(k) > 50:
                     message = ("PropertyList Key can not be longer than 50. Length:%d, "
-                               "KeyValue:%s" % (len(k), k))
+                               "KeyValue:%s" % (net_len(k), k))
                     break
-                if len(v) > 3000:
+                if net_len(v) > 3000:
                     message = ("PropertyList Value can not be longer than 3000. Length:%d, "
-                               "Value:%s" % (len(v), v))
+                               "Value:%s" % (net_len(v), v))
                     break
         if message:
             errors.setdefault("PropertyList", []).append(message)

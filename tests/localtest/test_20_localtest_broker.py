@@ -230,6 +230,13 @@ def test_without_virus_scan_publishes_at_once_and_stores_the_checksum(lt):
     ({"checksum": "abc"}, "Checksum", "length of 32 characters"),
     ({"propertyList": {str(i): "v" for i in range(11)}}, "PropertyList", "at most 10"),
     ({"propertyList": {"k" * 51: "v"}}, "PropertyList", "Key can not be longer than 50"),
+    # .NET counts UTF-16 units: 1501 characters outside the BMP are 3002
+    ({"propertyList": {"k": "\U0001F600" * 1501}}, "PropertyList",
+     "Value can not be longer than 3000. Length:3002"),
+    ({"propertyList": {"\U0001F600" * 26: "v"}}, "PropertyList",
+     "Key can not be longer than 50. Length:52"),
+    ({"sendersFileTransferReference": "\U0001F600" * 2049}, "SendersFileTransferReference",
+     "maximum length of 4096"),
     ({"resourceId": "a:b"}, "ResourceId", "Invalid Resource identifier format"),
     ({"sendersFileTransferReference": ""}, "SendersFileTransferReference", "minimum length"),
 ])
@@ -241,6 +248,17 @@ def test_initialize_model_validation(lt, change, field, message):
     doc = r.json()
     assert doc["title"] == "One or more validation errors occurred."
     assert any(message in m for m in doc["errors"][field]), doc
+
+
+def test_initialize_limits_counted_in_utf16_units_pass_at_the_edge(lt):
+    body = init_body(resource(lt))
+    body["propertyList"] = {"\U0001F600" * 25: "\U0001F600" * 1500}
+    body["sendersFileTransferReference"] = "\U0001F600" * 2048
+    r = lt.request("POST", FT, body=body, auth=tok(lt, A))
+    assert r.status == 200, r
+    doc = overview(lt, r.json()["fileTransferId"])
+    assert doc["propertyList"] == body["propertyList"]
+    assert doc["sendersFileTransferReference"] == body["sendersFileTransferReference"]
 
 
 def test_initialize_omitted_reference_is_refused(lt):
