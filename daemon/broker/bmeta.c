@@ -43,6 +43,12 @@ bool br_org_number_ok(const char *s)
 	return check != 10 && check == s[8] - '0';
 }
 
+char *br_outbox_path(struct broker *b, const struct queue_item *it, const char *suffix)
+{
+	return xasprintf("%s/broker/%s/outbox/%s/%s%s", b->mountpoint, it->f[BF_RESOURCE],
+			 it->f[BF_RECIPIENT], it->f[BF_NAME], suffix);
+}
+
 char *br_meta_base(const char *name)
 {
 	size_t n = strlen(name), k = strlen(META_SUFFIX);

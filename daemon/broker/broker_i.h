@@ -92,7 +92,7 @@ enum br_tus_end { BR_TUS_DONE, BR_TUS_FAIL, BR_TUS_LATER };
 enum br_tus_end br_step_tus(struct broker *b, struct queue_item *it, int fd, uint64_t size,
 			    struct app_answer *ans);
 
-/* bsend.c: the path of an item's file in outbox/ through the mount
+/* bmeta.c: the path of an item's file in outbox/ through the mount
  * (suffix appended: "" or ".meta.json") */
 char *br_outbox_path(struct broker *b, const struct queue_item *it, const char *suffix);
 

@@ -55,12 +55,6 @@ static char *mount_dir(struct broker *b, const struct queue_item *it, const char
 	return xasprintf("%s/broker/%s/%s", b->mountpoint, it->f[BF_RESOURCE], area);
 }
 
-char *br_outbox_path(struct broker *b, const struct queue_item *it, const char *suffix)
-{
-	return xasprintf("%s/broker/%s/outbox/%s/%s%s", b->mountpoint, it->f[BF_RESOURCE],
-			 it->f[BF_RECIPIENT], it->f[BF_NAME], suffix);
-}
-
 static void save(struct broker *b, struct queue_item *it)
 {
 	int r = queue_save(b->q, it);
