@@ -460,9 +460,15 @@ static const struct fs_readme_part readme[] = {
 	  "organisation <recipient> (its 9-digit organisation number: mkdir it first);\n"
 	  "names starting with '.' or ending in .tmp or .part wait\n",
 	  NULL },
+	{ "broker/<resourceId>/outbox/<recipient>/<name>.meta.json",
+	  "optional, written before <name>: {\"recipients\": [more organisation\n"
+	  "numbers], \"propertyList\": {...}, \"sendersFileTransferReference\": \"...\"}\n"
+	  "for that file's transfer; checked before anything is sent\n",
+	  NULL },
 	{ "broker/<resourceId>/sent/<recipient>/<name>.json",
 	  "the receipt of each published transfer: fileTransferId, checksum, size,\n"
-	  "times, the transfer's and each recipient's status\n",
+	  "times, the transfer's and each recipient's status, kept current until\n"
+	  "the transfer is purged (rm of the receipt stops that)\n",
 	  NULL },
 	{ "broker/<resourceId>/failed/<recipient>/<name> and <name>.error.json",
 	  "a transfer Broker refused or failed (checksum, malware), and why\n",

@@ -103,11 +103,14 @@ static int on_push(void *ctx, const char *resource, const char *body, size_t len
 	if (json_parse_event(body, len, &e) < 0)
 		return -EINVAL;
 	s = sub_of(bp, resource);
+	id = s ? brecv_event_transfer(&e) : NULL;
+	if (id && bp->rx->on_event) /* the sending side: a receipt looks again */
+		bp->rx->on_event(bp->rx->on_event_ctx, s->resource, e.type, id);
 	if (!s || strcmp(e.type, TYPE_PREFIX "published") != 0) {
+		free(id);
 		json_event_clear(&e); /* the events poll makes its file */
 		return 0;
 	}
-	id = brecv_event_transfer(&e);
 	if (id) {
 		log_info("broker: pushed: transfer %s published (event %s)", id, e.id);
 		r = list_waiting(bp, s->resource, id);
