@@ -7,6 +7,7 @@ asked of the platform; after Published the receipt follows the transfer
 and a reconciling read, across a kill -9. Checked against what the local
 platform's Broker stored and what its recipients can do."""
 
+import errno
 import hashlib
 import json
 import os
@@ -300,3 +301,21 @@ def test_removing_the_receipt_stops_following(mount, p, tmp_path):
     download_and_confirm(p, tid)
     time.sleep(2.5)
     assert not receipt_path(m, "fjernet.txt").exists()
+
+
+def test_sidecar_is_busy_while_its_file_is_sent(mount, p, tmp_path):
+    m = start(mount, p, tmp_path)
+    p.fault(BROKER + "$", method="POST", delay_ms=1500)
+    drop(m, "opptatt.txt", b"opptatt\n", {"propertyList": {"k": "v"}})
+    d = area(m, "outbox") / PARTNER
+    wait_for(lambda: os.getxattr(d / "opptatt.txt", "user.altinn.state") == b"initializing",
+             10, "the transfer under way")
+    meta = d / "opptatt.txt.meta.json"
+    for op in (lambda: meta.write_bytes(b"{}"), lambda: os.unlink(meta),
+               lambda: os.rename(meta, d / "annet.meta.json")):
+        with pytest.raises(OSError) as e:
+            op()
+        assert e.value.errno == errno.EBUSY
+    receipt = wait_receipt(m, "opptatt.txt")
+    assert receipt["propertyList"] == {"k": "v"}
+    assert not meta.exists()
