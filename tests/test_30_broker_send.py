@@ -16,7 +16,9 @@ import time
 import pytest
 
 from outbox_util import wait_for
-from procs import write_secret
+from procs import free_port, write_secret
+from test_11_events import push_options
+from test_29_broker_push import events_settings, pp, wait_pushing  # noqa: F401 (fixture)
 
 
 RESOURCE = "altinnfs-demo-broker"
@@ -275,6 +277,25 @@ def test_events_make_the_receipt_current_at_once(mount, pe, tmp_path):
     assert recipient_status(receipt, PARTNER) == "DownloadConfirmed"
     ev_dir = area(m, "events")
     assert [n for n in os.listdir(ev_dir) if "_downloadconfirmed_" in n]
+
+
+def test_a_pushed_event_makes_the_receipt_current_at_once(mount, pp, tmp_path):
+    p = pp
+    p.clear_faults()
+    settings(p, rateLimits=False, scanDelay=0.1, malware=0)
+    events_settings(p, minEventAge=30)   # polled events come 30 s late: only a push is quick
+    p.request("DELETE", "/_localtest/subscriptions", auth=False)
+    opts = push_options(free_port(), broker_poll=3600, poll_interval=3600)
+    m = start(mount, p, tmp_path, **opts)   # broker_reconcile 3600 as well
+    wait_pushing(m, p)
+    drop(m, "dytta.txt", b"dytta\n")
+    tid = wait_receipt(m, "dytta.txt")["fileTransferId"]
+    download_and_confirm(p, tid)
+    receipt = wait_receipt(m, "dytta.txt",
+                           lambda r: r["fileTransferStatus"] == "AllConfirmedDownloaded",
+                           timeout=10, what="AllConfirmedDownloaded from a push")
+    assert recipient_status(receipt, PARTNER) == "DownloadConfirmed"
+    time.sleep(0.3)  # the last pushes reach the daemon before it stops
 
 
 def test_kill9_while_following_then_restart_keeps_following(mount, p, tmp_path):
