@@ -106,15 +106,16 @@ static void fail(struct broker *b, struct queue_item *it, const char *why, long 
 static void sent(struct broker *b, struct queue_item *it, const char *overview)
 {
 	char *from = br_outbox_path(b, it, "");
-	int r = br_watch_begin(b, it, overview);
+	int r;
 
+	br_meta_end(b, it, NULL); /* the journal holds what it said */
+	r = br_watch_begin(b, it, overview);
 	if (r == 0 && unlink(from) < 0 && errno != ENOENT)
 		r = -errno;
 	if (r < 0) {
 		queue_retry(b->q, it, "cannot write the receipt", -1);
 		save(b, it);
 	} else {
-		br_meta_end(b, it, NULL);
 		queue_set(&it->last_error, NULL);
 		save(b, it);
 		log_info("broker: \"%s\" published as %s", it->key, it->f[BF_ID]);
