@@ -265,6 +265,21 @@ bool node_swap_cached_mtime(struct node_table *t, struct node *n, struct timespe
 	return same;
 }
 
+bool node_swap_cached_file(struct node_table *t, struct node *n, const struct stat *st)
+{
+	bool same;
+
+	pthread_mutex_lock(&t->lock);
+	same = n->cached_mtime.tv_sec == st->st_mtim.tv_sec &&
+	       n->cached_mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       n->cached_ino == (uint64_t)st->st_ino && n->cached_size == (uint64_t)st->st_size;
+	n->cached_mtime = st->st_mtim;
+	n->cached_ino = (uint64_t)st->st_ino;
+	n->cached_size = (uint64_t)st->st_size;
+	pthread_mutex_unlock(&t->lock);
+	return same;
+}
+
 void node_rename(struct node_table *t, struct node *n, struct node *parent, const char *name)
 {
 	struct node *old;

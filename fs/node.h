@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 enum node_kind {
@@ -66,7 +67,8 @@ struct node {
 	/* protected by the table lock: */
 	uint64_t nlookup;
 	uint64_t nchildren;
-	struct timespec cached_mtime; /* data files: mtime when last opened */
+	struct timespec cached_mtime; /* data and local files: mtime when last opened */
+	uint64_t cached_ino, cached_size; /* local files: which file, how long, then */
 	struct node *hash_next;       /* by (parent, name) */
 	struct node *ino_next;        /* by ino */
 };
@@ -98,6 +100,9 @@ void node_forget(struct node_table *t, uint64_t ino, uint64_t n);
 /* Reads and sets cached_mtime under the table lock; returns true when
  * the old value equals mtime (the kernel's cached pages are still good). */
 bool node_swap_cached_mtime(struct node_table *t, struct node *n, struct timespec mtime);
+/* The same for a file of a local area, opened as st: true when it is the
+ * file (inode), size and mtime of the last open. */
+bool node_swap_cached_file(struct node_table *t, struct node *n, const struct stat *st);
 
 /* Moves n to (parent, name), replacing whatever node had that name
  * (it stays valid by inode number for handles still open). */

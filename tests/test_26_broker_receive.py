@@ -172,6 +172,34 @@ def test_read_downloads_once_and_rm_confirms(m, p):
     assert not d.exists()  # never shown again
 
 
+def test_a_read_again_is_of_the_file_as_it_is_on_disk(m, p):
+    """A read again may be served from the kernel's pages of the last one,
+    only while the local file is the same: one changed in place (same size,
+    a new mtime) or replaced by a rename (another inode, the old mtime) is
+    read anew."""
+    data = os.urandom(1_500_000)
+    tid = send_to_me(p, "igjen.bin", data)
+    d = wait_entry(m, tid)
+    mark = p.mark()
+    assert (d / "igjen.bin").read_bytes() == data
+    assert (d / "igjen.bin").read_bytes() == data
+    assert len(broker_requests(p, mark, "/download")) == 1
+    disk = m.state_dir / "broker" / RESOURCE / "inbox" / tid / "igjen.bin"
+    st = os.stat(disk)
+    changed = bytes(b ^ 0xFF for b in data[:4096]) + data[4096:]
+    with open(disk, "r+b") as f:
+        f.write(changed[:4096])
+    os.utime(disk, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert (d / "igjen.bin").read_bytes() == changed
+    again = os.urandom(len(data))
+    tmp = disk.with_name(".erstatning")
+    tmp.write_bytes(again)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    os.rename(tmp, disk)
+    assert (d / "igjen.bin").read_bytes() == again
+    assert len(broker_requests(p, mark, "/download")) == 1
+
+
 def test_rm_r_of_the_folder_confirms(m, p):
     tid = send_to_me(p, "mappe.txt", b"hei\n")
     d = wait_entry(m, tid)
