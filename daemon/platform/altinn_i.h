@@ -24,6 +24,14 @@ struct altinn {
 	struct cache *cache;      /* data element bytes on disk; NULL when off */
 };
 
+/* reader.c: a reader of the bytes at url through the cache only, keyed
+ * by key (a lowercase GUID) and size, their MD5 (32 hex digits, or NULL)
+ * checked before the last byte is served (cache_entry_get_checked); the
+ * download starts now. -ENOSPC when the cache is off or cannot hold it,
+ * or key is no GUID: fetch the bytes another way. For api_brecv.c. */
+int reader_open_checked(struct altinn *a, const char *url, const char *key, uint64_t size,
+			const char *md5, struct alt_reader **ret);
+
 /* api_app.c: a finished request sorted into an outcome (api_app.h);
  * mutating: it changes something, so a lost answer leaves it unknown.
  * For the other families' calls (api_broker.c). */

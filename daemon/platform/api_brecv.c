@@ -186,6 +186,17 @@ int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char re
 	return r;
 }
 
+int brecv_reader_open(struct altinn *a, const char *id, uint64_t size, const char *md5,
+		      struct alt_reader **ret)
+{
+	char *tail = xasprintf("/%s/download", id), *url = url_of(a, tail);
+	int r = reader_open_checked(a, url, id, size, md5, ret);
+
+	free(url);
+	free(tail);
+	return r;
+}
+
 int brecv_events(struct altinn *a, const char *resource, const char *me, const char *after,
 		 unsigned size, struct json_event **ret, size_t *ret_n, struct app_answer *ans)
 {

@@ -53,6 +53,16 @@ int brecv_overview(struct altinn *a, const char *id, const char *me,
 int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char ret_md5[33],
 		   uint64_t *ret_size, struct app_answer *ans);
 
+/* The transfer's bytes through the content cache (docs/cache.md), keyed
+ * by its id: one GET .../download shared by every reader, started now,
+ * with Range where Broker honours it to resume. Bytes are served as they
+ * arrive, but the last one only after all of them matched md5 (Broker's
+ * checksum; NULL: none); a mismatch fails that read with -EIO. Later
+ * opens are served from the cache's copy. -ENOSPC when the cache is off
+ * or cannot hold it: brecv_download instead. */
+int brecv_reader_open(struct altinn *a, const char *id, uint64_t size, const char *md5,
+		      struct alt_reader **ret);
+
 /* GET {platform}/events/api/v1/events?resource=urn:altinn:resource:<resource>
  * &subject=urn:altinn:organization:identifier-no:<me>&after=<after>&size=:
  * Broker's events about our organisation, in order (scope

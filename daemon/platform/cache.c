@@ -18,6 +18,7 @@
  * sha256 its name records. Memory does not grow with element sizes. */
 #include "cache_i.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -79,9 +80,18 @@ static int entry_open_complete(struct cache *c, struct cache_entry *e)
 	return 0;
 }
 
-int cache_entry_get(struct cache *c, const char *guid, const struct timespec *changed,
-		    uint64_t size, const char *want_sha, const char *url,
-		    struct cache_entry **ret)
+/* A checked entry's MD5 (lowercase) and mark, before its download starts */
+static void set_checked(struct cache_entry *e, const char *md5)
+{
+	e->checked = true;
+	if (md5 && strlen(md5) == 32 && !e->want_md5[0])
+		for (int i = 0; i < 33; i++)
+			e->want_md5[i] = (char)tolower((unsigned char)md5[i]);
+}
+
+static int entry_get(struct cache *c, const char *guid, const struct timespec *changed,
+		     uint64_t size, const char *want_sha, bool checked, const char *md5,
+		     const char *url, struct cache_entry **ret)
 {
 	struct cache_entry *e;
 	char *path;
@@ -114,6 +124,8 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 	}
 	if (e && want_sha && !e->want_sha[0])
 		memcpy(e->want_sha, want_sha, sizeof(e->want_sha));
+	if (e && checked)
+		set_checked(e, md5);
 	if (e) {
 		e->refs++;
 		cache_list_unlink(c, e);
@@ -133,6 +145,8 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 	e->url = xstrdup(url);
 	if (want_sha)
 		memcpy(e->want_sha, want_sha, sizeof(e->want_sha));
+	if (checked)
+		set_checked(e, md5);
 	path = cache_entry_path(e, NULL);
 	e->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (e->fd < 0) {
@@ -156,6 +170,19 @@ out:
 	return 0;
 }
 
+int cache_entry_get(struct cache *c, const char *guid, const struct timespec *changed,
+		    uint64_t size, const char *want_sha, const char *url,
+		    struct cache_entry **ret)
+{
+	return entry_get(c, guid, changed, size, want_sha, false, NULL, url, ret);
+}
+
+int cache_entry_get_checked(struct cache *c, const char *key, uint64_t size, const char *md5,
+			    const char *url, struct cache_entry **ret)
+{
+	return entry_get(c, key, &(struct timespec){ 0, 0 }, size, NULL, true, md5, url, ret);
+}
+
 void cache_entry_put(struct cache_entry *e)
 {
 	struct cache *c;
@@ -166,6 +193,54 @@ void cache_entry_put(struct cache_entry *e)
 	pthread_mutex_lock(&c->lock);
 	cache_put_locked(e);
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* Copies of reads across the edges of the download's buffers (most of
+ * a download's reads: the kernel's are not aligned to them) go to
+ * COPY_BUFS buffers kept for reuse. A fresh one each time is a fresh
+ * mapping whose every page faults in: perf saw 18 % of the daemon's time
+ * there on a cold 64 MiB read. One that finds them all in use, or a
+ * read larger than COPY_KEEP, gets a buffer of its own. */
+#define COPY_BUFS 4
+#define COPY_KEEP (4u << 20)
+
+static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *p;
+	size_t cap;
+} copy_bufs[COPY_BUFS]; /* protected by copy_lock */
+static int n_copy_bufs; /* kept ones: copy_bufs[0..n) */
+
+static void copy_take(struct cache_span *s, size_t len)
+{
+	pthread_mutex_lock(&copy_lock);
+	if (n_copy_bufs > 0 && len <= COPY_KEEP) {
+		n_copy_bufs--;
+		s->copy = copy_bufs[n_copy_bufs].p;
+		s->copy_cap = copy_bufs[n_copy_bufs].cap;
+	}
+	pthread_mutex_unlock(&copy_lock);
+	if (s->copy_cap < len) {
+		free(s->copy);
+		s->copy_cap = len > COPY_KEEP / 4 ? len : COPY_KEEP / 4;
+		s->copy = xmalloc(s->copy_cap);
+	}
+}
+
+static void copy_give(struct cache_span *s)
+{
+	if (!s->copy)
+		return;
+	pthread_mutex_lock(&copy_lock);
+	if (n_copy_bufs < COPY_BUFS && s->copy_cap <= COPY_KEEP) {
+		copy_bufs[n_copy_bufs].p = s->copy;
+		copy_bufs[n_copy_bufs].cap = s->copy_cap;
+		n_copy_bufs++;
+		s->copy = NULL;
+	}
+	pthread_mutex_unlock(&copy_lock);
+	free(s->copy);
+	s->copy = NULL;
 }
 
 /* [off, end) is all here: says where; locked. A read inside one of the
@@ -189,7 +264,7 @@ static void span_set(struct cache_entry *e, uint64_t off, uint64_t end, struct c
 		e->pins[ret->pin]++;
 		return;
 	}
-	ret->copy = xmalloc(ret->len);
+	copy_take(ret, ret->len);
 	ret->mem = ret->copy;
 	for (uint64_t at = off; at < end;) {
 		size_t n;
@@ -201,8 +276,7 @@ static void span_set(struct cache_entry *e, uint64_t off, uint64_t end, struct c
 			if (k < 0 && errno == EINTR)
 				continue;
 			if (k <= 0) { /* the file lost bytes we wrote: serve none */
-				free(ret->copy);
-				ret->copy = NULL;
+				copy_give(ret);
 				ret->mem = NULL;
 				ret->len = 0;
 				return;
@@ -231,7 +305,7 @@ void cache_span_done(struct cache_span *s)
 			pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->c->lock);
 	}
-	free(s->copy);
+	copy_give(s);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 }
@@ -242,13 +316,16 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 	uint64_t end = off + len > e->size ? e->size : off + len;
 	time_t since = cache_mono_s();
 	uint64_t had, wait_end, wanted_before;
+	bool hold;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->fd = -1;
 	if (off >= e->size)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	/* a contentHash to check: nothing is served before all bytes are */
+	/* a contentHash to check: nothing is served before all bytes are;
+	 * an MD5: not the last byte */
+	hold = e->want_sha[0] || (e->checked && end == e->size);
 	wait_end = e->want_sha[0] ? e->size : end;
 	had = cache_came(e);
 	wanted_before = e->wanted;
@@ -259,7 +336,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 			pthread_cond_broadcast(&e->cond);
 	}
 	for (;;) {
-		if (e->state == E_COMPLETE || (!e->want_sha[0] && end <= cache_came(e)))
+		if (e->state == E_COMPLETE || (!hold && end <= cache_came(e)))
 			break;
 		if (e->state == E_FAILED) {
 			int r = e->local_err || e->err == -ECANCELED ? CACHE_UNCACHED : e->err;
@@ -268,7 +345,7 @@ ssize_t cache_wait(struct cache_entry *e, uint64_t off, size_t len, struct cache
 			return r;
 		}
 		if (atomic_load(&c->ranges) == CACHE_RANGES_YES && !e->want_sha[0] &&
-		    off > cache_came(e) + CACHE_FAR) {
+		    !e->checked && off > cache_came(e) + CACHE_FAR) {
 			/* served by its own Range: the download from the
 			 * start must not run ahead to this read's end (a
 			 * `tail` would fetch the whole element meanwhile) */

@@ -60,6 +60,17 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 		    uint64_t size, const char *want_sha, const char *url,
 		    struct cache_entry **ret);
 
+/* The entry of bytes checked by their MD5 instead (a Broker transfer,
+ * keyed by its id, a lowercase GUID): served as they arrive, except the
+ * last byte, which waits until all of them hashed to md5 (32 hex digits;
+ * NULL: no check), so a reader to the end never gets a wrong file
+ * without an error; a mismatch fails that read with -EIO and drops the
+ * entry. Reads far ahead wait for the download rather than take a
+ * Range of their own (it would go unchecked), and cache_wait never
+ * answers CACHE_UNCACHED for want of ranges. -ENOSPC as above. */
+int cache_entry_get_checked(struct cache *c, const char *key, uint64_t size, const char *md5,
+			    const char *url, struct cache_entry **ret);
+
 /* A contentHash as 64 lowercase hex digits: from hex (either case, an
  * optional "sha256:" before it) or from the base64 of the 32 bytes. 0, or
  * -EINVAL for anything else (another algorithm: not checked). */
@@ -74,6 +85,7 @@ struct cache_span {
 	const char *mem;
 	size_t len;
 	char *copy;       /* private */
+	size_t copy_cap;
 	struct cache_entry *pinned;
 	int pin;          /* ... its buffer */
 };

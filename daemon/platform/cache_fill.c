@@ -128,6 +128,8 @@ static int write_step(struct cache_entry *e)
 	pthread_mutex_unlock(&c->lock);
 	if (e->md)
 		sha256_update(e->md, p, n);
+	if (e->md5)
+		md5_update(e->md5, p, n);
 	for (size_t done = 0; done < n;) {
 		ssize_t k = pwrite(e->fd, p + done, n - done, (off_t)(at + done));
 
@@ -248,7 +250,7 @@ static int fill_data(void *ctx, const char *p, size_t n)
  * there) and renames it to its complete name; called and returns locked. */
 static int fill_finish(struct cache_entry *e)
 {
-	char sha[65], *from, *to;
+	char sha[65], md5[33] = "", *from, *to;
 	int r;
 
 	pthread_mutex_unlock(&e->c->lock);
@@ -259,9 +261,26 @@ static int fill_finish(struct cache_entry *e)
 	} else {
 		r = cache_file_sha256(e->fd, e->size, sha);
 	}
+	if (r == 0 && e->want_md5[0]) {
+		if (e->md5) {
+			md5_finish(e->md5, md5);
+			e->md5 = NULL;
+		} else { /* resumed: the file, read whole once */
+			uint64_t got = 0;
+
+			r = md5_fd(e->fd, md5, &got);
+			if (r == 0 && got != e->size)
+				r = -EIO;
+		}
+	}
 	pthread_mutex_lock(&e->c->lock);
 	if (r < 0 || !e->indexed)
 		return r < 0 ? r : -ECANCELED;
+	if (e->want_md5[0] && strcmp(md5, e->want_md5) != 0) {
+		log_warn("download of \"%s\": its MD5 is %s, Broker's checksum says %s; not served",
+			 e->url, md5, e->want_md5);
+		return -EBADMSG;
+	}
 	if (e->want_sha[0] && strcmp(sha, e->want_sha) != 0) {
 		log_warn("download of \"%s\": its sha256 is %s, its contentHash says %s; not served",
 			 e->url, sha, e->want_sha);
@@ -308,6 +327,7 @@ static void *fill_main(void *arg)
 	int r;
 
 	e->md = e->have == 0 ? sha256_new() : NULL;
+	e->md5 = e->have == 0 && e->want_md5[0] ? md5_new() : NULL;
 	pthread_mutex_lock(&c->lock);
 	req.range_first = e->have;
 	e->writer_end = false;
@@ -369,6 +389,12 @@ static void *fill_main(void *arg)
 
 		sha256_finish(e->md, unused);
 		e->md = NULL;
+	}
+	if (e->md5) {
+		char unused[33];
+
+		md5_finish(e->md5, unused);
+		e->md5 = NULL;
 	}
 	e->downloading = false;
 	c->downloads--;

@@ -12,6 +12,7 @@
 
 #include "cache.h"
 
+struct md5;
 struct sha256;
 
 #define CACHE_AHEAD (8ull << 20)   /* the download's lead on the furthest read */
@@ -48,6 +49,7 @@ struct cache_entry {
 	uint64_t skip;  /* the download's: bytes to drop before new ones */
 	struct sha256 *md; /* the download's: sha256 of bytes [0, have) as they
 			    * were written, or NULL (it began past byte 0) */
+	struct md5 *md5;   /* the same for want_md5, or NULL */
 	pthread_cond_t cond; /* bytes arrived, a download ended, or a reader wants more */
 	/* protected by c->lock: */
 	int refs;       /* open readers + the download under way */
@@ -63,6 +65,9 @@ struct cache_entry {
 	char sha[65];   /* of a complete entry */
 	char want_sha[65]; /* the platform's contentHash (sha256), or "": the
 			    * entry serves nothing before its bytes match it */
+	bool checked;   /* cache_entry_get_checked's: the last byte waits for
+			 * want_md5 to match, and no read takes a Range */
+	char want_md5[33]; /* ... the MD5 its bytes must have, or "" */
 	uint64_t have;  /* bytes [0, have) are in the file */
 	uint64_t recorded; /* ... of which on disk and in its ".filled" record (the
 			    * download's, or set at start) */

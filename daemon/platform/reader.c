@@ -69,6 +69,8 @@ struct alt_reader {
 	char *data_guid;
 	struct timespec changed;  /* the element's lastChanged: its cache key */
 	char want_sha[65];        /* its contentHash as a sha256 in hex, or "" */
+	bool checked;             /* read through its cache entry only (never
+				   * uncached: the MD5 is checked there) */
 	struct cache_entry *entry; /* set once by the first read; NULL: uncached */
 	bool entry_tried;         /* protected by lock */
 
@@ -207,6 +209,32 @@ int altinn_reader_open(struct altinn *a, const char *party_id, const char *insta
 	r->url = xasprintf("%s/instances/%s/%s/data/%s", a->storage, party_id, instance_guid,
 			   data_guid);
 	pthread_mutex_init(&r->lock, NULL);
+	*ret = r;
+	return 0;
+}
+
+int reader_open_checked(struct altinn *a, const char *url, const char *key, uint64_t size,
+			const char *md5, struct alt_reader **ret)
+{
+	struct alt_reader *r;
+	int err;
+
+	if (!a->cache || size == 0 || strlen(key) != 36 ||
+	    strspn(key, "0123456789abcdef-") != 36)
+		return -ENOSPC;
+	r = xcalloc(1, sizeof(*r));
+	r->a = a;
+	r->size = size;
+	r->data_guid = xstrdup(key);
+	r->url = xstrdup(url);
+	r->checked = true;
+	r->entry_tried = true;
+	pthread_mutex_init(&r->lock, NULL);
+	err = cache_entry_get_checked(a->cache, key, size, md5, url, &r->entry);
+	if (err < 0) {
+		altinn_reader_close(r);
+		return err;
+	}
 	*ret = r;
 	return 0;
 }
@@ -389,6 +417,14 @@ ssize_t altinn_reader_borrow(struct alt_reader *r, uint64_t off, size_t len,
 		pthread_mutex_unlock(&r->lock);
 		e = reader_entry(r);
 		n = e ? cached_read(r, e, off, len, loan, ret) : CACHE_UNCACHED;
+		if (n == CACHE_UNCACHED && r->checked) {
+			/* bytes read around the entry would go unchecked: a
+			 * new open fetches them again */
+			log_warn("\"%s\": the cache could not serve it; not read unchecked",
+				 r->url);
+			hold_failure(r, -EIO);
+			return -EIO;
+		}
 		if (n != CACHE_UNCACHED)
 			return n;
 		pthread_mutex_lock(&r->lock);
