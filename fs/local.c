@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "altinn.h"
 #include "config.h"
 #include "entry.h"
 #include "fs_i.h"
@@ -414,7 +415,8 @@ out:
 	return r;
 }
 
-int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
+int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd,
+	       struct alt_reader **ret_reader)
 {
 	const struct local_hooks *h;
 	struct local_call c;
@@ -425,6 +427,8 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 	 * looked it up: ESTALE makes the kernel look the name up again and
 	 * retry the open once (LOOKUP_REVAL), so the reader gets the file
 	 * that has the name now; ENOENT would end its open() */
+	if (ret_reader)
+		*ret_reader = NULL;
 	if (!n->name[0])
 		return -ESTALE;
 	r = area_of(fs, n, &afd, &rel);
@@ -437,6 +441,7 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 			goto out;
 	} else if (!self) {
 		h = call_init(fs, n, &c, LOCAL_RELEASE, afd, rel, false, self);
+		c.reader = ret_reader;
 		r = h->fill ? h->fill(h->ctx, &c) : 0;
 		if (r < 0)
 			goto out;
@@ -459,6 +464,10 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd)
 	}
 	pthread_rwlock_unlock(&fs->rename_lock);
 out:
+	if (r < 0 && ret_reader) {
+		altinn_reader_close(*ret_reader);
+		*ret_reader = NULL;
+	}
 	free(rel);
 	return r;
 }

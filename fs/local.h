@@ -46,7 +46,12 @@ int local_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_
  * after; self says the caller is one of our own threads. */
 int local_create(struct fs *fs, struct node *dir, const char *name, mode_t mode, int flags,
 		 bool self, int *ret_fd, struct stat *ret_st);
-int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd);
+/* ret_reader (may be NULL): a user's open for reading of a file its
+ * family serves as its bytes arrive gets a reader of them here, to read
+ * through instead of *ret_fd (which is opened all the same, for its
+ * attributes); else it is set to NULL. */
+int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd,
+	       struct alt_reader **ret_reader);
 int local_mkdir(struct fs *fs, struct node *dir, const char *name, mode_t mode, bool self,
 		struct stat *ret_st);
 int local_remove(struct fs *fs, struct node *dir, const char *name, bool is_dir, bool self);

@@ -373,13 +373,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (local_is_local(n)) {
 		h->kind = HANDLE_FD;
 		h->self = req_is_self(req);
-		r = local_open(fs, n, fi->flags, h->self, &h->fd);
+		r = local_open(fs, n, fi->flags, h->self, &h->fd, &h->reader);
 		/* an open for writing told the area's family that a write
 		 * begins (LOCAL_WRITE): its close tells it the write ended,
 		 * even when no byte came */
 		h->written = r == 0 && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC));
 		if (r == 0 && !h->written)
 			fi->keep_cache = local_unchanged(fs, n, h->fd);
+		if (r == 0 && h->reader) {
+			/* read as its bytes arrive (a Broker transfer): the
+			 * file on disk gave only its attributes */
+			close(h->fd);
+			h->fd = -1;
+			h->kind = HANDLE_DATA;
+		}
 	} else if (n->kind == NODE_CTL) {
 		/* a console: writes are commands, reads the last report */
 		h->kind = HANDLE_CTL;

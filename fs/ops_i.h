@@ -29,7 +29,8 @@ struct handle {
 	enum handle_kind kind;
 	char *buf; /* HANDLE_BUFFER: a snapshot of a generated document */
 	size_t len;
-	struct alt_reader *reader; /* HANDLE_DATA */
+	struct alt_reader *reader; /* HANDLE_DATA: a data element's, or a local file
+				    * read as its bytes arrive */
 	struct entry *entries;     /* HANDLE_DIR */
 	size_t n_entries;
 	struct dircache_slot *dircache; /* HANDLE_DIR: counted open there */

@@ -172,11 +172,13 @@ def test_read_downloads_once_and_rm_confirms(m, p):
     assert not d.exists()  # never shown again
 
 
-def test_a_read_again_is_of_the_file_as_it_is_on_disk(m, p):
+def test_a_read_again_is_of_the_file_as_it_is_on_disk(mount, p, token_file):
     """A read again may be served from the kernel's pages of the last one,
     only while the local file is the same: one changed in place (same size,
     a new mtime) or replaced by a rename (another inode, the old mtime) is
-    read anew."""
+    read anew. Without a cache the transfer is fetched to the entry's file
+    on disk, which is what is read."""
+    m = start_mount(mount, p, token_file, cache_max=0)
     data = os.urandom(1_500_000)
     tid = send_to_me(p, "igjen.bin", data)
     d = wait_entry(m, tid)
@@ -223,6 +225,80 @@ def test_never_read_then_rm_probes_one_byte(m, p):
     assert len(downloads) == 1 and downloads[0]["range"] == "bytes=0-0", downloads
     assert downloads[0]["bytes"] <= 1
     wait_for(lambda: not d.exists(), 10, "the entry to go")
+
+
+# ---- reading through the content cache
+
+def download_sent(p, mark):
+    """Bytes the platform has sent for each download since mark (they grow
+    as the answer goes out)."""
+    return [e["bytes"] for e in broker_requests(p, mark, "/download")]
+
+
+def test_first_read_streams_as_the_download_proceeds(m, p):
+    """The open does not wait for the whole transfer: the first bytes are
+    read while the platform is still sending (here slowly, at 1 MiB/s), and
+    the whole file is the one download's bytes."""
+    data = os.urandom(8 << 20)
+    tid = send_to_me(p, "strom.bin", data)
+    d = wait_entry(m, tid)
+    mark = p.mark()
+    p.fault(f"{BROKER}/{tid}/download", trickle_bps=1 << 20)
+    with open(d / "strom.bin", "rb") as f:
+        assert f.read(65536) == data[:65536]
+        [sent] = download_sent(p, mark)
+        assert sent < len(data), "the first read waited for the whole download"
+        assert f.read() == data[65536:]
+    p.assert_faults_fired()
+    assert len(download_sent(p, mark)) == 1
+    assert (d / "strom.bin").read_bytes() == data  # the cache's copy: no request
+    assert len(download_sent(p, mark)) == 1
+
+
+def test_partial_read_then_close_stops_the_download(m, p):
+    """head of a large transfer fetches a few MiB, not the file; reading it
+    all later resumes from there with a Range (Broker honours it)."""
+    data = os.urandom(48 << 20)
+    tid = send_to_me(p, "hode.bin", data)
+    d = wait_entry(m, tid)
+    mark = p.mark()
+    with open(d / "hode.bin", "rb") as f:
+        assert f.read(65536) == data[:65536]
+    last = [None, 0.0]
+
+    def settled():   # the bytes sent unchanged for a second
+        now, sent = time.monotonic(), download_sent(p, mark)
+        if sent != last[0]:
+            last[:] = [sent, now]
+        return now - last[1] >= 1.0
+    wait_for(settled, 30, "the download to stop")
+    [sent] = last[0]
+    assert sent < len(data) // 2, f"{sent} bytes of {len(data)} fetched for a 64 KiB read"
+    assert (d / "hode.bin").read_bytes() == data
+    downloads = broker_requests(p, mark, "/download")
+    assert len(downloads) == 2, downloads
+    first = int(downloads[1]["range"].split("=")[1].split("-")[0])
+    assert 0 < first <= sent, downloads[1]["range"]
+
+
+@pytest.mark.parametrize("cache_max", ["auto", "0"])
+def test_a_file_not_matching_its_checksum_is_refused(mount, p, token_file, cache_max):
+    """Bytes whose MD5 is not Broker's checksum never make a whole file:
+    streamed through the cache, the read of the end fails with EIO; fetched
+    whole (no cache), the open does. Every open tries again, and fails
+    again while the platform's bytes stay wrong."""
+    kw = {} if cache_max == "auto" else {"cache_max": 0}
+    m = start_mount(mount, p, token_file, **kw)
+    data = os.urandom(3_000_000)
+    tid = send_to_me(p, "feil.bin", data)
+    d = wait_entry(m, tid)
+    r = p.request("POST", f"/_localtest/broker/transfers/{tid}/corrupt", auth=False)
+    assert r.status == 204, r
+    mark = p.mark()
+    expect_errno(errno.EIO, (d / "feil.bin").read_bytes)
+    expect_errno(errno.EIO, (d / "feil.bin").read_bytes)
+    assert len(broker_requests(p, mark, "/download")) == 2
+    assert "MD5" in m.log()
 
 
 def test_expired_transfer_leaves_the_inbox(m, p):

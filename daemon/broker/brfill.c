@@ -1,16 +1,22 @@
-/* brfill.c - the bytes of an inbox entry, fetched at its first read.
+/* brfill.c - the bytes of an inbox entry, fetched when it is read.
  *
  * An entry of broker/<resourceId>/inbox/ is shown with its size and no
  * bytes, since a download changes our status on the platform
- * (DownloadStarted). When a user first opens the file for reading (the
- * area's fill hook, in the FUSE thread of that open), the transfer is
- * downloaded into a dot-file beside it, streamed to disk (memory stays
- * bounded whatever the size), its size and MD5 checked against the
- * overview's, and renamed over the empty file; the journal then says it
- * is fetched and later opens read the disk. One download at a time: a
- * second reader of the same file waits for the first one's and finds it
- * fetched. A failed download fails the open with its errno and leaves
- * the entry as it was, to be tried at the next open. */
+ * (DownloadStarted). When a user opens the file for reading (the area's
+ * fill hook, in the FUSE thread of that open), the open is handed a
+ * reader of the transfer through the content cache (keyed by its id):
+ * the read streams as the download proceeds, many readers share one
+ * download, a reader that stops early stops it, and the MD5 of Broker's
+ * checksum is checked before the last byte is served; later opens read
+ * the cache's copy. Where the cache cannot take it (off, or full) the
+ * transfer is downloaded whole into a dot-file beside the file instead,
+ * streamed to disk, its size and MD5 checked against the overview's, and
+ * renamed over the empty file; the journal then says it is fetched and
+ * later opens read the disk. One such download at a time: a second
+ * reader of the same file waits for the first one's and finds it
+ * fetched. A failed download fails the open (or, streamed, the read)
+ * with its errno and leaves the entry as it was, to be tried again at
+ * the next open. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,6 +67,18 @@ static int fetch(struct brecv *rx, const struct local_call *c, struct queue_item
 	return r;
 }
 
+/* Hands the open a reader of the transfer through the content cache, so
+ * it reads the bytes as they arrive: 0, or -ENOSPC when the cache cannot
+ * take it (off, full, an empty file) and the file is fetched whole. */
+static int stream(struct brecv *rx, const struct local_call *c, struct queue_item *it)
+{
+	uint64_t size = strtoull(it->f[RF_SIZE] ? it->f[RF_SIZE] : "0", NULL, 10);
+
+	if (!c->reader)
+		return -ENOSPC;
+	return brecv_reader_open(rx->a, it->f[RF_ID], size, it->f[RF_CHECKSUM], c->reader);
+}
+
 int brecv_fill(struct brecv *rx, const struct local_call *c)
 {
 	char id[256], *key;
@@ -74,8 +92,11 @@ int brecv_fill(struct brecv *rx, const struct local_call *c)
 	pthread_mutex_lock(&rx->fill_lock);
 	r = queue_find(rx->q, key, RX_LIVE, &it);
 	if (r == 0 && !it.f[RF_FETCHED] && it.f[RF_NAME] &&
-	    strcmp(strchr(c->rel, '/') + 1, it.f[RF_NAME]) == 0)
-		r = fetch(rx, c, &it);
+	    strcmp(strchr(c->rel, '/') + 1, it.f[RF_NAME]) == 0) {
+		r = stream(rx, c, &it);
+		if (r == -ENOSPC)
+			r = fetch(rx, c, &it);
+	}
 	else if (r == -ENOENT)
 		r = 0;
 	queue_item_clear(&it);

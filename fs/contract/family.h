@@ -66,6 +66,11 @@ struct local_call {
 		    * kernel holds the file open: a dup or a child may still
 		    * write, which checks LOCAL_WRITE again; LOCAL_RELEASE
 		    * follows once it is closed for good */
+	struct alt_reader **reader; /* fill: where a family that can serve
+				     * the file as its bytes arrive puts a
+				     * reader of them instead of filling
+				     * the file (the open reads through it);
+				     * NULL when the caller cannot take one */
 };
 
 struct local_hooks {
@@ -81,9 +86,11 @@ struct local_hooks {
 	/* an open for reading by a user (not self), before the file is
 	 * opened: a file the family shows before it has its bytes (a Broker
 	 * transfer in inbox/, whose download changes the platform's state)
-	 * is filled here, in call->dirfd, by the time this returns. call->op
-	 * is LOCAL_RELEASE (nothing is changed by the user). 0, or the -errno
-	 * open(2) gets. NULL: files are read as they are. */
+	 * is filled here, in call->dirfd, by the time this returns, or, when
+	 * call->reader is set, may be handed over as a reader of its bytes
+	 * in *call->reader (read as they arrive, no wait for all of them).
+	 * call->op is LOCAL_RELEASE (nothing is changed by the user). 0, or
+	 * the -errno open(2) gets. NULL: files are read as they are. */
 	int (*fill)(void *ctx, const struct local_call *call);
 };
 

@@ -513,6 +513,20 @@ def register_admin(router, platform):
             body = broker.FileContent(t.path, t.size)
         return web.Response(200, [("Content-Type", "application/octet-stream")], content=body)
 
+    def corrupt(req):
+        """Flips the stored file's last byte: downloads no longer match the
+        checksum (what a client must refuse)."""
+        with service.lock:
+            t = service.transfers.get(req.params["fileTransferId"])
+            if t is None or not t.path or not t.size:
+                return web.empty(404)
+            with open(t.path, "r+b") as f:
+                f.seek(t.size - 1)
+                last = f.read(1)
+                f.seek(t.size - 1)
+                f.write(bytes([last[0] ^ 0xFF]))
+        return web.empty(204)
+
     def expire(req):
         with service.lock:
             t = service.transfers.get(req.params["fileTransferId"])
@@ -538,5 +552,6 @@ def register_admin(router, platform):
     router.add("GET", prefix + "/transfers", transfers, auth=False)
     router.add("GET", prefix + "/transfers/{fileTransferId}/content", stored, auth=False)
     router.add("POST", prefix + "/transfers/{fileTransferId}/expire", expire, auth=False)
+    router.add("POST", prefix + "/transfers/{fileTransferId}/corrupt", corrupt, auth=False)
     router.add("GET", prefix + "/settings", get_settings, auth=False)
     router.add("PUT", prefix + "/settings", put_settings, auth=False)

@@ -91,7 +91,7 @@ admin API (no auth, not logged, not faulted):
   POST   /_localtest/maskinporten/clients/{id}/revoke   (and /reinstate); DELETE .../{id}
   GET    /_localtest/maskinporten/log[?since=SEQ]   grants and exchanges, with their secrets
   POST   /_localtest/broker/resources   add a Broker resource; GET lists; DELETE .../{id}
-  GET    /_localtest/broker/transfers   every transfer (+ .../{id}/content, POST .../{id}/expire)
+  GET    /_localtest/broker/transfers   every transfer (+ .../{id}/content, POST .../{id}/expire, .../{id}/corrupt)
   GET    /_localtest/broker/settings    scanDelay, malware, cutUploadAfter, cutCount,
                                         cutStatus, storageNotReady, rateLimits; PUT changes
 
