@@ -160,7 +160,7 @@ def test_read_downloads_once_and_rm_confirms(m, p):
     d = wait_entry(m, tid)
     mark = p.mark()
     assert (d / "stor.bin").read_bytes() == data
-    assert (d / "stor.bin").read_bytes() == data  # the second read is the disk's
+    assert (d / "stor.bin").read_bytes() == data  # the second read is the cache's
     assert len(broker_requests(p, mark, "/download")) == 1
     assert my_status(p, tid) == "DownloadStarted"
     os.unlink(d / "stor.bin")
@@ -168,6 +168,7 @@ def test_read_downloads_once_and_rm_confirms(m, p):
     wait_for(lambda: not d.exists(), 10, "the entry to go")
     [c] = broker_requests(p, mark, "/confirmdownload")
     assert c["method"] == "POST" and c["status"] == 204
+    assert len(broker_requests(p, mark, "/download")) == 1  # read: no probe
     time.sleep(2.5)
     assert not d.exists()  # never shown again
 

@@ -73,10 +73,19 @@ static int fetch(struct brecv *rx, const struct local_call *c, struct queue_item
 static int stream(struct brecv *rx, const struct local_call *c, struct queue_item *it)
 {
 	uint64_t size = strtoull(it->f[RF_SIZE] ? it->f[RF_SIZE] : "0", NULL, 10);
+	int r;
 
 	if (!c->reader)
 		return -ENOSPC;
-	return brecv_reader_open(rx->a, it->f[RF_ID], size, it->f[RF_CHECKSUM], c->reader);
+	r = brecv_reader_open(rx->a, it->f[RF_ID], size, it->f[RF_CHECKSUM], c->reader);
+	if (r == 0 && !it->f[RF_PROBED]) {
+		/* its download has begun (or came before): rm confirms without
+		 * a probe, and should Broker say otherwise (error 19), the
+		 * confirmation probes after all */
+		queue_set(&it->f[RF_PROBED], "1");
+		queue_save(rx->q, it);
+	}
+	return r;
 }
 
 int brecv_fill(struct brecv *rx, const struct local_call *c)
