@@ -1,7 +1,9 @@
 /* fuzz_transfers.c - what Broker and Correspondence answer: a file
- * transfer's id, overview (as the sender follows it and as a recipient
- * shows it in inbox/), a search's list of ids, the organisation claim
- * of a token, an event's transfer; a correspondence's initialize answer,
+ * transfer's id, overview (as the sender follows it, matches it to a
+ * lost initialize and sums its statuses for a receipt, and as a
+ * recipient shows it in inbox/), a search's list of ids, the
+ * organisation claim of a token, an event's transfer; a sidecar
+ * <name>.meta.json (the user's input to a transfer); a correspondence's initialize answer,
  * its status, details and the events feed of a resource. Each parser
  * gets the bytes as the daemon hands them over, and what it returns is
  * freed, so the sanitizers see every byte it keeps. */
@@ -28,6 +30,25 @@ static void free_all(char *a, char *b, char *c, char *d)
 	free(d);
 }
 
+/* what the sending side reads: an overview (NUL-ended, as it is kept),
+ * matched and summed; a sidecar */
+static void broker_sent(const char *text, size_t size)
+{
+	struct broker_match want = { .file_name = "a.txt", .reference = "ref",
+				     .checksum = "0123456789abcdef0123456789abcdef",
+				     .recipient = "313000001" };
+	struct broker_meta m;
+	char *doc = malloc(size + 1), err[300];
+
+	memcpy(doc, text, size);
+	doc[size] = '\0';
+	(void)jsn_broker_matches(text, size, &want);
+	free(broker_overview_signature(doc));
+	if (broker_meta_parse(text, size, &m, err, sizeof(err)) == 0)
+		broker_meta_clear(&m);
+	free(doc);
+}
+
 static void broker_answers(const char *text, size_t size)
 {
 	char *a = NULL, *b = NULL, *c = NULL, *d = NULL, **ids = NULL;
@@ -46,6 +67,7 @@ static void broker_answers(const char *text, size_t size)
 	a = NULL;
 	if (jsn_broker_token_org(text, size, &a) == 0)
 		free(a);
+	broker_sent(text, size);
 	if (jsn_brecv_overview(text, size, "991825827", same_name, NULL, &ov) == 0)
 		brecv_overview_clear(&ov);
 	free(jsn_brecv_event_transfer(text, size));
