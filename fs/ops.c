@@ -187,7 +187,17 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	h = handle_new(fs);
 	h->kind = HANDLE_DIR;
-	r = tree_list(fs, n, &h->entries, &h->n_entries);
+	r = tree_stream_open(fs, n);
+	if (r == 1) {
+		/* read a page at a time in readdir; the kernel keeps no copy */
+		h->stream = true;
+		fi->fh = (uintptr_t)h;
+		if (fuse_reply_open(req, fi) == -ENOENT)
+			handle_free(h);
+		return;
+	}
+	if (r == 0)
+		r = tree_list(fs, n, &h->entries, &h->n_entries);
 	if (r < 0) {
 		handle_free(h); /* it is on the list */
 		fuse_reply_err(req, -r);
@@ -202,21 +212,66 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		handle_free(h);
 }
 
+/* entries of a streamed folder fetched at once: about five replies of
+ * a 4 KiB readdir */
+#define STREAM_PAGE 512
+
+/* A streamed folder's window (h->entries from position h->win_off):
+ * made to hold position off. Reading on from its end asks for the page
+ * after its last name; a rewind or seek asks by position. The kernel asks
+ * again from inside the window when a reader's buffer filled up. */
+static int stream_window(struct fs *fs, struct handle *h, struct node *dir, uint64_t off)
+{
+	uint64_t end = h->win_off + h->n_entries;
+	char *after = NULL;
+	size_t n = 0;
+	int r;
+
+	if (h->entries && off >= h->win_off && (off < end || (off == end && h->at_end)))
+		return 0;
+	if (h->entries && h->n_entries > 0 && off == end)
+		after = xstrdup(h->entries[h->n_entries - 1].name);
+	/* one array for the handle's life: a page's worth freed and taken
+	 * again made the allocator give pages back and fault them in anew */
+	if (!h->entries)
+		h->entries = xcalloc(STREAM_PAGE, sizeof(*h->entries));
+	for (size_t i = 0; i < h->n_entries; i++)
+		entry_clear(&h->entries[i]);
+	h->n_entries = 0;
+	r = tree_stream_page(fs, dir, after, after ? 0 : off, STREAM_PAGE, h->entries, &n);
+	free(after);
+	if (r < 0)
+		return r;
+	h->n_entries = n;
+	h->win_off = off;
+	h->at_end = n < STREAM_PAGE;
+	return 0;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct fs *fs = req_fs(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct node *dir = get_node(fs, ino);
-	char *buf = xmalloc(size);
-	size_t used = 0;
+	char *buf;
+	size_t used = 0, base = 0;
+	int r;
 
 	if (!dir) {
-		free(buf);
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	for (size_t i = (size_t)off; i < h->n_entries; i++) {
+	if (h->stream) {
+		r = stream_window(fs, h, dir, (uint64_t)off);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		base = (size_t)h->win_off;
+	}
+	buf = xmalloc(size);
+	for (size_t i = (size_t)off - base; i < h->n_entries; i++) {
 		struct entry *e = &h->entries[i];
 		size_t need;
 
@@ -232,7 +287,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			ep.attr_timeout = ttl_for(fs, e->kind);
 			ep.entry_timeout = entry_ttl_for(fs, e->kind);
 			need = fuse_add_direntry_plus(req, buf + used, size - used, e->name, &ep,
-						      (off_t)i + 1);
+						      (off_t)(base + i) + 1);
 			if (need > size - used) {
 				node_forget(fs->nodes, n->ino, 1); /* not handed out */
 				break;
@@ -242,7 +297,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 			st.st_ino = 0xffffffff; /* unknown here: the lookup assigns it */
 			need = fuse_add_direntry(req, buf + used, size - used, e->name, &st,
-						 (off_t)i + 1);
+						 (off_t)(base + i) + 1);
 			if (need > size - used)
 				break;
 		}

@@ -34,6 +34,10 @@ struct handle {
 	struct entry *entries;     /* HANDLE_DIR */
 	size_t n_entries;
 	struct dircache_slot *dircache; /* HANDLE_DIR: counted open there */
+	/* HANDLE_DIR read a page at a time (tree_stream_open): entries are
+	 * the page from position win_off; at_end when it is the last */
+	bool stream, at_end;
+	uint64_t win_off;
 	int fd;       /* HANDLE_FD: a file in a local area */
 	/* HANDLE_FD: a flush (one per close of a descriptor: dups, children)
 	 * may run while another descriptor writes; these are protected by

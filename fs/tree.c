@@ -216,23 +216,53 @@ static void instance_entry(struct fs *fs, struct entry *e, struct node *dir,
 	fill_stat(fs, &e->st, DIR_MODE, 0, inst->last_changed, inst->created);
 }
 
-static int list_parties(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+/* The parties' entries, into e (n of them; p is freed). */
+static struct entry *party_entries(struct fs *fs, struct node *dir, struct view_party *p,
+				   size_t n, struct entry *e)
 {
-	struct view_party *p;
-	struct entry *e;
-	size_t n;
-	int r = view_parties(dir->key.app, &p, &n);
-
-	if (r < 0)
-		return r;
-	e = xcalloc(n ? n : 1, sizeof(*e));
 	for (size_t i = 0; i < n; i++) {
 		entry_init(&e[i], dir, p[i].party_id, NODE_PARTY);
 		e[i].party = xstrdup(p[i].party_id);
 		fill_stat(fs, &e[i].st, DIR_MODE, 0, p[i].mtime, p[i].ctime);
 	}
 	view_parties_free(p, n);
-	*ret = e;
+	return e;
+}
+
+static int list_parties(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n)
+{
+	struct view_party *p;
+	size_t n;
+	int r = view_parties(dir->key.app, &p, &n);
+
+	if (r < 0)
+		return r;
+	*ret = party_entries(fs, dir, p, n, xcalloc(n ? n : 1, sizeof(struct entry)));
+	*ret_n = n;
+	return 0;
+}
+
+int tree_stream_open(struct fs *fs, struct node *dir)
+{
+	int r;
+
+	(void)fs;
+	if (dir->kind != NODE_INSTANCES)
+		return 0;
+	r = view_parties_open(dir->key.app);
+	return r == -ENOTSUP ? 0 : r < 0 ? r : 1;
+}
+
+int tree_stream_page(struct fs *fs, struct node *dir, const char *after, uint64_t skip,
+		     size_t max, struct entry *into, size_t *ret_n)
+{
+	struct view_party *p;
+	size_t n;
+	int r = view_parties_page(dir->key.app, after, skip, max, &p, &n);
+
+	if (r < 0)
+		return r;
+	party_entries(fs, dir, p, n, into);
 	*ret_n = n;
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -21,6 +22,17 @@
 int tree_lookup(struct fs *fs, struct node *dir, const char *name, struct entry *ret);
 /* Every entry of folder dir, in a stable order. */
 int tree_list(struct fs *fs, struct node *dir, struct entry **ret, size_t *ret_n);
+/* A folder too large to list at once (instances/ of an indexed app,
+ * millions of parties) is read a page at a time: tree_stream_open() says
+ * whether dir is one (1; 0: list it whole with tree_list) and readies it,
+ * tree_stream_page() puts up to max entries into into (cleared ones), in
+ * tree_list's order: those after the entry named after, or when after is
+ * NULL from position skip.
+ * Entries added or removed while it is read may or may not be listed;
+ * the others are listed once each. */
+int tree_stream_open(struct fs *fs, struct node *dir);
+int tree_stream_page(struct fs *fs, struct node *dir, const char *after, uint64_t skip,
+		     size_t max, struct entry *into, size_t *ret_n);
 /* Attributes of n itself (st_ino not set). */
 int tree_getattr(struct fs *fs, struct node *n, struct stat *ret);
 

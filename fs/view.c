@@ -392,11 +392,26 @@ static void fill_party(struct view_party *p, const char *party, struct alt_insta
 	}
 }
 
+/* The index's parties as the view's (p is consumed). */
+static struct view_party *from_index(struct index_party *p, size_t n)
+{
+	struct view_party *out = xcalloc(n ? n : 1, sizeof(*out));
+
+	for (size_t i = 0; i < n; i++) {
+		out[i].party_id = p[i].party_id;
+		p[i].party_id = NULL;
+		out[i].n_instances = (size_t)p[i].n;
+		out[i].mtime = p[i].mtime;
+		out[i].ctime = p[i].ctime;
+	}
+	index_parties_free(p, n);
+	return out;
+}
+
 /* The parties from the index: what is indexed so far while the walk runs. */
 static int indexed_parties(struct view_app *va, struct view_party **ret, size_t *ret_n)
 {
 	struct index_party *p;
-	struct view_party *out;
 	bool complete;
 	size_t n;
 	int r = -EAGAIN;
@@ -409,16 +424,35 @@ static int indexed_parties(struct view_app *va, struct view_party **ret, size_t 
 	}
 	if (r < 0)
 		return r == -EAGAIN ? -EIO : r;
-	out = xcalloc(n ? n : 1, sizeof(*out));
-	for (size_t i = 0; i < n; i++) {
-		out[i].party_id = p[i].party_id;
-		p[i].party_id = NULL;
-		out[i].n_instances = (size_t)p[i].n;
-		out[i].mtime = p[i].mtime;
-		out[i].ctime = p[i].ctime;
-	}
-	index_parties_free(p, n);
-	*ret = out;
+	*ret = from_index(p, n);
+	*ret_n = n;
+	return 0;
+}
+
+int view_parties_open(struct view_app *va)
+{
+	bool complete;
+	int r;
+
+	if (!va->idx)
+		return -ENOTSUP;
+	r = index_ready(va->idx, true, &complete);
+	return r == -EAGAIN ? -EIO : r;
+}
+
+int view_parties_page(struct view_app *va, const char *after, uint64_t skip, size_t max,
+		      struct view_party **ret, size_t *ret_n)
+{
+	struct index_party *p;
+	size_t n;
+	int r;
+
+	if (!va->idx)
+		return -ENOTSUP;
+	r = index_parties_page(va->idx, after, skip, max, &p, &n);
+	if (r < 0)
+		return r == -EAGAIN ? -EIO : r;
+	*ret = from_index(p, n);
 	*ret_n = n;
 	return 0;
 }

@@ -46,6 +46,14 @@ int view_app_doc(struct view_app *va, char **ret_doc, size_t *ret_len,
 /* Every party with instances, sorted by party id (numerically). */
 int view_parties(struct view_app *va, struct view_party **ret, size_t *ret_n);
 void view_parties_free(struct view_party *p, size_t n);
+/* The parties of an indexed app, a page at a time (an app of millions
+ * is not listed at once): view_parties_open() readies the index as a
+ * whole listing would (-ENOTSUP when the app has no index: list it
+ * whole); view_parties_page() gives up to max parties in the same order,
+ * after the party after, or when after is NULL from position skip. */
+int view_parties_open(struct view_app *va);
+int view_parties_page(struct view_app *va, const char *after, uint64_t skip, size_t max,
+		      struct view_party **ret, size_t *ret_n);
 
 /* One party's folder facts; -ENOENT when it has no instances. */
 int view_party(struct view_app *va, const char *party, struct view_party *ret);

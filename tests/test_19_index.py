@@ -301,3 +301,73 @@ def test_an_index_file_from_before_the_party_table_is_listed_whole(scale, mount)
     assert sorted(os.listdir(root)) == every_party(n)
     assert walk_pages(queries(plat, mark)) == []
     assert sorted(os.listdir(root / party_of(4, n))) == sorted(guid(k) for k in (4, 304, 604))
+
+
+class Dir:
+    """opendir/readdir/telldir/seekdir/rewinddir of libc (Python has no seekdir)."""
+    def __init__(self, path):
+        import ctypes
+
+        class Dirent(ctypes.Structure):
+            _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                        ("d_reclen", ctypes.c_uint16), ("d_type", ctypes.c_uint8),
+                        ("d_name", ctypes.c_char * 256)]
+        self.libc = libc = ctypes.CDLL(None, use_errno=True)
+        libc.opendir.restype = ctypes.c_void_p
+        libc.readdir.restype = ctypes.POINTER(Dirent)
+        libc.readdir.argtypes = [ctypes.c_void_p]
+        libc.telldir.restype = ctypes.c_long
+        libc.telldir.argtypes = [ctypes.c_void_p]
+        libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+        libc.rewinddir.argtypes = [ctypes.c_void_p]
+        libc.closedir.argtypes = [ctypes.c_void_p]
+        self.d = libc.opendir(os.fsencode(path))
+        assert self.d, os.strerror(ctypes.get_errno())
+
+    def read(self, count=None):
+        out = []
+        while count is None or len(out) < count:
+            e = self.libc.readdir(self.d)
+            if not e:
+                break
+            name = e.contents.d_name.decode()
+            if name not in (".", ".."):
+                out.append(name)
+        return out
+
+    def close(self):
+        self.libc.closedir(self.d)
+
+
+def test_instances_read_a_page_at_a_time_lists_each_party_once(scale, mount):
+    """instances/ of an indexed app is read from the index a page at a time (not built
+    whole at open): 1,000 parties over several pages come in numeric order, each once;
+    telldir/seekdir back into an earlier page and rewinddir give the same names again."""
+    n = 3000
+    plat = scale(n)
+    m = skala_mount(mount, plat)
+    root = m / "apps/ttd/skala/instances"
+    want = every_party(n)
+    assert os.listdir(root) == want            # in order, as the index keeps it
+    d = Dir(root)
+    try:
+        first = d.read(300)
+        spot = d.libc.telldir(d.d)
+        rest = d.read()
+        assert first + rest == want
+        d.libc.seekdir(d.d, spot)              # back into an earlier page
+        assert d.read() == rest
+        d.libc.rewinddir(d.d)
+        assert d.read() == want
+    finally:
+        d.close()
+    # a party changed while a listing is open (its facts rewritten) keeps its place
+    d = Dir(root)
+    try:
+        head = d.read(700)
+        plat.change_instances([f"{party_of(1, n)}/{guid(1)}"])
+        tail = d.read()
+        names = head + tail
+        assert len(names) == len(set(names)) and set(names) == set(want)
+    finally:
+        d.close()

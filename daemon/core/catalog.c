@@ -37,7 +37,10 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS catalog_meta ("
 	" key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS catalog_groups (grp TEXT PRIMARY KEY, n INTEGER NOT NULL,"
-	" max_changed INTEGER NOT NULL, min_created INTEGER NOT NULL) WITHOUT ROWID;";
+	" max_changed INTEGER NOT NULL, min_created INTEGER NOT NULL) WITHOUT ROWID;"
+	/* the listing order of catalog_groups_page: an existing file gets it
+	 * at its first open (a second for a million groups, once) */
+	"CREATE INDEX IF NOT EXISTS catalog_groups_order ON catalog_groups (length(grp), grp);";
 
 /* set once catalog_groups is kept by the commits: a file made before it
  * had the table gets it filled once, at open */
@@ -486,6 +489,70 @@ int catalog_groups(struct catalog *c, struct catalog_group **ret, size_t *ret_n)
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = cat_errno(c, rc, "groups");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0) {
+		catalog_groups_free(out, n);
+		return r;
+	}
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+/* Steps st (bound) into out, appending up to max - *n groups. */
+static int step_groups(struct catalog *c, sqlite3_stmt *st, struct catalog_group *out,
+		       size_t max, size_t *n)
+{
+	int rc = SQLITE_DONE;
+
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		read_group(st, &out[(*n)++]);
+	if (*n < max && rc != SQLITE_DONE)
+		return cat_errno(c, rc, "groups");
+	return 0;
+}
+
+#define GROUP_COLS "SELECT grp, n, max_changed, min_created FROM catalog_groups"
+
+int catalog_groups_page(struct catalog *c, const char *after, uint64_t skip, size_t max,
+			struct catalog_group **ret, size_t *ret_n)
+{
+	struct catalog_group *out = xcalloc(max ? max : 1, sizeof(*out));
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	if (after) {
+		/* two searches of the order index: the rest of after's length,
+		 * then the longer names */
+		r = prepare(c, GROUP_COLS " WHERE length(grp) = length(?1) AND grp > ?1"
+			       " ORDER BY grp LIMIT ?2", &st);
+		if (r == 0) {
+			sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+			r = step_groups(c, st, out, max, &n);
+			sqlite3_finalize(st);
+		}
+		if (r == 0 && n < max)
+			r = prepare(c, GROUP_COLS " WHERE length(grp) > length(?1)"
+				       " ORDER BY length(grp), grp LIMIT ?2", &st);
+		else
+			st = NULL;
+		if (r == 0 && st) {
+			sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (sqlite3_int64)(max - n));
+		}
+	} else {
+		r = prepare(c, GROUP_COLS " ORDER BY length(grp), grp LIMIT ?2 OFFSET ?1", &st);
+		if (r == 0) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)skip);
+			sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+		}
+	}
+	if (r == 0 && st)
+		r = step_groups(c, st, out, max, &n);
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&c->lock);
 	if (r < 0) {

@@ -73,6 +73,12 @@ void catalog_row_clear(struct catalog_row *r); /* NULL is fine */
  * read from a table of groups every commit keeps, not counted. */
 int catalog_groups(struct catalog *c, struct catalog_group **ret, size_t *ret_n);
 /* One group's facts; -ENOENT when it has no rows. */
+/* Up to max groups in listing order (by their names' length, then
+ * bytes: digit strings in numeric order): those after the group named
+ * after, or, when after is NULL, from position skip. A listing read a
+ * page at a time this way costs each page's rows, not the whole table. */
+int catalog_groups_page(struct catalog *c, const char *after, uint64_t skip, size_t max,
+			struct catalog_group **ret, size_t *ret_n);
 int catalog_group(struct catalog *c, const char *grp, struct catalog_group *ret);
 void catalog_groups_free(struct catalog_group *g, size_t n);
 /* A group's rows, at most max of them (-EFBIG when it has more). */

@@ -60,6 +60,10 @@ struct index_party {
 	struct timespec ctime; /* oldest created */
 };
 int index_parties(struct index *idx, struct index_party **ret, size_t *ret_n);
+/* Up to max parties in the same order, a page of a listing: those after
+ * the party after, or when after is NULL from position skip. */
+int index_parties_page(struct index *idx, const char *after, uint64_t skip, size_t max,
+		       struct index_party **ret, size_t *ret_n);
 /* One party's facts; -ENOENT when the index holds none of its instances. */
 int index_party(struct index *idx, const char *party, struct index_party *ret);
 void index_parties_free(struct index_party *p, size_t n);
