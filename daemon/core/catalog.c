@@ -471,6 +471,22 @@ static void read_group(sqlite3_stmt *st, struct catalog_group *g)
 	g->min_created = sqlite3_column_int64(st, 3);
 }
 
+/* The end of a read of groups under c->lock: out handed over, or freed
+ * on an error. */
+static int groups_done(struct catalog *c, int r, sqlite3_stmt *st, struct catalog_group *out,
+		       size_t n, struct catalog_group **ret, size_t *ret_n)
+{
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0) {
+		catalog_groups_free(out, n);
+		return r;
+	}
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
 int catalog_groups(struct catalog *c, struct catalog_group **ret, size_t *ret_n)
 {
 	struct catalog_group *out = NULL;
@@ -489,15 +505,7 @@ int catalog_groups(struct catalog *c, struct catalog_group **ret, size_t *ret_n)
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = cat_errno(c, rc, "groups");
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&c->lock);
-	if (r < 0) {
-		catalog_groups_free(out, n);
-		return r;
-	}
-	*ret = out;
-	*ret_n = n;
-	return 0;
+	return groups_done(c, r, st, out, n, ret, ret_n);
 }
 
 /* Steps st (bound) into out, appending up to max - *n groups. */
@@ -553,15 +561,7 @@ int catalog_groups_page(struct catalog *c, const char *after, uint64_t skip, siz
 	}
 	if (r == 0 && st)
 		r = step_groups(c, st, out, max, &n);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&c->lock);
-	if (r < 0) {
-		catalog_groups_free(out, n);
-		return r;
-	}
-	*ret = out;
-	*ret_n = n;
-	return 0;
+	return groups_done(c, r, st, out, n, ret, ret_n);
 }
 
 int catalog_group(struct catalog *c, const char *grp, struct catalog_group *ret)

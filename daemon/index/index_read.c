@@ -33,49 +33,49 @@ static void from_group(struct index_party *p, struct catalog_group *g)
 	p->ctime = idx_ts(g->min_created);
 }
 
-int index_parties(struct index *idx, struct index_party **ret, size_t *ret_n)
+/* The parties of a read of the catalog's groups (r its result; g freed),
+ * sorted when sort is set. */
+static int parties_of(struct index *idx, int r, struct catalog_group *g, size_t n, bool sort,
+		      struct index_party **ret, size_t *ret_n)
 {
-	struct catalog_group *g = NULL;
 	struct index_party *out;
-	size_t n = 0;
-	int r;
 
-	pthread_rwlock_rdlock(&idx->cat_lock);
-	r = idx->cat ? catalog_groups(idx->cat, &g, &n) : -EIO;
-	pthread_rwlock_unlock(&idx->cat_lock);
 	if (r < 0)
 		return idx_catalog_failed(idx, r);
 	out = xcalloc(n ? n : 1, sizeof(*out));
 	for (size_t i = 0; i < n; i++)
 		from_group(&out[i], &g[i]);
 	catalog_groups_free(g, n);
-	if (n > 1)
+	if (sort && n > 1)
 		qsort(out, n, sizeof(*out), cmp_party);
 	*ret = out;
 	*ret_n = n;
 	return 0;
 }
 
+int index_parties(struct index *idx, struct index_party **ret, size_t *ret_n)
+{
+	struct catalog_group *g = NULL;
+	size_t n = 0;
+	int r;
+
+	pthread_rwlock_rdlock(&idx->cat_lock);
+	r = idx->cat ? catalog_groups(idx->cat, &g, &n) : -EIO;
+	pthread_rwlock_unlock(&idx->cat_lock);
+	return parties_of(idx, r, g, n, true, ret, ret_n);
+}
+
 int index_parties_page(struct index *idx, const char *after, uint64_t skip, size_t max,
 		       struct index_party **ret, size_t *ret_n)
 {
 	struct catalog_group *g = NULL;
-	struct index_party *out;
 	size_t n = 0;
 	int r;
 
 	pthread_rwlock_rdlock(&idx->cat_lock);
 	r = idx->cat ? catalog_groups_page(idx->cat, after, skip, max, &g, &n) : -EIO;
 	pthread_rwlock_unlock(&idx->cat_lock);
-	if (r < 0)
-		return idx_catalog_failed(idx, r);
-	out = xcalloc(n ? n : 1, sizeof(*out));
-	for (size_t i = 0; i < n; i++)
-		from_group(&out[i], &g[i]);
-	catalog_groups_free(g, n);
-	*ret = out;
-	*ret_n = n;
-	return 0;
+	return parties_of(idx, r, g, n, false, ret, ret_n);
 }
 
 int index_party(struct index *idx, const char *party, struct index_party *ret)
