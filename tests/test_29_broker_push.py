@@ -7,6 +7,7 @@ away. A push delivered again makes nothing new; a push that never comes
 is caught up by the events poll. A recipient's read of a message we sent
 reaches its receipt by push the same way."""
 
+import hashlib
 import json
 import os
 import time
@@ -20,8 +21,8 @@ from procs import free_port, write_secret
 from test_11_events import post_webhook, push_options
 from test_25_correspondence import ORG as CORR_RECIPIENT
 from test_25_correspondence import RESOURCE as CORR_RESOURCE
-from test_26_broker_receive import (BROKER, ME, RESOURCE, inbox, org_token, send_to_me,
-                                    settings, wait_entry)
+from test_26_broker_receive import (BROKER, ME, PARTNER, RESOURCE, inbox, org_token,
+                                    overview, send_to_me, settings, wait_entry)
 from test_28_corr_status import SCOPES as CORR_SCOPES
 from test_28_corr_status import (act, details_reads, fetch, recipient_token,
                                  send_published, wait_status)
@@ -208,6 +209,36 @@ def test_a_push_for_another_resource_or_type_makes_nothing(start, p):
     wait_entry(m, later, timeout=15)
     assert overviews(p, mark, tid) == []
     assert not (inbox(m) / tid).exists()
+
+
+def test_a_push_about_a_transfer_we_sent_is_not_looked_up(start, p):
+    """Broker publishes `published` to the sender too (data.Role Sender):
+    that transfer is not for inbox/, and costs no request."""
+    m = start()
+    wait_pushing(m, p)
+    mark = p.mark()
+    auth = "Bearer " + org_token(p, "ttd", ME)
+    data = b"from us\n"
+    r = p.request("POST", BROKER, auth=auth, body={
+        "fileName": "ut.txt", "resourceId": RESOURCE, "sender": "0192:" + ME,
+        "recipients": ["0192:" + PARTNER], "sendersFileTransferReference": "ut",
+        "checksum": hashlib.md5(data).hexdigest()})
+    assert r.status == 200, r
+    tid = r.json()["fileTransferId"]
+    r = p.request("POST", f"{BROKER}/{tid}/upload", body=data, auth=auth,
+                  content_type="application/octet-stream")
+    assert r.status == 200, r
+    mine = 0  # the test's own looks at it
+    while True:
+        mine += 1
+        if overview(p, tid)["fileTransferStatus"] == "Published":
+            break
+        time.sleep(0.1)
+    later = send_to_me(p, "etter.txt", b"after ours\n")  # pushed after ours, shown in order
+    wait_entry(m, later, timeout=15)
+    assert len(overviews(p, mark, tid)) == mine
+    assert not (inbox(m) / tid).exists()
+    assert "pushed: transfer " + tid not in m.log()
 
 
 def test_a_lost_push_is_caught_up_by_the_events_poll(start, p):

@@ -112,7 +112,7 @@ static void deliver(struct brecv *rx, const char *resource, const struct json_ev
 	if (id && rx->on_event)
 		rx->on_event(rx->on_event_ctx, resource, ev->type, id);
 	if (id && ev->type && strcmp(ev->type, TYPE_PREFIX "published") == 0 &&
-	    !brecv_known(rx, resource, id)) {
+	    !brecv_event_as_sender(ev) && !brecv_known(rx, resource, id)) {
 		long w = -1;
 
 		log_info("broker: event: transfer %s published to us", id);

@@ -106,7 +106,7 @@ static int on_push(void *ctx, const char *resource, const char *body, size_t len
 	id = s ? brecv_event_transfer(&e) : NULL;
 	if (id && bp->rx->on_event) /* the sending side: a receipt looks again */
 		bp->rx->on_event(bp->rx->on_event_ctx, s->resource, e.type, id);
-	if (!s || strcmp(e.type, TYPE_PREFIX "published") != 0) {
+	if (!s || strcmp(e.type, TYPE_PREFIX "published") != 0 || brecv_event_as_sender(&e)) {
 		free(id);
 		json_event_clear(&e); /* the events poll makes its file */
 		return 0;

@@ -231,6 +231,11 @@ char *brecv_event_transfer(const struct json_event *ev)
 	return ev->doc ? jsn_brecv_event_transfer(ev->doc, ev->doc_len) : NULL;
 }
 
+bool brecv_event_as_sender(const struct json_event *ev)
+{
+	return ev->doc && jsn_brecv_event_as_sender(ev->doc, ev->doc_len);
+}
+
 int brecv_confirm(struct altinn *a, const char *id, struct app_answer *ans)
 {
 	char *tail = xasprintf("/%s/confirmdownload", id);

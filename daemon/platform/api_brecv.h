@@ -72,6 +72,9 @@ int brecv_events(struct altinn *a, const char *resource, const char *me, const c
 		 unsigned size, struct json_event **ret, size_t *ret_n, struct app_answer *ans);
 /* The fileTransferId an event is about (malloc'd), or NULL. */
 char *brecv_event_transfer(const struct json_event *ev);
+/* Is it about us as the transfer's sender (data.Role "Sender")? Such a
+ * `published` event is of a transfer we sent, not one for the inbox. */
+bool brecv_event_as_sender(const struct json_event *ev);
 
 /* POST /filetransfer/{id}/confirmdownload */
 int brecv_confirm(struct altinn *a, const char *id, struct app_answer *ans);

@@ -76,3 +76,20 @@ char *jsn_brecv_event_transfer(const char *doc, size_t len)
 	json_decref(o);
 	return id;
 }
+
+bool jsn_brecv_event_as_sender(const char *doc, size_t len)
+{
+	json_t *o = jsn_load(doc, len, "a Broker event"), *data;
+	const char *role = NULL;
+	bool sender;
+
+	data = o ? json_object_get(o, "data") : NULL;
+	/* "Role" as Broker's dictionary key; "role" should a serializer
+	 * lower-case it (the key's casing is unverified) */
+	if (json_is_object(data))
+		role = jsn_get_str(data, "Role") ? jsn_get_str(data, "Role")
+						 : jsn_get_str(data, "role");
+	sender = role && strcmp(role, "Sender") == 0;
+	json_decref(o);
+	return sender;
+}

@@ -17,5 +17,7 @@ int jsn_brecv_overview(const char *body, size_t len, const char *me,
 /* An event's resourceinstance when it is a plain id (no '/'), malloc'd;
  * else NULL. */
 char *jsn_brecv_event_transfer(const char *doc, size_t len);
+/* Its data.Role is "Sender" (or data.role). */
+bool jsn_brecv_event_as_sender(const char *doc, size_t len);
 
 #endif
