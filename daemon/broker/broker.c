@@ -393,8 +393,8 @@ static void broker_free(struct broker *b)
 {
 	if (!b)
 		return;
+	brecv_free(b->rx); /* first: its events nudge this worker (bwatch.c) */
 	worker_destroy(&b->worker);
-	brecv_free(b->rx);
 	queue_close(b->q);
 	journal_free(b->j);
 	pthread_mutex_destroy(&b->lock);
