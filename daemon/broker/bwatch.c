@@ -174,8 +174,13 @@ void br_watch_step(struct broker *b, struct queue_item *it)
 		if (ans.status == 404) {
 			stop(b, it, "the transfer is gone (404)");
 		} else {
-			/* the receipt stands as it is; look again later */
+			/* the receipt stands as it is; look again later: soon
+			 * after an outage, at the usual pace after a refusal
+			 * (401, 403: a token or right that an hour may mend) */
 			queue_retry(b->q, it, ans.summary, ans.retry_after_ms);
+			if (ans.outcome == APP_REFUSED)
+				it->due_at = queue_now_ms(b->q) +
+					     (int64_t)b->cfg->broker_reconcile * 1000;
 			log_warn("broker: following \"%s\": %s; again later", it->key, ans.summary);
 		}
 		goto save;
