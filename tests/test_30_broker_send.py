@@ -264,6 +264,22 @@ def test_receipt_follows_to_confirmed_and_purged_by_reconciling(mount, p, tmp_pa
     assert not [e for e in p.since(mark) if e["path"] == f"{BROKER}/{tid}"]
 
 
+def test_a_429_on_the_reconciling_read_is_waited_out(mount, p, tmp_path):
+    m = start(mount, p, tmp_path, scopes=SCOPES.replace(" altinn:events.subscribe", ""),
+              broker_reconcile=1)
+    drop(m, "vent.txt", b"vent\n")
+    tid = wait_receipt(m, "vent.txt")["fileTransferId"]
+    rule = p.fault(f"{BROKER}/{tid}$", method="GET", status=429, retry_after=4)
+    t0 = time.monotonic()
+    download_and_confirm(p, tid)
+    wait_receipt(m, "vent.txt", lambda r: r["fileTransferStatus"] == "AllConfirmedDownloaded",
+                 what="AllConfirmedDownloaded after the 429")
+    # the 429 came within a second of the fault (a look a second), then 4 s of quiet
+    assert p.fault_hits(rule) == 1
+    assert time.monotonic() - t0 >= 3.5
+    assert "following \"" in m.log() and "429" in m.log()
+
+
 def test_events_make_the_receipt_current_at_once(mount, pe, tmp_path):
     p = pe
     m = start(mount, p, tmp_path)   # broker_reconcile 3600: only events can do it soon
