@@ -203,6 +203,45 @@ def test_kill9_after_drop_delivered_once(mount, p, token_file):
     assert download_as_partner(p, t["fileTransferId"]) == data
 
 
+# each step of a transfer, with the platform's request that does it: the
+# kill comes while the platform holds that request's answer back after
+# doing the work, so the daemon dies not knowing it was done
+STEPS = {
+    "initialized": (BROKER + "$", "POST"),
+    "bytes-uploaded": (BROKER + "/*/upload$", "POST"),
+    "following": (BROKER + "/*$", "GET"),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_kill9_at_each_step_sends_once(mount, p, token_file, step):
+    path, method = STEPS[step]
+    m = start_mount(mount, p, token_file)
+    mark = p.mark()
+    rule = p.fault(path, method=method, delay_ms=4000, after=True)
+    name = f"steg-{step}.bin"
+    data = os.urandom(70_000)
+    drop(m, PARTNER, name, data)
+    wait_for(lambda: p.fault_hits(rule) > 0, 20, f"the {step} request")
+    time.sleep(0.5)
+    m.kill9()
+    p.clear_faults()
+    m2 = start_mount(mount, p, token_file, state_dir=str(m.state_dir))
+    receipt = wait_receipt(m2, PARTNER, name, timeout=60)
+    # one transfer, its bytes whole, the receipt naming it
+    [t] = sent_by_me(p, name)
+    assert t["fileTransferId"] == receipt["fileTransferId"]
+    assert download_as_partner(p, t["fileTransferId"]) == data
+    calls = p.since(mark)
+    inits = [e for e in calls if e["method"] == "POST" and e["path"] == BROKER]
+    assert len(inits) == 1, [e["status"] for e in inits]
+    # the bytes were taken once; a second upload after the kill may be
+    # refused (409: they had arrived) and is settled by the status
+    uploads = [e for e in calls if e["method"] == "POST" and e["path"].endswith("/upload")]
+    assert [e["status"] for e in uploads].count(409) == len(uploads) - 1, \
+        [e["status"] for e in uploads]
+
+
 def status(m):
     return json.loads((m.path / "broker" / RESOURCE / "status.json").read_bytes())
 
