@@ -154,6 +154,11 @@ def test_listing_and_stat_never_download(m, p):
     assert st["entries"] >= 1 and st["searched_at"] and st["last_error"] is None
 
 
+def cached(m, tid):
+    """The cache's files of the transfer (state_dir/cache/<id>-...)."""
+    return [n for n in os.listdir(m.state_dir / "cache") if n.startswith(tid)]
+
+
 def test_read_downloads_once_and_rm_confirms(m, p):
     data = os.urandom(2_000_000) + b"slutt"
     tid = send_to_me(p, "stor.bin", data)
@@ -163,9 +168,11 @@ def test_read_downloads_once_and_rm_confirms(m, p):
     assert (d / "stor.bin").read_bytes() == data  # the second read is the cache's
     assert len(broker_requests(p, mark, "/download")) == 1
     assert my_status(p, tid) == "DownloadStarted"
+    assert cached(m, tid), "the bytes are kept in the cache"
     os.unlink(d / "stor.bin")
     wait_for(lambda: my_status(p, tid) == "DownloadConfirmed", 10, "the confirmation")
     wait_for(lambda: not d.exists(), 10, "the entry to go")
+    assert not cached(m, tid), "a confirmed transfer's bytes left in the cache"
     [c] = broker_requests(p, mark, "/confirmdownload")
     assert c["method"] == "POST" and c["status"] == 204
     assert len(broker_requests(p, mark, "/download")) == 1  # read: no probe
@@ -305,9 +312,12 @@ def test_a_file_not_matching_its_checksum_is_refused(mount, p, token_file, cache
 def test_expired_transfer_leaves_the_inbox(m, p):
     tid = send_to_me(p, "utlopt.txt", b"utlopt\n")
     d = wait_entry(m, tid)
+    assert (d / "utlopt.txt").read_bytes() == b"utlopt\n"
+    assert cached(m, tid)
     r = p.request("POST", f"/_localtest/broker/transfers/{tid}/expire", auth=False)
     assert r.status == 200 and r.json()["fileTransferStatus"] == "Purged", r
     wait_for(lambda: not d.exists(), 15, "the purged transfer to leave inbox/")
+    assert not cached(m, tid), "a purged transfer's bytes left in the cache"
     assert "no longer Published to us" in m.log()
 
 

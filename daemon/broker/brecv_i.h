@@ -66,7 +66,8 @@ int brecv_split(const char *rel, char *id, size_t cap);
 int brecv_show(struct brecv *rx, const char *resource, const char *id, long *ret_wait);
 /* Does the journal know the transfer (an entry, or one ended)? */
 bool brecv_known(struct brecv *rx, const char *resource, const char *id);
-/* Removes what the mount shows of an entry (worker thread). */
+/* Removes what the mount shows of an entry, and its bytes in the content
+ * cache unless a reader holds them (worker thread). */
 void brecv_remove_entry(struct brecv *rx, const struct queue_item *it);
 
 /* brevents.c: one round over every resource's events; the ms until the

@@ -64,6 +64,7 @@ void brecv_remove_entry(struct brecv *rx, const struct queue_item *it)
 	char *dir = entry_dir(rx, it->f[RF_RESOURCE], it->f[RF_ID]);
 	const char *names[] = { "transfer.json", it->f[RF_NAME], FILL_NAME, NEW_NAME };
 
+	brecv_forget_bytes(rx->a, it->f[RF_ID]); /* its bytes go with its folder */
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char *p;
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "altinn_i.h"
+#include "cache.h"
 #include "config.h"
 #include "http.h"
 #include "json_brecv.h"
@@ -195,6 +196,11 @@ int brecv_reader_open(struct altinn *a, const char *id, uint64_t size, const cha
 	free(url);
 	free(tail);
 	return r;
+}
+
+void brecv_forget_bytes(struct altinn *a, const char *id)
+{
+	cache_forget_checked(a->cache, id);
 }
 
 int brecv_events(struct altinn *a, const char *resource, const char *me, const char *after,

@@ -63,6 +63,10 @@ int brecv_download(struct altinn *a, const char *id, int fd, bool probe, char re
 int brecv_reader_open(struct altinn *a, const char *id, uint64_t size, const char *md5,
 		      struct alt_reader **ret);
 
+/* The transfer's bytes leave the content cache (it was confirmed), unless
+ * a reader holds them now. */
+void brecv_forget_bytes(struct altinn *a, const char *id);
+
 /* GET {platform}/events/api/v1/events?resource=urn:altinn:resource:<resource>
  * &subject=urn:altinn:organization:identifier-no:<me>&after=<after>&size=:
  * Broker's events about our organisation, in order (scope

@@ -183,6 +183,21 @@ int cache_entry_get_checked(struct cache *c, const char *key, uint64_t size, con
 	return entry_get(c, key, &(struct timespec){ 0, 0 }, size, NULL, true, md5, url, ret);
 }
 
+void cache_forget_checked(struct cache *c, const char *key)
+{
+	struct cache_entry *e;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	e = find(c, key, &(struct timespec){ 0, 0 });
+	if (e && e->refs == 0) {
+		cache_entry_drop(c, e);
+		cache_entry_free(e);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 void cache_entry_put(struct cache_entry *e)
 {
 	struct cache *c;

@@ -71,6 +71,11 @@ int cache_entry_get(struct cache *c, const char *guid, const struct timespec *ch
 int cache_entry_get_checked(struct cache *c, const char *key, uint64_t size, const char *md5,
 			    const char *url, struct cache_entry **ret);
 
+/* Removes the checked entry of key from disk, when no reader holds it
+ * (a Broker transfer confirmed: its bytes are of no more use); one in
+ * use stays, to go as the least recently used. NULL c is fine. */
+void cache_forget_checked(struct cache *c, const char *key);
+
 /* A contentHash as 64 lowercase hex digits: from hex (either case, an
  * optional "sha256:" before it) or from the base64 of the 32 bytes. 0, or
  * -EINVAL for anything else (another algorithm: not checked). */
