@@ -423,12 +423,12 @@ int local_open(struct fs *fs, struct node *n, int flags, bool self, int *ret_fd,
 	char *rel;
 	int fd, afd, r;
 
+	if (ret_reader)
+		*ret_reader = NULL;
 	/* renamed over (a receipt rewritten) or removed since the kernel
 	 * looked it up: ESTALE makes the kernel look the name up again and
 	 * retry the open once (LOOKUP_REVAL), so the reader gets the file
 	 * that has the name now; ENOENT would end its open() */
-	if (ret_reader)
-		*ret_reader = NULL;
 	if (!n->name[0])
 		return -ESTALE;
 	r = area_of(fs, n, &afd, &rel);

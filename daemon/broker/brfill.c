@@ -105,9 +105,9 @@ int brecv_fill(struct brecv *rx, const struct local_call *c)
 		r = stream(rx, c, &it);
 		if (r == -ENOSPC)
 			r = fetch(rx, c, &it);
-	}
-	else if (r == -ENOENT)
+	} else if (r == -ENOENT) {
 		r = 0;
+	}
 	queue_item_clear(&it);
 	pthread_mutex_unlock(&rx->fill_lock);
 	free(key);
