@@ -173,6 +173,28 @@ def test_malware_goes_to_failed(m, p):
     assert status(m)["outbox"]["failed"] == failed_before + 1
 
 
+def test_checksum_mismatch_goes_to_failed(m, p):
+    """The platform checks the bytes against the MD5 given at initialize:
+    bytes that changed on the way (here the journal's copy is altered while
+    the initialize answer is held back) are refused and fail the transfer;
+    the file goes to failed/ with Broker's reason."""
+    rule = p.fault(BROKER + "$", method="POST", delay_ms=1500, after=True)
+    data = os.urandom(40_000)
+    drop(m, PARTNER, "endret.bin", data)
+    wait_for(lambda: p.fault_hits(rule) > 0, 20, "the initialize")
+    spooled = m.state_dir / "broker" / RESOURCE / "outbox" / PARTNER / "endret.bin"
+    spooled.write_bytes(bytes(b ^ 0xFF for b in data[:10]) + data[10:])
+    letter = area(m, "failed") / PARTNER / "endret.bin.error.json"
+    wait_for(letter.exists, 30, "the dead letter")
+    doc = json.loads(letter.read_bytes())
+    # Broker refuses the upload (400) with the reason and fails the transfer
+    assert "checksum of uploaded file did not match" in doc["error"], doc
+    [t] = sent_by_me(p, "endret.bin")
+    assert t["fileTransferStatus"] == "Failed", t
+    assert doc["fileTransferId"] == t["fileTransferId"]
+    assert not (area(m, "sent") / PARTNER / "endret.bin.json").exists()
+
+
 def test_lost_initialize_answer_makes_one_transfer(m, p):
     p.fault(BROKER + "$", method="POST", status=503, after=True)
     data = b"en gang, bare en gang\n" * 100
